@@ -1,0 +1,45 @@
+/*
+ * cli.h - what the subcommands of the cutover program share: the command
+ * table entry, progress lines on a TTY, and small parsers.
+ *
+ * Each subcommand lives in cli/cmd_<name>.c, parses its own options with
+ * getopt_long, calls into scanner/, diff/ or replay/, and returns an exit code
+ * (enum cut_exit); only main() exits.
+ */
+#ifndef CUTOVER_CLI_H
+#define CUTOVER_CLI_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "format/util.h"
+
+typedef struct cli_cmd {
+	const char *name;
+	const char *summary; /* one line, for `cutover --help` */
+	const char *usage;   /* full help text, for `cutover help NAME` and --help */
+	int (*run)(int argc, char **argv); /* argv[0] is the subcommand name */
+} cli_cmd;
+
+extern const cli_cmd cmd_scan, cmd_show, cmd_diff, cmd_report, cmd_replay, cmd_init, cmd_sync,
+	cmd_verify, cmd_status;
+
+/* Prints cmd's usage to stderr and returns CUT_EXIT_USAGE. */
+int cli_usage(const cli_cmd *cmd);
+/* Handles -h/--help for a subcommand: prints usage to stdout, returns true. */
+bool cli_help_requested(const cli_cmd *cmd, int argc, char **argv);
+
+/* Parses a decimal count (with optional k/M/G suffix).  0 or -1. */
+int cli_parse_u64(const char *s, uint64_t *out);
+
+/* Progress on stderr, only when stderr is a TTY and not -q: a single line
+ * rewritten at most ten times a second. */
+extern bool cli_quiet;
+bool cli_progress_enabled(void);
+void cli_progress(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void cli_progress_done(void);
+
+/* Human-readable byte count into buf ("1.5 GiB"). */
+const char *cli_bytes(char buf[32], uint64_t n);
+
+#endif

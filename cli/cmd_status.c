@@ -1,0 +1,5 @@
+/* PLACEHOLDER - replaced by the real subcommand. */
+#include <stdio.h>
+#include "cli/cli.h"
+static int run(int argc, char **argv) { (void)argc; (void)argv; fprintf(stderr, "cutover: status is not built yet\n"); return CUT_EXIT_ERROR; }
+const cli_cmd cmd_status = {"status", "(not built yet)", "usage: cutover status (not built yet)\n", run};

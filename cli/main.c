@@ -1,0 +1,182 @@
+/*
+ * main.c - the cutover program: global options and the subcommand table.
+ * This is the only place that exits.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+
+static const cli_cmd *const commands[] = {
+	&cmd_scan, &cmd_show, &cmd_diff, &cmd_report, &cmd_replay,
+	&cmd_init, &cmd_sync, &cmd_verify, &cmd_status,
+};
+#define NCOMMANDS (sizeof commands / sizeof commands[0])
+
+bool cli_quiet;
+
+static void main_usage(FILE *f)
+{
+	fprintf(f, "usage: cutover [-v|-q] COMMAND [ARGS]\n"
+		   "       cutover --version | --help | help COMMAND\n\n"
+		   "Moves very large live file trees (maildir stores) to new storage:\n"
+		   "scan -> diff -> replay, each pass costing what changed.\n\ncommands:\n");
+	for (size_t i = 0; i < NCOMMANDS; i++)
+		fprintf(f, "  %-8s %s\n", commands[i]->name, commands[i]->summary);
+	fprintf(f, "\nexit codes: 0 ok, 1 differences found, 2 error (bad or corrupt input, I/O),\n"
+		   "3 incomplete (some paths skipped), 4 replay conflict, 5 target full,\n"
+		   "6 locked by another run, 64 usage.  See cutover(1).\n");
+}
+
+static const cli_cmd *find_cmd(const char *name)
+{
+	for (size_t i = 0; i < NCOMMANDS; i++)
+		if (strcmp(commands[i]->name, name) == 0)
+			return commands[i];
+	return NULL;
+}
+
+int cli_usage(const cli_cmd *cmd)
+{
+	fprintf(stderr, "%s", cmd->usage);
+	return CUT_EXIT_USAGE;
+}
+
+bool cli_help_requested(const cli_cmd *cmd, int argc, char **argv)
+{
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--") == 0)
+			break;
+		if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+			fputs(cmd->usage, stdout);
+			return true;
+		}
+	}
+	return false;
+}
+
+int cli_parse_u64(const char *s, uint64_t *out)
+{
+	char *end;
+	errno = 0;
+	if (!s || !*s || *s == '-')
+		return -1;
+	unsigned long long v = strtoull(s, &end, 10);
+	if (errno || end == s)
+		return -1;
+	uint64_t mul = 1;
+	if (*end == 'k' || *end == 'K')
+		mul = 1000, end++;
+	else if (*end == 'M')
+		mul = 1000000, end++;
+	else if (*end == 'G')
+		mul = 1000000000, end++;
+	if (*end || (mul > 1 && v > UINT64_MAX / mul))
+		return -1;
+	*out = v * mul;
+	return 0;
+}
+
+bool cli_progress_enabled(void) { return !cli_quiet && isatty(2); }
+
+static int64_t progress_last;
+static bool progress_shown;
+
+void cli_progress(const char *fmt, ...)
+{
+	if (!cli_progress_enabled())
+		return;
+	int64_t now = cut_mono_ns();
+	if (now - progress_last < 100000000)
+		return;
+	progress_last = now;
+	char line[256];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof line, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\r%-79s", line);
+	progress_shown = true;
+}
+
+void cli_progress_done(void)
+{
+	if (progress_shown)
+		fprintf(stderr, "\r%-79s\r", "");
+	progress_shown = false;
+	progress_last = 0;
+}
+
+const char *cli_bytes(char buf[32], uint64_t n)
+{
+	static const char *const unit[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
+	double v = (double)n;
+	int u = 0;
+	while (v >= 1024 && u < 5)
+		v /= 1024, u++;
+	if (u == 0)
+		snprintf(buf, 32, "%llu B", (unsigned long long)n);
+	else
+		snprintf(buf, 32, "%.1f %s", v, unit[u]);
+	return buf;
+}
+
+int main(int argc, char **argv)
+{
+	/* A closed pipe (cutover show | head) ends output quietly. */
+	signal(SIGPIPE, SIG_DFL);
+	int i = 1;
+	for (; i < argc && argv[i][0] == '-'; i++) {
+		const char *a = argv[i];
+		if (strcmp(a, "--version") == 0) {
+			printf("cutover %s\n", CUTOVER_VERSION);
+			return CUT_EXIT_OK;
+		} else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+			main_usage(stdout);
+			return CUT_EXIT_OK;
+		} else if (strcmp(a, "-v") == 0 || strcmp(a, "--verbose") == 0) {
+			cut_verbosity++;
+		} else if (strcmp(a, "-vv") == 0) {
+			cut_verbosity += 2;
+		} else if (strcmp(a, "-q") == 0 || strcmp(a, "--quiet") == 0) {
+			cli_quiet = true;
+		} else {
+			fprintf(stderr, "cutover: unknown option %s\n", a);
+			main_usage(stderr);
+			return CUT_EXIT_USAGE;
+		}
+	}
+	if (i >= argc) {
+		main_usage(stderr);
+		return CUT_EXIT_USAGE;
+	}
+	if (strcmp(argv[i], "help") == 0) {
+		if (i + 1 >= argc) {
+			main_usage(stdout);
+			return CUT_EXIT_OK;
+		}
+		const cli_cmd *c = find_cmd(argv[i + 1]);
+		if (!c) {
+			fprintf(stderr, "cutover: no such command: %s\n", argv[i + 1]);
+			return CUT_EXIT_USAGE;
+		}
+		fputs(c->usage, stdout);
+		return CUT_EXIT_OK;
+	}
+	const cli_cmd *c = find_cmd(argv[i]);
+	if (!c) {
+		fprintf(stderr, "cutover: no such command: %s (see cutover --help)\n", argv[i]);
+		return CUT_EXIT_USAGE;
+	}
+	if (cli_help_requested(c, argc - i, argv + i))
+		return CUT_EXIT_OK;
+	optind = 1;
+	return c->run(argc - i, argv + i);
+}

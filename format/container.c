@@ -1,0 +1,522 @@
+/*
+ * container.c - writes and reads the block container (see container.h and
+ * FORMAT.md).  All multi-byte fields are little-endian and read with
+ * cut_get_le*() at fixed offsets: no struct is ever cast onto file bytes.
+ */
+#include "container.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <lz4.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
+/* ---------------------------------------------------------------- writer */
+
+struct fmt_cw {
+	char *path, *tmp;
+	int fd;
+	uint64_t off;          /* bytes written so far */
+	cut_buf out;           /* pending output, flushed at 1 MiB */
+	cut_buf index;         /* index entries, built as blocks are added */
+	uint32_t nblocks;
+	cut_buf comp;          /* compression scratch */
+	XXH3_state_t *id;      /* XXH3-128 over every byte before the footer */
+};
+
+static int cw_flush(fmt_cw *w)
+{
+	if (!w->out.len)
+		return 0;
+	int rc = cut_write_all(w->fd, w->out.p, w->out.len);
+	if (rc < 0) {
+		errno = -rc;
+		CUT_SYSERR("%s: write failed", w->tmp);
+		return -1;
+	}
+	w->out.len = 0;
+	return 0;
+}
+
+static int cw_put(fmt_cw *w, const void *p, size_t n)
+{
+	XXH3_128bits_update(w->id, p, n);
+	cut_buf_put(&w->out, p, n);
+	w->off += n;
+	return w->out.len >= (1u << 20) ? cw_flush(w) : 0;
+}
+
+fmt_cw *fmt_cw_create(const char *path, const char *magic)
+{
+	fmt_cw *w = cut_calloc(1, sizeof *w);
+	w->path = cut_strndup(path, strlen(path));
+	size_t n = strlen(path) + 64;
+	w->tmp = cut_malloc(n);
+	snprintf(w->tmp, n, "%s.tmp.%ld.%" PRIx64, path, (long)getpid(), (uint64_t)cut_mono_ns());
+	w->fd = open(w->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	if (w->fd < 0) {
+		CUT_SYSERR("%s: cannot create", w->tmp);
+		free(w->path);
+		free(w->tmp);
+		free(w);
+		return NULL;
+	}
+	w->id = XXH3_createState();
+	if (!w->id)
+		abort();
+	XXH3_128bits_reset(w->id);
+	uint8_t h[FMT_FILE_HEADER_LEN];
+	memcpy(h, magic, FMT_MAGIC_LEN);
+	cut_put_le32(h + 8, FMT_VERSION);
+	cut_put_le32(h + 12, 0); /* flags: none defined */
+	cw_put(w, h, sizeof h);
+	return w;
+}
+
+int fmt_cw_block(fmt_cw *w, const uint8_t *raw, size_t len, uint32_t count, const void *key,
+		 size_t keylen)
+{
+	if (len > FMT_BLOCK_MAX_RAW || keylen > FMT_KEY_MAX) {
+		CUT_ERR("%s: internal: block of %zu bytes or key of %zu bytes is too large", w->tmp,
+			len, keylen);
+		return -1;
+	}
+	int bound = LZ4_compressBound((int)len);
+	cut_buf_reserve(&w->comp, FMT_BLOCK_HEADER_LEN + (size_t)bound + 8);
+	uint8_t *h = w->comp.p;
+	int clen = LZ4_compress_default((const char *)raw, (char *)h + FMT_BLOCK_HEADER_LEN,
+					(int)len, bound);
+	uint32_t flags = 1;
+	if (clen <= 0 || (size_t)clen >= len) { /* incompressible: store as is */
+		memcpy(h + FMT_BLOCK_HEADER_LEN, raw, len);
+		clen = (int)len;
+		flags = 0;
+	}
+	cut_put_le32(h, (uint32_t)len);
+	cut_put_le32(h + 4, (uint32_t)clen);
+	cut_put_le32(h + 8, count);
+	cut_put_le32(h + 12, flags);
+	size_t total = FMT_BLOCK_HEADER_LEN + (size_t)clen;
+	cut_put_le64(h + total, XXH3_64bits(h, total));
+
+	uint8_t ie[16];
+	cut_put_le64(ie, w->off);
+	cut_put_le32(ie + 8, count);
+	cut_put_le32(ie + 12, (uint32_t)keylen);
+	cut_buf_put(&w->index, ie, sizeof ie);
+	cut_buf_put(&w->index, key, keylen);
+	w->nblocks++;
+	return cw_put(w, h, total + 8);
+}
+
+void fmt_meta_put(cut_buf *m, uint16_t tag, const void *v, size_t len)
+{
+	uint8_t h[8];
+	cut_put_le16(h, tag);
+	cut_put_le16(h + 2, 0);
+	cut_put_le32(h + 4, (uint32_t)len);
+	cut_buf_put(m, h, sizeof h);
+	cut_buf_put(m, v, len);
+}
+
+void fmt_meta_put_u64(cut_buf *m, uint16_t tag, uint64_t v)
+{
+	uint8_t b[8];
+	cut_put_le64(b, v);
+	fmt_meta_put(m, tag, b, 8);
+}
+
+void fmt_meta_put_str(cut_buf *m, uint16_t tag, const char *s)
+{
+	fmt_meta_put(m, tag, s ? s : "", s ? strlen(s) : 0);
+}
+
+/* A section: u32 length L, L bytes, u64 XXH3-64 of the length and bytes. */
+static int cw_section(fmt_cw *w, const uint8_t *p, size_t len, uint32_t lead)
+{
+	cut_buf s = {0};
+	uint8_t b[8];
+	cut_put_le32(b, lead);
+	cut_buf_put(&s, b, 4);
+	cut_buf_put(&s, p, len);
+	cut_put_le64(b, XXH3_64bits(s.p, s.len));
+	cut_buf_put(&s, b, 8);
+	int rc = cw_put(w, s.p, s.len);
+	cut_buf_free(&s);
+	return rc;
+}
+
+static void cw_free(fmt_cw *w)
+{
+	if (w->fd >= 0)
+		close(w->fd);
+	XXH3_freeState(w->id);
+	cut_buf_free(&w->out);
+	cut_buf_free(&w->index);
+	cut_buf_free(&w->comp);
+	free(w->path);
+	free(w->tmp);
+	free(w);
+}
+
+int fmt_cw_finish(fmt_cw *w, const cut_buf *meta, uint64_t records, uint8_t id[FMT_ID_LEN])
+{
+	uint64_t meta_off = w->off;
+	if (cw_section(w, meta->p, meta->len, (uint32_t)meta->len) < 0)
+		goto fail;
+	uint64_t index_off = w->off;
+	/* The index's lead word is its block count; its length follows from it. */
+	if (cw_section(w, w->index.p, w->index.len, w->nblocks) < 0)
+		goto fail;
+	XXH128_hash_t h = XXH3_128bits_digest(w->id);
+	XXH128_canonical_t canon;
+	XXH128_canonicalFromHash(&canon, h);
+	uint8_t f[FMT_FOOTER_LEN];
+	cut_put_le64(f, meta_off);
+	cut_put_le64(f + 8, index_off);
+	cut_put_le64(f + 16, records);
+	cut_put_le64(f + 24, w->off + FMT_FOOTER_LEN);
+	memcpy(f + 32, canon.digest, FMT_ID_LEN);
+	cut_put_le32(f + 48, FMT_VERSION);
+	cut_put_le32(f + 52, 0);
+	cut_put_le64(f + 56, XXH3_64bits(f, 56));
+	memcpy(f + 64, "CUTOVEND", 8);
+	cut_buf_put(&w->out, f, sizeof f);
+	if (cw_flush(w) < 0)
+		goto fail;
+	if (fsync(w->fd) < 0) {
+		CUT_SYSERR("%s: fsync failed", w->tmp);
+		goto fail;
+	}
+	if (close(w->fd) < 0) {
+		w->fd = -1;
+		CUT_SYSERR("%s: close failed", w->tmp);
+		goto fail;
+	}
+	w->fd = -1;
+	if (rename(w->tmp, w->path) < 0) {
+		CUT_SYSERR("%s: cannot rename to %s", w->tmp, w->path);
+		goto fail;
+	}
+	if (id)
+		memcpy(id, canon.digest, FMT_ID_LEN);
+	cw_free(w);
+	return 0;
+fail:
+	fmt_cw_abort(w);
+	return -1;
+}
+
+void fmt_cw_abort(fmt_cw *w)
+{
+	if (!w)
+		return;
+	unlink(w->tmp);
+	cw_free(w);
+}
+
+/* ---------------------------------------------------------------- reader */
+
+struct fmt_cr {
+	char *path;
+	int fd;
+	uint64_t size;
+	uint64_t meta_off, index_off, records;
+	uint8_t id[FMT_ID_LEN];
+	uint8_t *meta;      /* the whole metadata section, as on disk */
+	size_t meta_len;    /* its TLV bytes: meta + 4 .. meta + 4 + meta_len */
+	uint8_t *index;     /* the whole index section, as on disk */
+	size_t index_len;
+	uint32_t nblocks;
+	fmt_block_info *blocks;
+};
+
+void fmt_cr_corrupt(const fmt_cr *r, uint64_t off, const char *what)
+{
+	CUT_ERR("%s: corrupt file: %s (offset %" PRIu64 ")", r->path, what, off);
+}
+
+/* Reads a section at off that must end at or before limit: returns its bytes
+ * (u32 lead, body, u64 checksum) or NULL (logged). */
+static uint8_t *cr_section(fmt_cr *r, uint64_t off, uint64_t limit, uint64_t body_len,
+			   const char *name)
+{
+	char what[96];
+	if (off + 4 + body_len + 8 > limit || body_len > limit) {
+		snprintf(what, sizeof what, "%s section runs past its end", name);
+		fmt_cr_corrupt(r, off, what);
+		return NULL;
+	}
+	size_t n = (size_t)(4 + body_len + 8);
+	uint8_t *p = cut_malloc(n);
+	long long got = cut_pread_all(r->fd, p, n, off);
+	if (got != (long long)n) {
+		errno = got < 0 ? (int)-got : EIO;
+		CUT_SYSERR("%s: cannot read %s section at offset %" PRIu64, r->path, name, off);
+		free(p);
+		return NULL;
+	}
+	if (XXH3_64bits(p, n - 8) != cut_get_le64(p + n - 8)) {
+		snprintf(what, sizeof what, "%s section checksum mismatch", name);
+		fmt_cr_corrupt(r, off, what);
+		free(p);
+		return NULL;
+	}
+	return p;
+}
+
+fmt_cr *fmt_cr_open(const char *path, const char *magic)
+{
+	fmt_cr *r = cut_calloc(1, sizeof *r);
+	r->path = cut_strndup(path, strlen(path));
+	r->fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (r->fd < 0) {
+		CUT_SYSERR("%s: cannot open", path);
+		goto fail;
+	}
+	struct stat st;
+	if (fstat(r->fd, &st) < 0) {
+		CUT_SYSERR("%s: cannot stat", path);
+		goto fail;
+	}
+	r->size = (uint64_t)st.st_size;
+	uint8_t h[FMT_FILE_HEADER_LEN];
+	if (r->size < FMT_FILE_HEADER_LEN ||
+	    cut_pread_all(r->fd, h, sizeof h, 0) != (long long)sizeof h) {
+		fmt_cr_corrupt(r, 0, "too short to be a cutover file");
+		goto fail;
+	}
+	if (memcmp(h, magic, FMT_MAGIC_LEN) != 0) {
+		const char *other = memcmp(magic, FMT_MAGIC_MANIFEST, 8) == 0 ? FMT_MAGIC_CHANGES
+									      : FMT_MAGIC_MANIFEST;
+		if (memcmp(h, other, FMT_MAGIC_LEN) == 0)
+			CUT_ERR("%s: is a cutover %s, not a %s", path,
+				other[6] == 'M' ? "manifest" : "change log",
+				other[6] == 'M' ? "change log" : "manifest");
+		else
+			fmt_cr_corrupt(r, 0, "bad magic, not a cutover file");
+		goto fail;
+	}
+	if (cut_get_le32(h + 8) != FMT_VERSION) {
+		CUT_ERR("%s: format version %u is not supported (this cutover reads version %u)", path,
+			cut_get_le32(h + 8), FMT_VERSION);
+		goto fail;
+	}
+	if (cut_get_le32(h + 12) != 0) {
+		fmt_cr_corrupt(r, 12, "unknown file flags");
+		goto fail;
+	}
+	uint8_t f[FMT_FOOTER_LEN];
+	uint64_t foff = r->size - FMT_FOOTER_LEN;
+	if (r->size < FMT_FILE_HEADER_LEN + FMT_FOOTER_LEN ||
+	    cut_pread_all(r->fd, f, sizeof f, foff) != (long long)sizeof f ||
+	    memcmp(f + 64, "CUTOVEND", 8) != 0) {
+		fmt_cr_corrupt(r, r->size, "no footer: the file is truncated or was not finished");
+		goto fail;
+	}
+	if (XXH3_64bits(f, 56) != cut_get_le64(f + 56)) {
+		fmt_cr_corrupt(r, foff, "footer checksum mismatch");
+		goto fail;
+	}
+	if (cut_get_le32(f + 48) != FMT_VERSION || cut_get_le32(f + 52) != 0) {
+		fmt_cr_corrupt(r, foff + 48, "footer version or flags differ from the header");
+		goto fail;
+	}
+	if (cut_get_le64(f + 24) != r->size) {
+		fmt_cr_corrupt(r, foff + 24, "file size differs from the size the footer records");
+		goto fail;
+	}
+	r->meta_off = cut_get_le64(f);
+	r->index_off = cut_get_le64(f + 8);
+	r->records = cut_get_le64(f + 16);
+	memcpy(r->id, f + 32, FMT_ID_LEN);
+	if (r->meta_off < FMT_FILE_HEADER_LEN || r->meta_off + 12 > r->index_off ||
+	    r->index_off + 12 > foff) {
+		fmt_cr_corrupt(r, foff, "section offsets out of order");
+		goto fail;
+	}
+	uint8_t lead[4];
+	if (cut_pread_all(r->fd, lead, 4, r->meta_off) != 4)
+		goto short_read;
+	r->meta_len = cut_get_le32(lead);
+	if (r->meta_off + 4 + r->meta_len + 8 != r->index_off) {
+		fmt_cr_corrupt(r, r->meta_off, "metadata section length does not reach the index");
+		goto fail;
+	}
+	r->meta = cr_section(r, r->meta_off, r->index_off, r->meta_len, "metadata");
+	if (!r->meta)
+		goto fail;
+	for (size_t pos = 0; pos < r->meta_len;) {
+		const uint8_t *t = r->meta + 4 + pos;
+		if (r->meta_len - pos < 8 || cut_get_le16(t + 2) != 0 ||
+		    cut_get_le32(t + 4) > r->meta_len - pos - 8) {
+			fmt_cr_corrupt(r, r->meta_off + 4 + pos, "malformed metadata field");
+			goto fail;
+		}
+		pos += 8 + cut_get_le32(t + 4);
+	}
+	r->index_len = (size_t)(foff - r->index_off - 12);
+	r->index = cr_section(r, r->index_off, foff, r->index_len, "index");
+	if (!r->index)
+		goto fail;
+	r->nblocks = cut_get_le32(r->index);
+	if (r->nblocks > r->index_len / 16) {
+		fmt_cr_corrupt(r, r->index_off, "index block count too large");
+		goto fail;
+	}
+	r->blocks = cut_calloc(r->nblocks ? r->nblocks : 1, sizeof *r->blocks);
+	const uint8_t *p = r->index + 4, *end = r->index + 4 + r->index_len;
+	uint64_t prev_end = FMT_FILE_HEADER_LEN, total = 0;
+	for (uint32_t i = 0; i < r->nblocks; i++) {
+		if (end - p < 16)
+			goto bad_index;
+		fmt_block_info *b = &r->blocks[i];
+		b->off = cut_get_le64(p);
+		b->count = cut_get_le32(p + 8);
+		b->key_len = cut_get_le32(p + 12);
+		p += 16;
+		if ((uint64_t)(end - p) < b->key_len)
+			goto bad_index;
+		b->key = p;
+		p += b->key_len;
+		/* Blocks are contiguous from the file header to the metadata. */
+		if (b->off != prev_end || b->off + FMT_BLOCK_HEADER_LEN + 8 > r->meta_off)
+			goto bad_index;
+		uint8_t bh[FMT_BLOCK_HEADER_LEN];
+		if (cut_pread_all(r->fd, bh, sizeof bh, b->off) != (long long)sizeof bh)
+			goto short_read;
+		prev_end = b->off + FMT_BLOCK_HEADER_LEN + cut_get_le32(bh + 4) + 8;
+		total += b->count;
+	}
+	if (p != end || prev_end != r->meta_off)
+		goto bad_index;
+	if (total != r->records) {
+		fmt_cr_corrupt(r, foff + 16, "record count differs from the sum over the index");
+		goto fail;
+	}
+	return r;
+bad_index:
+	fmt_cr_corrupt(r, r->index_off, "index does not match the blocks");
+	goto fail;
+short_read:
+	fmt_cr_corrupt(r, r->size, "file ends early");
+fail:
+	fmt_cr_close(r);
+	return NULL;
+}
+
+void fmt_cr_close(fmt_cr *r)
+{
+	if (!r)
+		return;
+	if (r->fd >= 0)
+		close(r->fd);
+	free(r->meta);
+	free(r->index);
+	free(r->blocks);
+	free(r->path);
+	free(r);
+}
+
+const char *fmt_cr_path(const fmt_cr *r) { return r->path; }
+const uint8_t *fmt_cr_id(const fmt_cr *r) { return r->id; }
+uint64_t fmt_cr_records(const fmt_cr *r) { return r->records; }
+uint32_t fmt_cr_nblocks(const fmt_cr *r) { return r->nblocks; }
+const fmt_block_info *fmt_cr_block(const fmt_cr *r, uint32_t i) { return &r->blocks[i]; }
+
+int fmt_cr_meta_next(const fmt_cr *r, size_t *pos, uint16_t *tag, const uint8_t **v, uint32_t *len)
+{
+	const uint8_t *base = r->meta + 4;
+	if (*pos + 8 > r->meta_len)
+		return 0;
+	const uint8_t *p = base + *pos;
+	uint32_t l = cut_get_le32(p + 4);
+	if (l > r->meta_len - *pos - 8)
+		return 0; /* cannot happen: fmt_cr_open checked the fields tile the section */
+	*tag = cut_get_le16(p);
+	*v = p + 8;
+	*len = l;
+	*pos += 8 + l;
+	return 1;
+}
+
+int fmt_cr_read_block(fmt_cr *r, uint32_t i, cut_buf *raw, uint32_t *count, void *idstate)
+{
+	const fmt_block_info *b = &r->blocks[i];
+	uint8_t bh[FMT_BLOCK_HEADER_LEN];
+	if (cut_pread_all(r->fd, bh, sizeof bh, b->off) != (long long)sizeof bh) {
+		fmt_cr_corrupt(r, b->off, "block header cut short");
+		return -1;
+	}
+	uint32_t rawlen = cut_get_le32(bh), slen = cut_get_le32(bh + 4);
+	uint32_t flags = cut_get_le32(bh + 12);
+	if (rawlen > FMT_BLOCK_MAX_RAW || flags > 1 || (flags == 0 && slen != rawlen) ||
+	    cut_get_le32(bh + 8) != b->count) {
+		fmt_cr_corrupt(r, b->off, "bad block header");
+		return -1;
+	}
+	size_t total = FMT_BLOCK_HEADER_LEN + (size_t)slen + 8;
+	uint8_t *disk = cut_malloc(total);
+	long long got = cut_pread_all(r->fd, disk, total, b->off);
+	if (got != (long long)total) {
+		fmt_cr_corrupt(r, b->off, "block cut short");
+		free(disk);
+		return -1;
+	}
+	if (XXH3_64bits(disk, total - 8) != cut_get_le64(disk + total - 8)) {
+		fmt_cr_corrupt(r, b->off, "block checksum mismatch");
+		free(disk);
+		return -1;
+	}
+	if (idstate)
+		XXH3_128bits_update(idstate, disk, total);
+	raw->len = 0;
+	cut_buf_reserve(raw, rawlen);
+	if (flags & 1) {
+		int n = LZ4_decompress_safe((const char *)disk + FMT_BLOCK_HEADER_LEN, (char *)raw->p,
+					    (int)slen, (int)rawlen);
+		if (n != (int)rawlen) {
+			fmt_cr_corrupt(r, b->off, "block does not decompress to its recorded size");
+			free(disk);
+			return -1;
+		}
+	} else {
+		memcpy(raw->p, disk + FMT_BLOCK_HEADER_LEN, rawlen);
+	}
+	raw->len = rawlen;
+	*count = b->count;
+	free(disk);
+	return 0;
+}
+
+void *fmt_cr_id_begin(fmt_cr *r)
+{
+	XXH3_state_t *s = XXH3_createState();
+	if (!s)
+		abort();
+	XXH3_128bits_reset(s);
+	uint8_t h[FMT_FILE_HEADER_LEN];
+	if (cut_pread_all(r->fd, h, sizeof h, 0) == (long long)sizeof h)
+		XXH3_128bits_update(s, h, sizeof h);
+	return s;
+}
+
+int fmt_cr_id_end(fmt_cr *r, void *idstate)
+{
+	XXH3_state_t *s = idstate;
+	XXH3_128bits_update(s, r->meta, 4 + r->meta_len + 8);
+	XXH3_128bits_update(s, r->index, 4 + r->index_len + 8);
+	XXH128_canonical_t canon;
+	XXH128_canonicalFromHash(&canon, XXH3_128bits_digest(s));
+	XXH3_freeState(s);
+	if (memcmp(canon.digest, r->id, FMT_ID_LEN) != 0) {
+		fmt_cr_corrupt(r, r->size - FMT_FOOTER_LEN + 32, "file id does not match the content");
+		return -1;
+	}
+	return 0;
+}

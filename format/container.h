@@ -1,0 +1,89 @@
+/*
+ * container.h - the block container shared by manifests and change logs
+ * (FORMAT.md, "Container").  It knows nothing of entries: it stores opaque
+ * blocks of records, compressed with the LZ4 block API and checksummed with
+ * XXH3, a metadata section of tagged fields, an index of blocks with each
+ * block's first key, and a footer that locates them and names the file by an
+ * XXH3-128 id of everything before it.
+ *
+ * A writer builds the file under a temporary name beside the final one and
+ * renames it into place only when complete, so a reader never sees half a
+ * file under the final name.
+ */
+#ifndef CUTOVER_CONTAINER_H
+#define CUTOVER_CONTAINER_H
+
+#include "util.h"
+
+#define FMT_MAGIC_LEN 8
+#define FMT_MAGIC_MANIFEST "CUTOVMF1"
+#define FMT_MAGIC_CHANGES "CUTOVCL1"
+#define FMT_VERSION 1
+#define FMT_FILE_HEADER_LEN 16
+#define FMT_BLOCK_HEADER_LEN 16
+#define FMT_FOOTER_LEN 72
+#define FMT_ID_LEN 16
+#define FMT_BLOCK_MAX_RAW (16u << 20) /* a reader refuses larger blocks */
+#define FMT_KEY_MAX 65535
+
+/* Metadata tags: bit 15 set = optional, a reader that does not know it skips
+ * it; an unknown tag without bit 15 makes the reader refuse the file. */
+#define FMT_TAG_OPTIONAL 0x8000u
+
+typedef struct fmt_cw fmt_cw;
+
+/* Starts writing a container of the given magic to a temporary file beside
+ * path.  Returns NULL (logged) on error. */
+fmt_cw *fmt_cw_create(const char *path, const char *magic);
+/* Appends one block of raw record bytes holding count records; key is the
+ * block's first key (for the index), at most FMT_KEY_MAX bytes.  0 or -1. */
+int fmt_cw_block(fmt_cw *w, const uint8_t *raw, size_t len, uint32_t count, const void *key,
+		 size_t keylen);
+/* Writes the metadata section (TLV bytes built with fmt_meta_*), index and
+ * footer, fsyncs, renames into place, and frees w.  id receives the file id.
+ * 0 or -1 (then the temporary is removed). */
+int fmt_cw_finish(fmt_cw *w, const cut_buf *meta, uint64_t records, uint8_t id[FMT_ID_LEN]);
+/* Removes the temporary file and frees w. */
+void fmt_cw_abort(fmt_cw *w);
+
+/* Metadata TLV helpers: tag u16, flags u16 (0), length u32, value. */
+void fmt_meta_put(cut_buf *m, uint16_t tag, const void *v, size_t len);
+void fmt_meta_put_u64(cut_buf *m, uint16_t tag, uint64_t v);
+void fmt_meta_put_str(cut_buf *m, uint16_t tag, const char *s);
+
+typedef struct fmt_block_info {
+	uint64_t off;       /* file offset of the block header */
+	uint32_t count;     /* records in the block */
+	uint32_t key_len;
+	const uint8_t *key; /* first key, owned by the reader */
+} fmt_block_info;
+
+typedef struct fmt_cr fmt_cr;
+
+/* Opens and validates a container: magic, version, footer, metadata and index
+ * checksums, offsets.  Returns NULL after logging "FILE: what (offset N)". */
+fmt_cr *fmt_cr_open(const char *path, const char *magic);
+void fmt_cr_close(fmt_cr *r);
+const char *fmt_cr_path(const fmt_cr *r);
+const uint8_t *fmt_cr_id(const fmt_cr *r);
+uint64_t fmt_cr_records(const fmt_cr *r);
+uint32_t fmt_cr_nblocks(const fmt_cr *r);
+const fmt_block_info *fmt_cr_block(const fmt_cr *r, uint32_t i);
+/* Iterates the metadata: *pos starts at 0.  Returns 1 with tag/value, 0 at
+ * the end. */
+int fmt_cr_meta_next(const fmt_cr *r, size_t *pos, uint16_t *tag, const uint8_t **v, uint32_t *len);
+
+/* Reads, checks and decompresses block i into raw (replacing its contents).
+ * Safe to call from several threads at once (pread).  Returns 0, or -1 after
+ * logging the file name and offset of the damage.  When idstate is not NULL
+ * the block's on-disk bytes are also fed to it (sequential id check). */
+int fmt_cr_read_block(fmt_cr *r, uint32_t i, cut_buf *raw, uint32_t *count, void *idstate);
+/* For a reader that read every block in order with an idstate: feeds the
+ * trailing sections and compares the id.  0 or -1 (logged). */
+void *fmt_cr_id_begin(fmt_cr *r);
+int fmt_cr_id_end(fmt_cr *r, void *idstate);
+
+/* Logs a corruption at offset off of the reader's file (shared wording). */
+void fmt_cr_corrupt(const fmt_cr *r, uint64_t off, const char *what);
+
+#endif

@@ -1,0 +1,88 @@
+/*
+ * entry.h - one file-system entry as manifests and change logs record it, and
+ * the block codec that packs a run of entries (FORMAT.md, "Entry block").
+ *
+ * The codec is columnar: paths (front-coded against the previous entry),
+ * attributes (varints, deltas against the previous entry), symlink targets and
+ * hashes go to separate streams, so that LZ4 finds the repeats of each kind.
+ * Every block starts from a zero state, so blocks decode independently.
+ */
+#ifndef CUTOVER_ENTRY_H
+#define CUTOVER_ENTRY_H
+
+#include "util.h"
+
+enum fmt_type {
+	FMT_T_FILE = 1,
+	FMT_T_DIR = 2,
+	FMT_T_SYMLINK = 3,
+	FMT_T_FIFO = 4,
+	FMT_T_SOCK = 5,
+	FMT_T_CHR = 6,
+	FMT_T_BLK = 7,
+};
+#define FMT_T_MAX 7
+
+/* fmt_entry.flags */
+#define FMT_E_HASH 0x01    /* hash holds the XXH3-128 of the content (files only) */
+#define FMT_E_CARRIED 0x02 /* copied from the previous manifest without a stat:
+			      nlink and ctime may be stale (FORMAT.md) */
+
+typedef struct fmt_entry {
+	const char *path;   /* relative path, NUL-terminated; owner: see the producer */
+	const char *target; /* symlink target, NUL-terminated, or NULL */
+	uint32_t path_len, target_len;
+	uint8_t type, flags;
+	uint32_t mode;      /* permission bits, st_mode & 07777 */
+	uint32_t uid, gid, nlink;
+	uint64_t dev, ino, size, rdev;
+	int64_t mtime_ns, ctime_ns;
+	uint8_t hash[16];   /* canonical (big-endian) XXH3-128 when FMT_E_HASH */
+} fmt_entry;
+
+const char *fmt_type_name(unsigned type); /* "file", "dir", "symlink", "fifo", ... */
+int fmt_type_parse(const char *name);     /* inverse, or -1 */
+/* The type of a st_mode, or 0 when it is none of ours. */
+unsigned fmt_type_from_mode(unsigned mode);
+
+/* Copies e's strings into arena a and points the copy at them. */
+void fmt_entry_copy(fmt_entry *dst, const fmt_entry *src, cut_arena *a);
+
+/* Encoder: add entries, then finish into raw bytes for one container block. */
+typedef struct fmt_enc {
+	cut_buf names, meta, targets, hashes;
+	cut_buf prev_path;
+	int64_t prev_mtime_s;
+	uint64_t prev_ino, prev_dev;
+	uint32_t prev_mode, prev_uid, prev_gid;
+	uint32_t count;
+} fmt_enc;
+
+void fmt_enc_add(fmt_enc *e, const fmt_entry *en);
+/* Bytes the block would take uncompressed. */
+size_t fmt_enc_size(const fmt_enc *e);
+/* Appends the block's raw bytes to out and resets e for the next block. */
+void fmt_enc_finish(fmt_enc *e, cut_buf *out);
+void fmt_enc_free(fmt_enc *e);
+
+/* Decoder over one block's raw bytes (which must outlive it). */
+typedef struct fmt_dec {
+	const uint8_t *names, *names_end, *meta, *meta_end, *targets, *targets_end;
+	const uint8_t *hashes, *hashes_end;
+	cut_buf path, target;
+	int64_t prev_mtime_s;
+	uint64_t prev_ino, prev_dev;
+	uint32_t prev_mode, prev_uid, prev_gid;
+	uint32_t left;
+	const char *err; /* what was wrong, after -1 */
+} fmt_dec;
+
+/* Prepares to decode count entries from raw.  0, or -1 with d->err set. */
+int fmt_dec_init(fmt_dec *d, const uint8_t *raw, size_t len, uint32_t count);
+/* Decodes the next entry into *en; its strings stay valid until the next call.
+ * Returns 1, 0 after the last entry (when all streams must be used up), or -1
+ * with d->err set. */
+int fmt_dec_next(fmt_dec *d, fmt_entry *en);
+void fmt_dec_free(fmt_dec *d);
+
+#endif

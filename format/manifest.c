@@ -1,0 +1,393 @@
+/*
+ * manifest.c - manifest writer, sequential reader and random-access cursors,
+ * on top of the container (container.c) and the entry codec (entry.c).
+ */
+#include "manifest.h"
+
+#include <stdlib.h>
+
+#include "path.h"
+
+#define BLOCK_TARGET (64u << 10) /* raw bytes per block before LZ4 */
+
+/* ---------------------------------------------------------------- writer */
+
+struct fmt_mwriter {
+	fmt_cw *cw;
+	fmt_enc enc;
+	cut_buf raw, first_key, last_path;
+	uint64_t entries, bytes;
+	char *path;
+};
+
+fmt_mwriter *fmt_mwriter_create(const char *path)
+{
+	fmt_cw *cw = fmt_cw_create(path, FMT_MAGIC_MANIFEST);
+	if (!cw)
+		return NULL;
+	fmt_mwriter *w = cut_calloc(1, sizeof *w);
+	w->cw = cw;
+	w->path = cut_strndup(path, strlen(path));
+	return w;
+}
+
+static int mw_flush(fmt_mwriter *w)
+{
+	if (!w->enc.count)
+		return 0;
+	uint32_t count = w->enc.count;
+	w->raw.len = 0;
+	fmt_enc_finish(&w->enc, &w->raw);
+	return fmt_cw_block(w->cw, w->raw.p, w->raw.len, count, w->first_key.p, w->first_key.len);
+}
+
+int fmt_mwriter_add(fmt_mwriter *w, const fmt_entry *e)
+{
+	if (w->entries > 0 &&
+	    fmt_path_cmp((const char *)w->last_path.p, w->last_path.len, e->path, e->path_len) >= 0) {
+		CUT_ERR("%s: internal: entry '%s' is out of canonical order", w->path, e->path);
+		return -1;
+	}
+	if (!fmt_path_valid(e->path, e->path_len) || e->type < 1 || e->type > FMT_T_MAX) {
+		CUT_ERR("%s: internal: invalid entry '%s'", w->path, e->path);
+		return -1;
+	}
+	if (w->enc.count == 0) {
+		w->first_key.len = 0;
+		cut_buf_put(&w->first_key, e->path, e->path_len);
+	}
+	fmt_enc_add(&w->enc, e);
+	w->last_path.len = 0;
+	cut_buf_put(&w->last_path, e->path, e->path_len);
+	w->entries++;
+	if (e->type == FMT_T_FILE)
+		w->bytes += e->size;
+	if (fmt_enc_size(&w->enc) >= BLOCK_TARGET)
+		return mw_flush(w);
+	return 0;
+}
+
+static void mw_free(fmt_mwriter *w)
+{
+	fmt_enc_free(&w->enc);
+	cut_buf_free(&w->raw);
+	cut_buf_free(&w->first_key);
+	cut_buf_free(&w->last_path);
+	free(w->path);
+	free(w);
+}
+
+int fmt_mwriter_finish(fmt_mwriter *w, fmt_mheader *h, uint8_t id[FMT_ID_LEN])
+{
+	if (mw_flush(w) < 0) {
+		fmt_mwriter_abort(w);
+		return -1;
+	}
+	h->entries = w->entries;
+	h->bytes = w->bytes;
+	cut_buf m = {0};
+	fmt_meta_put_str(&m, FMT_MT_ROOT, h->root);
+	fmt_meta_put_str(&m, FMT_MT_HOST, h->host);
+	fmt_meta_put_u64(&m, FMT_MT_START_NS, (uint64_t)h->start_ns);
+	fmt_meta_put_u64(&m, FMT_MT_END_NS, (uint64_t)h->end_ns);
+	fmt_meta_put_str(&m, FMT_MT_OPTIONS, h->options);
+	fmt_meta_put_str(&m, FMT_MT_POLICY, h->policy);
+	fmt_meta_put_u64(&m, FMT_MT_ENTRIES, h->entries);
+	fmt_meta_put_u64(&m, FMT_MT_BYTES, h->bytes);
+	fmt_meta_put_u64(&m, FMT_MT_ERRORS, h->errors);
+	if (h->has_prev)
+		fmt_meta_put(&m, FMT_MT_PREV_ID, h->prev_id, FMT_ID_LEN);
+	if (h->stats)
+		fmt_meta_put_str(&m, FMT_MT_STATS, h->stats);
+	int rc = fmt_cw_finish(w->cw, &m, w->entries, id);
+	cut_buf_free(&m);
+	w->cw = NULL;
+	mw_free(w);
+	return rc;
+}
+
+void fmt_mwriter_abort(fmt_mwriter *w)
+{
+	if (!w)
+		return;
+	fmt_cw_abort(w->cw);
+	mw_free(w);
+}
+
+void fmt_mheader_free(fmt_mheader *h)
+{
+	free(h->root);
+	free(h->host);
+	free(h->options);
+	free(h->policy);
+	free(h->stats);
+	memset(h, 0, sizeof *h);
+}
+
+/* ---------------------------------------------------------------- reader */
+
+struct fmt_mcursor {
+	fmt_mreader *r;
+	uint32_t block;      /* block loaded in raw, or UINT32_MAX */
+	cut_buf raw;
+	fmt_dec dec;
+	bool pending;        /* the entry in pend is the next to return */
+	fmt_entry pend;
+	void *idstate;       /* sequential reading only */
+	cut_buf prev;        /* previous path, for the order check */
+	bool have_prev;
+};
+
+struct fmt_mreader {
+	fmt_cr *cr;
+	fmt_mheader h;
+	fmt_mcursor *seq;
+};
+
+static int mr_meta(fmt_mreader *r)
+{
+	size_t pos = 0;
+	uint16_t tag;
+	const uint8_t *v;
+	uint32_t len;
+	bool seen_root = false, seen_entries = false;
+	while (fmt_cr_meta_next(r->cr, &pos, &tag, &v, &len)) {
+		char **str = NULL;
+		int64_t *i64 = NULL;
+		uint64_t *u64 = NULL;
+		switch (tag) {
+		case FMT_MT_ROOT: str = &r->h.root; seen_root = true; break;
+		case FMT_MT_HOST: str = &r->h.host; break;
+		case FMT_MT_OPTIONS: str = &r->h.options; break;
+		case FMT_MT_POLICY: str = &r->h.policy; break;
+		case FMT_MT_STATS: str = &r->h.stats; break;
+		case FMT_MT_START_NS: i64 = &r->h.start_ns; break;
+		case FMT_MT_END_NS: i64 = &r->h.end_ns; break;
+		case FMT_MT_ENTRIES: u64 = &r->h.entries; seen_entries = true; break;
+		case FMT_MT_BYTES: u64 = &r->h.bytes; break;
+		case FMT_MT_ERRORS: u64 = &r->h.errors; break;
+		case FMT_MT_PREV_ID:
+			if (len != FMT_ID_LEN)
+				goto bad;
+			memcpy(r->h.prev_id, v, FMT_ID_LEN);
+			r->h.has_prev = true;
+			continue;
+		default:
+			if (tag & FMT_TAG_OPTIONAL)
+				continue;
+			CUT_ERR("%s: header field %u is unknown to this version of cutover; "
+				"refusing to guess its meaning", fmt_cr_path(r->cr), tag);
+			return -1;
+		}
+		if (str) {
+			free(*str);
+			*str = cut_strndup((const char *)v, len);
+		} else {
+			if (len != 8)
+				goto bad;
+			if (i64)
+				*i64 = (int64_t)cut_get_le64(v);
+			else
+				*u64 = cut_get_le64(v);
+		}
+	}
+	if (!seen_root || !seen_entries || r->h.entries != fmt_cr_records(r->cr))
+		goto bad;
+	if (!r->h.host)
+		r->h.host = cut_strndup("", 0);
+	if (!r->h.options)
+		r->h.options = cut_strndup("", 0);
+	if (!r->h.policy)
+		r->h.policy = cut_strndup("", 0);
+	return 0;
+bad:
+	CUT_ERR("%s: corrupt file: manifest header fields are missing or malformed",
+		fmt_cr_path(r->cr));
+	return -1;
+}
+
+fmt_mreader *fmt_mreader_open(const char *path)
+{
+	fmt_cr *cr = fmt_cr_open(path, FMT_MAGIC_MANIFEST);
+	if (!cr)
+		return NULL;
+	fmt_mreader *r = cut_calloc(1, sizeof *r);
+	r->cr = cr;
+	if (mr_meta(r) < 0) {
+		fmt_mreader_close(r);
+		return NULL;
+	}
+	return r;
+}
+
+void fmt_mreader_close(fmt_mreader *r)
+{
+	if (!r)
+		return;
+	fmt_mcursor_free(r->seq);
+	fmt_cr_close(r->cr);
+	fmt_mheader_free(&r->h);
+	free(r);
+}
+
+const fmt_mheader *fmt_mreader_header(const fmt_mreader *r) { return &r->h; }
+const uint8_t *fmt_mreader_id(const fmt_mreader *r) { return fmt_cr_id(r->cr); }
+const char *fmt_mreader_path(const fmt_mreader *r) { return fmt_cr_path(r->cr); }
+
+fmt_mcursor *fmt_mcursor_new(fmt_mreader *r)
+{
+	fmt_mcursor *c = cut_calloc(1, sizeof *c);
+	c->r = r;
+	c->block = UINT32_MAX;
+	return c;
+}
+
+void fmt_mcursor_free(fmt_mcursor *c)
+{
+	if (!c)
+		return;
+	cut_buf_free(&c->raw);
+	fmt_dec_free(&c->dec);
+	cut_buf_free(&c->prev);
+	if (c->idstate)
+		fmt_cr_id_end(c->r->cr, c->idstate); /* frees it; result unused */
+	free(c);
+}
+
+static int mc_load(fmt_mcursor *c, uint32_t b)
+{
+	fmt_cr *cr = c->r->cr;
+	uint32_t count;
+	if (c->block != b) {
+		c->block = UINT32_MAX;
+		if (fmt_cr_read_block(cr, b, &c->raw, &count, c->idstate) < 0)
+			return -1;
+		c->block = b;
+	}
+	count = fmt_cr_block(cr, b)->count;
+	if (fmt_dec_init(&c->dec, c->raw.p, c->raw.len, count) < 0) {
+		fmt_cr_corrupt(cr, fmt_cr_block(cr, b)->off, c->dec.err);
+		c->block = UINT32_MAX;
+		return -1;
+	}
+	c->pending = false;
+	return 0;
+}
+
+/* Next entry regardless of pending state; crosses blocks. */
+static int mc_raw_next(fmt_mcursor *c, fmt_entry *e)
+{
+	fmt_cr *cr = c->r->cr;
+	for (;;) {
+		if (c->block == UINT32_MAX)
+			return 0;
+		int rc = fmt_dec_next(&c->dec, e);
+		if (rc > 0) {
+			const fmt_block_info *b = fmt_cr_block(cr, c->block);
+			/* The index's key of a block is its first path. */
+			if (c->dec.left + 1 == b->count &&
+			    (b->key_len != e->path_len || memcmp(b->key, e->path, e->path_len))) {
+				fmt_cr_corrupt(cr, b->off, "block's first path differs from the index");
+				return -1;
+			}
+			return 1;
+		}
+		if (rc < 0) {
+			fmt_cr_corrupt(cr, fmt_cr_block(cr, c->block)->off, c->dec.err);
+			return -1;
+		}
+		uint32_t nb = c->block + 1;
+		if (nb >= fmt_cr_nblocks(cr)) {
+			c->block = UINT32_MAX;
+			return 0;
+		}
+		if (mc_load(c, nb) < 0)
+			return -1;
+	}
+}
+
+int fmt_mcursor_next(fmt_mcursor *c, fmt_entry *e)
+{
+	if (c->pending) {
+		c->pending = false;
+		*e = c->pend;
+		return 1;
+	}
+	return mc_raw_next(c, e);
+}
+
+int fmt_mcursor_seek(fmt_mcursor *c, const char *path, size_t len)
+{
+	fmt_cr *cr = c->r->cr;
+	uint32_t n = fmt_cr_nblocks(cr);
+	c->pending = false;
+	if (n == 0) {
+		c->block = UINT32_MAX;
+		return 0;
+	}
+	/* Last block whose first key is <= path (or block 0). */
+	uint32_t lo = 0, hi = n;
+	while (hi - lo > 1) {
+		uint32_t mid = lo + (hi - lo) / 2;
+		const fmt_block_info *b = fmt_cr_block(cr, mid);
+		if (fmt_path_cmp((const char *)b->key, b->key_len, path, len) <= 0)
+			lo = mid;
+		else
+			hi = mid;
+	}
+	if (mc_load(c, lo) < 0)
+		return -1;
+	fmt_entry e;
+	for (;;) {
+		int rc = mc_raw_next(c, &e);
+		if (rc <= 0)
+			return rc;
+		if (fmt_path_cmp(e.path, e.path_len, path, len) >= 0) {
+			c->pend = e;
+			c->pending = true;
+			return 0;
+		}
+	}
+}
+
+int fmt_mcursor_find(fmt_mcursor *c, const char *path, size_t len, fmt_entry *e)
+{
+	if (fmt_mcursor_seek(c, path, len) < 0)
+		return -1;
+	if (!c->pending)
+		return 0;
+	if (c->pend.path_len == len && memcmp(c->pend.path, path, len) == 0) {
+		*e = c->pend;
+		return 1;
+	}
+	return 0;
+}
+
+int fmt_mreader_next(fmt_mreader *r, fmt_entry *e)
+{
+	if (!r->seq) {
+		r->seq = fmt_mcursor_new(r);
+		r->seq->idstate = fmt_cr_id_begin(r->cr);
+		if (fmt_cr_nblocks(r->cr) > 0 && mc_load(r->seq, 0) < 0)
+			return -1;
+	}
+	fmt_mcursor *c = r->seq;
+	int rc = mc_raw_next(c, e);
+	if (rc == 0 && c->idstate) {
+		void *s = c->idstate;
+		c->idstate = NULL;
+		return fmt_cr_id_end(r->cr, s) < 0 ? -1 : 0;
+	}
+	if (rc <= 0)
+		return rc;
+	if (c->have_prev &&
+	    fmt_path_cmp((const char *)c->prev.p, c->prev.len, e->path, e->path_len) >= 0) {
+		fmt_cr_corrupt(r->cr, fmt_cr_block(r->cr, c->block)->off,
+			       "entries out of canonical order");
+		return -1;
+	}
+	c->prev.len = 0;
+	cut_buf_put(&c->prev, e->path, e->path_len);
+	c->have_prev = true;
+	return 1;
+}

@@ -1,0 +1,79 @@
+/*
+ * manifest.h - a manifest: every entry of a tree, in canonical order, with a
+ * header saying what was scanned, when and how (FORMAT.md, "Manifest").
+ *
+ * Writers take entries in strictly increasing canonical order and refuse
+ * anything else; readers check the order again, so a merge-join over two
+ * manifests can trust it.
+ */
+#ifndef CUTOVER_MANIFEST_H
+#define CUTOVER_MANIFEST_H
+
+#include "container.h"
+#include "entry.h"
+
+/* Metadata tags of a manifest (FORMAT.md lists their encodings). */
+enum {
+	FMT_MT_ROOT = 1,        /* bytes: the scanned root, as given */
+	FMT_MT_HOST = 2,        /* bytes: host name */
+	FMT_MT_START_NS = 3,    /* i64: wall clock when the scan started */
+	FMT_MT_END_NS = 4,      /* i64: when it ended */
+	FMT_MT_OPTIONS = 5,     /* text: scan options, "key=value" words */
+	FMT_MT_POLICY = 6,      /* text: incremental policy, "" for none */
+	FMT_MT_ENTRIES = 7,     /* u64 */
+	FMT_MT_BYTES = 8,       /* u64: sum of sizes of regular files */
+	FMT_MT_PREV_ID = 9,     /* 16 bytes: id of the manifest it was built against */
+	FMT_MT_ERRORS = 10,     /* u64: paths that could not be read (incomplete if > 0) */
+	FMT_MT_STATS = 0x8001,  /* optional text: "key=value" counters of the scan */
+};
+
+typedef struct fmt_mheader {
+	char *root, *host, *options, *policy, *stats;
+	int64_t start_ns, end_ns;
+	uint64_t entries, bytes, errors;
+	bool has_prev;
+	uint8_t prev_id[FMT_ID_LEN];
+} fmt_mheader;
+
+void fmt_mheader_free(fmt_mheader *h);
+
+typedef struct fmt_mwriter fmt_mwriter;
+
+/* Starts a manifest at path (written under a temporary name until finished). */
+fmt_mwriter *fmt_mwriter_create(const char *path);
+/* Adds the next entry; it must sort strictly after the previous one, and
+ * only the first may be the root "".  0, or -1 (logged) on error. */
+int fmt_mwriter_add(fmt_mwriter *w, const fmt_entry *e);
+/* Writes header h (entries and bytes are filled in from what was added),
+ * completes the file and frees w.  0 or -1. */
+int fmt_mwriter_finish(fmt_mwriter *w, fmt_mheader *h, uint8_t id[FMT_ID_LEN]);
+void fmt_mwriter_abort(fmt_mwriter *w);
+
+typedef struct fmt_mreader fmt_mreader;
+
+/* Opens a manifest and reads its header.  NULL (logged, naming the file and
+ * offset) when it is not a valid manifest. */
+fmt_mreader *fmt_mreader_open(const char *path);
+void fmt_mreader_close(fmt_mreader *r);
+const fmt_mheader *fmt_mreader_header(const fmt_mreader *r);
+const uint8_t *fmt_mreader_id(const fmt_mreader *r);
+const char *fmt_mreader_path(const fmt_mreader *r);
+/* Sequential reading from the first entry: 1 with *e (valid until the next
+ * call), 0 at the end (after checking the whole-file id), -1 on corruption
+ * (logged).  Also checks the canonical order. */
+int fmt_mreader_next(fmt_mreader *r, fmt_entry *e);
+
+/* A cursor for random access; several cursors on one reader may be used from
+ * different threads at once. */
+typedef struct fmt_mcursor fmt_mcursor;
+fmt_mcursor *fmt_mcursor_new(fmt_mreader *r);
+void fmt_mcursor_free(fmt_mcursor *c);
+/* Positions c so that the next fmt_mcursor_next returns the first entry at or
+ * after path in canonical order.  0 or -1 (corrupt). */
+int fmt_mcursor_seek(fmt_mcursor *c, const char *path, size_t len);
+/* 1 with *e, 0 at the end, -1 on corruption. */
+int fmt_mcursor_next(fmt_mcursor *c, fmt_entry *e);
+/* Finds path exactly: 1 and *e when present, 0 when absent, -1 on error. */
+int fmt_mcursor_find(fmt_mcursor *c, const char *path, size_t len, fmt_entry *e);
+
+#endif

@@ -1,0 +1,65 @@
+/*
+ * path.c - validation and canonical ordering of stored paths (see path.h).
+ */
+#include "path.h"
+
+#include <string.h>
+
+int fmt_path_cmp(const char *a, size_t al, const char *b, size_t bl)
+{
+	size_t n = al < bl ? al : bl;
+	for (size_t i = 0; i < n; i++) {
+		unsigned ca = (unsigned char)a[i], cb = (unsigned char)b[i];
+		if (ca == cb)
+			continue;
+		/* '/' sorts below every other byte (NUL never occurs in a path). */
+		ca = ca == '/' ? 0 : ca;
+		cb = cb == '/' ? 0 : cb;
+		return ca < cb ? -1 : 1;
+	}
+	return al < bl ? -1 : al > bl;
+}
+
+bool fmt_path_valid(const char *p, size_t len)
+{
+	if (len == 0)
+		return true;
+	if (memchr(p, 0, len))
+		return false;
+	size_t start = 0;
+	for (size_t i = 0; i <= len; i++) {
+		if (i < len && p[i] != '/')
+			continue;
+		size_t cl = i - start;
+		if (cl == 0)
+			return false; /* leading, trailing or doubled '/' */
+		if (cl == 1 && p[start] == '.')
+			return false;
+		if (cl == 2 && p[start] == '.' && p[start + 1] == '.')
+			return false;
+		start = i + 1;
+	}
+	return true;
+}
+
+size_t fmt_path_parent_len(const char *p, size_t len)
+{
+	while (len > 0 && p[len - 1] != '/')
+		len--;
+	return len ? len - 1 : 0;
+}
+
+const char *fmt_path_base(const char *p, size_t len, size_t *base_len)
+{
+	size_t pl = fmt_path_parent_len(p, len);
+	size_t off = pl ? pl + 1 : 0;
+	*base_len = len - off;
+	return p + off;
+}
+
+bool fmt_path_is_under(const char *p, size_t len, const char *dir, size_t dlen)
+{
+	if (dlen == 0)
+		return len > 0;
+	return len > dlen && p[dlen] == '/' && memcmp(p, dir, dlen) == 0;
+}

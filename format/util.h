@@ -1,0 +1,151 @@
+/*
+ * util.h - the bottom layer every cutover module shares: logging, exit codes,
+ * growable buffers, little-endian and varint codecs.
+ *
+ * Error convention (see README "Conventions"): a function that fails logs the
+ * root cause once, here through CUT_ERR/CUT_SYSERR, naming the file or path,
+ * and returns a negative value; callers add nothing or a short breadcrumb and
+ * pass the failure upward.  Only cli/main.c decides to exit.
+ */
+#ifndef CUTOVER_UTIL_H
+#define CUTOVER_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdbool.h>
+#include <string.h>
+
+#define CUTOVER_VERSION "0.1.0"
+
+/* Exit codes of the cutover program, documented in docs/cutover.1. */
+enum cut_exit {
+	CUT_EXIT_OK = 0,         /* done, nothing to report */
+	CUT_EXIT_DIFFER = 1,     /* report/verify: the two sides differ */
+	CUT_EXIT_ERROR = 2,      /* bad or corrupt input, I/O error: nothing (more) done */
+	CUT_EXIT_INCOMPLETE = 3, /* finished, but some paths were skipped (listed on stderr) */
+	CUT_EXIT_CONFLICT = 4,   /* replay stopped at a target that is not as the log expects */
+	CUT_EXIT_NOSPACE = 5,    /* the target ran out of space; rerun to resume */
+	CUT_EXIT_LOCKED = 6,     /* another cutover run holds the state lock */
+	CUT_EXIT_USAGE = 64,     /* bad command line (sysexits EX_USAGE) */
+};
+
+/* Logging.  Messages go to stderr, one line each, prefixed "cutover: ".
+ * cut_verbosity: 0 = errors and warnings, 1 = -v, 2 = -vv (debug, adds file:line). */
+extern int cut_verbosity;
+enum { CUT_LOG_ERR, CUT_LOG_WARN, CUT_LOG_INFO, CUT_LOG_DEBUG };
+void cut_log(int level, const char *file, int line, int err, const char *fmt, ...)
+	__attribute__((format(printf, 5, 6)));
+#define CUT_ERR(...) cut_log(CUT_LOG_ERR, __FILE__, __LINE__, 0, __VA_ARGS__)
+#define CUT_SYSERR(...) cut_log(CUT_LOG_ERR, __FILE__, __LINE__, errno, __VA_ARGS__)
+#define CUT_WARN(...) cut_log(CUT_LOG_WARN, __FILE__, __LINE__, 0, __VA_ARGS__)
+#define CUT_SYSWARN(...) cut_log(CUT_LOG_WARN, __FILE__, __LINE__, errno, __VA_ARGS__)
+#define CUT_INFO(...) cut_log(CUT_LOG_INFO, __FILE__, __LINE__, 0, __VA_ARGS__)
+#define CUT_DEBUG(...) cut_log(CUT_LOG_DEBUG, __FILE__, __LINE__, 0, __VA_ARGS__)
+
+/* Allocation that cannot fail: out of memory aborts with a message (as git's
+ * xmalloc does); every size is checked for overflow before it is used. */
+void *cut_malloc(size_t n);
+void *cut_calloc(size_t n, size_t size);
+void *cut_realloc(void *p, size_t n);
+char *cut_strndup(const char *s, size_t n);
+size_t cut_size_mul(size_t a, size_t b); /* aborts on overflow */
+
+/* A growable byte buffer.  p may move on every append: pointers into it stop
+ * being valid after any call that grows it. */
+typedef struct cut_buf {
+	uint8_t *p;
+	size_t len, cap;
+} cut_buf;
+void cut_buf_reserve(cut_buf *b, size_t extra);
+void cut_buf_put(cut_buf *b, const void *data, size_t n);
+static inline void cut_buf_putc(cut_buf *b, uint8_t c)
+{
+	if (b->len == b->cap)
+		cut_buf_reserve(b, 1);
+	b->p[b->len++] = c;
+}
+void cut_buf_printf(cut_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void cut_buf_free(cut_buf *b);
+
+/* A chunked arena: allocations never move, and are freed all at once. */
+typedef struct cut_arena {
+	struct cut_arena_chunk *head;
+	size_t used;  /* bytes handed out, for memory accounting */
+} cut_arena;
+void *cut_arena_alloc(cut_arena *a, size_t n);
+char *cut_arena_strndup(cut_arena *a, const char *s, size_t n);
+void cut_arena_free(cut_arena *a);
+
+/* Little-endian fixed-width fields (the whole on-disk format is little-endian). */
+static inline void cut_put_le16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); }
+static inline void cut_put_le32(uint8_t *p, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+static inline void cut_put_le64(uint8_t *p, uint64_t v)
+{
+	for (int i = 0; i < 8; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+static inline uint16_t cut_get_le16(const uint8_t *p) { return (uint16_t)(p[0] | (p[1] << 8)); }
+static inline uint32_t cut_get_le32(const uint8_t *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+static inline uint64_t cut_get_le64(const uint8_t *p)
+{
+	return (uint64_t)cut_get_le32(p) | (uint64_t)cut_get_le32(p + 4) << 32;
+}
+
+/* LEB128 varints: 7 bits a byte, low group first, high bit = more follows.
+ * At most 10 bytes for a uint64_t. */
+#define CUT_VARINT_MAX 10
+static inline void cut_buf_varint(cut_buf *b, uint64_t v)
+{
+	cut_buf_reserve(b, CUT_VARINT_MAX);
+	while (v >= 0x80) {
+		b->p[b->len++] = (uint8_t)(v | 0x80);
+		v >>= 7;
+	}
+	b->p[b->len++] = (uint8_t)v;
+}
+/* Reads a varint from [*pp, end).  Returns 0 and advances *pp, or -1 when the
+ * input ends inside the varint or the value does not fit 64 bits. */
+static inline int cut_get_varint(const uint8_t **pp, const uint8_t *end, uint64_t *out)
+{
+	const uint8_t *p = *pp;
+	uint64_t v = 0;
+	for (unsigned shift = 0; p < end; shift += 7) {
+		uint8_t c = *p++;
+		if (shift == 63 && c > 1)
+			return -1;
+		v |= (uint64_t)(c & 0x7f) << shift;
+		if (!(c & 0x80)) {
+			*pp = p;
+			*out = v;
+			return 0;
+		}
+		if (shift == 63)
+			return -1;
+	}
+	return -1;
+}
+static inline uint64_t cut_zigzag(int64_t v) { return ((uint64_t)v << 1) ^ (uint64_t)(v >> 63); }
+static inline int64_t cut_unzigzag(uint64_t v) { return (int64_t)(v >> 1) ^ -(int64_t)(v & 1); }
+
+/* Wall clock in nanoseconds since the epoch, and a monotonic clock. */
+int64_t cut_now_ns(void);
+int64_t cut_mono_ns(void);
+
+/* Hex of n bytes into out (2n+1 bytes). */
+void cut_hex(char *out, const uint8_t *in, size_t n);
+/* Parses 2n hex digits; returns 0, or -1 if s is not exactly that. */
+int cut_unhex(uint8_t *out, size_t n, const char *s);
+
+/* Writes all of buf to fd (retrying short writes and EINTR).  Returns 0 or -errno. */
+int cut_write_all(int fd, const void *buf, size_t n);
+/* pread that loops until n bytes or EOF.  Returns bytes read or -errno. */
+long long cut_pread_all(int fd, void *buf, size_t n, uint64_t off);
+
+#endif

@@ -1,0 +1,39 @@
+# tests/lib.sh - the harness of the integration scripts (tests/it_*.sh).
+# Each script sources it, calls `t NAME` before each case and `ok` / `no MSG`
+# (or check helpers) to record the result; run-all counts "PASS"/"FAIL" lines.
+# Every script works in its own temporary directory $T, removed at exit.
+set -u
+BUILD=${BUILD:-build}
+CUTOVER=${CUTOVER:-$PWD/$BUILD/cutover}
+GEN=${GEN:-$PWD/$BUILD/gen_maildir}
+T=$(mktemp -d "${TMPDIR:-/tmp}/cutover-test.XXXXXX")
+trap 'chmod -R u+rwx "$T" 2>/dev/null; rm -rf "$T"' EXIT
+_case="" _failed=0
+
+t() { _end; _case=$1; _failed=0; }
+no() { echo "  $_case: $*"; _failed=1; }
+_end() {
+	[ -n "$_case" ] || return 0
+	if [ $_failed = 0 ]; then echo "PASS $_case"; else echo "FAIL $_case"; fi
+	_case=""
+}
+trap '_end; chmod -R u+rwx "$T" 2>/dev/null; rm -rf "$T"' EXIT
+
+# expect_rc WANT CMD...: runs CMD, records a failure unless it exits WANT.
+expect_rc() {
+	local want=$1; shift
+	"$@" >"$T/.out" 2>"$T/.err"
+	local rc=$?
+	if [ $rc != "$want" ]; then
+		no "'$*' exited $rc, expected $want: $(head -c 600 "$T/.err")"
+		return 1
+	fi
+	return 0
+}
+# same FILE1 FILE2 WHAT: records a failure (with a diff) unless equal.
+same() {
+	if ! cmp -s "$1" "$2"; then
+		no "$3 differ: $(diff "$1" "$2" | head -20)"
+		return 1
+	fi
+}
