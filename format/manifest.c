@@ -391,3 +391,27 @@ int fmt_mreader_next(fmt_mreader *r, fmt_entry *e)
 	c->have_prev = true;
 	return 1;
 }
+
+uint32_t fmt_mreader_nblocks(const fmt_mreader *r) { return fmt_cr_nblocks(r->cr); }
+
+const fmt_block_info *fmt_mreader_block_info(const fmt_mreader *r, uint32_t i)
+{
+	return fmt_cr_block(r->cr, i);
+}
+
+int fmt_mreader_load_block(fmt_mreader *r, uint32_t i, cut_buf *raw, fmt_dec *dec)
+{
+	uint32_t count;
+	if (fmt_cr_read_block(r->cr, i, raw, &count, NULL) < 0)
+		return -1;
+	if (fmt_dec_init(dec, raw->p, raw->len, count) < 0) {
+		fmt_cr_corrupt(r->cr, fmt_cr_block(r->cr, i)->off, dec->err);
+		return -1;
+	}
+	return 0;
+}
+
+void fmt_mreader_corrupt(const fmt_mreader *r, uint32_t i, const char *what)
+{
+	fmt_cr_corrupt(r->cr, fmt_cr_block(r->cr, i)->off, what);
+}

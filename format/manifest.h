@@ -63,6 +63,15 @@ const char *fmt_mreader_path(const fmt_mreader *r);
  * (logged).  Also checks the canonical order. */
 int fmt_mreader_next(fmt_mreader *r, fmt_entry *e);
 
+/* Block-level access, for readers that cache decoded blocks themselves (the
+ * incremental scanner).  fmt_mreader_load_block reads and checks block i and
+ * prepares dec over raw (which must outlive dec).  0 or -1 (logged). */
+uint32_t fmt_mreader_nblocks(const fmt_mreader *r);
+const fmt_block_info *fmt_mreader_block_info(const fmt_mreader *r, uint32_t i);
+int fmt_mreader_load_block(fmt_mreader *r, uint32_t i, cut_buf *raw, fmt_dec *dec);
+/* Logs a corruption found by such a reader in block i. */
+void fmt_mreader_corrupt(const fmt_mreader *r, uint32_t i, const char *what);
+
 /* A cursor for random access; several cursors on one reader may be used from
  * different threads at once. */
 typedef struct fmt_mcursor fmt_mcursor;

@@ -10,6 +10,7 @@
 #ifndef CUTOVER_UTIL_H
 #define CUTOVER_UTIL_H
 
+#include <errno.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdbool.h>

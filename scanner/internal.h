@@ -1,0 +1,128 @@
+/*
+ * internal.h - what the scanner's files share (not for other modules).
+ *
+ *   scan.c    the engine: job queue, worker threads, the ordered writer
+ *   list.c    one directory job: list, stat, hash, carry from the previous scan
+ *   prev.c    the previous manifest: a shared cache of decoded blocks and the
+ *             walk that yields a directory's children without a syscall
+ *   policy.c  excludes, immutable globs and the maildir preset
+ *   hash.c    content hashes (XXH3-128)
+ */
+#ifndef CUTOVER_SCAN_INTERNAL_H
+#define CUTOVER_SCAN_INTERNAL_H
+
+#include <pthread.h>
+
+#include "format/entry.h"
+#include "format/manifest.h"
+#include "format/sys.h"
+#include "scanner/scan.h"
+
+/* ------------------------------------------------------------ policy.c */
+
+typedef struct scan_policy {
+	const char *const *excludes;
+	size_t nexcludes;
+	const char *const *immutable;
+	size_t nimmutable;
+	bool maildir;
+} scan_policy;
+
+/* True when the entry is left out of the manifest entirely. */
+bool scan_excluded(const scan_policy *p, const char *path, size_t len, const char *name,
+		   unsigned type);
+/* True when a directory's contents are left out (maildir tmp/). */
+bool scan_contents_excluded(const scan_policy *p, const char *path, size_t len);
+/* True when the file at path is declared never to change in place. */
+bool scan_immutable(const scan_policy *p, const char *path, size_t len);
+/* True when any shortcut policy is in force. */
+bool scan_policy_any(const scan_policy *p);
+/* The policy as recorded in the manifest header ("" for none). */
+char *scan_policy_describe(const scan_policy *p, int64_t granularity_ns);
+
+/* ------------------------------------------------------------- prev.c */
+
+typedef struct prev_pos {
+	uint32_t block, idx;
+} prev_pos;
+#define PREV_NONE ((prev_pos){UINT32_MAX, 0})
+
+typedef struct scan_prev scan_prev;
+/* Opens the previous manifest (validated; NULL logged on error). */
+scan_prev *scan_prev_open(const char *path);
+void scan_prev_close(scan_prev *p);
+const fmt_mheader *scan_prev_header(const scan_prev *p);
+const uint8_t *scan_prev_id(const scan_prev *p);
+/* The root entry's position, copied into *root.  0 (found), 1 (absent), -1. */
+int scan_prev_root(scan_prev *p, fmt_entry *root, cut_arena *a, prev_pos *pos);
+
+typedef struct prev_child {
+	fmt_entry e;  /* strings in the caller's arena */
+	prev_pos pos;
+} prev_child;
+/* The children of the directory whose own entry is at pos, in canonical
+ * order, copied into arena a; *v is allocated with cut_malloc (caller frees).
+ * 0, or -1 on corruption (logged). */
+int scan_prev_children(scan_prev *p, prev_pos pos, cut_arena *a, prev_child **v, size_t *n);
+
+/* ------------------------------------------------------------- hash.c */
+
+/* XXH3-128 (canonical bytes) of the file name relative to dirfd; the open
+ * does not follow symlinks.  0 or -errno. */
+int scan_hash_file(int dirfd, const char *name, uint8_t out[16], uint64_t *bytes);
+
+/* ------------------------------------------------------ scan.c / list.c */
+
+typedef struct scan_job scan_job;
+
+typedef struct scan_child {
+	fmt_entry e;   /* strings in the listing's arena */
+	scan_job *job; /* directory to descend into, or NULL */
+} scan_child;
+
+typedef struct scan_listing {
+	cut_arena arena;
+	scan_child *v;
+	size_t n, cap;
+} scan_listing;
+
+struct scan_job {
+	char *path;          /* relative path of the directory ("" root) */
+	size_t path_len;
+	fmt_entry self;      /* its own entry as the parent recorded it */
+	prev_pos prev;       /* its entry in the previous manifest, or PREV_NONE */
+	bool have_prev;      /* prev_self is valid */
+	fmt_entry prev_self; /* strings owned by the parent's listing arena */
+	bool done;
+	scan_listing *out;   /* set when done */
+	size_t heap_pos;
+};
+
+/* Per-thread counters, summed into scan_stats at the end. */
+typedef struct scan_counters {
+	uint64_t errors, vanished, listed, skipped_dirs, stats, carried;
+	uint64_t hashed, hashed_bytes, hash_carried;
+} scan_counters;
+
+typedef struct scan_ctx {
+	const scan_opts *o;
+	scan_policy policy;
+	int rootfd;
+	uint64_t root_dev;
+	scan_prev *prev;           /* NULL without --prev */
+	int64_t racy_limit_ns;     /* times at or after this are not trusted */
+} scan_ctx;
+
+/* Lists one directory into a new listing (children sorted, child jobs
+ * created for directories to descend into).  Never fails as a whole: what
+ * cannot be read is logged with its path and counted in c->errors. */
+scan_listing *scan_list_dir(scan_ctx *ctx, scan_job *job, scan_counters *c);
+void scan_listing_free(scan_listing *l);
+size_t scan_listing_bytes(const scan_listing *l);
+/* Makes a job for a child directory (path in fresh memory). */
+scan_job *scan_job_new(const fmt_entry *self);
+void scan_job_free(scan_job *j);
+/* Fills e (strings not set) from a stat. */
+void scan_entry_from_stat(fmt_entry *e, const sys_stat *st);
+
+#endif

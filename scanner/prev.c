@@ -1,0 +1,292 @@
+/*
+ * prev.c - the previous manifest, as the incremental scanner reads it.
+ *
+ * Workers ask for the children of directories in roughly canonical order
+ * (the job queue is ordered so), from several threads at once.  Decoding a
+ * block is the cost, so decoded blocks are shared in a small cache (entries
+ * as an array, so a position is a block and an index), and a directory's
+ * children are found by walking from the directory's own position, jumping
+ * over each child directory's subtree by binary search instead of reading it.
+ * Positions of child directories are handed to their jobs, so no directory is
+ * ever looked up by path except the root.
+ */
+#include <stdlib.h>
+
+#include "format/path.h"
+#include "scanner/internal.h"
+
+#define CACHE_BLOCKS 64 /* about 130 KiB each when decoded */
+
+typedef struct pblock {
+	fmt_entry *v;
+	uint32_t n;
+	cut_arena arena;
+	int refs;
+	uint64_t used; /* clock tick of the last use, for eviction */
+} pblock;
+
+struct scan_prev {
+	fmt_mreader *r;
+	pthread_mutex_t mu;
+	pblock **slots;   /* by block index; NULL when not cached */
+	uint32_t nblocks, cached;
+	uint64_t tick;
+};
+
+scan_prev *scan_prev_open(const char *path)
+{
+	fmt_mreader *r = fmt_mreader_open(path);
+	if (!r)
+		return NULL;
+	scan_prev *p = cut_calloc(1, sizeof *p);
+	p->r = r;
+	p->nblocks = fmt_mreader_nblocks(r);
+	p->slots = cut_calloc(p->nblocks ? p->nblocks : 1, sizeof *p->slots);
+	pthread_mutex_init(&p->mu, NULL);
+	return p;
+}
+
+static void pblock_free(pblock *b)
+{
+	cut_arena_free(&b->arena);
+	free(b->v);
+	free(b);
+}
+
+void scan_prev_close(scan_prev *p)
+{
+	if (!p)
+		return;
+	for (uint32_t i = 0; i < p->nblocks; i++)
+		if (p->slots[i])
+			pblock_free(p->slots[i]);
+	free(p->slots);
+	pthread_mutex_destroy(&p->mu);
+	fmt_mreader_close(p->r);
+	free(p);
+}
+
+const fmt_mheader *scan_prev_header(const scan_prev *p) { return fmt_mreader_header(p->r); }
+const uint8_t *scan_prev_id(const scan_prev *p) { return fmt_mreader_id(p->r); }
+
+/* Decodes block i whole, checking order within it.  NULL on corruption. */
+static pblock *decode(scan_prev *p, uint32_t i)
+{
+	cut_buf raw = {0};
+	fmt_dec dec = {0};
+	pblock *b = NULL;
+	if (fmt_mreader_load_block(p->r, i, &raw, &dec) < 0)
+		goto out;
+	b = cut_calloc(1, sizeof *b);
+	uint32_t cap = fmt_mreader_block_info(p->r, i)->count;
+	b->v = cut_calloc(cap ? cap : 1, sizeof *b->v);
+	fmt_entry e;
+	int rc;
+	while ((rc = fmt_dec_next(&dec, &e)) > 0) {
+		if (b->n && fmt_path_cmp(b->v[b->n - 1].path, b->v[b->n - 1].path_len, e.path,
+					 e.path_len) >= 0) {
+			fmt_mreader_corrupt(p->r, i, "entries out of canonical order");
+			rc = -1;
+			break;
+		}
+		fmt_entry_copy(&b->v[b->n++], &e, &b->arena);
+	}
+	if (rc < 0) {
+		if (dec.err)
+			fmt_mreader_corrupt(p->r, i, dec.err);
+		pblock_free(b);
+		b = NULL;
+	}
+out:
+	cut_buf_free(&raw);
+	fmt_dec_free(&dec);
+	return b;
+}
+
+/* Returns block i with a reference held, or NULL on corruption. */
+static pblock *get(scan_prev *p, uint32_t i)
+{
+	pthread_mutex_lock(&p->mu);
+	pblock *b = p->slots[i];
+	if (!b) {
+		/* Decoding under the lock keeps two workers from decoding the
+		 * same block; it takes tens of microseconds. */
+		b = decode(p, i);
+		if (!b) {
+			pthread_mutex_unlock(&p->mu);
+			return NULL;
+		}
+		p->slots[i] = b;
+		p->cached++;
+		while (p->cached > CACHE_BLOCKS) { /* evict the least recently used idle block */
+			uint32_t victim = UINT32_MAX;
+			uint64_t oldest = UINT64_MAX;
+			for (uint32_t k = 0; k < p->nblocks; k++) {
+				pblock *c = p->slots[k];
+				if (c && c->refs == 0 && k != i && c->used < oldest) {
+					oldest = c->used;
+					victim = k;
+				}
+			}
+			if (victim == UINT32_MAX)
+				break;
+			pblock_free(p->slots[victim]);
+			p->slots[victim] = NULL;
+			p->cached--;
+		}
+	}
+	b->refs++;
+	b->used = ++p->tick;
+	pthread_mutex_unlock(&p->mu);
+	return b;
+}
+
+static void put(scan_prev *p, pblock *b)
+{
+	pthread_mutex_lock(&p->mu);
+	b->refs--;
+	pthread_mutex_unlock(&p->mu);
+}
+
+int scan_prev_root(scan_prev *p, fmt_entry *root, cut_arena *a, prev_pos *pos)
+{
+	if (p->nblocks == 0)
+		return 1;
+	pblock *b = get(p, 0);
+	if (!b)
+		return -1;
+	int rc = 1;
+	if (b->n && b->v[0].path_len == 0 && b->v[0].type == FMT_T_DIR) {
+		fmt_entry_copy(root, &b->v[0], a);
+		*pos = (prev_pos){0, 0};
+		rc = 0;
+	}
+	put(p, b);
+	return rc;
+}
+
+/* First index in b with path >= key (b->n if none). */
+static uint32_t lower_bound(const pblock *b, const char *key, size_t klen)
+{
+	uint32_t lo = 0, hi = b->n;
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo) / 2;
+		if (fmt_path_cmp(b->v[mid].path, b->v[mid].path_len, key, klen) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+/* Moves the block and position to the first entry >= key, at or after the current block.
+ * Returns 0, 1 at the end of the manifest, -1 on corruption. */
+static int seek_forward(scan_prev *p, pblock **bp, prev_pos *pos, const char *key, size_t klen)
+{
+	pblock *b = *bp;
+	if (b->n && fmt_path_cmp(b->v[b->n - 1].path, b->v[b->n - 1].path_len, key, klen) >= 0) {
+		pos->idx = lower_bound(b, key, klen);
+		return 0;
+	}
+	/* Not in this block: the last block whose first key is <= key. */
+	uint32_t lo = pos->block + 1, hi = p->nblocks;
+	if (lo >= hi)
+		return 1;
+	while (hi - lo > 1) {
+		uint32_t mid = lo + (hi - lo) / 2;
+		const fmt_block_info *bi = fmt_mreader_block_info(p->r, mid);
+		if (fmt_path_cmp((const char *)bi->key, bi->key_len, key, klen) <= 0)
+			lo = mid;
+		else
+			hi = mid;
+	}
+	put(p, b);
+	*bp = NULL;
+	for (uint32_t i = lo; i < p->nblocks; i++) {
+		b = get(p, i);
+		if (!b)
+			return -1;
+		uint32_t k = lower_bound(b, key, klen);
+		if (k < b->n) {
+			*bp = b;
+			*pos = (prev_pos){i, k};
+			return 0;
+		}
+		put(p, b);
+	}
+	return 1;
+}
+
+int scan_prev_children(scan_prev *p, prev_pos pos, cut_arena *a, prev_child **vp, size_t *np)
+{
+	*vp = NULL;
+	*np = 0;
+	pblock *b = get(p, pos.block);
+	if (!b)
+		return -1;
+	if (pos.idx >= b->n) {
+		put(p, b);
+		return 0;
+	}
+	/* The directory's path, kept in the arena: b may be released below. */
+	const fmt_entry *d = &b->v[pos.idx];
+	size_t dlen = d->path_len;
+	char *dir = cut_arena_strndup(a, d->path, dlen);
+	size_t n = 0, cap = 0;
+	prev_child *v = NULL;
+	cut_buf key = {0};
+	int rc = 0;
+	pos.idx++;
+	for (;;) {
+		if (pos.idx >= b->n) { /* next block */
+			if (pos.block + 1 >= p->nblocks)
+				break;
+			put(p, b);
+			b = NULL;
+			pos = (prev_pos){pos.block + 1, 0};
+			b = get(p, pos.block);
+			if (!b) {
+				rc = -1;
+				break;
+			}
+			continue;
+		}
+		const fmt_entry *e = &b->v[pos.idx];
+		if (!fmt_path_is_under(e->path, e->path_len, dir, dlen))
+			break;
+		if (n == cap) {
+			cap = cap ? 2 * cap : 64;
+			v = cut_realloc(v, cut_size_mul(cap, sizeof *v));
+		}
+		fmt_entry_copy(&v[n].e, e, a);
+		v[n].pos = pos;
+		n++;
+		if (e->type != FMT_T_DIR) {
+			pos.idx++;
+			continue;
+		}
+		/* Jump over the subdirectory's subtree: its descendants sort
+		 * below path + "\x01" (canonical order puts '/' lowest), every
+		 * later sibling at or above it. */
+		key.len = 0;
+		cut_buf_put(&key, e->path, e->path_len);
+		cut_buf_putc(&key, 1);
+		int s = seek_forward(p, &b, &pos, (const char *)key.p, key.len);
+		if (s < 0) {
+			rc = -1;
+			break;
+		}
+		if (s > 0)
+			break;
+	}
+	if (b)
+		put(p, b);
+	cut_buf_free(&key);
+	if (rc < 0) {
+		free(v);
+		return -1;
+	}
+	*vp = v;
+	*np = n;
+	return 0;
+}

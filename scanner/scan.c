@@ -1,0 +1,413 @@
+/*
+ * scan.c - the scan engine: worker threads list directories, the calling
+ * thread writes the manifest in canonical order.
+ *
+ * Order.  Canonical order is a depth-first walk that visits siblings in byte
+ * order of their names (path.h).  Each directory job yields its children
+ * sorted; the writer emits a child, and when the child is a directory, waits
+ * for that directory's listing and descends into it.  The output is therefore
+ * the same whatever the number of threads or their timing.
+ *
+ * Scheduling and memory.  Pending jobs sit in a priority queue keyed by
+ * canonical path, and workers always take the smallest, so they work just
+ * ahead of the writer.  Finished listings wait for the writer; their bytes are
+ * counted, and past the budget workers take no new job, except the one the
+ * writer is waiting for.  That job is always the smallest pending one (every
+ * directory that sorts before it has been emitted, hence listed), so the
+ * writer can always progress and memory stays near the budget plus one
+ * listing per thread, however large the tree.
+ *
+ * Ownership.  A child's job belongs to the listing that holds it until the
+ * writer descends into it; then the writer owns the job's listing as a stack
+ * frame and frees the job.  The queue only borrows jobs.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "format/path.h"
+#include "scanner/internal.h"
+
+#define DEFAULT_BUDGET (24u << 20)
+
+typedef struct engine {
+	scan_ctx ctx;
+	pthread_mutex_t mu;
+	pthread_cond_t work_cv; /* workers: a job is pending or the budget moved */
+	pthread_cond_t done_cv; /* the writer: a job finished */
+	scan_job **heap;
+	size_t hn, hcap;
+	scan_job *awaited;      /* the job the writer waits for, or NULL */
+	size_t buffered, budget, peak;
+	bool stop;
+	int nthreads;
+	scan_counters *counters; /* one per worker */
+} engine;
+
+/* ------------------------------------------------------------ the queue */
+
+static bool job_less(const scan_job *a, const scan_job *b)
+{
+	return fmt_path_cmp(a->path, a->path_len, b->path, b->path_len) < 0;
+}
+
+static void heap_push(engine *e, scan_job *j)
+{
+	if (e->hn == e->hcap) {
+		e->hcap = e->hcap ? 2 * e->hcap : 256;
+		e->heap = cut_realloc(e->heap, cut_size_mul(e->hcap, sizeof *e->heap));
+	}
+	size_t i = e->hn++;
+	while (i > 0) {
+		size_t parent = (i - 1) / 2;
+		if (!job_less(j, e->heap[parent]))
+			break;
+		e->heap[i] = e->heap[parent];
+		i = parent;
+	}
+	e->heap[i] = j;
+}
+
+static scan_job *heap_pop(engine *e)
+{
+	scan_job *top = e->heap[0], *last = e->heap[--e->hn];
+	size_t i = 0;
+	for (;;) {
+		size_t l = 2 * i + 1, r = l + 1, m = i;
+		const scan_job *best = last;
+		if (l < e->hn && job_less(e->heap[l], best))
+			m = l, best = e->heap[l];
+		if (r < e->hn && job_less(e->heap[r], best))
+			m = r;
+		if (m == i)
+			break;
+		e->heap[i] = e->heap[m];
+		i = m;
+	}
+	if (e->hn)
+		e->heap[i] = last;
+	return top;
+}
+
+/* ------------------------------------------------------------ the workers */
+
+typedef struct worker_arg {
+	engine *e;
+	int id;
+} worker_arg;
+
+static void *worker(void *arg)
+{
+	worker_arg *wa = arg;
+	engine *e = wa->e;
+	scan_counters *c = &e->counters[wa->id];
+	pthread_mutex_lock(&e->mu);
+	for (;;) {
+		while (!e->stop &&
+		       (e->hn == 0 || (e->buffered >= e->budget && e->heap[0] != e->awaited)))
+			pthread_cond_wait(&e->work_cv, &e->mu);
+		if (e->stop)
+			break;
+		scan_job *j = heap_pop(e);
+		pthread_mutex_unlock(&e->mu);
+
+		scan_listing *l = scan_list_dir(&e->ctx, j, c);
+		size_t bytes = scan_listing_bytes(l);
+
+		pthread_mutex_lock(&e->mu);
+		for (size_t i = 0; i < l->n; i++)
+			if (l->v[i].job)
+				heap_push(e, l->v[i].job);
+		j->out = l;
+		j->done = true;
+		e->buffered += bytes;
+		if (e->buffered > e->peak)
+			e->peak = e->buffered;
+		pthread_cond_broadcast(&e->done_cv);
+		pthread_cond_broadcast(&e->work_cv);
+	}
+	pthread_mutex_unlock(&e->mu);
+	return NULL;
+}
+
+/* ------------------------------------------------------------ the writer */
+
+typedef struct frame {
+	scan_listing *l;
+	size_t next;
+} frame;
+
+/* Frees a listing and everything it still owns (see Ownership above). */
+static void listing_free_rec(scan_listing *l)
+{
+	if (!l)
+		return;
+	for (size_t i = 0; i < l->n; i++) {
+		scan_job *j = l->v[i].job;
+		if (!j)
+			continue;
+		if (j->done)
+			listing_free_rec(j->out);
+		scan_job_free(j);
+	}
+	scan_listing_free(l);
+}
+
+static scan_listing *wait_job(engine *e, scan_job *j)
+{
+	pthread_mutex_lock(&e->mu);
+	if (!j->done) {
+		e->awaited = j;
+		pthread_cond_broadcast(&e->work_cv);
+		while (!j->done)
+			pthread_cond_wait(&e->done_cv, &e->mu);
+		e->awaited = NULL;
+	}
+	scan_listing *l = j->out;
+	pthread_mutex_unlock(&e->mu);
+	return l;
+}
+
+static void release(engine *e, scan_listing *l)
+{
+	size_t bytes = scan_listing_bytes(l);
+	pthread_mutex_lock(&e->mu);
+	e->buffered -= bytes;
+	pthread_cond_broadcast(&e->work_cv);
+	pthread_mutex_unlock(&e->mu);
+	scan_listing_free(l);
+}
+
+static const char *hash_name(enum scan_hash h)
+{
+	return h == SCAN_HASH_ALL ? "all" : h == SCAN_HASH_CHANGED ? "changed" : "none";
+}
+
+static char *describe_options(const scan_opts *o)
+{
+	cut_buf b = {0};
+	cut_buf_printf(&b, "hash=%s", hash_name(o->hash));
+	if (o->one_fs)
+		cut_buf_printf(&b, " one-file-system");
+	if (o->full)
+		cut_buf_printf(&b, " full");
+	for (size_t i = 0; i < o->nexcludes; i++)
+		cut_buf_printf(&b, " exclude=%s", o->excludes[i]);
+	cut_buf_putc(&b, 0);
+	return (char *)b.p;
+}
+
+int scan_run(const scan_opts *o, scan_stats *stats, uint8_t id[FMT_ID_LEN])
+{
+	memset(stats, 0, sizeof *stats);
+	engine e;
+	memset(&e, 0, sizeof e);
+	e.ctx.o = o;
+	e.ctx.policy = (scan_policy){o->excludes, o->nexcludes, o->immutable, o->nimmutable, o->maildir};
+	e.ctx.rootfd = -1;
+	e.budget = o->mem_budget ? o->mem_budget : DEFAULT_BUDGET;
+	e.nthreads = o->threads > 0 ? o->threads : SCAN_DEFAULT_THREADS;
+	int64_t gran = o->granularity_ns > 0 ? o->granularity_ns : 2000000000;
+	fmt_mheader h;
+	memset(&h, 0, sizeof h);
+	h.start_ns = cut_now_ns();
+	int ret = -1;
+	fmt_mwriter *w = NULL;
+	scan_job *rootjob = NULL;
+	frame *stack = NULL;
+	size_t depth = 0, stack_cap = 0;
+	pthread_t *threads = NULL;
+	worker_arg *wargs = NULL;
+	int started = 0;
+	cut_arena rootarena = {0};
+
+	char *real = realpath(o->root, NULL);
+	if (!real) {
+		CUT_SYSERR("%s: cannot resolve the root", o->root);
+		return -1;
+	}
+	h.root = real;
+	e.ctx.rootfd = open(real, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (e.ctx.rootfd < 0) {
+		CUT_SYSERR("%s: cannot open the root directory", o->root);
+		goto out;
+	}
+	sys_stat rst;
+	int rc = sys_fstat(e.ctx.rootfd, &rst);
+	if (rc < 0) {
+		errno = -rc;
+		CUT_SYSERR("%s: cannot stat the root", o->root);
+		goto out;
+	}
+	e.ctx.root_dev = rst.dev;
+
+	fmt_entry rootent;
+	memset(&rootent, 0, sizeof rootent);
+	scan_entry_from_stat(&rootent, &rst);
+	rootent.path = "";
+	rootjob = scan_job_new(&rootent);
+	if (o->prev) {
+		e.ctx.prev = scan_prev_open(o->prev);
+		if (!e.ctx.prev)
+			goto out;
+		const fmt_mheader *ph = scan_prev_header(e.ctx.prev);
+		if (strcmp(ph->root, real) != 0) {
+			CUT_ERR("%s: was made of %s, not of %s; refusing to use it as the previous scan",
+				o->prev, ph->root, real);
+			goto out;
+		}
+		e.ctx.racy_limit_ns = ph->start_ns - gran;
+		h.has_prev = true;
+		memcpy(h.prev_id, scan_prev_id(e.ctx.prev), FMT_ID_LEN);
+		fmt_entry pr;
+		prev_pos pp;
+		int r = scan_prev_root(e.ctx.prev, &pr, &rootarena, &pp);
+		if (r < 0)
+			goto out;
+		if (r == 0) {
+			rootjob->prev = pp;
+			rootjob->have_prev = true;
+			rootjob->prev_self = pr;
+		}
+	}
+	w = fmt_mwriter_create(o->out);
+	if (!w)
+		goto out;
+	if (fmt_mwriter_add(w, &rootent) < 0)
+		goto out;
+	stats->entries = 1;
+	stats->dirs = 1;
+
+	pthread_mutex_init(&e.mu, NULL);
+	pthread_cond_init(&e.work_cv, NULL);
+	pthread_cond_init(&e.done_cv, NULL);
+	e.counters = cut_calloc((size_t)e.nthreads, sizeof *e.counters);
+	threads = cut_calloc((size_t)e.nthreads, sizeof *threads);
+	wargs = cut_calloc((size_t)e.nthreads, sizeof *wargs);
+	heap_push(&e, rootjob);
+	for (int i = 0; i < e.nthreads; i++) {
+		wargs[i] = (worker_arg){&e, i};
+		if (pthread_create(&threads[i], NULL, worker, &wargs[i]) != 0) {
+			CUT_SYSERR("cannot start scan thread %d", i);
+			goto stop;
+		}
+		started++;
+	}
+
+	stack_cap = 64;
+	stack = cut_malloc(stack_cap * sizeof *stack);
+	stack[depth++] = (frame){wait_job(&e, rootjob), 0};
+	scan_job_free(rootjob);
+	rootjob = NULL;
+	int64_t t0 = cut_mono_ns(), last = 0;
+	while (depth > 0) {
+		frame *f = &stack[depth - 1];
+		if (f->next == f->l->n) {
+			release(&e, f->l);
+			depth--;
+			continue;
+		}
+		scan_child *ch = &f->l->v[f->next++];
+		if (fmt_mwriter_add(w, &ch->e) < 0)
+			goto stop;
+		stats->entries++;
+		if (ch->e.type == FMT_T_FILE) {
+			stats->files++;
+			stats->bytes += ch->e.size;
+		} else if (ch->e.type == FMT_T_DIR) {
+			stats->dirs++;
+		}
+		if (o->progress && (stats->entries & 4095) == 0) {
+			int64_t now = cut_mono_ns();
+			if (now - last > 100000000) {
+				last = now;
+				pthread_mutex_lock(&e.mu);
+				scan_progress p = {stats->entries, stats->bytes, e.hn, now - t0};
+				pthread_mutex_unlock(&e.mu);
+				o->progress(&p, o->progress_arg);
+			}
+		}
+		if (!ch->job)
+			continue;
+		scan_job *j = ch->job;
+		ch->job = NULL;
+		scan_listing *l = wait_job(&e, j);
+		scan_job_free(j);
+		if (depth == stack_cap) {
+			stack_cap *= 2;
+			stack = cut_realloc(stack, cut_size_mul(stack_cap, sizeof *stack));
+		}
+		stack[depth++] = (frame){l, 0};
+	}
+	ret = 0;
+stop:
+	pthread_mutex_lock(&e.mu);
+	e.stop = true;
+	pthread_cond_broadcast(&e.work_cv);
+	pthread_mutex_unlock(&e.mu);
+	for (int i = 0; i < started; i++)
+		pthread_join(threads[i], NULL);
+	while (depth > 0)
+		listing_free_rec(stack[--depth].l);
+	for (int i = 0; i < e.nthreads; i++) {
+		scan_counters *c = &e.counters[i];
+		stats->errors += c->errors;
+		stats->vanished += c->vanished;
+		stats->listed += c->listed;
+		stats->skipped_dirs += c->skipped_dirs;
+		stats->stats += c->stats;
+		stats->carried += c->carried;
+		stats->hashed += c->hashed;
+		stats->hashed_bytes += c->hashed_bytes;
+		stats->hash_carried += c->hash_carried;
+	}
+	stats->peak_buffered = e.peak;
+	pthread_cond_destroy(&e.work_cv);
+	pthread_cond_destroy(&e.done_cv);
+	pthread_mutex_destroy(&e.mu);
+	if (ret < 0)
+		goto out;
+
+	ret = -1;
+	char host[256] = "";
+	gethostname(host, sizeof host - 1);
+	h.host = cut_strndup(host, strlen(host));
+	h.options = describe_options(o);
+	scan_policy pol = e.ctx.policy;
+	h.policy = scan_policy_describe(&pol, gran);
+	h.errors = stats->errors;
+	h.end_ns = cut_now_ns();
+	cut_buf sb = {0};
+	cut_buf_printf(&sb,
+		       "listed=%" PRIu64 " skipped_dirs=%" PRIu64 " stats=%" PRIu64
+		       " carried=%" PRIu64 " vanished=%" PRIu64 " hashed=%" PRIu64
+		       " hashed_bytes=%" PRIu64 " hash_carried=%" PRIu64,
+		       stats->listed, stats->skipped_dirs, stats->stats, stats->carried,
+		       stats->vanished, stats->hashed, stats->hashed_bytes, stats->hash_carried);
+	cut_buf_putc(&sb, 0);
+	h.stats = (char *)sb.p;
+	fmt_mwriter *wd = w;
+	w = NULL;
+	if (fmt_mwriter_finish(wd, &h, id) < 0)
+		goto out;
+	ret = stats->errors ? 1 : 0;
+out:
+	fmt_mwriter_abort(w);
+	if (rootjob)
+		scan_job_free(rootjob);
+	free(stack);
+	free(threads);
+	free(wargs);
+	free(e.counters);
+	free(e.heap);
+	scan_prev_close(e.ctx.prev);
+	cut_arena_free(&rootarena);
+	if (e.ctx.rootfd >= 0)
+		close(e.ctx.rootfd);
+	fmt_mheader_free(&h);
+	return ret;
+}
