@@ -30,14 +30,16 @@ static const char usage[] =
 
 enum { F_TEXT, F_JSONL, F_MTREE };
 
-/* Text and mtree names: printable ASCII as is, other bytes and the
- * characters mtree treats specially as \ooo (vis(3) octal style). */
+/* Text and mtree names: printable ASCII as is, other bytes as \ooo (vis(3)
+ * octal style); in mtree specs also the characters mtree treats specially. */
+static bool vis_mtree;
+
 static void put_vis(FILE *f, const char *s, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
 		unsigned char c = (unsigned char)s[i];
-		if (c <= 0x20 || c >= 0x7f || c == '\\' || c == '#' || c == '*' || c == '?' ||
-		    c == '[' || c == ']' || c == '=')
+		if (c <= 0x20 || c >= 0x7f || c == '\\' ||
+		    (vis_mtree && (c == '#' || c == '*' || c == '?' || c == '[' || c == ']' || c == '=')))
 			fprintf(f, "\\%03o", c);
 		else
 			putc(c, f);
@@ -138,6 +140,7 @@ static int show_manifest(const char *path, int format)
 		if (h->stats)
 			fprintf(f, "# stats: %s\n", h->stats);
 	} else {
+		vis_mtree = true;
 		fprintf(f, "#mtree\n# cutover manifest of %s\n", h->root);
 	}
 	fmt_entry e;

@@ -96,7 +96,7 @@ int sys_fstat(int fd, sys_stat *st)
 
 /* ------------------------------------------------------------ directories */
 
-#define DIRBUF (256u << 10)
+#define DIRBUF (64u << 10) /* ~2000 names a call; NFS fills its own cache by RPC size */
 
 struct sys_dir {
 	int fd;
@@ -291,9 +291,20 @@ static int walk_parent(int rootfd, const char *rel, const char **base)
 	}
 }
 
+/* True for a last component that would name rootfd's parent, the directory
+ * itself, or nothing: refused whatever the caller validated before. */
+static bool bad_base(const char *b)
+{
+	return !*b || strcmp(b, ".") == 0 || strcmp(b, "..") == 0;
+}
+
 int sys_open_parent_beneath(int rootfd, const char *rel, const char **base)
 {
+	if (rel[0] == '/')
+		return -EXDEV; /* absolute: never beneath */
 	const char *slash = strrchr(rel, '/');
+	if (bad_base(slash ? slash + 1 : rel))
+		return -EXDEV;
 	if (!slash) {
 		*base = rel;
 		int fd = dup(rootfd);

@@ -133,12 +133,19 @@ void *cut_arena_alloc(cut_arena *a, size_t n)
 	n = (n + 15) & ~(size_t)15;
 	struct cut_arena_chunk *c = a->head;
 	if (!c || c->cap - c->len < n) {
-		size_t cap = n > 60000 ? n : 60000;
+		/* Chunks start small and double up to 64 KiB, so that many small
+		 * arenas (one per directory listing) stay small. */
+		size_t cap = c ? 2 * c->cap : 1024 - sizeof *c;
+		if (cap > (64u << 10))
+			cap = 64u << 10;
+		if (cap < n)
+			cap = n;
 		c = cut_malloc(sizeof *c + cap);
 		c->cap = cap;
 		c->len = 0;
 		c->next = a->head;
 		a->head = c;
+		a->reserved += sizeof *c + cap;
 	}
 	void *p = (char *)c->data + c->len;
 	c->len += n;
@@ -165,6 +172,7 @@ void cut_arena_free(cut_arena *a)
 	}
 	a->head = NULL;
 	a->used = 0;
+	a->reserved = 0;
 }
 
 int64_t cut_now_ns(void)

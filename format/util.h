@@ -71,7 +71,8 @@ void cut_buf_free(cut_buf *b);
 /* A chunked arena: allocations never move, and are freed all at once. */
 typedef struct cut_arena {
 	struct cut_arena_chunk *head;
-	size_t used;  /* bytes handed out, for memory accounting */
+	size_t used;     /* bytes handed out */
+	size_t reserved; /* bytes allocated from malloc, for memory accounting */
 } cut_arena;
 void *cut_arena_alloc(cut_arena *a, size_t n);
 char *cut_arena_strndup(cut_arena *a, const char *s, size_t n);

@@ -72,7 +72,7 @@ void scan_listing_free(scan_listing *l)
 
 size_t scan_listing_bytes(const scan_listing *l)
 {
-	return sizeof *l + l->arena.used + l->cap * sizeof(scan_child);
+	return sizeof *l + l->arena.reserved + l->cap * sizeof(scan_child);
 }
 
 static scan_child *listing_add(scan_listing *l)

@@ -119,16 +119,20 @@ static void *worker(void *arg)
 		size_t bytes = scan_listing_bytes(l);
 
 		pthread_mutex_lock(&e->mu);
+		/* Wake one idle worker per new job, not all of them: with many
+		 * threads on few cores a broadcast is a thundering herd. */
 		for (size_t i = 0; i < l->n; i++)
-			if (l->v[i].job)
+			if (l->v[i].job) {
 				heap_push(e, l->v[i].job);
+				pthread_cond_signal(&e->work_cv);
+			}
 		j->out = l;
 		j->done = true;
 		e->buffered += bytes;
 		if (e->buffered > e->peak)
 			e->peak = e->buffered;
-		pthread_cond_broadcast(&e->done_cv);
-		pthread_cond_broadcast(&e->work_cv);
+		if (j == e->awaited)
+			pthread_cond_signal(&e->done_cv); /* only the writer waits there */
 	}
 	pthread_mutex_unlock(&e->mu);
 	return NULL;
@@ -162,7 +166,9 @@ static scan_listing *wait_job(engine *e, scan_job *j)
 	pthread_mutex_lock(&e->mu);
 	if (!j->done) {
 		e->awaited = j;
-		pthread_cond_broadcast(&e->work_cv);
+		/* Past the budget, idle workers wait; the awaited job may go. */
+		if (e->buffered >= e->budget)
+			pthread_cond_broadcast(&e->work_cv);
 		while (!j->done)
 			pthread_cond_wait(&e->done_cv, &e->mu);
 		e->awaited = NULL;
@@ -176,8 +182,10 @@ static void release(engine *e, scan_listing *l)
 {
 	size_t bytes = scan_listing_bytes(l);
 	pthread_mutex_lock(&e->mu);
+	bool was_over = e->buffered >= e->budget;
 	e->buffered -= bytes;
-	pthread_cond_broadcast(&e->work_cv);
+	if (was_over && e->buffered < e->budget)
+		pthread_cond_broadcast(&e->work_cv);
 	pthread_mutex_unlock(&e->mu);
 	scan_listing_free(l);
 }
@@ -385,9 +393,10 @@ stop:
 	cut_buf_printf(&sb,
 		       "listed=%" PRIu64 " skipped_dirs=%" PRIu64 " stats=%" PRIu64
 		       " carried=%" PRIu64 " vanished=%" PRIu64 " hashed=%" PRIu64
-		       " hashed_bytes=%" PRIu64 " hash_carried=%" PRIu64,
+		       " hashed_bytes=%" PRIu64 " hash_carried=%" PRIu64 " peak_buffered=%" PRIu64,
 		       stats->listed, stats->skipped_dirs, stats->stats, stats->carried,
-		       stats->vanished, stats->hashed, stats->hashed_bytes, stats->hash_carried);
+		       stats->vanished, stats->hashed, stats->hashed_bytes, stats->hash_carried,
+		       stats->peak_buffered);
 	cut_buf_putc(&sb, 0);
 	h.stats = (char *)sb.p;
 	fmt_mwriter *wd = w;

@@ -1,0 +1,166 @@
+# it_scan.sh - `cutover scan` and `cutover show` on real temporary trees,
+# checked against find(1) and mtree(8).
+. tests/lib.sh
+
+# find's view and ours, in one line format: type mode uid:gid size nlink mtime path
+find_view() {
+	(cd "$1" && find . -mindepth 1 -printf '%y %m %U:%G %s %n %T@ %P\n') |
+		awk '{ t = $1; m = sprintf("%04d", $2);
+		       tt = (t=="f")?"file":(t=="d")?"dir":(t=="l")?"symlink":(t=="p")?"fifo":(t=="s")?"socket":t;
+		       sz = (t=="f"||t=="l")?$4:"-";
+		       split($6, a, "."); mt = a[1] "." substr(a[2] "000000000", 1, 9);
+		       $1 = tt; $2 = m; $4 = sz; $6 = mt; print }' | sort
+}
+our_view() {
+	"$CUTOVER" show "$1" | grep -v '^#' | awk '$NF != "." {
+		t = $1; sz = (t=="file"||t=="symlink")?$4:"-";
+		line = t " " $2 " " $3 " " sz " " $6 " " $5 " " $7;
+		if (t == "symlink") { line = line }  # find prints only the link name
+		print line }' | sort
+}
+
+mk_tree() {
+	local r=$1
+	mkdir -p "$r/dom/u1/Maildir/cur" "$r/dom/u1/Maildir/new" "$r/dom/u1/Maildir/tmp" "$r/dom/u2/Maildir/cur"
+	for i in $(seq 1 50); do echo "message $i" > "$r/dom/u1/Maildir/cur/1491941$i.M1P1.host,S=12:2,S"; done
+	ln "$r/dom/u1/Maildir/cur/14919411.M1P1.host,S=12:2,S" "$r/dom/u2/Maildir/cur/shared:2,"
+	ln -s ../u1 "$r/dom/u2/link-to-u1"
+	mkfifo "$r/dom/fifo"
+	echo partial > "$r/dom/u1/Maildir/tmp/part"
+	echo x > "$r/dom/u1/Maildir/dovecot-uidlist.lock"
+	touch -d '2001-02-03 04:05:06.123456789' "$r/dom/u1/Maildir/cur/14919412.M1P1.host,S=12:2,S"
+}
+
+t scan_matches_find
+mk_tree "$T/a"
+expect_rc 0 "$CUTOVER" -q scan "$T/a" -o "$T/a.m" &&
+	find_view "$T/a" >"$T/find.txt" && our_view "$T/a.m" >"$T/ours.txt" &&
+	same "$T/find.txt" "$T/ours.txt" "find's and cutover's views"
+[ "$(wc -l <"$T/ours.txt")" -gt 50 ] || no "too few entries in the view"
+
+t show_jsonl_has_header_and_every_entry
+expect_rc 0 "$CUTOVER" show "$T/a.m" --format jsonl && {
+	head -1 "$T/.out" | grep -q '^{"manifest":{"id":"[0-9a-f]\{32\}"' || no "no header object"
+	n=$(($(wc -l <"$T/.out") - 1))
+	f=$(find "$T/a" | wc -l)
+	[ "$n" = "$f" ] || no "jsonl has $n entries, find $f"
+	grep -q '"path":"dom/u2/link-to-u1","type":"symlink".*"target":"../u1"' "$T/.out" || no "symlink target missing"
+	grep -q '"mtime_ns":981173106123456789' "$T/.out" || no "nanosecond mtime lost"
+}
+
+t mtree_spec_checks_the_tree_and_catches_a_change
+if command -v mtree >/dev/null; then
+	"$CUTOVER" show "$T/a.m" --format mtree >"$T/spec"
+	expect_rc 0 mtree -f "$T/spec" -p "$T/a"
+	echo changed >>"$T/a/dom/u1/Maildir/cur/14919413.M1P1.host,S=12:2,S"
+	mtree -f "$T/spec" -p "$T/a" >/dev/null 2>&1 && no "mtree did not notice a changed size"
+else
+	no "mtree is not installed (make deps installs mtree-netbsd)"
+fi
+
+t odd_names_round_trip
+mkdir -p "$T/odd"
+printf x >"$T/odd/$(printf 'new\nline')"
+printf x >"$T/odd/$(printf 'bad\xff\xfebytes')"
+printf x >"$T/odd/with space"
+printf x >"$T/odd/back\\slash"
+printf x >"$T/odd/$(printf 'caf\xc3\xa9')"
+printf x >"$T/odd/star*?[x]"
+expect_rc 0 "$CUTOVER" -q scan "$T/odd" -o "$T/odd.m"
+"$CUTOVER" show "$T/odd.m" --format jsonl >"$T/odd.jsonl"
+grep -q '"path":"bad\\udcff\\udcfebytes"' "$T/odd.jsonl" || no "non-UTF-8 bytes not escaped as \\udcXX"
+grep -q '"path":"new\\nline"' "$T/odd.jsonl" || no "newline not escaped"
+grep -q '"path":"café"' "$T/odd.jsonl" || no "valid UTF-8 not kept"
+if command -v mtree >/dev/null; then
+	"$CUTOVER" show "$T/odd.m" --format mtree >"$T/odd.spec"
+	expect_rc 0 mtree -f "$T/odd.spec" -p "$T/odd"
+fi
+
+t deep_tree
+d="$T/deep"
+p=""
+for i in $(seq 1 300); do p="$p/d"; done
+mkdir -p "$d$p" && echo bottom >"$d$p/f"
+expect_rc 0 "$CUTOVER" -q scan "$d" -o "$T/deep.m" -j 4 &&
+	[ "$("$CUTOVER" show "$T/deep.m" | grep -vc '^#')" = $(($(find "$d" | wc -l))) ] || no "deep tree count differs"
+
+t big_directory_is_deterministic_across_thread_counts
+mkdir -p "$T/big/one" "$T/big/two"
+(cd "$T/big/one" && seq -f 'f%06g' 1 100000 | xargs touch)
+(cd "$T/big/two" && seq -f '%g.M1P1,S=1:2,S' 1 2000 | xargs touch && mkdir -p sub/a sub/b && touch sub/a/x sub/b/y)
+expect_rc 0 "$CUTOVER" -q scan "$T/big" -o "$T/b1.m" -j 1
+expect_rc 0 "$CUTOVER" -q scan "$T/big" -o "$T/b8.m" -j 8 --mem 100000
+"$CUTOVER" show "$T/b1.m" --format jsonl | tail -n +2 >"$T/b1.txt"
+"$CUTOVER" show "$T/b8.m" --format jsonl | tail -n +2 >"$T/b8.txt"
+same "$T/b1.txt" "$T/b8.txt" "entries with 1 and 8 threads"
+[ "$(wc -l <"$T/b1.txt")" = $(find "$T/big" | wc -l) ] || no "count differs from find"
+
+t unreadable_directory_is_reported_and_scan_completes
+if command -v setpriv >/dev/null; then
+	mkdir -p "$T/perm/ok" "$T/perm/locked/inner"
+	touch "$T/perm/ok/f" "$T/perm/locked/inner/g"
+	chown -R nobody "$T/perm"
+	chmod 000 "$T/perm/locked"
+	chmod 777 "$T"
+	setpriv --reuid=nobody --regid=nogroup --clear-groups "$CUTOVER" scan "$T/perm" -o "$T/perm.m" 2>"$T/perm.err"
+	rc=$?
+	[ $rc = 3 ] || no "exit $rc, expected 3 (incomplete)"
+	grep -q "perm/locked: cannot open directory: Permission denied" "$T/perm.err" || no "no message naming the directory: $(cat "$T/perm.err")"
+	"$CUTOVER" show "$T/perm.m" >"$T/perm.txt" || no "the incomplete manifest is not readable"
+	grep -q ' locked$' "$T/perm.txt" || no "the unreadable directory itself is missing"
+	grep -q ' ok/f$' "$T/perm.txt" || no "the readable part is missing"
+	grep -q 'unreadable: 1' "$T/perm.txt" || no "header does not count the unreadable path"
+	chmod 755 "$T/perm/locked"
+else
+	no "setpriv missing"
+fi
+
+t files_vanishing_during_the_scan_are_not_errors
+mkdir -p "$T/live/cur"
+(cd "$T/live/cur" && seq -f '%g:2,' 1 30000 | xargs touch)
+seen=0
+for attempt in 1 2 3 4 5; do
+	# A Dovecot-like flag storm: rename every message (last names first, so
+	# the renames meet the scan's stats) while the scan runs.
+	perl -e 'opendir(D, $ARGV[0]) or die; my @f = reverse sort grep { !/^\./ } readdir(D);
+		 for (@f) { my $n = /S$/ ? substr($_, 0, -1) : "${_}S"; rename("$ARGV[0]/$_", "$ARGV[0]/$n") }' "$T/live/cur" &
+	pid=$!
+	"$CUTOVER" scan "$T/live" -o "$T/live.m" -j 2 2>"$T/live.err"
+	rc=$?
+	wait $pid
+	[ $rc = 0 ] || { no "exit $rc during renames: $(tail -2 "$T/live.err")"; break; }
+	v=$(sed -n 's/.* \([0-9]*\) vanished.*/\1/p' "$T/live.err")
+	[ "${v:-0}" -gt 0 ] && { seen=1; break; }
+done
+[ $seen = 1 ] || no "no vanished entry seen in 5 attempts (renames too slow to race?)"
+
+t exclude_and_maildir_policy
+expect_rc 0 "$CUTOVER" -q scan "$T/a" -o "$T/ex.m" --exclude 'fifo' --exclude 'dom/u2/*'
+"$CUTOVER" show "$T/ex.m" >"$T/ex.txt"
+grep -q ' dom/fifo$' "$T/ex.txt" && no "--exclude by name did not exclude"
+grep -q ' dom/u2/Maildir' "$T/ex.txt" && no "--exclude by path did not exclude"
+grep -q ' dom/u2$' "$T/ex.txt" || no "--exclude by path excluded the directory itself"
+expect_rc 0 "$CUTOVER" -q scan "$T/a" -o "$T/md.m" --maildir
+"$CUTOVER" show "$T/md.m" >"$T/md.txt"
+grep -q 'Maildir/tmp/part' "$T/md.txt" && no "--maildir kept tmp/ contents"
+grep -q ' dom/u1/Maildir/tmp$' "$T/md.txt" || no "--maildir dropped tmp/ itself"
+grep -q 'uidlist.lock' "$T/md.txt" && no "--maildir kept a lock file"
+grep -q '^# policy: maildir' "$T/md.txt" || no "policy not in the header"
+
+t corrupt_or_foreign_manifest_is_refused_with_exit_2
+cp "$T/a.m" "$T/bad.m"
+printf '\x55' | dd of="$T/bad.m" bs=1 seek=40 conv=notrunc 2>/dev/null
+expect_rc 2 "$CUTOVER" show "$T/bad.m" && grep -q "bad.m: corrupt file: .*(offset [0-9]*)" "$T/.err" || no "message lacks file and offset: $(cat "$T/.err")"
+head -c 100 "$T/a.m" >"$T/short.m"
+expect_rc 2 "$CUTOVER" show "$T/short.m" && grep -q "short.m" "$T/.err" || no "truncation message lacks the file"
+echo "not a manifest" >"$T/text.m"
+expect_rc 2 "$CUTOVER" show "$T/text.m"
+expect_rc 2 "$CUTOVER" -q scan "$T/a" -o "$T/x.m" --prev "$T/bad.m"
+[ -e "$T/x.m" ] && no "a scan with a corrupt --prev still wrote its output"
+
+t usage_errors_exit_64
+expect_rc 64 "$CUTOVER" scan
+expect_rc 64 "$CUTOVER" scan "$T/a" -o "$T/u.m" --hash bogus
+expect_rc 64 "$CUTOVER" frobnicate
+expect_rc 0 "$CUTOVER" help scan && grep -q 'usage: cutover scan' "$T/.out" || no "help scan"
+expect_rc 0 "$CUTOVER" --version
