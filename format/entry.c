@@ -64,15 +64,89 @@ static int64_t floor_div(int64_t a, int64_t b, int64_t *rem)
 	return q;
 }
 
+/* Names.  Maildir names are mostly runs of decimal digits (time, microseconds,
+ * pid, size), which LZ4 can only store as literals.  So a path's suffix is
+ * written as text in which each number token (a run of 1-18 decimal digits
+ * that does not start with '0' unless it is "0", and that touches no hex
+ * digit or letter on either side) is replaced by a NUL byte (never part of a
+ * path), and the number goes to the nums stream as a varint: the zigzag
+ * difference to the number at the same token index of the previous suffix or
+ * to the previous number of this suffix, whichever is smaller, shifted left
+ * one bit with the choice in the low bit.  The text then repeats from name to
+ * name and LZ4 removes it; the numbers cost about their entropy. */
+static bool is_digit(uint8_t c) { return c >= '0' && c <= '9'; }
+static bool is_hexish(uint8_t c)
+{
+	return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+static void enc_number(fmt_enc *e, unsigned idx, uint64_t v, uint64_t last_in_name, bool has_last)
+{
+	int64_t d1 = (int64_t)(v - (idx < e->prev_nnums ? e->prev_nums[idx] : 0));
+	int64_t d2 = has_last ? (int64_t)(v - last_in_name) : d1;
+	uint64_t z1 = cut_zigzag(d1), z2 = cut_zigzag(d2);
+	/* Values are below 10^18 < 2^60, so the shift cannot overflow. */
+	if (z2 < z1)
+		cut_buf_varint(&e->nums, z2 << 1 | 1);
+	else
+		cut_buf_varint(&e->nums, z1 << 1);
+}
+
 void fmt_enc_add(fmt_enc *e, const fmt_entry *en)
 {
-	/* Path, front-coded against the previous one in the block. */
+	/* Front coding: the shared prefix stops at the start of the last
+	 * component, so that every suffix holds a whole name and number tokens
+	 * line up with the previous name's. */
 	size_t shared = 0, lim = e->prev_path.len < en->path_len ? e->prev_path.len : en->path_len;
+	size_t plen = fmt_path_parent_len(en->path, en->path_len);
+	size_t name_start = plen ? plen + 1 : 0;
+	if (lim > name_start)
+		lim = name_start;
 	while (shared < lim && e->prev_path.p[shared] == (uint8_t)en->path[shared])
 		shared++;
 	cut_buf_varint(&e->names, shared);
-	cut_buf_varint(&e->names, en->path_len - shared);
-	cut_buf_put(&e->names, en->path + shared, en->path_len - shared);
+	const uint8_t *p = (const uint8_t *)en->path + shared, *end = (const uint8_t *)en->path + en->path_len;
+	size_t lenpos = e->names.len;
+	cut_buf_varint(&e->names, 0); /* placeholder; rewritten below if longer */
+	size_t textstart = e->names.len;
+	uint64_t nums[FMT_NAME_NUMS];
+	unsigned nn = 0;
+	while (p < end) {
+		const uint8_t *q = p;
+		while (q < end && is_digit(*q))
+			q++;
+		size_t dl = (size_t)(q - p);
+		bool token = dl > 0 && dl <= 18 && (*p != '0' || dl == 1) && nn < FMT_NAME_NUMS &&
+			     !(p > (const uint8_t *)en->path && is_hexish(p[-1])) &&
+			     !(q < end && is_hexish(*q));
+		if (token) {
+			uint64_t v = 0;
+			for (const uint8_t *k = p; k < q; k++)
+				v = v * 10 + (uint64_t)(*k - '0');
+			enc_number(e, nn, v, nn ? nums[nn - 1] : 0, nn > 0);
+			nums[nn++] = v;
+			cut_buf_putc(&e->names, 0);
+			p = q;
+			continue;
+		}
+		if (dl == 0)
+			q = p + 1;
+		cut_buf_put(&e->names, p, (size_t)(q - p));
+		p = q;
+	}
+	size_t tl = e->names.len - textstart;
+	if (tl >= 0x80) { /* the one-byte placeholder is too short: move the text */
+		uint8_t v[CUT_VARINT_MAX];
+		size_t vl = cut_varint_put(v, tl);
+		cut_buf_reserve(&e->names, vl - 1);
+		memmove(e->names.p + lenpos + vl, e->names.p + textstart, tl);
+		memcpy(e->names.p + lenpos, v, vl);
+		e->names.len = lenpos + vl + tl;
+	} else {
+		e->names.p[lenpos] = (uint8_t)tl;
+	}
+	memcpy(e->prev_nums, nums, nn * sizeof *nums);
+	e->prev_nnums = nn;
 	e->prev_path.len = 0;
 	cut_buf_put(&e->prev_path, en->path, en->path_len);
 
@@ -98,13 +172,13 @@ void fmt_enc_add(fmt_enc *e, const fmt_entry *en)
 	if (!(m & M_SAME_DEV))
 		cut_buf_varint(&e->meta, en->dev);
 	cut_buf_varint(&e->meta, en->size);
-	int64_t mns, cns;
+	/* mtime as seconds (delta) and nanoseconds: mail stores whole seconds.
+	 * ctime as one nanosecond delta: files are created in sequence. */
+	int64_t mns;
 	int64_t ms = floor_div(en->mtime_ns, 1000000000, &mns);
-	int64_t cs = floor_div(en->ctime_ns, 1000000000, &cns);
 	cut_buf_varint(&e->meta, cut_zigzag(ms - e->prev_mtime_s));
 	cut_buf_varint(&e->meta, (uint64_t)mns);
-	cut_buf_varint(&e->meta, cut_zigzag(cs - ms));
-	cut_buf_varint(&e->meta, (uint64_t)cns);
+	cut_buf_varint(&e->meta, cut_zigzag((int64_t)((uint64_t)en->ctime_ns - (uint64_t)e->prev_ctime_ns)));
 	cut_buf_varint(&e->meta, cut_zigzag((int64_t)(en->ino - e->prev_ino)));
 	cut_buf_varint(&e->meta, en->nlink);
 	if (en->type == FMT_T_CHR || en->type == FMT_T_BLK)
@@ -117,6 +191,7 @@ void fmt_enc_add(fmt_enc *e, const fmt_entry *en)
 		cut_buf_put(&e->hashes, en->hash, 16);
 
 	e->prev_mtime_s = ms;
+	e->prev_ctime_ns = en->ctime_ns;
 	e->prev_ino = en->ino;
 	e->prev_dev = en->dev;
 	e->prev_mode = en->mode;
@@ -125,11 +200,11 @@ void fmt_enc_add(fmt_enc *e, const fmt_entry *en)
 	e->count++;
 }
 
-#define ENC_HEAD 20 /* u32 flags, then u32 length of each of the four streams */
+#define ENC_HEAD 24 /* u32 flags, then u32 length of each of the five streams */
 
 size_t fmt_enc_size(const fmt_enc *e)
 {
-	return ENC_HEAD + e->names.len + e->meta.len + e->targets.len + e->hashes.len;
+	return ENC_HEAD + e->names.len + e->nums.len + e->meta.len + e->targets.len + e->hashes.len;
 }
 
 void fmt_enc_finish(fmt_enc *e, cut_buf *out)
@@ -137,16 +212,20 @@ void fmt_enc_finish(fmt_enc *e, cut_buf *out)
 	uint8_t h[ENC_HEAD];
 	cut_put_le32(h, 0);
 	cut_put_le32(h + 4, (uint32_t)e->names.len);
-	cut_put_le32(h + 8, (uint32_t)e->meta.len);
-	cut_put_le32(h + 12, (uint32_t)e->targets.len);
-	cut_put_le32(h + 16, (uint32_t)e->hashes.len);
+	cut_put_le32(h + 8, (uint32_t)e->nums.len);
+	cut_put_le32(h + 12, (uint32_t)e->meta.len);
+	cut_put_le32(h + 16, (uint32_t)e->targets.len);
+	cut_put_le32(h + 20, (uint32_t)e->hashes.len);
 	cut_buf_put(out, h, sizeof h);
 	cut_buf_put(out, e->names.p, e->names.len);
+	cut_buf_put(out, e->nums.p, e->nums.len);
 	cut_buf_put(out, e->meta.p, e->meta.len);
 	cut_buf_put(out, e->targets.p, e->targets.len);
 	cut_buf_put(out, e->hashes.p, e->hashes.len);
-	e->names.len = e->meta.len = e->targets.len = e->hashes.len = e->prev_path.len = 0;
-	e->prev_mtime_s = 0;
+	e->names.len = e->nums.len = e->meta.len = e->targets.len = e->hashes.len = 0;
+	e->prev_path.len = 0;
+	e->prev_nnums = 0;
+	e->prev_mtime_s = e->prev_ctime_ns = 0;
 	e->prev_ino = e->prev_dev = 0;
 	e->prev_mode = e->prev_uid = e->prev_gid = 0;
 	e->count = 0;
@@ -155,6 +234,7 @@ void fmt_enc_finish(fmt_enc *e, cut_buf *out)
 void fmt_enc_free(fmt_enc *e)
 {
 	cut_buf_free(&e->names);
+	cut_buf_free(&e->nums);
 	cut_buf_free(&e->meta);
 	cut_buf_free(&e->targets);
 	cut_buf_free(&e->hashes);
@@ -176,14 +256,15 @@ int fmt_dec_init(fmt_dec *d, const uint8_t *raw, size_t len, uint32_t count)
 		d->err = "entry block flags set that this version does not know";
 		return -1;
 	}
-	uint64_t ln = cut_get_le32(raw + 4), lm = cut_get_le32(raw + 8);
-	uint64_t lt = cut_get_le32(raw + 12), lh = cut_get_le32(raw + 16);
-	if (ENC_HEAD + ln + lm + lt + lh != len) {
+	uint64_t ln = cut_get_le32(raw + 4), lu = cut_get_le32(raw + 8), lm = cut_get_le32(raw + 12);
+	uint64_t lt = cut_get_le32(raw + 16), lh = cut_get_le32(raw + 20);
+	if (ENC_HEAD + ln + lu + lm + lt + lh != len) {
 		d->err = "entry block stream lengths do not add up to the block";
 		return -1;
 	}
 	d->names = raw + ENC_HEAD;
-	d->names_end = d->meta = d->names + ln;
+	d->names_end = d->nums = d->names + ln;
+	d->nums_end = d->meta = d->nums + lu;
 	d->meta_end = d->targets = d->meta + lm;
 	d->targets_end = d->hashes = d->targets + lt;
 	d->hashes_end = d->hashes + lh;
@@ -202,7 +283,7 @@ int fmt_dec_init(fmt_dec *d, const uint8_t *raw, size_t len, uint32_t count)
 int fmt_dec_next(fmt_dec *d, fmt_entry *en)
 {
 	if (d->left == 0) {
-		NEED(d->names == d->names_end && d->meta == d->meta_end &&
+		NEED(d->names == d->names_end && d->nums == d->nums_end && d->meta == d->meta_end &&
 			     d->targets == d->targets_end && d->hashes == d->hashes_end,
 		     "entry block has bytes after its last entry");
 		return 0;
@@ -213,12 +294,40 @@ int fmt_dec_next(fmt_dec *d, fmt_entry *en)
 	     "path length cut short");
 	NEED(shared <= d->path.len, "path shares more bytes than the previous path has");
 	NEED(slen <= (uint64_t)(d->names_end - d->names), "path runs past its stream");
-	NEED(shared + slen <= UINT32_MAX, "path too long");
 	d->path.len = (size_t)shared;
-	cut_buf_put(&d->path, d->names, (size_t)slen);
+	const uint8_t *t = d->names, *tend = d->names + slen;
+	uint64_t nums[FMT_NAME_NUMS];
+	unsigned nn = 0;
+	for (; t < tend; t++) {
+		if (*t) {
+			cut_buf_putc(&d->path, *t);
+			continue;
+		}
+		/* A number token (see the encoder). */
+		uint64_t z;
+		NEED(nn < FMT_NAME_NUMS, "too many numbers in a name");
+		NEED(cut_get_varint(&d->nums, d->nums_end, &z) == 0, "name number cut short");
+		int64_t delta = cut_unzigzag(z >> 1);
+		uint64_t base = (z & 1) ? (nn ? nums[nn - 1] : 0) : (nn < d->prev_nnums ? d->prev_nums[nn] : 0);
+		NEED(!(z & 1) || nn > 0, "name number refers to no previous number");
+		uint64_t val = base + (uint64_t)delta;
+		NEED(val < 1000000000000000000ull, "name number out of range");
+		char digits[20];
+		int nd = 0;
+		do {
+			digits[nd++] = (char)('0' + val % 10);
+			val /= 10;
+		} while (val);
+		while (nd)
+			cut_buf_putc(&d->path, (uint8_t)digits[--nd]);
+		nums[nn++] = base + (uint64_t)delta;
+	}
+	d->names = tend;
+	NEED(d->path.len <= UINT32_MAX, "path too long");
+	memcpy(d->prev_nums, nums, nn * sizeof *nums);
+	d->prev_nnums = nn;
 	cut_buf_putc(&d->path, 0);
 	d->path.len--;
-	d->names += slen;
 	NEED(fmt_path_valid((const char *)d->path.p, d->path.len),
 	     "path has an empty, '.', '..' or NUL component");
 
@@ -260,16 +369,15 @@ int fmt_dec_next(fmt_dec *d, fmt_entry *en)
 	else
 		GETV(en->dev, "device");
 	GETV(en->size, "size");
-	uint64_t dms, mns, dcs, cns, dino;
+	uint64_t dms, mns, dcn, dino;
 	GETV(dms, "mtime");
 	GETV(mns, "mtime nanoseconds");
-	GETV(dcs, "ctime");
-	GETV(cns, "ctime nanoseconds");
-	NEED(mns < 1000000000 && cns < 1000000000, "nanoseconds out of range");
+	GETV(dcn, "ctime");
+	NEED(mns < 1000000000, "nanoseconds out of range");
 	int64_t ms = d->prev_mtime_s + cut_unzigzag(dms);
-	int64_t cs = ms + cut_unzigzag(dcs);
+	NEED(ms > INT64_MIN / 1000000000 + 1 && ms < INT64_MAX / 1000000000 - 1, "mtime out of range");
 	en->mtime_ns = ms * 1000000000 + (int64_t)mns;
-	en->ctime_ns = cs * 1000000000 + (int64_t)cns;
+	en->ctime_ns = (int64_t)((uint64_t)d->prev_ctime_ns + (uint64_t)cut_unzigzag(dcn));
 	GETV(dino, "inode");
 	en->ino = d->prev_ino + (uint64_t)cut_unzigzag(dino);
 	GETV(en->nlink, "link count");
@@ -295,6 +403,7 @@ int fmt_dec_next(fmt_dec *d, fmt_entry *en)
 		d->hashes += 16;
 	}
 	d->prev_mtime_s = ms;
+	d->prev_ctime_ns = en->ctime_ns;
 	d->prev_ino = en->ino;
 	d->prev_dev = en->dev;
 	d->prev_mode = en->mode;

@@ -48,11 +48,17 @@ unsigned fmt_type_from_mode(unsigned mode);
 /* Copies e's strings into arena a and points the copy at them. */
 void fmt_entry_copy(fmt_entry *dst, const fmt_entry *src, cut_arena *a);
 
+/* Numbers within names (FORMAT.md, "Names"): at most this many per path
+ * suffix are coded against the previous path's. */
+#define FMT_NAME_NUMS 32
+
 /* Encoder: add entries, then finish into raw bytes for one container block. */
 typedef struct fmt_enc {
-	cut_buf names, meta, targets, hashes;
+	cut_buf names, nums, meta, targets, hashes;
 	cut_buf prev_path;
-	int64_t prev_mtime_s;
+	uint64_t prev_nums[FMT_NAME_NUMS];
+	unsigned prev_nnums;
+	int64_t prev_mtime_s, prev_ctime_ns;
 	uint64_t prev_ino, prev_dev;
 	uint32_t prev_mode, prev_uid, prev_gid;
 	uint32_t count;
@@ -67,10 +73,12 @@ void fmt_enc_free(fmt_enc *e);
 
 /* Decoder over one block's raw bytes (which must outlive it). */
 typedef struct fmt_dec {
-	const uint8_t *names, *names_end, *meta, *meta_end, *targets, *targets_end;
-	const uint8_t *hashes, *hashes_end;
+	const uint8_t *names, *names_end, *nums, *nums_end, *meta, *meta_end;
+	const uint8_t *targets, *targets_end, *hashes, *hashes_end;
 	cut_buf path, target;
-	int64_t prev_mtime_s;
+	uint64_t prev_nums[FMT_NAME_NUMS];
+	unsigned prev_nnums;
+	int64_t prev_mtime_s, prev_ctime_ns;
 	uint64_t prev_ino, prev_dev;
 	uint32_t prev_mode, prev_uid, prev_gid;
 	uint32_t left;

@@ -103,14 +103,21 @@ static inline uint64_t cut_get_le64(const uint8_t *p)
 /* LEB128 varints: 7 bits a byte, low group first, high bit = more follows.
  * At most 10 bytes for a uint64_t. */
 #define CUT_VARINT_MAX 10
+/* Writes v at p (CUT_VARINT_MAX bytes of room); returns its length. */
+static inline size_t cut_varint_put(uint8_t *p, uint64_t v)
+{
+	size_t n = 0;
+	while (v >= 0x80) {
+		p[n++] = (uint8_t)(v | 0x80);
+		v >>= 7;
+	}
+	p[n++] = (uint8_t)v;
+	return n;
+}
 static inline void cut_buf_varint(cut_buf *b, uint64_t v)
 {
 	cut_buf_reserve(b, CUT_VARINT_MAX);
-	while (v >= 0x80) {
-		b->p[b->len++] = (uint8_t)(v | 0x80);
-		v >>= 7;
-	}
-	b->p[b->len++] = (uint8_t)v;
+	b->len += cut_varint_put(b->p + b->len, v);
 }
 /* Reads a varint from [*pp, end).  Returns 0 and advances *pp, or -1 when the
  * input ends inside the varint or the value does not fit 64 bits. */
