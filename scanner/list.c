@@ -211,9 +211,13 @@ static int stat_child(job_state *s, const char *name, size_t nl, const fmt_entry
 		}
 	}
 	if (e.type == FMT_T_FILE && o->hash != SCAN_HASH_NONE) {
+		/* A file the policy declares immutable may carry a stale ctime
+		 * (a hard link made elsewhere changes it): its ctime is not
+		 * compared, its content cannot have changed in place. */
+		bool imm = scan_immutable(&ctx->policy, e.path, e.path_len);
 		bool carry = o->hash == SCAN_HASH_CHANGED && old && (old->flags & FMT_E_HASH) &&
 			     old->type == FMT_T_FILE && old->size == e.size &&
-			     old->mtime_ns == e.mtime_ns && old->ctime_ns == e.ctime_ns &&
+			     old->mtime_ns == e.mtime_ns && (imm || old->ctime_ns == e.ctime_ns) &&
 			     old->ino == e.ino && !racy(ctx, &e);
 		if (carry) {
 			memcpy(e.hash, old->hash, 16);

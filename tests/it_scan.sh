@@ -164,3 +164,4 @@ expect_rc 64 "$CUTOVER" scan "$T/a" -o "$T/u.m" --hash bogus
 expect_rc 64 "$CUTOVER" frobnicate
 expect_rc 0 "$CUTOVER" help scan && grep -q 'usage: cutover scan' "$T/.out" || no "help scan"
 expect_rc 0 "$CUTOVER" --version
+finish

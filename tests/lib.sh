@@ -1,13 +1,14 @@
 # tests/lib.sh - the harness of the integration scripts (tests/it_*.sh).
-# Each script sources it, calls `t NAME` before each case and `ok` / `no MSG`
-# (or check helpers) to record the result; run-all counts "PASS"/"FAIL" lines.
+# Each script sources it, calls `t NAME` before each case and `no MSG` (or
+# the check helpers) to record a failure; a case with no failure passes.
+# run-all counts the "PASS"/"FAIL" lines.  A script ends with `finish`; one
+# that stops before it (a crash, an unset variable) fails its current case.
 # Every script works in its own temporary directory $T, removed at exit.
 set -u
 BUILD=${BUILD:-build}
 CUTOVER=${CUTOVER:-$PWD/$BUILD/cutover}
 GEN=${GEN:-$PWD/$BUILD/gen_maildir}
 T=$(mktemp -d "${TMPDIR:-/tmp}/cutover-test.XXXXXX")
-trap 'chmod -R u+rwx "$T" 2>/dev/null; rm -rf "$T"' EXIT
 _case="" _failed=0
 
 t() { _end; _case=$1; _failed=0; }
@@ -17,7 +18,20 @@ _end() {
 	if [ $_failed = 0 ]; then echo "PASS $_case"; else echo "FAIL $_case"; fi
 	_case=""
 }
-trap '_end; chmod -R u+rwx "$T" 2>/dev/null; rm -rf "$T"' EXIT
+_finished=0
+finish() { _end; _finished=1; exit 0; }
+_atexit() {
+	local rc=$?
+	if [ $_finished = 0 ]; then
+		[ -n "$_case" ] && no "the script stopped here (exit $rc)"
+		_end
+		rc=1
+	fi
+	chmod -R u+rwx "$T" 2>/dev/null
+	rm -rf "$T"
+	exit $rc
+}
+trap _atexit EXIT
 
 # expect_rc WANT CMD...: runs CMD, records a failure unless it exits WANT.
 expect_rc() {
