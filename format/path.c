@@ -63,3 +63,14 @@ bool fmt_path_is_under(const char *p, size_t len, const char *dir, size_t dlen)
 		return len > 0;
 	return len > dlen && p[dlen] == '/' && memcmp(p, dir, dlen) == 0;
 }
+
+bool fmt_name_reserved(const char *name, size_t len)
+{
+	static const char *const pre[] = {FMT_RESERVED_REPLAY, FMT_RESERVED_DIFF};
+	for (size_t i = 0; i < sizeof pre / sizeof *pre; i++) {
+		size_t pl = strlen(pre[i]);
+		if (len >= pl && memcmp(name, pre[i], pl) == 0)
+			return true;
+	}
+	return false;
+}

@@ -16,6 +16,13 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+/* Names cutover itself makes on a target and removes again: replay's
+ * temporaries and the log's parking names for renames that wait (swaps,
+ * cycles).  A scan never records them (FORMAT.md, "Reserved names"). */
+#define FMT_RESERVED_REPLAY ".cutover-tmp."
+#define FMT_RESERVED_DIFF ".~cutover."
+bool fmt_name_reserved(const char *name, size_t len);
+
 /* <0, 0, >0 as a sorts before, equal to, after b in canonical order. */
 int fmt_path_cmp(const char *a, size_t al, const char *b, size_t bl);
 

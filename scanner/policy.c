@@ -34,6 +34,8 @@ bool scan_excluded(const scan_policy *p, const char *path, size_t len, const cha
 		   unsigned type)
 {
 	(void)len;
+	if (fmt_name_reserved(name, strlen(name)))
+		return true;
 	for (size_t i = 0; i < p->nexcludes; i++)
 		if (glob_match(p->excludes[i], path, name))
 			return true;
