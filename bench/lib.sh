@@ -1,0 +1,47 @@
+# bench/lib.sh - shared by the benchmark scripts: the sample tree, timing
+# with peak memory, medians, and the results file.
+set -u
+BUILD=${BUILD:-build}
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+CUTOVER=$ROOT/$BUILD/cutover
+GEN=$ROOT/$BUILD/gen_maildir
+B=${BENCH_DIR:-$ROOT/$BUILD/bench}
+RUNS=${RUNS:-3}
+mkdir -p "$B"
+
+# The ~1M-entry maildir tree (generated once, ~4 minutes, ~4.5 GB).
+# BENCH_USERS scales it down for a quick run.
+USERS=${BENCH_USERS:-1000}
+tree_1m() {
+	local t="$B/src-$USERS"
+	if [ ! -f "$t.stamp" ]; then
+		rm -rf "$t"
+		echo "bench: generating the sample store ($USERS users) in $t ..." >&2
+		"$GEN" create "$t" --users "$USERS" --msgs 870 --size-scale 0.1 --seed 42 >"$t.gen" || return 1
+		touch "$t.stamp"
+	fi
+	echo "$t"
+}
+
+# timed NAME CMD...: runs CMD, appends "NAME seconds maxrss_kb" to $B/times.
+timed() {
+	local name=$1; shift
+	/usr/bin/time -f "%e %M" -o "$B/.time" "$@" >/dev/null 2>"$B/.err"
+	local rc=$?
+	read -r secs kb <"$B/.time"
+	echo "$name $secs $kb $rc" >>"$B/times"
+	return $rc
+}
+# median NAME: median seconds of the runs named NAME; medkb NAME: of peak RSS.
+median() { awk -v n="$1" '$1==n {print $2}' "$B/times" | sort -g | awk '{a[NR]=$1} END {print (NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2}'; }
+medkb() { awk -v n="$1" '$1==n {print $3}' "$B/times" | sort -g | awk '{a[NR]=$1} END {print (NR%2)?a[(NR+1)/2]:a[NR/2]}'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
+drop_caches() { sync; echo 3 >/proc/sys/vm/drop_caches 2>/dev/null || true; }
+machine() {
+	echo "$(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')), $(free -g | awk '/Mem:/{print $2}') GiB RAM, $(uname -sr), $(df -T "$B" | awk 'NR==2{print $2}') at $B"
+}
+# syscalls CMD...: total system calls made by CMD and its threads (strace -c).
+syscalls() {
+	strace -f -c -o "$B/.strace" "$@" >/dev/null 2>&1
+	awk '/^[0-9 .]+total$/ || $NF=="total" {print $(NF-2)}' "$B/.strace" | tail -1
+}
