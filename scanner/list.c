@@ -364,7 +364,8 @@ scan_listing *scan_list_dir(scan_ctx *ctx, scan_job *job, scan_counters *c)
 		c->errors++;
 	}
 	sys_dir_close(d);
-	qsort(names, nn, sizeof *names, name_cmp);
+	if (nn)
+		qsort(names, nn, sizeof *names, name_cmp);
 	size_t k = 0; /* merge with the previous children, both in name order */
 	for (size_t i = 0; i < nn; i++) {
 		const fmt_entry *old = NULL;
