@@ -4,6 +4,9 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -132,6 +135,12 @@ int main(int argc, char **argv)
 {
 	/* A closed pipe (cutover show | head) ends output quietly. */
 	signal(SIGPIPE, SIG_DFL);
+#ifdef __GLIBC__
+	/* glibc gives every thread its own malloc arena, and memory freed by
+	 * another thread (listings are made by scan workers, freed by the
+	 * writer) lingers in them: a few arenas keep the footprint flat. */
+	mallopt(M_ARENA_MAX, 2);
+#endif
 	int i = 1;
 	for (; i < argc && argv[i][0] == '-'; i++) {
 		const char *a = argv[i];
