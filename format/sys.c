@@ -119,8 +119,7 @@ sys_dir *sys_dir_open(int fd)
 	d->dir = fdopendir(fd);
 	if (!d->dir) {
 		int e = errno;
-		close(fd);
-		free(d);
+		free(d); /* fd stays the caller's */
 		errno = e;
 		return NULL;
 	}

@@ -30,7 +30,8 @@ int sys_statat(int dirfd, const char *name, bool follow, sys_stat *st);
 int sys_fstat(int fd, sys_stat *st);
 
 /* Directory reading with a large buffer (fewer round trips on NFS).
- * sys_dir_open takes ownership of fd (a directory opened O_RDONLY). */
+ * sys_dir_open takes ownership of fd (a directory opened O_RDONLY) when it
+ * succeeds; on failure (NULL, errno set) the fd is still the caller's. */
 typedef struct sys_dir sys_dir;
 sys_dir *sys_dir_open(int fd);
 /* 1 with the next name (valid until the next call; "." and ".." skipped) and

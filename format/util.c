@@ -79,7 +79,7 @@ size_t cut_size_mul(size_t a, size_t b)
 	return a * b;
 }
 
-void cut_buf_reserve(cut_buf *b, size_t extra)
+void cut_buf_grow(cut_buf *b, size_t extra)
 {
 	if (b->cap - b->len >= extra)
 		return;
@@ -90,14 +90,6 @@ void cut_buf_reserve(cut_buf *b, size_t extra)
 		cap *= 2;
 	b->p = cut_realloc(b->p, cap);
 	b->cap = cap;
-}
-
-void cut_buf_put(cut_buf *b, const void *data, size_t n)
-{
-	cut_buf_reserve(b, n);
-	if (n)
-		memcpy(b->p + b->len, data, n);
-	b->len += n;
 }
 
 void cut_buf_printf(cut_buf *b, const char *fmt, ...)

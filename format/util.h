@@ -57,8 +57,19 @@ typedef struct cut_buf {
 	uint8_t *p;
 	size_t len, cap;
 } cut_buf;
-void cut_buf_reserve(cut_buf *b, size_t extra);
-void cut_buf_put(cut_buf *b, const void *data, size_t n);
+void cut_buf_grow(cut_buf *b, size_t extra);
+static inline void cut_buf_reserve(cut_buf *b, size_t extra)
+{
+	if (b->cap - b->len < extra)
+		cut_buf_grow(b, extra);
+}
+static inline void cut_buf_put(cut_buf *b, const void *data, size_t n)
+{
+	cut_buf_reserve(b, n);
+	if (n)
+		memcpy(b->p + b->len, data, n);
+	b->len += n;
+}
 static inline void cut_buf_putc(cut_buf *b, uint8_t c)
 {
 	if (b->len == b->cap)

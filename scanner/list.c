@@ -94,6 +94,10 @@ typedef struct job_state {
 	scan_listing *l;
 	int dirfd;      /* the directory, opened lazily; -1 until then */
 	bool dir_failed;
+	bool by_path;   /* stat children by path from the root, without opening
+			   the directory (unchanged directories: saves an open
+			   and a close, each a round trip on NFS) */
+	sys_dir *dir;   /* owns dirfd while the directory is being read */
 	cut_buf path;   /* scratch: the child's relative path */
 } job_state;
 
@@ -153,13 +157,16 @@ static int stat_child(job_state *s, const char *name, size_t nl, const fmt_entry
 {
 	scan_ctx *ctx = s->ctx;
 	const scan_opts *o = ctx->o;
-	if (open_dir(s) < 0)
+	if (!s->by_path && open_dir(s) < 0)
 		return -1;
 	const char *path = child_path(s, name, nl);
+	/* Where the child is named from: its directory, or the root. */
+	int atfd = s->by_path ? ctx->rootfd : s->dirfd;
+	const char *atname = s->by_path ? path : name;
 	sys_stat st;
 	int rc = -ESTALE;
 	for (int attempt = 0; attempt < 2 && rc == -ESTALE; attempt++)
-		rc = sys_statat(s->dirfd, name, false, &st);
+		rc = sys_statat(atfd, atname, false, &st);
 	s->c->stats++;
 	if (rc == -ENOENT) {
 		s->c->vanished++; /* renamed or removed since readdir: normal on a live tree */
@@ -188,7 +195,7 @@ static int stat_child(job_state *s, const char *name, size_t nl, const fmt_entry
 		size_t cap = st.size > 0 && st.size < (1u << 20) ? (size_t)st.size + 1 : 4096;
 		for (;;) {
 			target = cut_realloc(target, cap);
-			ssize_t n = readlinkat(s->dirfd, name, target, cap);
+			ssize_t n = readlinkat(atfd, atname, target, cap);
 			if (n < 0) {
 				int err = errno;
 				free(target);
@@ -225,7 +232,7 @@ static int stat_child(job_state *s, const char *name, size_t nl, const fmt_entry
 			s->c->hash_carried++;
 		} else {
 			uint64_t n = 0;
-			int hr = scan_hash_file(s->dirfd, name, e.hash, &n);
+			int hr = scan_hash_file(atfd, atname, e.hash, &n);
 			if (hr == -ENOENT) {
 				s->c->vanished++;
 				return 0;
@@ -266,11 +273,9 @@ static void carry_child(job_state *s, const fmt_entry *old)
 	fmt_entry_copy(&ch->e, old, &s->l->arena);
 	ch->e.flags |= FMT_E_CARRIED;
 	s->c->carried++;
-	if (s->ctx->o->hash != SCAN_HASH_NONE && !(old->flags & FMT_E_HASH) && open_dir(s) == 0) {
-		size_t bl;
-		const char *base = fmt_path_base(old->path, old->path_len, &bl);
+	if (s->ctx->o->hash != SCAN_HASH_NONE && !(old->flags & FMT_E_HASH)) {
 		uint64_t n;
-		if (scan_hash_file(s->dirfd, base, ch->e.hash, &n) == 0) {
+		if (scan_hash_file(s->ctx->rootfd, old->path, ch->e.hash, &n) == 0) {
 			ch->e.flags |= FMT_E_HASH;
 			s->c->hashed++;
 			s->c->hashed_bytes += n;
@@ -321,6 +326,7 @@ scan_listing *scan_list_dir(scan_ctx *ctx, scan_job *job, scan_counters *c)
 			job->prev_self.ino == job->self.ino && !racy(ctx, &job->self);
 	if (shortcut) {
 		c->skipped_dirs++;
+		s.by_path = true;
 		for (size_t i = 0; i < npc; i++) {
 			const fmt_entry *old = &pc[i].e;
 			if (old->type == FMT_T_FILE && scan_immutable(&ctx->policy, old->path, old->path_len)) {
@@ -336,13 +342,13 @@ scan_listing *scan_list_dir(scan_ctx *ctx, scan_job *job, scan_counters *c)
 
 	if (open_dir(&s) < 0)
 		goto out;
-	int dfd = dup(s.dirfd);
-	sys_dir *d = dfd >= 0 ? sys_dir_open(dfd) : NULL;
-	if (!d) {
+	sys_dir *d = sys_dir_open(s.dirfd);
+	if (!d) { /* fdopendir failed (POSIX fallback only); it closed nothing */
 		CUT_SYSWARN("%s/%s: cannot read directory", o->root, job->path);
 		c->errors++;
 		goto out;
 	}
+	s.dir = d; /* owns s.dirfd now; the children are stat'ed relative to it */
 	c->listed++;
 	name_ent *names = NULL;
 	size_t nn = 0, cap = 0;
@@ -363,7 +369,6 @@ scan_listing *scan_list_dir(scan_ctx *ctx, scan_job *job, scan_counters *c)
 			    job->path);
 		c->errors++;
 	}
-	sys_dir_close(d);
 	if (nn)
 		qsort(names, nn, sizeof *names, name_cmp);
 	size_t k = 0; /* merge with the previous children, both in name order */
@@ -395,7 +400,9 @@ scan_listing *scan_list_dir(scan_ctx *ctx, scan_job *job, scan_counters *c)
 	}
 	free(names);
 out:
-	if (s.dirfd >= 0)
+	if (s.dir)
+		sys_dir_close(s.dir); /* closes s.dirfd */
+	else if (s.dirfd >= 0)
 		close(s.dirfd);
 	free(pc);
 	cut_arena_free(&tmp);

@@ -29,6 +29,8 @@ struct scan_prev {
 	fmt_mreader *r;
 	pthread_mutex_t mu;
 	pblock **slots;   /* by block index; NULL when not cached */
+	uint32_t *lru;    /* indices of the cached blocks (cached of them) */
+	size_t lru_cap;
 	uint32_t nblocks, cached;
 	uint64_t tick;
 };
@@ -61,6 +63,7 @@ void scan_prev_close(scan_prev *p)
 		if (p->slots[i])
 			pblock_free(p->slots[i]);
 	free(p->slots);
+	free(p->lru);
 	pthread_mutex_destroy(&p->mu);
 	fmt_mreader_close(p->r);
 	free(p);
@@ -103,41 +106,65 @@ out:
 	return b;
 }
 
+/* Evicts least recently used idle blocks until at most CACHE_BLOCKS remain
+ * (keep: a block that must stay).  Called with the lock held; scans only the
+ * cached blocks, so its cost does not grow with the manifest. */
+static void evict(scan_prev *p, uint32_t keep)
+{
+	while (p->cached > CACHE_BLOCKS) {
+		size_t victim = SIZE_MAX;
+		uint64_t oldest = UINT64_MAX;
+		for (size_t k = 0; k < p->cached; k++) {
+			pblock *c = p->slots[p->lru[k]];
+			if (c->refs == 0 && p->lru[k] != keep && c->used < oldest) {
+				oldest = c->used;
+				victim = k;
+			}
+		}
+		if (victim == SIZE_MAX)
+			return; /* all in use: the cache grows past its size for a while */
+		uint32_t b = p->lru[victim];
+		pblock_free(p->slots[b]);
+		p->slots[b] = NULL;
+		p->lru[victim] = p->lru[--p->cached];
+	}
+}
+
 /* Returns block i with a reference held, or NULL on corruption. */
 static pblock *get(scan_prev *p, uint32_t i)
 {
 	pthread_mutex_lock(&p->mu);
 	pblock *b = p->slots[i];
+	if (b) {
+		b->refs++;
+		b->used = ++p->tick;
+		pthread_mutex_unlock(&p->mu);
+		return b;
+	}
+	pthread_mutex_unlock(&p->mu);
+	/* Decode outside the lock; if another worker decoded the same block
+	 * meanwhile, keep theirs (rare: workers move through the tree in
+	 * canonical order, mostly on different blocks). */
+	pblock *nb = decode(p, i);
+	if (!nb)
+		return NULL;
+	pthread_mutex_lock(&p->mu);
+	b = p->slots[i];
 	if (!b) {
-		/* Decoding under the lock keeps two workers from decoding the
-		 * same block; it takes tens of microseconds. */
-		b = decode(p, i);
-		if (!b) {
-			pthread_mutex_unlock(&p->mu);
-			return NULL;
+		b = p->slots[i] = nb;
+		nb = NULL;
+		if (p->cached == p->lru_cap) {
+			p->lru_cap = p->lru_cap ? 2 * p->lru_cap : 2 * CACHE_BLOCKS;
+			p->lru = cut_realloc(p->lru, cut_size_mul(p->lru_cap, sizeof *p->lru));
 		}
-		p->slots[i] = b;
-		p->cached++;
-		while (p->cached > CACHE_BLOCKS) { /* evict the least recently used idle block */
-			uint32_t victim = UINT32_MAX;
-			uint64_t oldest = UINT64_MAX;
-			for (uint32_t k = 0; k < p->nblocks; k++) {
-				pblock *c = p->slots[k];
-				if (c && c->refs == 0 && k != i && c->used < oldest) {
-					oldest = c->used;
-					victim = k;
-				}
-			}
-			if (victim == UINT32_MAX)
-				break;
-			pblock_free(p->slots[victim]);
-			p->slots[victim] = NULL;
-			p->cached--;
-		}
+		p->lru[p->cached++] = i;
+		evict(p, i);
 	}
 	b->refs++;
 	b->used = ++p->tick;
 	pthread_mutex_unlock(&p->mu);
+	if (nb)
+		pblock_free(nb);
 	return b;
 }
 

@@ -11,8 +11,9 @@
  * Scheduling and memory.  Pending jobs sit in a priority queue keyed by
  * canonical path, and workers always take the smallest, so they work just
  * ahead of the writer.  Finished listings wait for the writer; their bytes are
- * counted, and past the budget workers take no new job, except the one the
- * writer is waiting for.  That job is always the smallest pending one (every
+ * counted, and once they reach the budget workers take no new job (except
+ * the one the writer is waiting for) until the writer has brought them down
+ * to half of it.  That job is always the smallest pending one (every
  * directory that sorts before it has been emitted, hence listed), so the
  * writer can always progress and memory stays near the budget plus one
  * listing per thread, however large the tree.
@@ -43,6 +44,7 @@ typedef struct engine {
 	size_t hn, hcap;
 	scan_job *awaited;      /* the job the writer waits for, or NULL */
 	size_t buffered, budget, peak;
+	bool paused;            /* buffered reached the budget; until it falls to half */
 	bool stop;
 	int nthreads;
 	scan_counters *counters; /* one per worker */
@@ -107,8 +109,7 @@ static void *worker(void *arg)
 	scan_counters *c = &e->counters[wa->id];
 	pthread_mutex_lock(&e->mu);
 	for (;;) {
-		while (!e->stop &&
-		       (e->hn == 0 || (e->buffered >= e->budget && e->heap[0] != e->awaited)))
+		while (!e->stop && (e->hn == 0 || (e->paused && e->heap[0] != e->awaited)))
 			pthread_cond_wait(&e->work_cv, &e->mu);
 		if (e->stop)
 			break;
@@ -119,18 +120,24 @@ static void *worker(void *arg)
 		size_t bytes = scan_listing_bytes(l);
 
 		pthread_mutex_lock(&e->mu);
-		/* Wake one idle worker per new job, not all of them: with many
-		 * threads on few cores a broadcast is a thundering herd. */
+		/* Wake one idle worker per new job but the first, which this
+		 * worker takes itself: with many threads on few cores a
+		 * broadcast is a thundering herd. */
+		bool mine = true;
 		for (size_t i = 0; i < l->n; i++)
 			if (l->v[i].job) {
 				heap_push(e, l->v[i].job);
-				pthread_cond_signal(&e->work_cv);
+				if (!mine)
+					pthread_cond_signal(&e->work_cv);
+				mine = false;
 			}
 		j->out = l;
 		j->done = true;
 		e->buffered += bytes;
 		if (e->buffered > e->peak)
 			e->peak = e->buffered;
+		if (e->buffered >= e->budget)
+			e->paused = true;
 		if (j == e->awaited)
 			pthread_cond_signal(&e->done_cv); /* only the writer waits there */
 	}
@@ -166,9 +173,11 @@ static scan_listing *wait_job(engine *e, scan_job *j)
 	pthread_mutex_lock(&e->mu);
 	if (!j->done) {
 		e->awaited = j;
-		/* Past the budget, idle workers wait; the awaited job may go. */
-		if (e->buffered >= e->budget)
-			pthread_cond_broadcast(&e->work_cv);
+		/* Paused, idle workers wait; the awaited job may go, and one
+		 * worker is enough to take it (it is the smallest pending job,
+		 * unless a worker already runs it). */
+		if (e->paused && e->hn && e->heap[0] == j)
+			pthread_cond_signal(&e->work_cv);
 		while (!j->done)
 			pthread_cond_wait(&e->done_cv, &e->mu);
 		e->awaited = NULL;
@@ -182,10 +191,13 @@ static void release(engine *e, scan_listing *l)
 {
 	size_t bytes = scan_listing_bytes(l);
 	pthread_mutex_lock(&e->mu);
-	bool was_over = e->buffered >= e->budget;
 	e->buffered -= bytes;
-	if (was_over && e->buffered < e->budget)
+	/* Resume at half the budget, not just below it: waking every worker
+	 * each time one listing is written would be a thundering herd. */
+	if (e->paused && e->buffered <= e->budget / 2) {
+		e->paused = false;
 		pthread_cond_broadcast(&e->work_cv);
+	}
 	pthread_mutex_unlock(&e->mu);
 	scan_listing_free(l);
 }
@@ -290,7 +302,15 @@ int scan_run(const scan_opts *o, scan_stats *stats, uint8_t id[FMT_ID_LEN])
 	stats->entries = 1;
 	stats->dirs = 1;
 
-	pthread_mutex_init(&e.mu, NULL);
+	pthread_mutexattr_t ma;
+	pthread_mutexattr_init(&ma);
+#ifdef PTHREAD_ADAPTIVE_MUTEX_INITIALIZER_NP
+	/* Short critical sections, many threads: spin a little before sleeping
+	 * in the kernel (glibc). */
+	pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_ADAPTIVE_NP);
+#endif
+	pthread_mutex_init(&e.mu, &ma);
+	pthread_mutexattr_destroy(&ma);
 	pthread_cond_init(&e.work_cv, NULL);
 	pthread_cond_init(&e.done_cv, NULL);
 	e.counters = cut_calloc((size_t)e.nthreads, sizeof *e.counters);

@@ -1,0 +1,1106 @@
+/*
+ * apply.c - applies one change-log record to the target: one function per
+ * operation.  Each one
+ *   - resolves every target path beneath the target root without following
+ *     a symlink in any component (sys_open_parent_beneath), then acts on the
+ *     last component only with calls that do not follow it either (*at with
+ *     AT_SYMLINK_NOFOLLOW, O_NOFOLLOW, O_EXCL, rename, unlink);
+ *   - checks that the target is in the state the log expects, and reports a
+ *     conflict (RP_R_CONFLICT, nothing changed) when it is not, unless
+ *     --on-conflict overwrite says to replace what is there (never a
+ *     directory);
+ *   - is idempotent: when the target already shows the operation's result
+ *     (an earlier run did it and was killed before journaling it), the
+ *     result is RP_R_NOOP;
+ *   - writes every new entry under a temporary name RP_TMP_PREFIX<idx hex>
+ *     in the destination directory, sets its content and attributes, and
+ *     renames it into place, so no reader ever sees a partial file under its
+ *     final name.  A rerun of an interrupted record removes its own leftover
+ *     temporary first (same name).
+ * Directory attributes are set in the engine's final phase (ap_dirattr),
+ * after everything inside them is done.
+ *
+ * Nothing here logs: the outcome and an explanation go into the op
+ * (res, msg), and the dispatcher reports them once.  Thread-safe.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "format/path.h"
+#include "replay/internal.h"
+
+#if defined(__linux__) && !defined(CUTOVER_PORTABLE)
+#define AP_LINUX 1
+#else
+#define AP_LINUX 0
+#endif
+
+rp_op *rp_op_new(const fmt_change *c, uint64_t idx)
+{
+	size_t tl = c->e.target ? c->e.target_len : 0;
+	size_t n = (size_t)c->e.path_len + 1 + tl + 1 + (c->to ? c->to_len : 0) + 1;
+	rp_op *op = cut_calloc(1, sizeof *op + n);
+	op->idx = idx;
+	op->kind = RP_K_RECORD;
+	op->op = c->op;
+	op->flags = c->flags;
+	op->e = c->e;
+	op->old = c->old;
+	char *p = op->str;
+	memcpy(p, c->e.path, c->e.path_len);
+	p[c->e.path_len] = 0;
+	op->e.path = p;
+	p += c->e.path_len + 1;
+	if (c->e.target) {
+		memcpy(p, c->e.target, tl);
+		p[tl] = 0;
+		op->e.target = p;
+		p += tl + 1;
+	} else {
+		op->e.target = NULL;
+		op->e.target_len = 0;
+	}
+	if (c->to) {
+		memcpy(p, c->to, c->to_len);
+		p[c->to_len] = 0;
+		op->to = p;
+		op->to_len = c->to_len;
+	}
+	return op;
+}
+
+void rp_op_free(rp_op *op)
+{
+	if (!op)
+		return;
+	free(op->msg);
+	free(op);
+}
+
+void rp_tmp_name(char out[32], uint64_t idx)
+{
+	snprintf(out, 32, RP_TMP_PREFIX "%016llx", (unsigned long long)idx);
+}
+
+/* ------------------------------------------------------------- helpers */
+
+static void set_res(rp_op *op, int res, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void set_res(rp_op *op, int res, const char *fmt, ...)
+{
+	op->res = (uint8_t)res;
+	free(op->msg);
+	op->msg = NULL;
+	if (!fmt)
+		return;
+	cut_buf b = {0};
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(NULL, 0, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	cut_buf_reserve(&b, (size_t)n + 1);
+	va_start(ap, fmt);
+	vsnprintf((char *)b.p, (size_t)n + 1, fmt, ap);
+	va_end(ap);
+	op->msg = (char *)b.p;
+}
+
+/* Records a failed system call on the target: NOSPACE for a full disk or
+ * quota, ERROR otherwise. */
+static void sys_fail(rp_op *op, int err, const char *what, const char *path)
+{
+	if (err < 0)
+		err = -err;
+	if (err == ENOSPC || err == EDQUOT)
+		set_res(op, RP_R_NOSPACE, "%s %s: %s", what, path, strerror(err));
+	else
+		set_res(op, RP_R_ERROR, "%s %s: %s", what, path, strerror(err));
+}
+
+static const char *tname(unsigned t) { return t ? fmt_type_name(t) : "unknown entry"; }
+
+/* Opens the parent directory of path beneath the target root.  Returns the
+ * fd, or -1 with op's result set (a symlink or non-directory in the way, a
+ * missing parent: conflicts; anything else: error). */
+static int tparent(const rp_ctx *cx, rp_op *op, const char *path, const char **base)
+{
+	int fd = sys_open_parent_beneath(cx->dstfd, path, base);
+	if (fd >= 0)
+		return fd;
+	if (fd == -ELOOP || fd == -EXDEV || fd == -ENOTDIR || fd == -EMLINK)
+		set_res(op, RP_R_CONFLICT,
+			"%s %s: a directory above it on the target is a symlink or not a "
+			"directory: refused (%s)", fmt_op_name(op->op), path, strerror(-fd));
+	else if (fd == -ENOENT)
+		set_res(op, RP_R_CONFLICT, "%s %s: its parent directory is missing on the target",
+			fmt_op_name(op->op), path);
+	else
+		sys_fail(op, fd, "cannot open the parent directory of", path);
+	return -1;
+}
+
+/* lstat of base in pfd: 1 present, 0 absent, -1 error (op's result set). */
+static int tstat(rp_op *op, int pfd, const char *base, const char *path, sys_stat *st)
+{
+	int r = sys_statat(pfd, base, false, st);
+	if (r == 0)
+		return 1;
+	if (r == -ENOENT)
+		return 0;
+	sys_fail(op, r, "cannot stat", path);
+	return -1;
+}
+
+/* lstat of path beneath the source root.  0 or -errno. */
+static int src_lstat(const rp_ctx *cx, const char *path, sys_stat *st)
+{
+	if (!*path)
+		return sys_statat(cx->srcfd, ".", false, st);
+	const char *base;
+	int pfd = sys_open_parent_beneath(cx->srcfd, path, &base);
+	if (pfd < 0)
+		return pfd;
+	int r = sys_statat(pfd, base, false, st);
+	close(pfd);
+	return r;
+}
+
+/* The atime to give path: the source's, else its mtime.  The log does not
+ * carry atimes; a stat of the source costs one round trip. */
+static int64_t src_atime(const rp_ctx *cx, const char *path, int64_t mtime)
+{
+	sys_stat st;
+	return src_lstat(cx, path, &st) == 0 ? st.atime_ns : mtime;
+}
+
+static bool old_matches(const sys_stat *st, const fmt_old *o)
+{
+	unsigned t = fmt_type_from_mode(st->mode);
+	if (t != o->type)
+		return false;
+	if (t == FMT_T_FILE)
+		return st->size == o->size && st->mtime_ns == o->mtime_ns;
+	return true;
+}
+
+static struct timespec ts_of(int64_t ns)
+{
+	struct timespec t;
+	t.tv_sec = (time_t)(ns / 1000000000);
+	t.tv_nsec = (long)(ns % 1000000000);
+	if (t.tv_nsec < 0) {
+		t.tv_sec--;
+		t.tv_nsec += 1000000000;
+	}
+	return t;
+}
+
+/* chmod of name in pfd that never follows a symlink. */
+static int chmod_nofollow(int pfd, const char *name, unsigned type, mode_t mode)
+{
+	if (fchmodat(pfd, name, mode, AT_SYMLINK_NOFOLLOW) == 0)
+		return 0;
+	if (errno != EOPNOTSUPP && errno != ENOTSUP && errno != ENOSYS)
+		return -errno;
+	/* No AT_SYMLINK_NOFOLLOW support (no /proc for glibc's emulation):
+	 * files and directories through an O_NOFOLLOW open; other types are
+	 * never symlinks here, as just checked by lstat. */
+	if (type == FMT_T_FILE || type == FMT_T_DIR) {
+		int fd = openat(pfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+		if (fd < 0)
+			return -errno;
+		int r = fchmod(fd, mode) < 0 ? -errno : 0;
+		close(fd);
+		return r;
+	}
+	return fchmodat(pfd, name, mode, 0) < 0 ? -errno : 0;
+}
+
+/* Sets owner (as root), mode (not on symlinks) and times of name in pfd,
+ * never following a symlink.  0 or -errno. */
+static int set_attrs_at(const rp_ctx *cx, int pfd, const char *name, unsigned type,
+			uint32_t mode, uint32_t uid, uint32_t gid, int64_t atime, int64_t mtime)
+{
+	if (cx->root && fchownat(pfd, name, uid, gid, AT_SYMLINK_NOFOLLOW) < 0)
+		return -errno;
+	if (type != FMT_T_SYMLINK) {
+		int r = chmod_nofollow(pfd, name, type, mode & 07777);
+		if (r < 0)
+			return r;
+	}
+	struct timespec ts[2] = {ts_of(atime), ts_of(mtime)};
+	if (utimensat(pfd, name, ts, AT_SYMLINK_NOFOLLOW) < 0)
+		return -errno;
+	return 0;
+}
+
+/* rename that refuses to replace an existing newname.  0 or -errno. */
+static int rename_noreplace(int ofd, const char *o, int nfd, const char *n)
+{
+#if AP_LINUX
+	if (renameat2(ofd, o, nfd, n, RENAME_NOREPLACE) == 0)
+		return 0;
+	if (errno != EINVAL && errno != ENOSYS && errno != EOPNOTSUPP)
+		return -errno;
+#endif
+	sys_stat st;
+	int r = sys_statat(nfd, n, false, &st);
+	if (r == 0)
+		return -EEXIST;
+	if (r != -ENOENT)
+		return r;
+	return renameat(ofd, o, nfd, n) < 0 ? -errno : 0;
+}
+
+/* Puts the finished temporary tmp in place as base: over what is there when
+ * replace, else only when base is still absent.  Removes tmp on failure.
+ * 0, or -1 with op's result set. */
+static int put_in_place(const rp_ctx *cx, rp_op *op, int pfd, const char *tmp,
+			const char *base, const char *path, bool replace)
+{
+	int r = replace ? (renameat(pfd, tmp, pfd, base) < 0 ? -errno : 0)
+			: rename_noreplace(pfd, tmp, pfd, base);
+	if (r < 0) {
+		unlinkat(pfd, tmp, 0);
+		if (r == -EEXIST)
+			set_res(op, RP_R_CONFLICT, "%s %s: it appeared on the target during replay",
+				fmt_op_name(op->op), path);
+		else
+			sys_fail(op, r, "cannot rename into place", path);
+		return -1;
+	}
+	if (cx->fsync && fsync(pfd) < 0) {
+		sys_fail(op, errno, "cannot fsync the directory of", path);
+		return -1;
+	}
+	return 0;
+}
+
+/* On a resumed run, removes the temporary an interrupted attempt at this
+ * record may have left in pfd, whatever this attempt's outcome will be. */
+static void redo_clean(const rp_ctx *cx, const rp_op *op, int pfd)
+{
+	if (!cx->redo)
+		return;
+	char tmp[32];
+	rp_tmp_name(tmp, op->idx);
+	unlinkat(pfd, tmp, 0);
+}
+
+/* The record's result is already in place (a redo): RP_R_NOOP, and a
+ * temporary an interrupted attempt may have left beside it goes. */
+static void noop_clean(rp_op *op, int pfd)
+{
+	char tmp[32];
+	rp_tmp_name(tmp, op->idx);
+	unlinkat(pfd, tmp, 0);
+	op->res = RP_R_NOOP;
+}
+
+/* Decides what to do with an existing, unexpected entry at a destination:
+ * true to replace it (old matches, or --on-conflict overwrite and it is not
+ * a directory), false with a conflict set. */
+static bool may_replace(const rp_ctx *cx, rp_op *op, const sys_stat *st, const char *path)
+{
+	unsigned t = fmt_type_from_mode(st->mode);
+	if (t != FMT_T_DIR && (op->flags & FMT_C_OLD) && old_matches(st, &op->old))
+		return true;
+	if (t != FMT_T_DIR && cx->on_conflict == RP_CONFLICT_OVERWRITE) {
+		op->overwrote = true;
+		return true;
+	}
+	set_res(op, RP_R_CONFLICT, "%s %s: the target holds a %s (%llu bytes, mtime %lld) "
+		"that the log does not expect there", fmt_op_name(op->op), path, tname(t),
+		(unsigned long long)st->size, (long long)st->mtime_ns);
+	return false;
+}
+
+/* ------------------------------------------- directory mtimes kept */
+
+/* Replacing a file by rename changes its directory's mtime, but the source
+ * changed the file in place (an append to dovecot.index.log, a cache
+ * write) and its directory's mtime did not move, so the log has no `meta`
+ * for it.  Around such replacements the directory's times are captured by
+ * the first replacement in it and restored by the last one to finish.
+ * When the directory did change in the source, its `meta` record is applied
+ * in the final phase, after this. */
+typedef struct dk_entry {
+	struct dk_entry *next;
+	int refs;
+	bool ok;
+	struct timespec ts[2];
+	char path[];
+} dk_entry;
+
+struct rp_dirkeep {
+	pthread_mutex_t mu;
+	dk_entry *head; /* directories with replacements in flight: at most -j */
+};
+
+rp_dirkeep *rp_dirkeep_new(void)
+{
+	rp_dirkeep *k = cut_calloc(1, sizeof *k);
+	pthread_mutex_init(&k->mu, NULL);
+	return k;
+}
+
+void rp_dirkeep_free(rp_dirkeep *k)
+{
+	if (!k)
+		return;
+	while (k->head) {
+		dk_entry *e = k->head;
+		k->head = e->next;
+		free(e);
+	}
+	pthread_mutex_destroy(&k->mu);
+	free(k);
+}
+
+static void dk_enter(const rp_ctx *cx, const char *path, int pfd)
+{
+	rp_dirkeep *k = cx->keep;
+	if (!k)
+		return;
+	size_t dl = fmt_path_parent_len(path, strlen(path));
+	pthread_mutex_lock(&k->mu);
+	dk_entry *e = k->head;
+	while (e && (strlen(e->path) != dl || memcmp(e->path, path, dl) != 0))
+		e = e->next;
+	if (!e) {
+		e = cut_calloc(1, sizeof *e + dl + 1);
+		memcpy(e->path, path, dl);
+		sys_stat st;
+		if (sys_fstat(pfd, &st) == 0) {
+			e->ok = true;
+			e->ts[0] = ts_of(st.atime_ns);
+			e->ts[1] = ts_of(st.mtime_ns);
+		}
+		e->next = k->head;
+		k->head = e;
+	}
+	e->refs++;
+	pthread_mutex_unlock(&k->mu);
+}
+
+static void dk_leave(const rp_ctx *cx, const char *path, int pfd)
+{
+	rp_dirkeep *k = cx->keep;
+	if (!k)
+		return;
+	size_t dl = fmt_path_parent_len(path, strlen(path));
+	pthread_mutex_lock(&k->mu);
+	dk_entry **pp = &k->head;
+	while (*pp && (strlen((*pp)->path) != dl || memcmp((*pp)->path, path, dl) != 0))
+		pp = &(*pp)->next;
+	dk_entry *e = *pp;
+	if (e && --e->refs == 0) {
+		if (e->ok)
+			futimens(pfd, e->ts); /* best effort: a rescan for Dovecot at worst */
+		*pp = e->next;
+		free(e);
+	}
+	pthread_mutex_unlock(&k->mu);
+}
+
+/* ------------------------------------------------------- create, update */
+
+/* Copies the source file path into tmp in pfd and renames it to base. */
+static void copy_file(const rp_ctx *cx, rp_op *op, int pfd, const char *base, bool replace)
+{
+	const char *path = op->e.path;
+	char tmp[32];
+	rp_tmp_name(tmp, op->idx);
+	int sfd = sys_open_beneath(cx->srcfd, path, O_RDONLY | O_NONBLOCK, 0);
+	if (sfd == -ESTALE) /* NFS: replaced under us; once more by name */
+		sfd = sys_open_beneath(cx->srcfd, path, O_RDONLY | O_NONBLOCK, 0);
+	if (sfd < 0) {
+		if (sfd == -ENOENT || sfd == -ENOTDIR || sfd == -ELOOP || sfd == -EMLINK ||
+		    sfd == -ESTALE || sfd == -EXDEV)
+			set_res(op, RP_R_VANISHED, "%s %s: gone from the source", fmt_op_name(op->op),
+				path);
+		else
+			set_res(op, RP_R_SKIPPED, "%s %s: cannot open the source: %s",
+				fmt_op_name(op->op), path, strerror(-sfd));
+		return;
+	}
+	sys_stat ss, s2;
+	int r = sys_fstat(sfd, &ss);
+	if (r < 0 || fmt_type_from_mode(ss.mode) != FMT_T_FILE) {
+		close(sfd);
+		set_res(op, RP_R_VANISHED, "%s %s: no longer a file in the source",
+			fmt_op_name(op->op), path);
+		return;
+	}
+	op->drifted = ss.size != op->e.size || ss.mtime_ns != op->e.mtime_ns ||
+		      (op->e.ino && ss.ino != op->e.ino);
+	int tfd = openat(pfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (tfd < 0 && errno == EEXIST && unlinkat(pfd, tmp, 0) == 0) /* an earlier attempt's */
+		tfd = openat(pfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (tfd < 0) {
+		sys_fail(op, errno, "cannot create a temporary file for", path);
+		close(sfd);
+		return;
+	}
+	int64_t n = sys_copy(sfd, tfd, ss.size);
+	if (n < 0) {
+		sys_fail(op, (int)n, "cannot copy", path);
+		goto fail;
+	}
+	if (sys_fstat(sfd, &s2) < 0 || s2.size != ss.size || s2.mtime_ns != ss.mtime_ns ||
+	    (uint64_t)n != ss.size)
+		op->drifted = true; /* changed while copied: the next pass brings it */
+	if (cx->root && fchown(tfd, ss.uid, ss.gid) < 0) {
+		sys_fail(op, errno, "cannot set the owner of", path);
+		goto fail;
+	}
+	if (fchmod(tfd, ss.mode & 07777) < 0) {
+		sys_fail(op, errno, "cannot set the mode of", path);
+		goto fail;
+	}
+	struct timespec ts[2] = {ts_of(ss.atime_ns), ts_of(ss.mtime_ns)};
+	if (futimens(tfd, ts) < 0) {
+		sys_fail(op, errno, "cannot set the times of", path);
+		goto fail;
+	}
+	if (cx->fsync && fsync(tfd) < 0) {
+		sys_fail(op, errno, "cannot fsync", path);
+		goto fail;
+	}
+	r = close(tfd); /* NFS reports a full disk at close */
+	tfd = -1;
+	if (r < 0) {
+		sys_fail(op, errno, "cannot write", path);
+		goto fail;
+	}
+	close(sfd);
+	sfd = -1;
+	if (put_in_place(cx, op, pfd, tmp, base, path, replace) < 0)
+		return;
+	op->copied = (uint64_t)n;
+	op->res = RP_R_DONE;
+	return;
+fail:
+	if (tfd >= 0)
+		close(tfd);
+	if (sfd >= 0)
+		close(sfd);
+	unlinkat(pfd, tmp, 0);
+}
+
+static void ap_file(const rp_ctx *cx, rp_op *op)
+{
+	const char *path = op->e.path, *base;
+	bool upd = op->op == FMT_OP_UPDATE, replace = false;
+	int pfd = tparent(cx, op, path, &base);
+	if (pfd < 0)
+		return;
+	redo_clean(cx, op, pfd);
+	sys_stat ts, ss;
+	int have = tstat(op, pfd, base, path, &ts);
+	if (have < 0)
+		goto out;
+	if (have) {
+		unsigned t = fmt_type_from_mode(ts.mode);
+		/* Already there: the result of an earlier, unjournaled run of
+		 * this record.  (Not decidable for an update that kept size and
+		 * mtime: then copy again.) */
+		bool ambiguous = upd && (op->flags & FMT_C_OLD) && op->old.size == op->e.size &&
+				 op->old.mtime_ns == op->e.mtime_ns;
+		if (t == FMT_T_FILE && !ambiguous) {
+			if (ts.size == op->e.size && ts.mtime_ns == op->e.mtime_ns) {
+				noop_clean(op, pfd);
+				goto out;
+			}
+			/* ... or of a drifted copy: matches the source as it is now. */
+			if (src_lstat(cx, path, &ss) == 0 && fmt_type_from_mode(ss.mode) == FMT_T_FILE &&
+			    ss.size == ts.size && ss.mtime_ns == ts.mtime_ns &&
+			    (!(op->flags & FMT_C_OLD) || !old_matches(&ts, &op->old))) {
+				noop_clean(op, pfd);
+				goto out;
+			}
+		}
+		if (upd && t == FMT_T_FILE && !(op->flags & FMT_C_OLD))
+			replace = true;
+		else if (!may_replace(cx, op, &ts, path))
+			goto out;
+		replace = true;
+	} else if (upd) {
+		if (cx->on_conflict != RP_CONFLICT_OVERWRITE) {
+			set_res(op, RP_R_CONFLICT, "update %s: the file to update is missing on the target",
+				path);
+			goto out;
+		}
+		op->overwrote = true;
+	}
+	if (replace)
+		dk_enter(cx, path, pfd);
+	copy_file(cx, op, pfd, base, replace);
+	if (replace)
+		dk_leave(cx, path, pfd);
+out:
+	close(pfd);
+}
+
+/* ------------------------------------------------------------------ link */
+
+static void ap_link(const rp_ctx *cx, rp_op *op)
+{
+	const char *path = op->e.path, *to = op->to, *ab, *bb;
+	char tmp[32];
+	rp_tmp_name(tmp, op->idx);
+	int bfd = -1, afd = tparent(cx, op, path, &ab);
+	if (afd < 0)
+		return;
+	bfd = tparent(cx, op, to, &bb);
+	if (bfd < 0)
+		goto out;
+	redo_clean(cx, op, bfd);
+	sys_stat sa, sb;
+	int ha = tstat(op, afd, ab, path, &sa), hb;
+	if (ha < 0 || (hb = tstat(op, bfd, bb, to, &sb)) < 0)
+		goto out;
+	if (ha && hb && sa.dev == sb.dev && sa.ino == sb.ino) {
+		noop_clean(op, bfd);
+		goto out;
+	}
+	sys_stat ss;
+	if (!ha && src_lstat(cx, path, &ss) == -ENOENT) {
+		/* Its create found the source gone (vanished): source-side, the
+		 * next pass reconciles the group. */
+		set_res(op, RP_R_VANISHED, "link %s -> %s: %s is gone from the source", to, path,
+			path);
+		goto out;
+	}
+	if (!ha || fmt_type_from_mode(sa.mode) != FMT_T_FILE) {
+		set_res(op, RP_R_CONFLICT, "link %s -> %s: the file to link is %s on the target", to,
+			path, ha ? "not a regular file" : "missing");
+		goto out;
+	}
+	int r;
+	if (hb) {
+		/* The name is replaced by the link.  Only its type is checked:
+		 * when a link group's content was updated, the other names still
+		 * hold the previous content, which `old` need not describe. */
+		unsigned tb = fmt_type_from_mode(sb.mode);
+		if (!((op->flags & FMT_C_OLD) && op->old.type == FMT_T_FILE && tb == FMT_T_FILE) &&
+		    !may_replace(cx, op, &sb, to))
+			goto out;
+		dk_enter(cx, to, bfd);
+		r = linkat(afd, ab, bfd, tmp, 0);
+		if (r < 0 && errno == EEXIST && unlinkat(bfd, tmp, 0) == 0)
+			r = linkat(afd, ab, bfd, tmp, 0);
+		if (r < 0)
+			sys_fail(op, errno, "cannot link", to);
+		r = r < 0 ? -1 : put_in_place(cx, op, bfd, tmp, bb, to, true);
+		dk_leave(cx, to, bfd);
+		if (r < 0)
+			goto out;
+	} else {
+		if (linkat(afd, ab, bfd, bb, 0) < 0) {
+			r = errno;
+			if (r == EEXIST)
+				set_res(op, RP_R_CONFLICT, "link %s: it appeared on the target during replay",
+					to);
+			else
+				sys_fail(op, r, "cannot link", to);
+			goto out;
+		}
+		if (cx->fsync && fsync(bfd) < 0) {
+			sys_fail(op, errno, "cannot fsync the directory of", to);
+			goto out;
+		}
+	}
+	op->res = RP_R_DONE;
+out:
+	if (bfd >= 0)
+		close(bfd);
+	close(afd);
+}
+
+/* ---------------------------------------------------- symlink, special */
+
+static void ap_symlink(const rp_ctx *cx, rp_op *op)
+{
+	const char *path = op->e.path, *base;
+	const char *want = op->e.target ? op->e.target : "";
+	char tmp[32];
+	rp_tmp_name(tmp, op->idx);
+	bool replace = false;
+	int pfd = tparent(cx, op, path, &base);
+	if (pfd < 0)
+		return;
+	redo_clean(cx, op, pfd);
+	sys_stat ts;
+	int have = tstat(op, pfd, base, path, &ts);
+	if (have < 0)
+		goto out;
+	if (have) {
+		if (fmt_type_from_mode(ts.mode) == FMT_T_SYMLINK) {
+			size_t wl = strlen(want);
+			char *buf = cut_malloc(wl + 2);
+			ssize_t n = readlinkat(pfd, base, buf, wl + 2);
+			bool same = n >= 0 && (size_t)n == wl && memcmp(buf, want, wl) == 0;
+			free(buf);
+			if (same) {
+				noop_clean(op, pfd);
+				goto out;
+			}
+		}
+		if (!may_replace(cx, op, &ts, path))
+			goto out;
+		replace = true;
+	}
+	int r = symlinkat(want, pfd, tmp);
+	if (r < 0 && errno == EEXIST && unlinkat(pfd, tmp, 0) == 0)
+		r = symlinkat(want, pfd, tmp);
+	if (r < 0) {
+		sys_fail(op, errno, "cannot create symlink", path);
+		goto out;
+	}
+	r = set_attrs_at(cx, pfd, tmp, FMT_T_SYMLINK, 0, op->e.uid, op->e.gid,
+			     src_atime(cx, path, op->e.mtime_ns), op->e.mtime_ns);
+	if (r < 0) {
+		unlinkat(pfd, tmp, 0);
+		sys_fail(op, r, "cannot set the attributes of symlink", path);
+		goto out;
+	}
+	if (put_in_place(cx, op, pfd, tmp, base, path, replace) == 0)
+		op->res = RP_R_DONE;
+out:
+	close(pfd);
+}
+
+static void ap_special(const rp_ctx *cx, rp_op *op)
+{
+	const char *path = op->e.path, *base;
+	char tmp[32];
+	rp_tmp_name(tmp, op->idx);
+	mode_t fmt;
+	switch (op->e.type) {
+	case FMT_T_FIFO: fmt = S_IFIFO; break;
+	case FMT_T_SOCK: fmt = S_IFSOCK; break;
+	case FMT_T_CHR: fmt = S_IFCHR; break;
+	default: fmt = S_IFBLK; break;
+	}
+	if ((fmt == S_IFCHR || fmt == S_IFBLK) && !cx->root) {
+		set_res(op, RP_R_SKIPPED, "special %s: device nodes need root (as rsync -a)", path);
+		return;
+	}
+	bool replace = false;
+	int pfd = tparent(cx, op, path, &base);
+	if (pfd < 0)
+		return;
+	redo_clean(cx, op, pfd);
+	sys_stat ts;
+	int have = tstat(op, pfd, base, path, &ts);
+	if (have < 0)
+		goto out;
+	if (have) {
+		if ((ts.mode & S_IFMT) == fmt &&
+		    ((fmt != S_IFCHR && fmt != S_IFBLK) || ts.rdev == op->e.rdev)) {
+			noop_clean(op, pfd);
+			goto out;
+		}
+		if (!may_replace(cx, op, &ts, path))
+			goto out;
+		replace = true;
+	}
+	int r = mknodat(pfd, tmp, fmt | 0600, (dev_t)op->e.rdev);
+	if (r < 0 && errno == EEXIST && unlinkat(pfd, tmp, 0) == 0)
+		r = mknodat(pfd, tmp, fmt | 0600, (dev_t)op->e.rdev);
+	if (r < 0) {
+		sys_fail(op, errno, "cannot create", path);
+		goto out;
+	}
+	r = set_attrs_at(cx, pfd, tmp, op->e.type, op->e.mode, op->e.uid, op->e.gid,
+			     src_atime(cx, path, op->e.mtime_ns), op->e.mtime_ns);
+	if (r < 0) {
+		unlinkat(pfd, tmp, 0);
+		sys_fail(op, r, "cannot set the attributes of", path);
+		goto out;
+	}
+	if (put_in_place(cx, op, pfd, tmp, base, path, replace) == 0)
+		op->res = RP_R_DONE;
+out:
+	close(pfd);
+}
+
+/* ----------------------------------------------------------- directories */
+
+static void ap_mkdir(const rp_ctx *cx, rp_op *op)
+{
+	const char *path = op->e.path, *base;
+	if (!*path) { /* the root: exists; its attributes come in the final phase */
+		op->res = RP_R_NOOP;
+		return;
+	}
+	int pfd = tparent(cx, op, path, &base);
+	if (pfd < 0)
+		return;
+	sys_stat ts;
+	int have = tstat(op, pfd, base, path, &ts);
+	if (have < 0)
+		goto out;
+	if (have) {
+		if (fmt_type_from_mode(ts.mode) == FMT_T_DIR) {
+			op->res = RP_R_NOOP;
+			goto out;
+		}
+		if (!may_replace(cx, op, &ts, path))
+			goto out;
+		if (unlinkat(pfd, base, 0) < 0) {
+			sys_fail(op, errno, "cannot remove", path);
+			goto out;
+		}
+	}
+	if (mkdirat(pfd, base, 0700) < 0) {
+		sys_fail(op, errno, "cannot create directory", path);
+		goto out;
+	}
+	/* Owner and mode now, so the tree is usable if the run stops here;
+	 * times in the final phase.  Not root: keep u+rwx to fill it. */
+	int r = 0;
+	if (cx->root && fchownat(pfd, base, op->e.uid, op->e.gid, AT_SYMLINK_NOFOLLOW) < 0)
+		r = -errno;
+	if (r == 0)
+		r = chmod_nofollow(pfd, base, FMT_T_DIR, (op->e.mode & 07777) | (cx->root ? 0 : 0700));
+	if (r < 0) {
+		sys_fail(op, r, "cannot set the attributes of directory", path);
+		goto out;
+	}
+	if (cx->fsync && fsync(pfd) < 0) {
+		sys_fail(op, errno, "cannot fsync the directory of", path);
+		goto out;
+	}
+	op->res = RP_R_DONE;
+out:
+	close(pfd);
+}
+
+/* Removes the replay temporaries in directory dir (name in pfd).  Returns
+ * 0 when the directory holds nothing else, 1 when it does (*other gets a
+ * name), or -errno. */
+static int clean_tmps(int pfd, const char *name, char other[256])
+{
+	int fd = openat(pfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	sys_dir *d = sys_dir_open(fd);
+	if (!d) {
+		int e = errno;
+		close(fd);
+		return -e;
+	}
+	const char *n;
+	size_t len;
+	unsigned dt;
+	int r, rc = 0;
+	while ((r = sys_dir_next(d, &n, &len, &dt)) > 0) {
+		if (len > RP_TMP_PREFIX_LEN && memcmp(n, RP_TMP_PREFIX, RP_TMP_PREFIX_LEN) == 0 &&
+		    unlinkat(sys_dir_fd(d), n, 0) == 0)
+			continue;
+		snprintf(other, 256, "%s", n);
+		rc = 1;
+		break;
+	}
+	if (r < 0)
+		rc = r;
+	sys_dir_close(d);
+	return rc;
+}
+
+static int rm_parent(const rp_ctx *cx, rp_op *op, const char *path, const char **base);
+
+static void ap_rmdir(const rp_ctx *cx, rp_op *op)
+{
+	const char *path = op->e.path, *base;
+	int pfd = rm_parent(cx, op, path, &base);
+	if (pfd < 0)
+		return;
+	sys_stat ts;
+	int have = tstat(op, pfd, base, path, &ts);
+	if (have <= 0) {
+		if (have == 0)
+			op->res = RP_R_NOOP; /* already gone */
+		goto out;
+	}
+	if (fmt_type_from_mode(ts.mode) != FMT_T_DIR) {
+		set_res(op, RP_R_CONFLICT, "rmdir %s: the target holds a %s, not a directory", path,
+			tname(fmt_type_from_mode(ts.mode)));
+		goto out;
+	}
+	for (int tries = 0;; tries++) {
+		if (unlinkat(pfd, base, AT_REMOVEDIR) == 0)
+			break;
+		int e = errno;
+		if ((e == ENOTEMPTY || e == EEXIST) && tries == 0) {
+			char other[256] = "";
+			int c = clean_tmps(pfd, base, other);
+			if (c == 0)
+				continue;
+			if (c > 0) {
+				set_res(op, RP_R_CONFLICT, "rmdir %s: not empty on the target (holds '%s', "
+					"which the log does not delete)", path, other);
+				goto out;
+			}
+			e = -c;
+		}
+		sys_fail(op, e, "cannot remove directory", path);
+		goto out;
+	}
+	if (cx->fsync && fsync(pfd) < 0) {
+		sys_fail(op, errno, "cannot fsync the directory of", path);
+		goto out;
+	}
+	op->res = RP_R_DONE;
+out:
+	close(pfd);
+}
+
+/* The final phase: a directory's owner, mode and times, after everything in
+ * it is done.  A directory that is no longer there (renamed or removed later
+ * in the log) is left alone. */
+static void ap_dirattr(const rp_ctx *cx, rp_op *op)
+{
+	const char *path = op->e.path, *base;
+	int64_t at = src_atime(cx, path, op->e.mtime_ns);
+	int r;
+	if (!*path) {
+		struct timespec ts[2] = {ts_of(at), ts_of(op->e.mtime_ns)};
+		r = 0;
+		if (cx->root && fchown(cx->dstfd, op->e.uid, op->e.gid) < 0)
+			r = -errno;
+		if (r == 0 && fchmod(cx->dstfd, op->e.mode & 07777) < 0)
+			r = -errno;
+		if (r == 0 && futimens(cx->dstfd, ts) < 0)
+			r = -errno;
+		if (r < 0)
+			sys_fail(op, r, "cannot set the attributes of the target root", ".");
+		else
+			op->res = RP_R_DONE;
+		return;
+	}
+	int pfd = sys_open_parent_beneath(cx->dstfd, path, &base);
+	if (pfd < 0) {
+		op->res = RP_R_NOOP;
+		return;
+	}
+	sys_stat ts;
+	if (sys_statat(pfd, base, false, &ts) < 0 || fmt_type_from_mode(ts.mode) != FMT_T_DIR) {
+		op->res = RP_R_NOOP;
+		close(pfd);
+		return;
+	}
+	r = set_attrs_at(cx, pfd, base, FMT_T_DIR, op->e.mode, op->e.uid, op->e.gid, at,
+			 op->e.mtime_ns);
+	if (r < 0)
+		sys_fail(op, r, "cannot set the attributes of directory", path);
+	else
+		op->res = RP_R_DONE;
+	close(pfd);
+}
+
+/* ---------------------------------------------------------------- rename */
+
+static void ap_rename(const rp_ctx *cx, rp_op *op)
+{
+	const char *path = op->e.path, *to = op->to, *ab, *bb;
+	int bfd = -1, afd = tparent(cx, op, path, &ab);
+	if (afd < 0)
+		return;
+	bfd = tparent(cx, op, to, &bb);
+	if (bfd < 0)
+		goto out;
+	sys_stat sa, sb;
+	int ha = tstat(op, afd, ab, path, &sa), hb;
+	if (ha < 0 || (hb = tstat(op, bfd, bb, to, &sb)) < 0)
+		goto out;
+	if (!ha) {
+		/* Done by an earlier run: the source is gone and the destination
+		 * holds what the log says moved there. */
+		unsigned tb = hb ? fmt_type_from_mode(sb.mode) : 0;
+		if (hb && tb == op->e.type &&
+		    (tb != FMT_T_FILE || (sb.size == op->e.size && sb.mtime_ns == op->e.mtime_ns))) {
+			op->res = RP_R_NOOP;
+			goto out;
+		}
+		set_res(op, RP_R_CONFLICT, "rename %s -> %s: %s is missing on the target", path, to,
+			path);
+		goto out;
+	}
+	/* The log's `old` describes the entry that moves (at path). */
+	unsigned ta = fmt_type_from_mode(sa.mode);
+	bool expected = (op->flags & FMT_C_OLD) ? old_matches(&sa, &op->old) : ta == op->e.type;
+	if (ta != op->e.type || (!expected && cx->on_conflict != RP_CONFLICT_OVERWRITE)) {
+		set_res(op, RP_R_CONFLICT, "rename %s -> %s: the target holds a %s (%llu bytes, "
+			"mtime %lld) at %s, not what the log moves", path, to, tname(ta),
+			(unsigned long long)sa.size, (long long)sa.mtime_ns, path);
+		goto out;
+	}
+	op->overwrote = !expected;
+	int r;
+	if (hb) {
+		unsigned tb = fmt_type_from_mode(sb.mode);
+		if (sa.dev == sb.dev && sa.ino == sb.ino && ta != FMT_T_DIR) {
+			/* Two names of one file: rename(2) would do nothing. */
+			r = unlinkat(afd, ab, 0) < 0 ? -errno : 0;
+		} else if (ta != FMT_T_DIR && tb != FMT_T_DIR &&
+			   cx->on_conflict == RP_CONFLICT_OVERWRITE) {
+			op->overwrote = true;
+			r = renameat(afd, ab, bfd, bb) < 0 ? -errno : 0;
+		} else {
+			set_res(op, RP_R_CONFLICT, "rename %s -> %s: the target already holds a %s at %s",
+				path, to, tname(tb), to);
+			goto out;
+		}
+	} else {
+		r = rename_noreplace(afd, ab, bfd, bb);
+	}
+	if (r < 0) {
+		if (r == -EEXIST || r == -ENOTEMPTY)
+			set_res(op, RP_R_CONFLICT, "rename %s -> %s: %s appeared on the target", path, to,
+				to);
+		else if (r == -EINVAL)
+			set_res(op, RP_R_CONFLICT, "rename %s -> %s: cannot move a directory beneath "
+				"itself", path, to);
+		else
+			sys_fail(op, r, "cannot rename", path);
+		goto out;
+	}
+	if (cx->fsync && (fsync(afd) < 0 || fsync(bfd) < 0)) {
+		sys_fail(op, errno, "cannot fsync the directories of", to);
+		goto out;
+	}
+	op->res = RP_R_DONE;
+out:
+	if (bfd >= 0)
+		close(bfd);
+	close(afd);
+}
+
+/* ------------------------------------------------------- meta, delete */
+
+static void ap_meta(const rp_ctx *cx, rp_op *op)
+{
+	const char *path = op->e.path, *base;
+	if (!*path) {
+		op->res = RP_R_DONE; /* the root's attributes: final phase */
+		return;
+	}
+	int pfd = tparent(cx, op, path, &base);
+	if (pfd < 0)
+		return;
+	sys_stat ts;
+	int have = tstat(op, pfd, base, path, &ts);
+	if (have < 0)
+		goto out;
+	unsigned t = have ? fmt_type_from_mode(ts.mode) : 0;
+	if (!have || t != op->e.type) {
+		set_res(op, RP_R_CONFLICT, "meta %s: the target holds %s, the log expects a %s", path,
+			have ? tname(t) : "nothing", tname(op->e.type));
+		goto out;
+	}
+	if (t == FMT_T_DIR) {
+		op->res = RP_R_DONE; /* final phase, after the directory's contents */
+		goto out;
+	}
+	int r = set_attrs_at(cx, pfd, base, t, op->e.mode, op->e.uid, op->e.gid,
+			     src_atime(cx, path, op->e.mtime_ns), op->e.mtime_ns);
+	if (r < 0)
+		sys_fail(op, r, "cannot set the attributes of", path);
+	else
+		op->res = RP_R_DONE;
+out:
+	close(pfd);
+}
+
+/* Opens the parent of path for a removal: a missing parent means the entry
+ * is gone already (a redo after the parent was removed too): -1 with
+ * RP_R_NOOP. */
+static int rm_parent(const rp_ctx *cx, rp_op *op, const char *path, const char **base)
+{
+	int fd = sys_open_parent_beneath(cx->dstfd, path, base);
+	if (fd == -ENOENT) {
+		op->res = RP_R_NOOP;
+		return -1;
+	}
+	if (fd >= 0)
+		return fd;
+	return tparent(cx, op, path, base);
+}
+
+static void ap_delete(const rp_ctx *cx, rp_op *op)
+{
+	const char *path = op->e.path, *base;
+	int pfd = rm_parent(cx, op, path, &base);
+	if (pfd < 0)
+		return;
+	sys_stat ts;
+	int have = tstat(op, pfd, base, path, &ts);
+	if (have <= 0) {
+		if (have == 0)
+			op->res = RP_R_NOOP; /* already gone */
+		goto out;
+	}
+	unsigned t = fmt_type_from_mode(ts.mode);
+	bool expected;
+	if (op->flags & FMT_C_OLD)
+		expected = old_matches(&ts, &op->old);
+	else
+		expected = t == op->e.type &&
+			   (t != FMT_T_FILE || (ts.size == op->e.size && ts.mtime_ns == op->e.mtime_ns));
+	if (t == FMT_T_DIR || (!expected && cx->on_conflict != RP_CONFLICT_OVERWRITE)) {
+		set_res(op, RP_R_CONFLICT, "delete %s: the target holds a %s (%llu bytes, mtime %lld), "
+			"not what the log says to delete", path, tname(t),
+			(unsigned long long)ts.size, (long long)ts.mtime_ns);
+		goto out;
+	}
+	op->overwrote = !expected;
+	if (unlinkat(pfd, base, 0) < 0) {
+		if (errno == ENOENT)
+			op->res = RP_R_NOOP;
+		else
+			sys_fail(op, errno, "cannot delete", path);
+		goto out;
+	}
+	if (cx->fsync && fsync(pfd) < 0) {
+		sys_fail(op, errno, "cannot fsync the directory of", path);
+		goto out;
+	}
+	op->res = RP_R_DONE;
+out:
+	close(pfd);
+}
+
+void rp_apply(const rp_ctx *cx, rp_op *op)
+{
+	op->res = RP_R_ERROR;
+	op->copied = 0;
+	op->drifted = op->overwrote = false;
+	if (op->kind == RP_K_DIRATTR) {
+		ap_dirattr(cx, op);
+		return;
+	}
+	switch (op->op) {
+	case FMT_OP_MKDIR: ap_mkdir(cx, op); break;
+	case FMT_OP_CREATE:
+	case FMT_OP_UPDATE: ap_file(cx, op); break;
+	case FMT_OP_LINK: ap_link(cx, op); break;
+	case FMT_OP_SYMLINK: ap_symlink(cx, op); break;
+	case FMT_OP_RENAME: ap_rename(cx, op); break;
+	case FMT_OP_META: ap_meta(cx, op); break;
+	case FMT_OP_DELETE: ap_delete(cx, op); break;
+	case FMT_OP_RMDIR: ap_rmdir(cx, op); break;
+	case FMT_OP_SPECIAL: ap_special(cx, op); break;
+	default: set_res(op, RP_R_ERROR, "record %llu: unknown operation %u",
+			 (unsigned long long)op->idx, op->op);
+	}
+}
