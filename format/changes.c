@@ -267,7 +267,7 @@ void fmt_creader_rewind(fmt_creader *r)
 	r->block = 0;
 	r->loaded = false;
 	if (r->idstate)
-		fmt_cr_id_end(r->cr, r->idstate); /* frees it */
+		fmt_cr_id_abort(r->idstate); /* stopped before the end: nothing to check */
 	r->idstate = NULL;
 }
 

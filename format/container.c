@@ -520,3 +520,8 @@ int fmt_cr_id_end(fmt_cr *r, void *idstate)
 	}
 	return 0;
 }
+
+void fmt_cr_id_abort(void *idstate)
+{
+	XXH3_freeState(idstate);
+}

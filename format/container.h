@@ -82,6 +82,8 @@ int fmt_cr_read_block(fmt_cr *r, uint32_t i, cut_buf *raw, uint32_t *count, void
  * trailing sections and compares the id.  0 or -1 (logged). */
 void *fmt_cr_id_begin(fmt_cr *r);
 int fmt_cr_id_end(fmt_cr *r, void *idstate);
+/* Frees an idstate without checking (a reader that stops early). */
+void fmt_cr_id_abort(void *idstate);
 
 /* Logs a corruption at offset off of the reader's file (shared wording). */
 void fmt_cr_corrupt(const fmt_cr *r, uint64_t off, const char *what);

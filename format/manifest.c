@@ -250,7 +250,7 @@ void fmt_mcursor_free(fmt_mcursor *c)
 	fmt_dec_free(&c->dec);
 	cut_buf_free(&c->prev);
 	if (c->idstate)
-		fmt_cr_id_end(c->r->cr, c->idstate); /* frees it; result unused */
+		fmt_cr_id_abort(c->idstate); /* stopped before the end: nothing to check */
 	free(c);
 }
 

@@ -1,0 +1,69 @@
+/*
+ * diff_ctx.h - the state shared by the stages of one `cutover diff` run
+ * (diff.c: passes and directory renames; order.c: rename matching, link
+ * groups and the phased output).  Internal to diff/.
+ */
+#ifndef CUTOVER_DIFF_CTX_H
+#define CUTOVER_DIFF_CTX_H
+
+#include "diff/diff.h"
+#include "diff/diff_item.h"
+
+/* The phases of a change log, in file order (docs/notes-diff.md). */
+enum {
+	PH_DIRMV,   /* directory renames and the mkdirs their destinations need */
+	PH_DELETE,  /* non-directories that go away */
+	PH_EVAC,    /* rename sources that are also destinations, to a temporary name */
+	PH_MKDIR,   /* new directories, parents first */
+	PH_RENAME,  /* renames of non-directories (from their path or temporary name) */
+	PH_RMDIR,   /* directories that go away, children first */
+	PH_CREATE,  /* create, update, symlink, special, meta of non-directories */
+	PH_LINK,    /* link: further names of inodes placed above */
+	PH_DIRMETA, /* directory attributes and times, children first */
+	PH_N
+};
+
+/* An open-addressing set of (dev, ino) keys (link-group candidates). */
+typedef struct diff_iset {
+	uint64_t *k;   /* pairs dev, ino; ino 0 = empty slot */
+	size_t cap, n;
+} diff_iset;
+void diff_iset_add(diff_iset *s, uint64_t dev, uint64_t ino);
+bool diff_iset_has(const diff_iset *s, uint64_t dev, uint64_t ino);
+void diff_iset_free(diff_iset *s);
+
+typedef struct diff_ctx {
+	const diff_opts *o;
+	diff_stats *st;
+	uint8_t new_id[FMT_ID_LEN];
+	size_t limit;
+	uint64_t seq;
+	/* pass 1: directories only on one side, for directory renames */
+	bool collect_dirs;
+	cut_arena darena;
+	fmt_entry *odirs, *ndirs;
+	size_t nod, cod, nnd, cnd;
+	diff_map map;        /* accepted directory renames (the view uses it) */
+	char **premade;      /* directories made in PH_DIRMV, sorted */
+	size_t npremade;
+	/* lists */
+	diff_sorter *ph[PH_N];
+	diff_sorter *leave, *arrive, *upd;  /* from the join */
+	diff_sorter *leave2, *arrive2;      /* after matching, by path */
+	diff_sorter *groups, *suppress;     /* link groups, paths whose op a link replaces */
+	diff_sorter *lnka;                  /* arrivals with nlink > 1, by path */
+	diff_iset cand;                     /* inodes of changed files: group candidates */
+} diff_ctx;
+
+/* Adds change c to phase ph.  0 or -1. */
+int diff_op(diff_ctx *x, int ph, const fmt_change *c);
+/* fmt_old of an entry. */
+fmt_old diff_old_of(const fmt_entry *e);
+
+/* order.c */
+int diff_match(diff_ctx *x);
+int diff_groups(diff_ctx *x);
+int diff_emit(diff_ctx *x);
+int diff_write(diff_ctx *x, fmt_cwriter *w);
+
+#endif

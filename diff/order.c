@@ -1,0 +1,449 @@
+/*
+ * order.c - from the classified lists of the join to the ordered change log:
+ * rename matching (a path that leaves and a path that arrives holding the same
+ * file), hard-link groups (every further name of an inode becomes `link`), and
+ * the phases that let replay apply the log in one streaming pass
+ * (docs/notes-diff.md, "Ordering rules").
+ *
+ * Each stage reads sorted lists and writes new ones (spill.c), so memory stays
+ * within the sorters' limits; a link group is held whole while it is decided.
+ */
+#include "diff/diff_ctx.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "format/path.h"
+
+static bool matchable(const diff_item *it)
+{
+	return it->c.e.ino != 0 && it->c.e.type != FMT_T_DIR && !(it->flags & DI_F_FROMDIR);
+}
+
+static bool same_key(const diff_item *a, const diff_item *b)
+{
+	return a->c.e.type == b->c.e.type && a->c.e.ino == b->c.e.ino && a->c.e.size == b->c.e.size &&
+	       a->c.e.mtime_ns == b->c.e.mtime_ns;
+}
+
+/* Emits the rename(s) for leaving l and arriving a.  0 or -1. */
+static int pair(diff_ctx *x, diff_item *l, diff_item *a)
+{
+	fmt_change c = {.op = FMT_OP_RENAME, .flags = FMT_C_OLD, .e = a->c.e};
+	c.old = diff_old_of(&l->c.e);
+	c.e.path = l->c.e.path;
+	c.e.path_len = l->c.e.path_len;
+	c.to = a->c.e.path;
+	c.to_len = a->c.e.path_len;
+	char tmp[4096];
+	if (l->flags & DI_F_INBOTH) {
+		/* The source path is also a destination: move it out of the way
+		 * first, into the same directory under a reserved name. */
+		size_t pl = fmt_path_parent_len(l->c.e.path, l->c.e.path_len);
+		int n = snprintf(tmp, sizeof tmp, "%.*s%s%s%02x%02x%02x%02x.%llx", (int)pl,
+				 l->c.e.path, pl ? "/" : "", DIFF_TMP_PREFIX, x->new_id[0],
+				 x->new_id[1], x->new_id[2], x->new_id[3],
+				 (unsigned long long)x->seq++);
+		if (n < 0 || (size_t)n >= sizeof tmp) {
+			CUT_ERR("'%s': path too long for a temporary name", l->c.e.path);
+			return -1;
+		}
+		fmt_change ev = c;
+		ev.to = tmp;
+		ev.to_len = (uint32_t)n;
+		if (diff_op(x, PH_EVAC, &ev) < 0)
+			return -1;
+		c.e.path = tmp;
+		c.e.path_len = (uint32_t)n;
+		x->st->evacuations++;
+	}
+	if (diff_op(x, PH_RENAME, &c) < 0)
+		return -1;
+	x->st->file_renames++;
+	const fmt_entry *o = &l->c.e, *n = &a->c.e;
+	if (o->mode != n->mode || o->uid != n->uid || o->gid != n->gid) {
+		fmt_change m = {.op = FMT_OP_META, .e = *n};
+		if (diff_op(x, PH_CREATE, &m) < 0)
+			return -1;
+	}
+	l->flags |= DI_F_MATCHED;
+	l->p2 = a->c.e.path;
+	l->p2_len = a->c.e.path_len;
+	a->flags |= DI_F_MATCHED;
+	a->p2 = o->path;
+	a->p2_len = o->path_len;
+	return 0;
+}
+
+int diff_match(diff_ctx *x)
+{
+	if (diff_sorter_sort(x->leave) < 0 || diff_sorter_sort(x->arrive) < 0)
+		return -1;
+	diff_item l, a;
+	int hl = diff_sorter_next(x->leave, &l), ha = diff_sorter_next(x->arrive, &a);
+	while (hl > 0 || ha > 0) {
+		if (hl > 0 && ha > 0 && matchable(&l) && matchable(&a) && same_key(&l, &a)) {
+			if (pair(x, &l, &a) < 0 || diff_sorter_add(x->leave2, &l) < 0 ||
+			    diff_sorter_add(x->arrive2, &a) < 0)
+				return -1;
+			hl = diff_sorter_next(x->leave, &l);
+			ha = diff_sorter_next(x->arrive, &a);
+		} else if (ha <= 0 || (hl > 0 && diff_cmp_match(&l, &a) < 0)) {
+			if (diff_sorter_add(x->leave2, &l) < 0)
+				return -1;
+			hl = diff_sorter_next(x->leave, &l);
+		} else {
+			if (diff_sorter_add(x->arrive2, &a) < 0)
+				return -1;
+			ha = diff_sorter_next(x->arrive, &a);
+		}
+		if (hl < 0 || ha < 0)
+			return -1;
+	}
+	diff_sorter_reset(x->leave);
+	diff_sorter_reset(x->arrive);
+	return diff_sorter_sort(x->leave2) < 0 || diff_sorter_sort(x->arrive2) < 0 ||
+			       diff_sorter_sort(x->upd) < 0
+		       ? -1
+		       : 0;
+}
+
+/* ------------------------------------------------------------ link groups */
+
+/* A member's status, from the lists it is in. */
+#define ST_EXISTING 0
+#define ST_FRESH 1    /* arrives by create/update */
+#define ST_RENAMED 2  /* arrives by rename */
+#define ST_UPDATED 3  /* same inode, content changed */
+
+typedef struct member {
+	fmt_entry e;
+	fmt_old old;
+	bool has_old;
+	int st;
+} member;
+
+/* Member m becomes a link from the anchor, but whether something is then at
+ * its path to be replaced (`old`) is known only when the leaving lists are
+ * joined by path (diff_emit): so the link waits in x->suppress, by path. */
+static int suppress(diff_ctx *x, const fmt_change *link)
+{
+	diff_item it = {.kind = DI_OP, .seq = x->seq++, .c = *link};
+	it.p2 = link->to;
+	it.p2_len = link->to_len;
+	return diff_sorter_add(x->suppress, &it);
+}
+
+/* Decides one group of NEW paths sharing an inode (sorted by path).
+ * 0 or -1. */
+static int group(diff_ctx *x, member *m, size_t n)
+{
+	if (n < 2)
+		return 0;
+	size_t anchor = n;
+	for (size_t i = 0; i < n && anchor == n; i++)
+		if (m[i].st == ST_UPDATED)
+			anchor = i;
+	bool upd = anchor < n;
+	for (size_t i = 0; i < n && anchor == n; i++)
+		if (m[i].st == ST_EXISTING || m[i].st == ST_RENAMED)
+			anchor = i;
+	for (size_t i = 0; i < n && anchor == n; i++)
+		if (m[i].st == ST_FRESH)
+			anchor = i;
+	for (size_t i = 0; i < n; i++) {
+		if (i == anchor)
+			continue;
+		/* Without a content update, names already in place stay. */
+		if (!upd && m[i].st != ST_FRESH)
+			continue;
+		fmt_change c = {.op = FMT_OP_LINK, .e = m[anchor].e};
+		c.to = m[i].e.path;
+		c.to_len = m[i].e.path_len;
+		x->st->links++;
+		if (m[i].st == ST_FRESH || m[i].st == ST_UPDATED) {
+			if (suppress(x, &c) < 0)
+				return -1;
+			continue;
+		}
+		/* A name in place, replaced by the link. */
+		c.flags = FMT_C_OLD;
+		c.old = diff_old_of(&m[i].e);
+		if (diff_op(x, PH_LINK, &c) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* Advances sorted list s (current item *it, state *h) to the first item at
+ * or after path p; returns true when it is at p. */
+static int seek_path(diff_sorter *s, diff_item *it, int *h, const fmt_entry *p)
+{
+	while (*h > 0) {
+		int c = fmt_path_cmp(it->c.e.path, it->c.e.path_len, p->path, p->path_len);
+		if (c >= 0)
+			return c == 0;
+		*h = diff_sorter_next(s, it);
+	}
+	return *h < 0 ? -1 : 0;
+}
+
+/* A group can be decided from the join's list when every member stat'ed by
+ * the scan (not carried) counts exactly the names found.  Otherwise a name
+ * may be missing from the list (a partner carried with a stale nlink of 1, or
+ * a name outside the tree) and the slow path reads NEW again. */
+static bool group_complete(const member *m, size_t n)
+{
+	bool changed = false;
+	for (size_t i = 0; i < n; i++)
+		changed |= m[i].st != ST_EXISTING;
+	if (!changed)
+		return true;
+	for (size_t i = 0; i < n; i++)
+		if (!(m[i].e.flags & FMT_E_CARRIED) && m[i].e.nlink != n)
+			return false;
+	return true;
+}
+
+/* Walks x->groups (sorted by inode).  With check, only tells whether every
+ * changed group is complete (1) or not (0); else decides each group (0).
+ * -1 on error. */
+static int walk_groups(diff_ctx *x, bool check)
+{
+	cut_arena ar = {0};
+	member *m = NULL;
+	size_t n = 0, cap = 0;
+	diff_item g;
+	int hg, rc = 1;
+	for (;;) {
+		hg = diff_sorter_next(x->groups, &g);
+		if (hg < 0)
+			break;
+		if (n && (hg == 0 || m[0].e.dev != g.c.e.dev || m[0].e.ino != g.c.e.ino)) {
+			if (check && !group_complete(m, n)) {
+				rc = 0;
+				break;
+			}
+			if (!check && group(x, m, n) < 0) {
+				hg = -1;
+				break;
+			}
+			n = 0;
+			cut_arena_free(&ar);
+		}
+		if (hg == 0)
+			break;
+		if (n == cap) {
+			cap = cap ? 2 * cap : 16;
+			m = cut_realloc(m, cut_size_mul(cap, sizeof *m));
+		}
+		fmt_entry_copy(&m[n].e, &g.c.e, &ar);
+		m[n].old = g.c.old;
+		m[n].has_old = g.c.flags & FMT_C_OLD;
+		m[n].st = g.flags;
+		n++;
+	}
+	cut_arena_free(&ar);
+	free(m);
+	if (hg < 0)
+		return -1;
+	return check ? rc : 0;
+}
+
+/* The slow path: every path of NEW whose inode is a candidate's.  0 or -1. */
+static int groups_from_new(diff_ctx *x)
+{
+	int rc = -1;
+	fmt_mreader *nw = fmt_mreader_open(x->o->new_path);
+	if (!nw)
+		return -1;
+	x->st->passes++;
+	diff_sorter_reset(x->groups);
+	diff_item a, u;
+	int ha = diff_sorter_next(x->arrive2, &a), hu = diff_sorter_next(x->upd, &u);
+	fmt_entry e;
+	int r;
+	while ((r = fmt_mreader_next(nw, &e)) > 0) {
+		if (e.type != FMT_T_FILE || !diff_iset_has(&x->cand, e.dev, e.ino))
+			continue;
+		diff_item it = {.kind = DI_MEMBER, .seq = x->seq++};
+		it.c.e = e;
+		int sa = seek_path(x->arrive2, &a, &ha, &e), su = seek_path(x->upd, &u, &hu, &e);
+		if (sa < 0 || su < 0)
+			goto out;
+		if (sa) {
+			it.flags = (a.flags & DI_F_MATCHED) ? ST_RENAMED : ST_FRESH;
+			it.c.flags = a.c.flags;
+			it.c.old = a.c.old;
+		} else if (su) {
+			it.flags = ST_UPDATED;
+			it.c.flags = u.c.flags;
+			it.c.old = u.c.old;
+		} else {
+			it.flags = ST_EXISTING;
+		}
+		if (diff_sorter_add(x->groups, &it) < 0)
+			goto out;
+	}
+	if (r < 0 || diff_sorter_rewind(x->arrive2) < 0 || diff_sorter_rewind(x->upd) < 0 ||
+	    diff_sorter_sort(x->groups) < 0)
+		goto out;
+	rc = walk_groups(x, false);
+out:
+	fmt_mreader_close(nw);
+	return rc;
+}
+
+int diff_groups(diff_ctx *x)
+{
+	int rc = 0;
+	if (!x->cand.n)
+		goto done;
+	/* The arrivals among the join's multi-link files learn whether they
+	 * were renamed. */
+	if (diff_sorter_sort(x->lnka) < 0)
+		return -1;
+	diff_item a, l;
+	int ha = diff_sorter_next(x->arrive2, &a), hl;
+	while ((hl = diff_sorter_next(x->lnka, &l)) > 0) {
+		int sa = seek_path(x->arrive2, &a, &ha, &l.c.e);
+		if (sa < 0)
+			return -1;
+		l.flags = sa && (a.flags & DI_F_MATCHED) ? ST_RENAMED : ST_FRESH;
+		if (diff_sorter_add(x->groups, &l) < 0)
+			return -1;
+	}
+	if (hl < 0 || diff_sorter_rewind(x->arrive2) < 0 || diff_sorter_sort(x->groups) < 0)
+		return -1;
+	diff_sorter_reset(x->lnka);
+	rc = walk_groups(x, true);
+	if (rc < 0)
+		return -1;
+	if (rc == 1) {
+		rc = diff_sorter_rewind(x->groups) < 0 ? -1 : walk_groups(x, false);
+	} else {
+		CUT_DEBUG("diff: a link group may have names the scan carried; reading NEW again");
+		rc = groups_from_new(x);
+	}
+	if (rc < 0)
+		return -1;
+done:
+	diff_sorter_reset(x->groups);
+	return diff_sorter_sort(x->suppress);
+}
+
+/* ------------------------------------------------------------------- emit */
+
+/* The next path in canonical order among the lists' current items. */
+static const diff_item *least(const diff_item *a, const diff_item *b)
+{
+	if (!a)
+		return b;
+	if (!b)
+		return a;
+	return fmt_path_cmp(a->c.e.path, a->c.e.path_len, b->c.e.path, b->c.e.path_len) <= 0 ? a : b;
+}
+
+static bool at(const diff_item *it, int h, const diff_item *p)
+{
+	return h > 0 && it->c.e.path_len == p->c.e.path_len &&
+	       !memcmp(it->c.e.path, p->c.e.path, p->c.e.path_len);
+}
+
+int diff_emit(diff_ctx *x)
+{
+	diff_item l, a, u, s;
+	int hl = diff_sorter_next(x->leave2, &l), ha = diff_sorter_next(x->arrive2, &a);
+	int hu = diff_sorter_next(x->upd, &u), hs = diff_sorter_next(x->suppress, &s);
+	cut_buf cur = {0};
+	int rc = -1;
+	while (hl > 0 || ha > 0 || hu > 0) {
+		if (hl < 0 || ha < 0 || hu < 0 || hs < 0)
+			goto out;
+		const diff_item *p = least(least(hl > 0 ? &l : NULL, ha > 0 ? &a : NULL), hu > 0 ? &u : NULL);
+		cur.len = 0;
+		cut_buf_put(&cur, p->c.e.path, p->c.e.path_len);
+		diff_item key = {0};
+		key.c.e.path = (const char *)cur.p;
+		key.c.e.path_len = (uint32_t)cur.len;
+		bool il = at(&l, hl, &key), ia = at(&a, ha, &key), iu = at(&u, hu, &key);
+		while (hs > 0 && fmt_path_cmp(s.p2, s.p2_len, key.c.e.path, key.c.e.path_len) < 0)
+			hs = diff_sorter_next(x->suppress, &s);
+		if (hs < 0)
+			goto out;
+		bool sup = hs > 0 && s.p2_len == key.c.e.path_len && !memcmp(s.p2, key.c.e.path, s.p2_len);
+		bool gone = il && !(l.flags & DI_F_MATCHED);
+		bool fresh = ia && !(a.flags & DI_F_MATCHED);
+		/* The arrival replaces the leaving file in place (update, or a
+		 * link that carries `old`): no delete before it. */
+		bool replaced = gone && fresh && a.c.e.type == FMT_T_FILE &&
+				(sup || l.c.e.type == FMT_T_FILE);
+		if (gone && !replaced) {
+			fmt_change c = {.op = FMT_OP_DELETE, .flags = FMT_C_OLD, .e = l.c.e};
+			c.old = diff_old_of(&l.c.e);
+			if (diff_op(x, PH_DELETE, &c) < 0)
+				goto out;
+		}
+		if (fresh && !sup) {
+			fmt_change c = {.e = a.c.e};
+			switch (a.c.e.type) {
+			case FMT_T_FILE:
+				c.op = replaced ? FMT_OP_UPDATE : FMT_OP_CREATE;
+				if (replaced) {
+					c.flags = FMT_C_OLD;
+					c.old = diff_old_of(&l.c.e);
+				}
+				break;
+			case FMT_T_SYMLINK: c.op = FMT_OP_SYMLINK; break;
+			default: c.op = FMT_OP_SPECIAL; break;
+			}
+			if (diff_op(x, PH_CREATE, &c) < 0)
+				goto out;
+		}
+		if (sup) {
+			/* The link from the group's anchor, replacing what is there. */
+			fmt_change c = s.c;
+			if (iu) {
+				c.flags = FMT_C_OLD;
+				c.old = u.c.old;
+			} else if (gone) {
+				c.flags = FMT_C_OLD;
+				c.old = diff_old_of(&l.c.e);
+			}
+			if (diff_op(x, PH_LINK, &c) < 0)
+				goto out;
+		}
+		if (iu && !sup) {
+			fmt_change c = {.op = FMT_OP_UPDATE, .flags = FMT_C_OLD, .e = u.c.e, .old = u.c.old};
+			if (diff_op(x, PH_CREATE, &c) < 0)
+				goto out;
+		}
+		if (il)
+			hl = diff_sorter_next(x->leave2, &l);
+		if (ia)
+			ha = diff_sorter_next(x->arrive2, &a);
+		if (iu)
+			hu = diff_sorter_next(x->upd, &u);
+	}
+	rc = hl < 0 || ha < 0 || hu < 0 ? -1 : 0;
+out:
+	cut_buf_free(&cur);
+	return rc;
+}
+
+int diff_write(diff_ctx *x, fmt_cwriter *w)
+{
+	for (int ph = 0; ph < PH_N; ph++) {
+		if (diff_sorter_sort(x->ph[ph]) < 0)
+			return -1;
+		diff_item it;
+		int r;
+		while ((r = diff_sorter_next(x->ph[ph], &it)) > 0)
+			if (fmt_cwriter_add(w, &it.c) < 0)
+				return -1;
+		if (r < 0)
+			return -1;
+		diff_sorter_reset(x->ph[ph]);
+	}
+	return 0;
+}

@@ -1,0 +1,106 @@
+# it_diff.sh - `cutover diff` on real trees: scan, change the tree the way a
+# mail day does (gen_maildir mutate, or by hand), scan again, diff, replay the
+# log onto a copy of the old tree, and check the copy equals the new tree
+# (rsync -aHnc --delete -i prints nothing).  Also: command line, corrupt input,
+# different roots, the summary line, and that spilling changes nothing.
+. tests/lib.sh
+
+# rsync's itemized view of what would still differ, hard links included.
+same_tree() {
+	local out
+	out=$(rsync -aHnc --delete -i --exclude='.cutover-*' --exclude='.~cutover.*' "$1/" "$2/" 2>&1)
+	[ -z "$out" ] || no "trees differ: $(echo "$out" | head -10)"
+}
+# ops of a change log, header left out, in file order
+ops_of() { "$CUTOVER" show "$1" --format jsonl | tail -n +2 | jq -c '[.op, .path, .to]'; }
+count_op() { "$CUTOVER" show "$1" --format jsonl | tail -n +2 | jq -r .op | grep -cx "$2"; }
+replay() { "$CUTOVER" -q replay "$1" --source "$2" --target "$3" --journal "$T/journal.$RANDOM" ; }
+
+t usage
+expect_rc 64 "$CUTOVER" diff
+expect_rc 64 "$CUTOVER" diff a b
+expect_rc 64 "$CUTOVER" diff --from-empty a b -o x
+expect_rc 64 "$CUTOVER" diff --mem-limit zz a b -o x
+
+t from_empty_then_replay_gives_the_tree
+mkdir -p "$T/s1/d/u/Maildir/cur" && echo m1 > "$T/s1/d/u/Maildir/cur/1:2,S" &&
+	ln "$T/s1/d/u/Maildir/cur/1:2,S" "$T/s1/d/u/Maildir/cur/copy:2,S" && ln -s Maildir "$T/s1/d/u/mail"
+expect_rc 0 "$CUTOVER" -q scan "$T/s1" -o "$T/s1.m" &&
+	expect_rc 0 "$CUTOVER" diff --from-empty "$T/s1.m" -o "$T/s1.c" &&
+	{ grep -q '^diff: .*mkdir 5.*create 1.*link 1' "$T/.err" || no "summary: $(cat "$T/.err")"; } &&
+	expect_rc 0 replay "$T/s1.c" "$T/s1" "$T/t1" && same_tree "$T/s1" "$T/t1"
+
+t quiet_prints_nothing
+expect_rc 0 "$CUTOVER" -q diff --from-empty "$T/s1.m" -o "$T/s1q.c" &&
+	{ [ ! -s "$T/.err" ] || no "stderr: $(cat "$T/.err")"; }
+
+t flag_change_and_new_to_cur_are_renames
+mkdir -p "$T/s2/u/Maildir/cur" "$T/s2/u/Maildir/new" "$T/s2/u/Maildir/tmp"
+for i in 1 2 3 4 5; do echo "msg $i" > "$T/s2/u/Maildir/new/170000000$i.M${i}P1.mx,S=6"; done
+"$CUTOVER" -q scan "$T/s2" -o "$T/s2a.m" && cp -a "$T/s2" "$T/t2"
+mv "$T/s2/u/Maildir/new/1700000001.M1P1.mx,S=6" "$T/s2/u/Maildir/cur/1700000001.M1P1.mx,S=6:2,S"
+mv "$T/s2/u/Maildir/new/1700000002.M2P1.mx,S=6" "$T/s2/u/Maildir/cur/1700000002.M2P1.mx,S=6:2,"
+mv "$T/s2/u/Maildir/cur/1700000002.M2P1.mx,S=6:2," "$T/s2/u/Maildir/cur/1700000002.M2P1.mx,S=6:2,FS"
+"$CUTOVER" -q scan "$T/s2" -o "$T/s2b.m"
+expect_rc 0 "$CUTOVER" -q diff "$T/s2a.m" "$T/s2b.m" -o "$T/s2.c" &&
+	{ [ "$(count_op "$T/s2.c" rename)" = 2 ] || no "renames: $(ops_of "$T/s2.c")"; } &&
+	{ [ "$(count_op "$T/s2.c" create)" = 0 ] || no "creates: $(ops_of "$T/s2.c")"; } &&
+	expect_rc 0 replay "$T/s2.c" "$T/s2" "$T/t2" && same_tree "$T/s2" "$T/t2"
+
+t folder_rename_is_one_rename
+mkdir -p "$T/s3/u/Maildir/.Old/cur"
+for i in $(seq 1 30); do echo "m $i" > "$T/s3/u/Maildir/.Old/cur/$i.M1:2,"; done
+"$CUTOVER" -q scan "$T/s3" -o "$T/s3a.m" && cp -a "$T/s3" "$T/t3"
+mv "$T/s3/u/Maildir/.Old" "$T/s3/u/Maildir/.New" && mv "$T/s3/u/Maildir/.New/cur/7.M1:2," "$T/s3/u/Maildir/.New/cur/7.M1:2,S"
+"$CUTOVER" -q scan "$T/s3" -o "$T/s3b.m"
+expect_rc 0 "$CUTOVER" -q diff "$T/s3a.m" "$T/s3b.m" -o "$T/s3.c" &&
+	{ [ "$(count_op "$T/s3.c" rename)" = 2 ] || no "ops: $(ops_of "$T/s3.c")"; } &&
+	{ [ "$(count_op "$T/s3.c" create)" = 0 ] && [ "$(count_op "$T/s3.c" delete)" = 0 ] ||
+		no "ops: $(ops_of "$T/s3.c")"; } &&
+	expect_rc 0 replay "$T/s3.c" "$T/s3" "$T/t3" && same_tree "$T/s3" "$T/t3"
+
+t swap_goes_through_a_reserved_temporary_name
+mkdir -p "$T/s4" && echo aaaa > "$T/s4/a" && echo bbbbbb > "$T/s4/b"
+"$CUTOVER" -q scan "$T/s4" -o "$T/s4a.m" && cp -a "$T/s4" "$T/t4"
+mv "$T/s4/a" "$T/s4/x" && mv "$T/s4/b" "$T/s4/a" && mv "$T/s4/x" "$T/s4/b"
+"$CUTOVER" -q scan "$T/s4" -o "$T/s4b.m"
+expect_rc 0 "$CUTOVER" -q diff "$T/s4a.m" "$T/s4b.m" -o "$T/s4.c" &&
+	{ ops_of "$T/s4.c" | grep -q '"\.~cutover\.' || no "no temporary name: $(ops_of "$T/s4.c")"; } &&
+	expect_rc 0 replay "$T/s4.c" "$T/s4" "$T/t4" && same_tree "$T/s4" "$T/t4"
+
+if [ -x "$GEN" ]; then
+	for seed in 1 2 3; do
+		t "generated_store_mail_day_seed_$seed"
+		rm -rf "$T/g" "$T/gt"
+		"$GEN" create "$T/g" --users 30 --msgs 40 --seed $seed >/dev/null &&
+			"$CUTOVER" -q scan "$T/g" -o "$T/ga.m" && cp -a "$T/g" "$T/gt" &&
+			"$GEN" mutate "$T/g" --seed $((seed + 10)) --percent 5 >/dev/null &&
+			"$CUTOVER" -q scan "$T/g" -o "$T/gb.m" || no "setup failed"
+		expect_rc 0 "$CUTOVER" -q diff "$T/ga.m" "$T/gb.m" -o "$T/g.c" &&
+			expect_rc 0 replay "$T/g.c" "$T/g" "$T/gt" && same_tree "$T/g" "$T/gt" &&
+			expect_rc 0 "$CUTOVER" -q scan "$T/gt" -o "$T/gt.m" &&
+			expect_rc 0 "$CUTOVER" report "$T/gb.m" "$T/gt.m" --ignore dir-mtime
+	done
+
+	t spilling_changes_nothing
+	expect_rc 0 "$CUTOVER" -q diff --mem-limit 64k "$T/ga.m" "$T/gb.m" -o "$T/g-spill.c" &&
+		ops_of "$T/g.c" >"$T/ops1" && ops_of "$T/g-spill.c" >"$T/ops2" &&
+		same "$T/ops1" "$T/ops2" "ops with and without spilling"
+else
+	t generated_store_mail_day
+	no "$GEN not built"
+fi
+
+t corrupt_input_is_refused_with_file_and_offset
+cp "$T/s2b.m" "$T/bad.m" && printf '\377\377\377\377' | dd of="$T/bad.m" bs=1 seek=30 conv=notrunc status=none
+expect_rc 2 "$CUTOVER" diff "$T/s2a.m" "$T/bad.m" -o "$T/bad.c" &&
+	{ grep -q "bad.m.*offset" "$T/.err" || no "message: $(cat "$T/.err")"; } &&
+	{ [ ! -e "$T/bad.c" ] || no "a log was left behind"; }
+expect_rc 2 "$CUTOVER" diff "$T/s2a.m" "$T/nonexistent.m" -o "$T/bad.c"
+expect_rc 2 "$CUTOVER" diff "$T/s2.c" "$T/s2b.m" -o "$T/bad.c"
+
+t different_roots_need_force
+expect_rc 2 "$CUTOVER" diff "$T/s2a.m" "$T/s3b.m" -o "$T/r.c" &&
+	{ grep -q "different roots" "$T/.err" || no "message: $(cat "$T/.err")"; }
+expect_rc 0 "$CUTOVER" -q diff --force "$T/s2a.m" "$T/s3b.m" -o "$T/r.c"
+finish
