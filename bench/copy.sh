@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# bench/copy.sh - issues 5 and 6: the initial copy (scan + diff --from-empty
+# + replay) against `rsync -aH` and `cp -a`, then a nightly pass after a 1%
+# mail day (incremental scan + diff + replay) against `rsync -a --delete`,
+# with bytes copied, on the ~1M-entry tree, local disk.
+. "$(dirname "$0")/lib.sh"
+SRC=$(tree_1m) || exit 1
+entries=$(sed -n 's/.*entries=\([0-9]*\).*/\1/p' "$SRC.gen")
+DC="$B/copy-cutover" DR="$B/copy-rsync" DP="$B/copy-cp"
+: >"$B/times"
+rm -rf "$DC" "$DR" "$DP" "$B/copy-j0" "$B/copy-j1"
+echo "bench: initial copy of $SRC" >&2
+sync
+timed cutover_initial bash -c "'$CUTOVER' -q scan '$SRC' -o '$B/copy-m0' --maildir &&
+	'$CUTOVER' -q diff --from-empty '$B/copy-m0' -o '$B/copy-l0' &&
+	'$CUTOVER' -q replay '$B/copy-l0' --source '$SRC' --target '$DC' --journal '$B/copy-j0'"
+sync
+timed rsync_initial rsync -aH "$SRC/" "$DR/"
+sync
+timed cp_initial cp -a "$SRC" "$DP"
+sync
+links() { find "$1" -type f -links +1 -printf '%i\n' | sort -u | wc -l; }
+l_src=$(links "$SRC") l_cut=$(links "$DC") l_rs=$(links "$DR") l_cp=$(links "$DP")
+par0=$(rsync -anciH --delete "$SRC/" "$DC/" | wc -l)
+
+"$GEN" mutate "$SRC" --seed "$(date +%s)" --percent 1 >"$B/copy-day.txt"
+sleep 2.5
+timed cutover_nightly bash -c "'$CUTOVER' -q scan '$SRC' -o '$B/copy-m1' --prev '$B/copy-m0' --maildir &&
+	'$CUTOVER' -q diff '$B/copy-m0' '$B/copy-m1' -o '$B/copy-l1' &&
+	'$CUTOVER' replay '$B/copy-l1' --source '$SRC' --target '$DC' --journal '$B/copy-j1' 2>'$B/copy-replay1.txt'"
+timed rsync_nightly rsync -a --delete --stats "$SRC/" "$DR/"
+rs_bytes=$(awk '/Total transferred file size/ {gsub(",", "", $5); print $5}' "$B/.err" 2>/dev/null)
+rsync -a --delete --stats -n "$SRC/" "$DR/" >/dev/null 2>&1
+rs_bytes=${rs_bytes:-?}
+par1=$(rsync -anciH --delete "$SRC/" "$DC/" | wc -l)
+{
+echo "## Copy and nightly pass (issues 5, 6) — $(date -u +%Y-%m-%d), $(machine)"
+echo
+echo "Tree: $entries entries, $(du -sh "$SRC" | cut -f1); local disk to local disk, one run each."
+echo
+echo "| initial copy | seconds | ratio to rsync -aH | hard-linked inodes (source: $l_src) |"
+echo "|---|---:|---:|---:|"
+echo "| cutover scan + diff --from-empty + replay | $(median cutover_initial) | $(ratio "$(median cutover_initial)" "$(median rsync_initial)") | $l_cut |"
+echo "| rsync -aH | $(median rsync_initial) | 1 | $l_rs |"
+echo "| cp -a | $(median cp_initial) | $(ratio "$(median cp_initial)" "$(median rsync_initial)") | $l_cp |"
+echo
+echo "Parity after the initial copy (rsync -anciH lines): $par0."
+echo
+echo "Mail day: \`$(cat "$B/copy-day.txt")\`"
+echo
+echo "| nightly pass | seconds | cutover faster by |"
+echo "|---|---:|---:|"
+echo "| cutover incremental scan + diff + replay | $(median cutover_nightly) | |"
+echo "| rsync -a --delete | $(median rsync_nightly) | $(ratio "$(median rsync_nightly)" "$(median cutover_nightly)")x |"
+echo
+echo "Replay's summary: \`$(grep -v '^$' "$B/copy-replay1.txt" | tail -3 | tr '\n' ' ')\`"
+echo "rsync's transferred file size: $rs_bytes bytes. Parity after the pass: $par1 lines."
+} | tee "$B/results-copy.md"
