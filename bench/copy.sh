@@ -28,10 +28,8 @@ sleep 2.5
 timed cutover_nightly bash -c "'$CUTOVER' -q scan '$SRC' -o '$B/copy-m1' --prev '$B/copy-m0' --maildir &&
 	'$CUTOVER' -q diff '$B/copy-m0' '$B/copy-m1' -o '$B/copy-l1' &&
 	'$CUTOVER' replay '$B/copy-l1' --source '$SRC' --target '$DC' --journal '$B/copy-j1' 2>'$B/copy-replay1.txt'"
-timed rsync_nightly rsync -a --delete --stats "$SRC/" "$DR/"
-rs_bytes=$(awk '/Total transferred file size/ {gsub(",", "", $5); print $5}' "$B/.err" 2>/dev/null)
-rsync -a --delete --stats -n "$SRC/" "$DR/" >/dev/null 2>&1
-rs_bytes=${rs_bytes:-?}
+timed rsync_nightly bash -c "rsync -a --delete --stats '$SRC/' '$DR/' >'$B/copy-rsync-stats.txt'"
+rs_bytes=$(awk -F': ' '/Total transferred file size/ {print $2}' "$B/copy-rsync-stats.txt")
 par1=$(rsync -anciH --delete "$SRC/" "$DC/" | wc -l)
 {
 echo "## Copy and nightly pass (issues 5, 6) — $(date -u +%Y-%m-%d), $(machine)"
