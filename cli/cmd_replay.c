@@ -1,5 +1,155 @@
-/* PLACEHOLDER - replaced by the real subcommand. */
+/*
+ * cmd_replay.c - `cutover replay`: options, progress line and summary around
+ * rp_run (replay/replay.h).
+ */
+#include <getopt.h>
 #include <stdio.h>
+#include <string.h>
+
 #include "cli/cli.h"
-static int run(int argc, char **argv) { (void)argc; (void)argv; fprintf(stderr, "cutover: replay is not built yet\n"); return CUT_EXIT_ERROR; }
-const cli_cmd cmd_replay = {"replay", "(not built yet)", "usage: cutover replay (not built yet)\n", run};
+#include "replay/replay.h"
+
+static const char usage[] =
+	"usage: cutover replay CHANGES --source SRC --target DST [-j N] [--dry-run] [--fsync]\n"
+	"                      [--on-conflict stop|overwrite|skip] [--journal FILE]\n"
+	"\n"
+	"Applies the change log CHANGES (from `cutover diff`) to DST, copying file\n"
+	"contents from SRC.  Every file is written under a temporary name\n"
+	"(" RP_TMP_PREFIX "<hex>) in its directory and renamed into place; renames move;\n"
+	"hard links are linked.  Killed at any point, the same command resumes.\n"
+	"\n"
+	"  --source SRC          the tree the log was made from (contents are read here)\n"
+	"  --target DST          the tree to change (created when absent)\n"
+	"  -j, --jobs N          parallel workers (default 16, suits an NFS target)\n"
+	"  -n, --dry-run         validate the log, print what would be applied; change nothing\n"
+	"  --fsync               make each file and its directory durable before it counts\n"
+	"                        as done (survives power loss, slower)\n"
+	"  --on-conflict MODE    when DST is not as the log expects: stop (default, exit 4),\n"
+	"                        skip (leave it, exit 3) or overwrite (replace non-directories)\n"
+	"  --journal FILE        progress journal (default: DST.cutover-journal beside DST)\n"
+	"\n"
+	"exit: 0 done; 2 bad or corrupt log, another log's unfinished journal, I/O error;\n"
+	"3 done but something drifted, vanished or was skipped (listed on stderr; the next\n"
+	"pass reconciles it); 4 stopped at a conflict; 5 target full (free space, rerun);\n"
+	"6 another replay holds the journal; 64 usage.\n";
+
+static void progress(void *ctx, const rp_stats *st)
+{
+	(void)ctx;
+	if (!cli_progress_enabled())
+		return;
+	double secs = (double)(cut_mono_ns() - st->start_ns) / 1e9;
+	uint64_t finished = st->done + st->journaled;
+	double rate = secs > 0 ? (double)st->bytes_copied / secs : 0;
+	char b1[32], b2[32];
+	char eta[32] = "";
+	if (st->total && finished > st->journaled && finished < st->total) {
+		double per = secs / (double)(finished - st->journaled);
+		double left = per * (double)(st->total - finished);
+		snprintf(eta, sizeof eta, " ETA %.0fs", left);
+	}
+	cli_progress("replay %llu/%llu ops (%.0f%%) %s at %s/s%s", (unsigned long long)finished,
+		     (unsigned long long)st->total,
+		     st->total ? 100.0 * (double)finished / (double)st->total : 100.0,
+		     cli_bytes(b1, st->bytes_copied), cli_bytes(b2, (uint64_t)rate), eta);
+}
+
+static void summary(const rp_stats *st, int rc)
+{
+	char b[32];
+	double secs = (double)(cut_mono_ns() - st->start_ns) / 1e9;
+	if (st->finished_before) {
+		fprintf(stderr, "cutover: replay: this log was already applied; nothing done\n");
+		return;
+	}
+	fprintf(stderr,
+		"cutover: replay: %llu created, %llu renamed, %llu linked, %llu updated, "
+		"%llu deleted, %llu mkdir, %llu rmdir, %llu symlinks, %llu special, %llu meta; "
+		"%s copied in %.1fs\n",
+		(unsigned long long)st->created, (unsigned long long)st->renamed,
+		(unsigned long long)st->linked, (unsigned long long)st->updated,
+		(unsigned long long)st->deleted, (unsigned long long)st->mkdirs,
+		(unsigned long long)st->rmdirs, (unsigned long long)st->symlinks,
+		(unsigned long long)st->specials, (unsigned long long)st->metas,
+		cli_bytes(b, st->bytes_copied), secs);
+	fprintf(stderr,
+		"cutover: replay: %llu already done (journal), %llu already in place, "
+		"%llu drifted, %llu vanished, %llu skipped, %llu conflicts "
+		"(%llu skipped, %llu overwritten)%s\n",
+		(unsigned long long)st->journaled, (unsigned long long)st->noop,
+		(unsigned long long)st->drifted, (unsigned long long)st->vanished,
+		(unsigned long long)st->skipped, (unsigned long long)st->conflicts,
+		(unsigned long long)st->conflicts_skipped,
+		(unsigned long long)st->conflicts_overwritten,
+		rc == CUT_EXIT_CONFLICT  ? "; STOPPED at a conflict"
+		: rc == CUT_EXIT_NOSPACE ? "; STOPPED: target full, rerun to resume"
+		: rc == CUT_EXIT_ERROR   ? "; STOPPED by an error"
+					 : "");
+	if (st->earlier)
+		fprintf(stderr, "cutover: replay: %llu paths drifted, vanished or were skipped in "
+			"earlier runs of this log\n", (unsigned long long)st->earlier);
+}
+
+static int run(int argc, char **argv)
+{
+	enum { O_SOURCE = 256, O_TARGET, O_FSYNC, O_CONFLICT, O_JOURNAL };
+	static const struct option longopts[] = {
+		{"source", required_argument, NULL, O_SOURCE},
+		{"target", required_argument, NULL, O_TARGET},
+		{"jobs", required_argument, NULL, 'j'},
+		{"dry-run", no_argument, NULL, 'n'},
+		{"fsync", no_argument, NULL, O_FSYNC},
+		{"on-conflict", required_argument, NULL, O_CONFLICT},
+		{"journal", required_argument, NULL, O_JOURNAL},
+		{NULL, 0, NULL, 0},
+	};
+	rp_opts o = {.progress = progress};
+	int ch;
+	uint64_t v;
+	while ((ch = getopt_long(argc, argv, "j:n", longopts, NULL)) != -1) {
+		switch (ch) {
+		case O_SOURCE: o.source = optarg; break;
+		case O_TARGET: o.target = optarg; break;
+		case 'j':
+			if (cli_parse_u64(optarg, &v) < 0 || v < 1 || v > RP_JOBS_MAX) {
+				fprintf(stderr, "cutover: replay: -j wants 1..%d\n", RP_JOBS_MAX);
+				return cli_usage(&cmd_replay);
+			}
+			o.jobs = (unsigned)v;
+			break;
+		case 'n': o.dry_run = true; break;
+		case O_FSYNC: o.fsync = true; break;
+		case O_CONFLICT:
+			if (strcmp(optarg, "stop") == 0)
+				o.on_conflict = RP_CONFLICT_STOP;
+			else if (strcmp(optarg, "skip") == 0)
+				o.on_conflict = RP_CONFLICT_SKIP;
+			else if (strcmp(optarg, "overwrite") == 0)
+				o.on_conflict = RP_CONFLICT_OVERWRITE;
+			else {
+				fprintf(stderr, "cutover: replay: --on-conflict wants stop, skip or "
+						"overwrite\n");
+				return cli_usage(&cmd_replay);
+			}
+			break;
+		case O_JOURNAL: o.journal = optarg; break;
+		default: return cli_usage(&cmd_replay);
+		}
+	}
+	if (optind + 1 != argc || !o.source || !o.target) {
+		fprintf(stderr, "cutover: replay: needs CHANGES, --source and --target\n");
+		return cli_usage(&cmd_replay);
+	}
+	o.log = argv[optind];
+	rp_stats st;
+	int rc = rp_run(&o, &st);
+	cli_progress_done();
+	if (!cli_quiet && !o.dry_run && (st.total || st.finished_before) &&
+	    (rc == CUT_EXIT_OK || rc == CUT_EXIT_INCOMPLETE || rc == CUT_EXIT_CONFLICT ||
+	     rc == CUT_EXIT_NOSPACE || rc == CUT_EXIT_ERROR))
+		summary(&st, rc);
+	return rc;
+}
+
+const cli_cmd cmd_replay = {"replay", "apply a change log to the target: atomic, parallel, resumable",
+			    usage, run};

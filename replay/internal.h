@@ -1,0 +1,138 @@
+/*
+ * internal.h - what the files of replay/ share and nothing outside uses: the
+ * in-memory operation, the apply context, the scheduler and journal APIs.
+ */
+#ifndef CUTOVER_REPLAY_INTERNAL_H
+#define CUTOVER_REPLAY_INTERNAL_H
+
+#include "format/changes.h"
+#include "format/sys.h"
+#include "replay/replay.h"
+
+/* Outcome of applying one record (rp_op.res). */
+enum rp_res {
+	RP_R_DONE = 0,   /* applied (see rp_op.drifted, rp_op.overwrote) */
+	RP_R_NOOP,       /* the target already was as the log wants (redo after a crash) */
+	RP_R_VANISHED,   /* source gone: nothing done */
+	RP_R_SKIPPED,    /* not applicable here (msg says why): nothing done */
+	RP_R_CONFLICT,   /* target not as expected (msg): nothing done */
+	RP_R_NOSPACE,    /* ENOSPC/EDQUOT on the target (msg): nothing done, temporary removed */
+	RP_R_ERROR,      /* other I/O error (msg): nothing done */
+};
+
+/* Kinds of work: a log record, or the final phase's directory attributes. */
+enum rp_kind { RP_K_RECORD = 0, RP_K_DIRATTR = 1 };
+
+/* One record of the log, copied out of the reader (whose strings live only
+ * until its next call).  Owned by the dispatcher; a worker owns it between
+ * taking it from the work queue and putting it on the done queue. */
+typedef struct rp_op {
+	struct rp_op *next;   /* queue link */
+	uint64_t idx;         /* record number in the log, from 0 */
+	uint8_t kind, op, flags;
+	fmt_entry e;          /* e.path, e.target point into str */
+	fmt_old old;
+	const char *to;       /* rename, link: into str; else NULL */
+	uint32_t to_len;
+	/* set by the worker */
+	uint8_t res;
+	bool drifted;         /* DONE, but the source differed from the log */
+	bool overwrote;       /* DONE over a conflicting target (--on-conflict overwrite) */
+	uint64_t copied;      /* bytes written to the target */
+	char *msg;            /* malloc'd explanation for CONFLICT/SKIPPED/ERROR/... */
+	char str[];
+} rp_op;
+
+/* Copies c into a new rp_op (kind RP_K_RECORD).  Free with rp_op_free. */
+rp_op *rp_op_new(const fmt_change *c, uint64_t idx);
+void rp_op_free(rp_op *op);
+
+/* Directories whose mtime apply.c restores around replacements (apply.c). */
+typedef struct rp_dirkeep rp_dirkeep;
+rp_dirkeep *rp_dirkeep_new(void);
+void rp_dirkeep_free(rp_dirkeep *k);
+
+/* Read-only during a run; shared by all workers. */
+typedef struct rp_ctx {
+	rp_dirkeep *keep;  /* thread-safe itself */
+	int srcfd, dstfd;  /* O_DIRECTORY roots */
+	bool fsync, root, dry_run;
+	bool redo;         /* an earlier run of this log may have left temporaries */
+	int on_conflict;
+} rp_ctx;
+
+/* apply.c: applies op to the target (confined beneath cx->dstfd), sets
+ * op->res, op->copied and op->msg.  Thread-safe; never logs. */
+void rp_apply(const rp_ctx *cx, rp_op *op);
+/* The temporary name of record idx: RP_TMP_PREFIX + 16 hex digits. */
+void rp_tmp_name(char out[32], uint64_t idx);
+
+/* sched.c: the parallel scheduler. */
+typedef struct rp_sched rp_sched;
+/* Pulls the next op in log order: 1 with *op, 0 at the end, -1 on error
+ * (logged). */
+typedef int (*rp_pull_fn)(void *ctx, rp_op **op);
+/* Told of every finished op in the dispatcher thread, in completion order.
+ * Returns 0 to go on, or an enum cut_exit to stop admitting work (in-flight
+ * ops still finish and are reported). */
+typedef int (*rp_done_fn)(void *ctx, rp_op *op);
+/* Tells whether record idx is already finished (journal): it is then not
+ * dispatched, only reported to skip_fn. */
+typedef bool (*rp_skip_fn)(void *ctx, uint64_t idx);
+/* Called after each batch of done_fn calls, before any op waiting for the
+ * batch's paths may start (the journal flush).  0, or an enum cut_exit to
+ * stop. */
+typedef int (*rp_flush_fn)(void *ctx);
+/* Called by the dispatcher ~10 times a second and at the end. */
+typedef void (*rp_tick_fn)(void *ctx);
+
+rp_sched *rp_sched_new(const rp_ctx *cx, unsigned jobs);
+/* Runs every op pull returns through the pool, each after every earlier op
+ * whose paths conflict with its own (same path, or one beneath the other)
+ * has finished and been flushed (flush_fn, may be NULL).  Ops are freed
+ * after done_fn.  Returns 0, -1 when pull failed, or the first non-zero
+ * value done_fn or flush_fn returned. */
+int rp_sched_run(rp_sched *s, rp_pull_fn pull, rp_skip_fn skip, rp_done_fn done,
+		 rp_flush_fn flush, rp_tick_fn tick, void *ctx);
+/* The done callback calls this for an op that counts as finished (it will
+ * be journaled): advances the watermark.  Ops skipped by skip_fn count as
+ * finished without it. */
+void rp_sched_finished(rp_sched *s, uint64_t idx);
+/* Lowest record index not yet finished (every lower one is): the journal's
+ * watermark.  Valid in the callbacks and after rp_sched_run. */
+uint64_t rp_sched_watermark(const rp_sched *s);
+void rp_sched_free(rp_sched *s);
+
+/* journal.c */
+typedef struct rp_journal rp_journal;
+/* Opens (creating when absent, unless read_only) and locks the journal of
+ * the log with id log_id.  Returns 0 and *out, or an enum cut_exit (logged):
+ * CUT_EXIT_LOCKED, CUT_EXIT_ERROR (corrupt, or it belongs to another log that
+ * is not finished).  With read_only and no file, *out is an empty journal. */
+int rp_journal_open(const char *path, const uint8_t log_id[FMT_ID_LEN], bool read_only,
+		    bool fsync, rp_journal **out);
+/* True when the journal says record idx is finished. */
+bool rp_journal_done(const rp_journal *j, uint64_t idx);
+/* True when the journal holds the completion record; *st then receives the
+ * counters of the run that completed it. */
+bool rp_journal_complete(const rp_journal *j, rp_stats *st);
+/* Outcomes kept in the journal, so that a later run still knows that an
+ * earlier, killed one left something incomplete. */
+enum { RP_J_APPLIED = 0, RP_J_DRIFTED, RP_J_VANISHED, RP_J_SKIPPED, RP_J_CONFLICT_SKIPPED };
+/* Notes record idx finished with an outcome (buffered until the next flush). */
+void rp_journal_note(rp_journal *j, uint64_t idx, unsigned outcome);
+/* Records that earlier runs of this log noted with an outcome other than
+ * RP_J_APPLIED. */
+uint64_t rp_journal_earlier(const rp_journal *j);
+/* True when an earlier run of this same log started (the journal held its
+ * header before this run). */
+bool rp_journal_resumed(const rp_journal *j);
+/* Appends one record: watermark and the noted indices at or above it; fsyncs
+ * when opened with fsync or when sync is true.  0 or -errno (logged). */
+int rp_journal_flush(rp_journal *j, uint64_t watermark, bool sync);
+/* Appends the completion record with the run's counters and fsyncs.  0 or
+ * -errno (logged). */
+int rp_journal_finish(rp_journal *j, uint64_t records, const rp_stats *st);
+void rp_journal_close(rp_journal *j);
+
+#endif

@@ -1,0 +1,415 @@
+/*
+ * replay.c - the replay engine: the order of a run and its guarantees.
+ *
+ *  1. The whole change log is validated before anything is changed: block
+ *     and file checksums, record and path validity (fmt_creader_validate),
+ *     then replay's own rules (rp_check_record): no path under a reserved
+ *     temporary name, operation and type consistent.  A corrupt, truncated
+ *     or hostile log is refused with nothing applied.
+ *  2. The journal of this log is opened and locked; a journal of another,
+ *     unfinished log is refused; a finished log is not applied again.
+ *  3. Phase 1: every record not yet journaled goes through the scheduler
+ *     (sched.c) to apply.c.  Finished records are journaled in batches.  A
+ *     conflict (with --on-conflict stop), a full target or an I/O error
+ *     stops admitting work; what is in flight finishes; the journal is
+ *     flushed and synced; the run ends with the matching exit code.
+ *  4. Phase 2: the owner, mode and times of every directory the log makes
+ *     or changes, after everything inside is done.
+ *  5. The target file system is synced (syncfs) before the journal's
+ *     completion record is written and synced.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "format/path.h"
+#include "replay/internal.h"
+
+bool rp_path_reserved(const char *path, size_t len)
+{
+	size_t start = 0;
+	for (size_t i = 0; i <= len; i++) {
+		if (i < len && path[i] != '/')
+			continue;
+		if (i - start >= RP_TMP_PREFIX_LEN &&
+		    memcmp(path + start, RP_TMP_PREFIX, RP_TMP_PREFIX_LEN) == 0)
+			return true;
+		start = i + 1;
+	}
+	return false;
+}
+
+/* Replay's own rules for a record the format layer already accepted.
+ * NULL, or what is wrong. */
+static const char *rp_check_record(const fmt_change *c)
+{
+	if (rp_path_reserved(c->e.path, c->e.path_len) ||
+	    (c->to && rp_path_reserved(c->to, c->to_len)))
+		return "names a path reserved for replay's temporary files (" RP_TMP_PREFIX "*)";
+	switch (c->op) {
+	case FMT_OP_SPECIAL:
+		if (c->e.type != FMT_T_FIFO && c->e.type != FMT_T_SOCK && c->e.type != FMT_T_CHR &&
+		    c->e.type != FMT_T_BLK)
+			return "special operation on something that is not a fifo, socket or device";
+		break;
+	case FMT_OP_DELETE:
+		if (c->e.type == FMT_T_DIR)
+			return "delete of a directory (directories are removed by rmdir)";
+		break;
+	case FMT_OP_RENAME:
+	case FMT_OP_LINK:
+		if (fmt_path_cmp(c->e.path, c->e.path_len, c->to, c->to_len) == 0)
+			return "'to' is the path itself";
+		if (fmt_path_is_under(c->to, c->to_len, c->e.path, c->e.path_len))
+			return "'to' lies beneath the path it moves";
+		break;
+	default:
+		break;
+	}
+	return NULL;
+}
+
+typedef struct rp_engine {
+	const rp_opts *o;
+	rp_stats *st;
+	fmt_creader *r;
+	rp_journal *j;
+	rp_sched *s;
+	uint64_t next_idx;
+} rp_engine;
+
+static int pull_record(void *ctx, rp_op **out)
+{
+	rp_engine *E = ctx;
+	fmt_change c;
+	int r = fmt_creader_next(E->r, &c);
+	if (r <= 0)
+		return r;
+	*out = rp_op_new(&c, E->next_idx++);
+	return 1;
+}
+
+static bool skip_journaled(void *ctx, uint64_t idx)
+{
+	rp_engine *E = ctx;
+	if (!rp_journal_done(E->j, idx))
+		return false;
+	E->st->journaled++;
+	return true;
+}
+
+static int flush_journal(rp_engine *E, bool sync)
+{
+	int r = rp_journal_flush(E->j, rp_sched_watermark(E->s), sync);
+	if (r == -ENOSPC || r == -EDQUOT)
+		return CUT_EXIT_NOSPACE;
+	return r < 0 ? CUT_EXIT_ERROR : 0;
+}
+
+static int done_record(void *ctx, rp_op *op)
+{
+	rp_engine *E = ctx;
+	rp_stats *st = E->st;
+	unsigned outcome = RP_J_APPLIED;
+	switch (op->res) {
+	case RP_R_DONE:
+		switch (op->op) {
+		case FMT_OP_MKDIR: st->mkdirs++; break;
+		case FMT_OP_CREATE: st->created++; break;
+		case FMT_OP_UPDATE: st->updated++; break;
+		case FMT_OP_LINK: st->linked++; break;
+		case FMT_OP_SYMLINK: st->symlinks++; break;
+		case FMT_OP_RENAME: st->renamed++; break;
+		case FMT_OP_META: st->metas++; break;
+		case FMT_OP_DELETE: st->deleted++; break;
+		case FMT_OP_RMDIR: st->rmdirs++; break;
+		case FMT_OP_SPECIAL: st->specials++; break;
+		}
+		st->bytes_copied += op->copied;
+		if (op->drifted) {
+			st->drifted++;
+			outcome = RP_J_DRIFTED;
+			CUT_INFO("drifted: %s (the source changed since the scan; copied as it is now)",
+				 op->e.path);
+		}
+		if (op->overwrote) {
+			st->conflicts++;
+			st->conflicts_overwritten++;
+			CUT_WARN("conflict overwritten: %s", op->msg ? op->msg : op->e.path);
+		}
+		break;
+	case RP_R_NOOP:
+		st->noop++;
+		break;
+	case RP_R_VANISHED:
+		st->vanished++;
+		outcome = RP_J_VANISHED;
+		CUT_WARN("vanished: %s", op->msg ? op->msg : op->e.path);
+		break;
+	case RP_R_SKIPPED:
+		st->skipped++;
+		outcome = RP_J_SKIPPED;
+		CUT_WARN("skipped: %s", op->msg ? op->msg : op->e.path);
+		break;
+	case RP_R_CONFLICT:
+		st->conflicts++;
+		if (E->o->on_conflict != RP_CONFLICT_SKIP) {
+			/* stop, or overwrite that cannot (a directory in the way) */
+			CUT_ERR("conflict: %s; stopping (see --on-conflict)", op->msg);
+			return CUT_EXIT_CONFLICT;
+		}
+		st->conflicts_skipped++;
+		outcome = RP_J_CONFLICT_SKIPPED;
+		CUT_WARN("conflict left as it is: %s", op->msg);
+		break;
+	case RP_R_NOSPACE:
+		CUT_ERR("%s; free space on the target and run the same command again to resume",
+			op->msg);
+		return CUT_EXIT_NOSPACE;
+	default:
+		CUT_ERR("%s", op->msg ? op->msg : "internal error");
+		return CUT_EXIT_ERROR;
+	}
+	st->done++;
+	rp_sched_finished(E->s, op->idx);
+	rp_journal_note(E->j, op->idx, outcome);
+	return 0;
+}
+
+static int flush_batch(void *ctx) { return flush_journal(ctx, false); }
+
+/* Phase 2: the directory records again, as attribute work. */
+static int pull_dirattr(void *ctx, rp_op **out)
+{
+	rp_engine *E = ctx;
+	fmt_change c;
+	for (;;) {
+		int r = fmt_creader_next(E->r, &c);
+		if (r <= 0)
+			return r;
+		if (c.e.type != FMT_T_DIR || (c.op != FMT_OP_MKDIR && c.op != FMT_OP_META))
+			continue;
+		rp_op *op = rp_op_new(&c, E->next_idx++);
+		op->kind = RP_K_DIRATTR;
+		*out = op;
+		return 1;
+	}
+}
+
+static int done_dirattr(void *ctx, rp_op *op)
+{
+	rp_engine *E = ctx;
+	if (op->res == RP_R_DONE) {
+		E->st->dirattrs++;
+		return 0;
+	}
+	if (op->res == RP_R_NOOP)
+		return 0;
+	CUT_ERR("%s", op->msg ? op->msg : "internal error");
+	return op->res == RP_R_NOSPACE ? CUT_EXIT_NOSPACE : CUT_EXIT_ERROR;
+}
+
+static void tick(void *ctx)
+{
+	rp_engine *E = ctx;
+	if (E->o->progress)
+		E->o->progress(E->o->progress_ctx, E->st);
+}
+
+/* Prints the plan of a --dry-run: every record the journal does not list. */
+static int dry_run(rp_engine *E)
+{
+	FILE *f = E->o->dry_out ? E->o->dry_out : stdout;
+	fmt_change c;
+	int r;
+	uint64_t idx = 0;
+	while ((r = fmt_creader_next(E->r, &c)) > 0) {
+		if (rp_journal_done(E->j, idx++)) {
+			E->st->journaled++;
+			continue;
+		}
+		fprintf(f, "%-7s %s", fmt_op_name(c.op), c.e.path_len ? c.e.path : ".");
+		if (c.to)
+			fprintf(f, " -> %s", c.to);
+		if (c.op == FMT_OP_SYMLINK && c.e.target)
+			fprintf(f, " (-> %s)", c.e.target);
+		if (c.op == FMT_OP_CREATE || c.op == FMT_OP_UPDATE)
+			fprintf(f, " (%llu bytes)", (unsigned long long)c.e.size);
+		fputc('\n', f);
+		E->st->done++;
+	}
+	return r < 0 ? CUT_EXIT_ERROR : CUT_EXIT_OK;
+}
+
+static int open_root(const char *path, const char *what, bool create)
+{
+	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0 && errno == ENOENT && create) {
+		if (mkdir(path, 0700) < 0 && errno != EEXIST) {
+			CUT_SYSERR("%s: cannot create the %s directory", path, what);
+			return -1;
+		}
+		fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	}
+	if (fd < 0)
+		CUT_SYSERR("%s: cannot open the %s directory", path, what);
+	return fd;
+}
+
+static int incomplete_code(const rp_stats *st)
+{
+	return st->drifted || st->vanished || st->skipped || st->conflicts_skipped || st->earlier
+		       ? CUT_EXIT_INCOMPLETE
+		       : CUT_EXIT_OK;
+}
+
+int rp_run(const rp_opts *o, rp_stats *st)
+{
+	memset(st, 0, sizeof *st);
+	st->start_ns = cut_mono_ns();
+	rp_engine E = {.o = o, .st = st};
+	rp_ctx cx = {.srcfd = -1, .dstfd = -1, .fsync = o->fsync, .root = geteuid() == 0,
+		     .dry_run = o->dry_run, .on_conflict = o->on_conflict};
+	char *jpath = NULL;
+	int rc = CUT_EXIT_ERROR;
+
+	/* 1. The whole log, before anything is touched. */
+	E.r = fmt_creader_open(o->log);
+	if (!E.r)
+		goto out;
+	/* What fmt_creader_validate does (every block, record, path and the
+	 * whole-file id), with replay's own checks in the same pass. */
+	fmt_creader_rewind(E.r);
+	fmt_change c;
+	int r;
+	uint64_t n = 0;
+	while ((r = fmt_creader_next(E.r, &c)) > 0) {
+		const char *bad = rp_check_record(&c);
+		if (bad) {
+			CUT_ERR("%s: record %llu (%s '%s'): %s; refusing the whole log, nothing was "
+				"changed", o->log, (unsigned long long)n, fmt_op_name(c.op), c.e.path, bad);
+			goto out;
+		}
+		n++;
+	}
+	if (r < 0) {
+		CUT_ERR("%s: refusing to apply a damaged change log; nothing was changed", o->log);
+		goto out;
+	}
+	fmt_creader_rewind(E.r);
+	const fmt_cheader *h = fmt_creader_header(E.r);
+	st->total = h->records;
+	st->bytes_total = h->bytes[FMT_OP_CREATE] + h->bytes[FMT_OP_UPDATE];
+
+	/* 2. Roots, then the journal (beside the target's real path, so that
+	 * "DST/." or a relative DST never puts it inside the target). */
+	if (!o->dry_run) {
+		cx.srcfd = open_root(o->source, "source", false);
+		if (cx.srcfd < 0)
+			goto out;
+		cx.dstfd = open_root(o->target, "target", true);
+		if (cx.dstfd < 0)
+			goto out;
+	}
+	if (o->journal) {
+		jpath = cut_strndup(o->journal, strlen(o->journal));
+	} else {
+		char *real = realpath(o->target, NULL);
+		if (real && strcmp(real, "/") == 0) {
+			CUT_ERR("%s: the target is the root directory: give --journal FILE outside it",
+				o->target);
+			free(real);
+			goto out;
+		}
+		jpath = rp_journal_default_path(real ? real : o->target);
+		free(real);
+	}
+	rc = rp_journal_open(jpath, fmt_creader_id(E.r), o->dry_run, o->fsync, &E.j);
+	if (rc != 0)
+		goto out;
+	st->earlier = rp_journal_earlier(E.j);
+	rp_stats prev = {0};
+	if (rp_journal_complete(E.j, &prev)) {
+		/* The exit code of a finished log keeps saying what it left. */
+		st->earlier += prev.drifted + prev.vanished + prev.skipped + prev.conflicts_skipped;
+		st->finished_before = true;
+		st->journaled = st->total;
+		CUT_INFO("%s: already applied to %s (journal %s); nothing to do", o->log, o->target,
+			 jpath);
+		rc = incomplete_code(st);
+		goto out;
+	}
+	if (o->dry_run) {
+		rc = dry_run(&E);
+		goto out;
+	}
+	cx.redo = rp_journal_resumed(E.j);
+	cx.keep = rp_dirkeep_new();
+
+	/* 3. Phase 1: the records. */
+	rc = CUT_EXIT_ERROR;
+	E.s = rp_sched_new(&cx, o->jobs ? o->jobs : RP_JOBS_DEFAULT);
+	if (!E.s)
+		goto out;
+	int sr = rp_sched_run(E.s, pull_record, skip_journaled, done_record, flush_batch, tick, &E);
+	int fr = flush_journal(&E, true);
+	if (sr != 0) {
+		rc = sr < 0 ? CUT_EXIT_ERROR : sr;
+		/* Read the rest of the log: the reader checks the whole-file id
+		 * when it is closed, and would report a partial read as damage. */
+		while (sr > 0 && fmt_creader_next(E.r, &c) > 0)
+			;
+		goto out;
+	}
+	if (fr != 0) {
+		rc = fr;
+		goto out;
+	}
+
+	int64_t t1 = cut_mono_ns();
+	CUT_INFO("replay: phase 1 (records) done in %.2fs", (double)(t1 - st->start_ns) / 1e9);
+
+	/* 4. Phase 2: directory attributes, after their contents. */
+	fmt_creader_rewind(E.r);
+	E.next_idx = 0;
+	sr = rp_sched_run(E.s, pull_dirattr, NULL, done_dirattr, NULL, tick, &E);
+	if (sr != 0) {
+		rc = sr < 0 ? CUT_EXIT_ERROR : sr;
+		goto out;
+	}
+
+	int64_t t2 = cut_mono_ns();
+	CUT_INFO("replay: phase 2 (directory attributes) done in %.2fs", (double)(t2 - t1) / 1e9);
+
+	/* 5. Durable, then complete (with --fsync too: phase 2's attribute
+	 * changes were not synced one by one). */
+#if defined(__linux__) && !defined(CUTOVER_PORTABLE)
+	if (syncfs(cx.dstfd) < 0) {
+		CUT_SYSERR("%s: cannot sync the target file system", o->target);
+		rc = errno == ENOSPC || errno == EDQUOT ? CUT_EXIT_NOSPACE : CUT_EXIT_ERROR;
+		goto out;
+	}
+#else
+	sync();
+#endif
+	CUT_INFO("replay: target synced in %.2fs", (double)(cut_mono_ns() - t2) / 1e9);
+	r = rp_journal_finish(E.j, st->total, st);
+	if (r < 0) {
+		rc = r == -ENOSPC || r == -EDQUOT ? CUT_EXIT_NOSPACE : CUT_EXIT_ERROR;
+		goto out;
+	}
+	rc = incomplete_code(st);
+out:
+	rp_sched_free(E.s);
+	rp_dirkeep_free(cx.keep);
+	rp_journal_close(E.j);
+	fmt_creader_close(E.r);
+	if (cx.srcfd >= 0)
+		close(cx.srcfd);
+	if (cx.dstfd >= 0)
+		close(cx.dstfd);
+	free(jpath);
+	return rc;
+}

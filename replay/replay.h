@@ -1,0 +1,92 @@
+/*
+ * replay.h - `cutover replay`: applies a change log (format/changes.h) to a
+ * target tree, built like a database's recovery path rather than a copy loop.
+ *
+ * The files of this module, one role each:
+ *   replay.c   the engine: validates the log, opens source, target and
+ *              journal, runs the two phases, decides the exit code
+ *   sched.c    the parallel scheduler: a worker pool and a dispatcher that
+ *              runs independent operations at once and orders dependent ones
+ *   apply.c    one function per operation: target preconditions, atomic
+ *              writes through temporaries, attributes, idempotent redo
+ *   journal.c  the append-only, checksummed record of finished operations
+ *
+ * docs/notes-replay.md states the guarantees, the journal format, the
+ * temporary-name pattern and the exit codes.
+ */
+#ifndef CUTOVER_REPLAY_H
+#define CUTOVER_REPLAY_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+/* Replay's temporaries are named RP_TMP_PREFIX followed by 16 lower-case hex
+ * digits (the index of the log record that made it) in the directory of the
+ * record's destination.  The name is reserved: a log naming such a path is
+ * refused, and the scanner skips it. */
+#define RP_TMP_PREFIX ".cutover-tmp."
+#define RP_TMP_PREFIX_LEN 13
+
+/* The default number of workers: target operations on NFS are round trips,
+ * so more threads than cores pay off. */
+#define RP_JOBS_DEFAULT 16
+#define RP_JOBS_MAX 256
+
+enum rp_conflict { RP_CONFLICT_STOP = 0, RP_CONFLICT_OVERWRITE = 1, RP_CONFLICT_SKIP = 2 };
+
+/* Counters of a run; every field is a count of log records unless named
+ * bytes.  Filled by rp_run, also passed to the progress callback. */
+typedef struct rp_stats {
+	uint64_t total;        /* records in the log */
+	uint64_t bytes_total;  /* bytes of files the log creates or updates */
+	uint64_t done;         /* records finished in this run (any outcome) */
+	uint64_t journaled;    /* records found finished in the journal: not redone */
+	uint64_t created, updated, renamed, linked, deleted;
+	uint64_t mkdirs, rmdirs, symlinks, specials, metas;
+	uint64_t noop;         /* already as the log wants on the target (redo) */
+	uint64_t bytes_copied;
+	uint64_t drifted;      /* source differed from the log: copied as it is now */
+	uint64_t vanished;     /* source gone: skipped */
+	uint64_t skipped;      /* not applied for another reason (device nodes when
+				  not root, source unreadable), listed on stderr */
+	uint64_t conflicts;            /* target not as the log expects */
+	uint64_t conflicts_skipped;    /* ... of which left as they were (skip) */
+	uint64_t conflicts_overwritten;/* ... of which overwritten (overwrite) */
+	uint64_t earlier;      /* drifted, vanished or skipped in earlier, interrupted
+				  runs of this log (from the journal) */
+	uint64_t dirattrs;     /* directory attributes set in the final phase */
+	int64_t start_ns;      /* cut_mono_ns() at the start */
+	bool finished_before;  /* the journal said the log was already applied */
+} rp_stats;
+
+typedef struct rp_opts {
+	const char *log;      /* the change log */
+	const char *source;   /* SRC root */
+	const char *target;   /* DST root */
+	const char *journal;  /* NULL: rp_journal_default_path(target) */
+	unsigned jobs;        /* 0: RP_JOBS_DEFAULT */
+	bool dry_run;         /* validate and print the plan to dry_out; change nothing */
+	bool fsync;           /* each file and directory durable before it counts */
+	int on_conflict;      /* enum rp_conflict */
+	FILE *dry_out;        /* NULL: stdout */
+	/* Called by the dispatcher thread about ten times a second. */
+	void (*progress)(void *ctx, const rp_stats *st);
+	void *progress_ctx;
+} rp_opts;
+
+/* Runs a replay.  Returns an enum cut_exit (util.h): OK, ERROR (bad log,
+ * journal of another unfinished log, I/O error), INCOMPLETE (finished but
+ * something was drifted, vanished or skipped), CONFLICT (stopped), NOSPACE,
+ * LOCKED.  Every failure is logged once before it returns. */
+int rp_run(const rp_opts *o, rp_stats *st);
+
+/* The journal path used when opts.journal is NULL: "<target>.cutover-journal"
+ * beside the target (trailing slashes removed).  Caller frees. */
+char *rp_journal_default_path(const char *target);
+
+/* True when one of the components of path (len bytes) starts with
+ * RP_TMP_PREFIX. */
+bool rp_path_reserved(const char *path, size_t len);
+
+#endif

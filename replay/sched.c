@@ -1,0 +1,457 @@
+/*
+ * sched.c - the parallel scheduler of replay: a pool of worker threads that
+ * apply operations, and a dispatcher (the calling thread) that decides which
+ * operations may run at the same time.
+ *
+ * The rule that keeps a parallel replay equal to applying the log in order:
+ * two operations conflict when a path of one (path, or `to` for rename and
+ * link) equals a path of the other or lies beneath it.  An operation is
+ * started only when no earlier, unfinished operation conflicts with it.  So
+ * a directory is made before anything in it, a rename finishes before its
+ * name is reused, an rmdir waits for everything beneath it, and a link waits
+ * for the file it names; operations in different directories, or on
+ * different files of one directory, run at once.  Operations of the final
+ * phase (directory attributes) conflict only on the same path.
+ *
+ * Only the dispatcher touches the conflict tables, the blocked list and the
+ * watermark; workers only take from the work queue and put on the done
+ * queue, under one mutex.  The window of admitted operations is bounded
+ * (in flight, blocked, and the span between the watermark and the newest),
+ * so memory stays flat whatever the size of the log.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "format/path.h"
+#include "replay/internal.h"
+
+#define RING (1u << 20)        /* max span watermark..newest admitted */
+#define MAX_BLOCKED 4096
+#define TICK_NS 100000000
+
+/* ------------------------------------------------ path conflict table */
+
+/* A count of admitted operations at each path (exact) and beneath it
+ * (under), in a chained hash table keyed by the path bytes. */
+typedef struct ph_node {
+	struct ph_node *next;
+	uint64_t hash;
+	uint32_t exact, under;
+	size_t len;
+	char key[];
+} ph_node;
+
+typedef struct ph {
+	ph_node **b;
+	size_t nb, n;
+} ph;
+
+static uint64_t ph_hash(const char *p, size_t len)
+{
+	uint64_t h = 0xcbf29ce484222325ull;
+	for (size_t i = 0; i < len; i++)
+		h = (h ^ (unsigned char)p[i]) * 0x100000001b3ull;
+	return h ^ (h >> 29);
+}
+
+static void ph_init(ph *t)
+{
+	t->nb = 1024;
+	t->n = 0;
+	t->b = cut_calloc(t->nb, sizeof *t->b);
+}
+
+static void ph_clear(ph *t)
+{
+	for (size_t i = 0; i < t->nb; i++) {
+		ph_node *n = t->b[i];
+		while (n) {
+			ph_node *nx = n->next;
+			free(n);
+			n = nx;
+		}
+		t->b[i] = NULL;
+	}
+	t->n = 0;
+}
+
+static void ph_free(ph *t)
+{
+	ph_clear(t);
+	free(t->b);
+}
+
+static ph_node *ph_find(const ph *t, const char *p, size_t len, uint64_t h)
+{
+	for (ph_node *n = t->b[h & (t->nb - 1)]; n; n = n->next)
+		if (n->hash == h && n->len == len && memcmp(n->key, p, len) == 0)
+			return n;
+	return NULL;
+}
+
+static void ph_grow(ph *t)
+{
+	size_t nb = t->nb * 2;
+	ph_node **b = cut_calloc(nb, sizeof *b);
+	for (size_t i = 0; i < t->nb; i++) {
+		ph_node *n = t->b[i];
+		while (n) {
+			ph_node *nx = n->next;
+			n->next = b[n->hash & (nb - 1)];
+			b[n->hash & (nb - 1)] = n;
+			n = nx;
+		}
+	}
+	free(t->b);
+	t->b = b;
+	t->nb = nb;
+}
+
+/* Adds delta (+1/-1) to the exact or under count of one path's node,
+ * creating it or removing it when both counts reach zero. */
+static void ph_bump(ph *t, const char *p, size_t len, bool exact, int delta)
+{
+	uint64_t h = ph_hash(p, len);
+	ph_node *n = ph_find(t, p, len, h);
+	if (!n) {
+		if (delta < 0)
+			return; /* cannot happen: every -1 follows its +1 */
+		if (t->n >= t->nb)
+			ph_grow(t);
+		n = cut_malloc(sizeof *n + len + 1);
+		n->hash = h;
+		n->len = len;
+		n->exact = n->under = 0;
+		memcpy(n->key, p, len);
+		n->key[len] = 0;
+		size_t bi = h & (t->nb - 1);
+		n->next = t->b[bi];
+		t->b[bi] = n;
+		t->n++;
+	}
+	if (exact)
+		n->exact = (uint32_t)((int64_t)n->exact + delta);
+	else
+		n->under = (uint32_t)((int64_t)n->under + delta);
+	if (n->exact == 0 && n->under == 0) {
+		ph_node **pp = &t->b[h & (t->nb - 1)];
+		while (*pp != n)
+			pp = &(*pp)->next;
+		*pp = n->next;
+		free(n);
+		t->n--;
+	}
+}
+
+/* Registers (delta +1) or unregisters (-1) one path: exact at the path,
+ * under at every proper ancestor ("" included) when tree is true. */
+static void ph_path(ph *t, const char *p, size_t len, bool tree, int delta)
+{
+	ph_bump(t, p, len, true, delta);
+	if (!tree || len == 0)
+		return;
+	for (size_t l = len; l > 0;) {
+		l = fmt_path_parent_len(p, l);
+		ph_bump(t, p, l, false, delta);
+	}
+}
+
+/* True when something registered is at p, beneath p (tree), or at an
+ * ancestor of p (tree). */
+static bool ph_conflict_path(const ph *t, const char *p, size_t len, bool tree)
+{
+	if (t->n == 0)
+		return false;
+	ph_node *n = ph_find(t, p, len, ph_hash(p, len));
+	if (n && (n->exact || (tree && n->under)))
+		return true;
+	if (!tree || len == 0)
+		return false;
+	for (size_t l = len; l > 0;) {
+		l = fmt_path_parent_len(p, l);
+		n = ph_find(t, p, l, ph_hash(p, l));
+		if (n && n->exact)
+			return true;
+	}
+	return false;
+}
+
+static void ph_op(ph *t, const rp_op *op, int delta)
+{
+	bool tree = op->kind == RP_K_RECORD;
+	ph_path(t, op->e.path, op->e.path_len, tree, delta);
+	if (op->to)
+		ph_path(t, op->to, op->to_len, tree, delta);
+}
+
+static bool ph_conflict(const ph *t, const rp_op *op)
+{
+	bool tree = op->kind == RP_K_RECORD;
+	return ph_conflict_path(t, op->e.path, op->e.path_len, tree) ||
+	       (op->to && ph_conflict_path(t, op->to, op->to_len, tree));
+}
+
+/* ------------------------------------------------------------ the pool */
+
+struct rp_sched {
+	const rp_ctx *cx;
+	unsigned nth;
+	pthread_t *th;
+	pthread_mutex_t mu;
+	pthread_cond_t work_cv, done_cv;
+	rp_op *wq_head, *wq_tail; /* to do, in order */
+	rp_op *dq;                /* done, newest first */
+	bool quit;
+	/* dispatcher only */
+	ph run, blk;
+	rp_op *bl_head, *bl_tail; /* blocked, in log order */
+	size_t nblocked, inflight, max_inflight;
+	uint8_t *ring;            /* finished flags of [w, next) */
+	uint64_t w, next;
+};
+
+static void *worker(void *arg)
+{
+	rp_sched *s = arg;
+	pthread_mutex_lock(&s->mu);
+	for (;;) {
+		while (!s->wq_head && !s->quit)
+			pthread_cond_wait(&s->work_cv, &s->mu);
+		if (!s->wq_head)
+			break;
+		rp_op *op = s->wq_head;
+		s->wq_head = op->next;
+		if (!s->wq_head)
+			s->wq_tail = NULL;
+		pthread_mutex_unlock(&s->mu);
+		rp_apply(s->cx, op);
+		pthread_mutex_lock(&s->mu);
+		op->next = s->dq;
+		s->dq = op;
+		pthread_cond_signal(&s->done_cv);
+	}
+	pthread_mutex_unlock(&s->mu);
+	return NULL;
+}
+
+rp_sched *rp_sched_new(const rp_ctx *cx, unsigned jobs)
+{
+	rp_sched *s = cut_calloc(1, sizeof *s);
+	s->cx = cx;
+	if (jobs < 1)
+		jobs = 1;
+	s->max_inflight = (size_t)jobs * 4 + 16;
+	pthread_mutex_init(&s->mu, NULL);
+	pthread_cond_init(&s->work_cv, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&s->done_cv, &ca);
+	pthread_condattr_destroy(&ca);
+	ph_init(&s->run);
+	ph_init(&s->blk);
+	s->ring = cut_calloc(RING, 1);
+	s->th = cut_calloc(jobs, sizeof *s->th);
+	for (unsigned i = 0; i < jobs; i++) {
+		if (pthread_create(&s->th[i], NULL, worker, s) != 0)
+			break; /* fewer workers: slower, still correct */
+		s->nth++;
+	}
+	if (s->nth == 0) {
+		CUT_ERR("cannot start any worker thread");
+		rp_sched_free(s);
+		return NULL;
+	}
+	return s;
+}
+
+void rp_sched_free(rp_sched *s)
+{
+	if (!s)
+		return;
+	pthread_mutex_lock(&s->mu);
+	s->quit = true;
+	pthread_cond_broadcast(&s->work_cv);
+	pthread_mutex_unlock(&s->mu);
+	for (unsigned i = 0; i < s->nth; i++)
+		pthread_join(s->th[i], NULL);
+	free(s->th);
+	pthread_mutex_destroy(&s->mu);
+	pthread_cond_destroy(&s->work_cv);
+	pthread_cond_destroy(&s->done_cv);
+	ph_free(&s->run);
+	ph_free(&s->blk);
+	free(s->ring);
+	free(s);
+}
+
+uint64_t rp_sched_watermark(const rp_sched *s) { return s->w; }
+
+static void mark_finished(rp_sched *s, uint64_t idx)
+{
+	s->ring[idx % RING] = 1;
+	while (s->w < s->next && s->ring[s->w % RING]) {
+		s->ring[s->w % RING] = 0;
+		s->w++;
+	}
+}
+
+static void dispatch(rp_sched *s, rp_op *op)
+{
+	ph_op(&s->run, op, +1);
+	s->inflight++;
+	op->next = NULL;
+	pthread_mutex_lock(&s->mu);
+	if (s->wq_tail)
+		s->wq_tail->next = op;
+	else
+		s->wq_head = op;
+	s->wq_tail = op;
+	pthread_cond_signal(&s->work_cv);
+	pthread_mutex_unlock(&s->mu);
+}
+
+/* Starts every blocked op that no longer waits for an earlier one, and
+ * rebuilds the table of those still blocked. */
+static void rescan(rp_sched *s)
+{
+	ph_clear(&s->blk);
+	rp_op **pp = &s->bl_head, *last = NULL;
+	while (*pp) {
+		rp_op *op = *pp;
+		if (!ph_conflict(&s->run, op) && !ph_conflict(&s->blk, op)) {
+			*pp = op->next;
+			s->nblocked--;
+			dispatch(s, op);
+		} else {
+			ph_op(&s->blk, op, +1);
+			last = op;
+			pp = &op->next;
+		}
+	}
+	s->bl_tail = last;
+}
+
+int rp_sched_run(rp_sched *s, rp_pull_fn pull, rp_skip_fn skip, rp_done_fn done,
+		 rp_flush_fn flush, rp_tick_fn tick, void *ctx)
+{
+	int rc = 0;
+	bool eof = false, stopping = false;
+	int64_t last_tick = 0;
+	s->w = s->next = 0;
+	memset(s->ring, 0, RING);
+	for (;;) {
+		while (!stopping && !eof && s->inflight < s->max_inflight &&
+		       s->nblocked < MAX_BLOCKED && s->next - s->w < RING) {
+			rp_op *op;
+			int p = pull(ctx, &op);
+			if (p < 0) {
+				rc = -1;
+				stopping = true;
+				break;
+			}
+			if (p == 0) {
+				eof = true;
+				break;
+			}
+			s->next = op->idx + 1;
+			if (skip && skip(ctx, op->idx)) {
+				mark_finished(s, op->idx);
+				rp_op_free(op);
+				continue;
+			}
+			if (ph_conflict(&s->run, op) || ph_conflict(&s->blk, op)) {
+				op->next = NULL;
+				if (s->bl_tail)
+					s->bl_tail->next = op;
+				else
+					s->bl_head = op;
+				s->bl_tail = op;
+				s->nblocked++;
+				ph_op(&s->blk, op, +1);
+			} else {
+				dispatch(s, op);
+			}
+		}
+		if (s->inflight == 0 && (stopping || (eof && s->nblocked == 0)))
+			break;
+
+		rp_op *fin = NULL;
+		pthread_mutex_lock(&s->mu);
+		if (s->inflight > 0 && !s->dq) {
+			struct timespec ts;
+			clock_gettime(CLOCK_MONOTONIC, &ts);
+			ts.tv_nsec += TICK_NS;
+			if (ts.tv_nsec >= 1000000000) {
+				ts.tv_sec++;
+				ts.tv_nsec -= 1000000000;
+			}
+			while (!s->dq) {
+				if (pthread_cond_timedwait(&s->done_cv, &s->mu, &ts) == ETIMEDOUT)
+					break;
+			}
+		}
+		fin = s->dq;
+		s->dq = NULL;
+		pthread_mutex_unlock(&s->mu);
+
+		/* Newest first on the list: reverse to report in completion order. */
+		rp_op *rev = NULL;
+		while (fin) {
+			rp_op *nx = fin->next;
+			fin->next = rev;
+			rev = fin;
+			fin = nx;
+		}
+		/* Report the batch, make it durable in the journal, and only then
+		 * let the ops that wait for these paths start: a later op on the
+		 * same path never runs before an earlier one is journaled, so a
+		 * redo after a crash never sees a later op's effect (apply.c
+		 * relies on it for idempotence). */
+		int nfin = 0;
+		for (rp_op *op = rev; op; op = op->next) {
+			s->inflight--;
+			int d = done(ctx, op);
+			nfin++;
+			if (d != 0 && !stopping) {
+				stopping = true;
+				rc = d;
+			}
+		}
+		if (nfin && flush) {
+			int f = flush(ctx);
+			if (f != 0 && !stopping) {
+				stopping = true;
+				rc = f;
+			}
+		}
+		while (rev) {
+			rp_op *op = rev;
+			rev = op->next;
+			ph_op(&s->run, op, -1);
+			rp_op_free(op);
+		}
+		if (!stopping && s->nblocked)
+			rescan(s);
+		int64_t now = cut_mono_ns();
+		if (tick && now - last_tick >= TICK_NS) {
+			tick(ctx);
+			last_tick = now;
+		}
+	}
+	while (s->bl_head) {
+		rp_op *op = s->bl_head;
+		s->bl_head = op->next;
+		rp_op_free(op);
+	}
+	s->bl_tail = NULL;
+	s->nblocked = 0;
+	ph_clear(&s->blk);
+	if (tick)
+		tick(ctx);
+	return rc;
+}
+
+void rp_sched_finished(rp_sched *s, uint64_t idx) { mark_finished(s, idx); }

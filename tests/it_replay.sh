@@ -1,0 +1,186 @@
+#!/usr/bin/env bash
+# tests/it_replay.sh - end-to-end tests of `cutover replay` on real trees made
+# by build/gen_maildir: randomized mail days (scan, mutate, scan, diff,
+# replay) to rsync parity with hard-link groups and nanosecond times; kill -9
+# at random points and resume; a full target file system (a real small
+# tmpfs); a corrupt log; a symlink swapped into the target during a replay;
+# drift; reruns; dry runs.
+. "$(dirname "$0")/lib.sh"
+
+C=$CUTOVER
+[ -x "$GEN" ] || { echo "FAIL gen_maildir missing ($GEN)"; exit 1; }
+
+# parity SRC DST: rsync sees no difference (content by checksum, types,
+# perms, owner, times, symlinks, devices), hard-link groups are the same
+# sets of names, and every time matches to the nanosecond.
+parity() {
+	local s=$1 d=$2 out
+	out=$(rsync -anc --delete --itemize-changes "$s/" "$d/" 2>&1)
+	[ -z "$out" ] || { no "rsync differences: $(echo "$out" | head -10)"; return 1; }
+	links "$s" >"$T/.ls"
+	links "$d" >"$T/.ld"
+	same "$T/.ls" "$T/.ld" "hard-link groups" || return 1
+	(cd "$s" && find . -printf '%P %y %m %U %G %T@\n' | sort) >"$T/.ts"
+	(cd "$d" && find . -printf '%P %y %m %U %G %T@\n' | sort) >"$T/.td"
+	same "$T/.ts" "$T/.td" "types, modes, owners and nanosecond mtimes" || return 1
+}
+# links DIR: one line per hard-link group: its names, sorted.
+links() {
+	(cd "$1" && find . -type f -links +1 -printf '%i %P\n') |
+		awk '{g[$1] = g[$1] " " $2} END {for (i in g) print g[i]}' |
+		while read -r l; do echo "$l" | tr ' ' '\n' | sort | tr '\n' ' '; echo; done | sort
+}
+# round OLD NEW LOG: incremental scan of src against OLD into NEW, diff.
+round() {
+	$C -q scan src -o "$2" --prev "$1" >/dev/null 2>"$T/.scanerr" &&
+		$C -q diff "$1" "$2" -o "$3" 2>"$T/.differr"
+}
+
+cd "$T"
+
+t replay_from_empty_then_mail_days_reach_rsync_parity
+$GEN create src --users 25 --msgs 50 --seed 11 >/dev/null
+$C -q scan src -o m0 && $C -q diff --from-empty m0 -o c0 || no "scan/diff failed"
+expect_rc 0 $C -q replay c0 --source src --target dst && parity src dst
+prev=m0
+for i in 1 2 3 4 5; do
+	$GEN mutate src --seed $((100 + i)) --percent $((1 + RANDOM % 8)) >/dev/null
+	round $prev m$i c$i || { no "round $i: scan/diff failed: $(cat "$T/.scanerr" "$T/.differr")"; break; }
+	j=$((1 + RANDOM % 24))
+	expect_rc 0 $C -q replay c$i --source src --target dst -j $j || break
+	parity src dst || { no "after round $i (-j $j)"; break; }
+	prev=m$i
+done
+
+t replay_rerun_of_a_finished_log_does_nothing
+before=$(cd dst && find . -printf '%P %i %C@\n' | sort | md5sum)
+expect_rc 0 $C replay c5 --source src --target dst
+grep -q "already applied" "$T/.err" || no "no 'already applied' in: $(cat "$T/.err")"
+after=$(cd dst && find . -printf '%P %i %C@\n' | sort | md5sum)
+[ "$before" = "$after" ] || no "the target changed"
+
+t replay_dry_run_changes_nothing
+$GEN mutate src --seed 77 --percent 3 >/dev/null
+round m5 m6 c6 || no "scan/diff failed"
+before=$(cd dst && find . -printf '%P %i %C@\n' | sort | md5sum)
+expect_rc 0 $C replay c6 --source src --target dst --dry-run
+[ -s "$T/.out" ] || no "dry run printed no plan"
+after=$(cd dst && find . -printf '%P %i %C@\n' | sort | md5sum)
+[ "$before" = "$after" ] || no "the dry run changed the target"
+expect_rc 0 $C -q replay c6 --source src --target dst && parity src dst
+
+t replay_drifted_source_is_counted_and_reconciled_next_pass
+$GEN mutate src --seed 78 --percent 3 >/dev/null
+round m6 m7 c7 || no "scan/diff failed"
+# the source changes after the scan: a message appended, one removed
+f=$(cd src && find . -path '*/cur/*' -type f | sort | head -1)
+printf 'late line\n' >>"src/$f"
+g=$($C show c7 | awk '$1 == "create" {print $2; exit}')
+[ -n "$g" ] && rm -f "src/$g"
+expect_rc 3 $C replay c7 --source src --target dst
+grep -q "drifted\|vanished" "$T/.err" || no "summary does not name drift: $(cat "$T/.err")"
+round m7 m8 c8 || no "scan/diff failed"
+if expect_rc 0 $C -q replay c8 --source src --target dst && ! parity src dst; then
+	# which layer: the scan (m8), the diff (c8) or the replay?
+	p=$(rsync -anc --delete -i src/ dst/ | head -1 | cut -c13- | sed 's:/$::')
+	echo "  src: $(stat -c %y "src/$p")  dst: $(stat -c %y "dst/$p")"
+	echo "  m7: $($C show m7 | grep -F " $p" | awk -v p=" $p" 'substr($0, length($0) - length(p) + 1) == p' | head -1)"
+	echo "  m8: $($C show m8 | grep -F " $p" | awk -v p=" $p" 'substr($0, length($0) - length(p) + 1) == p' | head -1)"
+	echo "  c7: $($C show c7 | grep -F " $p  [" | head -3)"
+	echo "  c8: $($C show c8 | grep -F " $p  [" | head -3)"
+fi
+
+t replay_fsync_mode_reaches_parity
+rm -rf srcf dstf ./dstf.cutover-journal
+$GEN create srcf --users 6 --msgs 30 --seed 41 >/dev/null
+$C -q scan srcf -o f0 && $C -q diff --from-empty f0 -o fc0 || no "scan/diff failed"
+expect_rc 0 $C -q replay fc0 --source srcf --target dstf --fsync -j 4 && parity srcf dstf
+$GEN mutate srcf --seed 42 --percent 10 >/dev/null
+$C -q scan srcf -o f1 --prev f0 && $C -q diff f0 f1 -o fc1 || no "scan/diff failed"
+expect_rc 0 $C -q replay fc1 --source srcf --target dstf --fsync -j 4 && parity srcf dstf
+
+t replay_killed_at_random_points_resumes_to_parity
+rm -rf src dst ./*.cutover-journal m* c*
+$GEN create src --users 60 --msgs 120 --seed 21 --size-scale 0.3 >/dev/null
+$C -q scan src -o m0 && $C -q diff --from-empty m0 -o c0 || no "scan/diff failed"
+# kill_loop LOG N MAXDELAY_CS: runs the replay, kill -9 after a random delay
+# of up to MAXDELAY_CS hundredths of a second, until it exits by itself.
+kill_loop() {
+	local log=$1 n=$2 max=$3 pid rc
+	kills=0
+	for attempt in $(seq 1 "$n"); do
+		$C -q replay "$log" --source src --target dst -j 8 2>>"$T/.kerr" &
+		pid=$!
+		sleep "$(printf '0.%02d' $((1 + RANDOM % max)))"
+		kill -9 $pid 2>/dev/null
+		wait $pid 2>/dev/null
+		rc=$?
+		[ $rc = 137 ] && { kills=$((kills + 1)); continue; }
+		[ $rc = 0 ] || no "replay exited $rc: $(tail -3 "$T/.kerr")"
+		break
+	done
+}
+kill_loop c0 60 40
+echo "  killed $kills times before completion"
+[ $kills -ge 2 ] || no "only $kills kills: the tree is too small to test resumption"
+expect_rc 0 $C -q replay c0 --source src --target dst && parity src dst
+[ -z "$(find dst -name '.cutover-tmp.*')" ] || no "temporaries left behind"
+# and an incremental pass killed the same way
+$GEN mutate src --seed 22 --percent 10 >/dev/null
+round m0 m1 c1 || no "scan/diff failed"
+kill_loop c1 30 9
+echo "  incremental pass: killed $kills times"
+expect_rc 0 $C -q replay c1 --source src --target dst && parity src dst
+
+t replay_full_target_stops_cleanly_and_resumes
+mkdir -p small
+if mount -t tmpfs -o size=4m tmpfs small 2>"$T/.merr"; then
+	rm -rf src2 && $GEN create src2 --users 8 --msgs 60 --seed 31 >/dev/null
+	$C -q scan src2 -o s0 && $C -q diff --from-empty s0 -o sc0 || no "scan/diff failed"
+	expect_rc 5 $C replay sc0 --source src2 --target small -j 4
+	grep -q "No space left\|free space" "$T/.err" || no "no clear message: $(head -3 "$T/.err")"
+	[ -z "$(find small -name '.cutover-tmp.*')" ] || no "temporaries left on the full target"
+	# a file under its final name is always complete
+	(cd small && find . -type f -printf '%s %P\n' | sort) >"$T/.sz"
+	while read -r s p; do
+		[ "$(stat -c %s "src2/$p")" = "$s" ] || { no "partial file $p on the target"; break; }
+	done <"$T/.sz"
+	mount -o remount,size=512m small || no "remount failed"
+	expect_rc 0 $C -q replay sc0 --source src2 --target small && parity src2 small
+	umount small
+else
+	no "mount -t tmpfs is not permitted here: $(cat "$T/.merr")"
+fi
+
+t replay_refuses_a_corrupt_log_before_any_change
+rm -rf dst3 && mkdir dst3
+cp c0 bad
+size=$(stat -c %s bad)
+printf '\xff' | dd of=bad bs=1 seek=$((size / 2)) conv=notrunc status=none
+expect_rc 2 $C replay bad --source src --target dst3
+[ -z "$(ls -A dst3)" ] || no "the target changed"
+head -c $((size - 100)) c0 >trunc
+expect_rc 2 $C replay trunc --source src --target dst3
+[ -z "$(ls -A dst3)" ] || no "the target changed"
+
+t replay_symlink_swapped_into_the_target_never_leads_outside
+rm -rf dst4 outside aside ./dst4.cutover-journal && mkdir outside aside
+$C -q replay c0 --source src --target dst4 -j 2 2>"$T/.serr" &
+pid=$!
+# as soon as a domain directory exists, swap it for a symlink to outside
+for k in $(seq 1 400); do
+	d=$(ls -d dst4/example.* 2>/dev/null | head -1)
+	if [ -n "$d" ] && mv "$d" aside/ 2>/dev/null; then
+		ln -s "$T/outside" "$d"
+		break
+	fi
+	sleep 0.005
+done
+wait $pid
+rc=$?
+case $rc in 0 | 4) ;; *) no "replay exited $rc: $(tail -3 "$T/.serr")" ;; esac
+[ -z "$(ls -A outside)" ] || no "replay wrote outside the target: $(ls outside | head)"
+[ $rc = 4 ] && { grep -q "conflict: .*example\.[a-z]*/.*\(symlink\|missing\)" "$T/.serr" ||
+	no "the conflict does not say why: $(head -3 "$T/.serr")"; }
+
+finish
