@@ -166,9 +166,11 @@ static int group(diff_ctx *x, member *m, size_t n)
 				return -1;
 			continue;
 		}
-		/* A name in place, replaced by the link. */
+		/* A name in place, replaced by the link.  It still holds the
+		 * group's old content, which is what the updated anchor held
+		 * before the update (they were one inode on the target). */
 		c.flags = FMT_C_OLD;
-		c.old = diff_old_of(&m[i].e);
+		c.old = upd && m[anchor].has_old ? m[anchor].old : diff_old_of(&m[i].e);
 		if (diff_op(x, PH_LINK, &c) < 0)
 			return -1;
 	}
