@@ -1,5 +1,87 @@
-/* PLACEHOLDER - replaced by the real subcommand. */
+/*
+ * cmd_init.c - `cutover init`: records a source/target pair and its scan
+ * policy in a state directory (sync/state.c) once; sync, status and verify
+ * read them from there.
+ */
+#include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
 #include "cli/cli.h"
-static int run(int argc, char **argv) { (void)argc; (void)argv; fprintf(stderr, "cutover: init is not built yet\n"); return CUT_EXIT_ERROR; }
-const cli_cmd cmd_init = {"init", "(not built yet)", "usage: cutover init (not built yet)\n", run};
+#include "sync/sync.h"
+
+static const char usage[] =
+	"usage: cutover init --source SRC --target DST --state DIR [--maildir]\n"
+	"                    [--immutable GLOB]... [--exclude GLOB]... [--one-file-system]\n"
+	"                    [--keep N] [--force]\n"
+	"\n"
+	"Creates the state directory DIR for copying SRC to DST with `cutover sync`,\n"
+	"and records the pair and the scan policy there.  Nothing is copied yet.\n"
+	"  --source SRC        the live tree (must exist)\n"
+	"  --target DST        the copy (created by the first sync; must then be empty\n"
+	"                      or absent, else use `sync --rebase` to adopt it)\n"
+	"  --state DIR         the state directory (outside SRC and DST; local disk)\n"
+	"  --maildir           policy: messages in cur/ and new/ never change in place;\n"
+	"                      tmp/ contents and *.lock files are not copied\n"
+	"  --immutable GLOB    policy: matching files never change in place\n"
+	"  --exclude GLOB      never copy matching entries\n"
+	"  --one-file-system   do not descend into other file systems\n"
+	"  --keep N            manifests and change logs kept in DIR (default 7)\n"
+	"  --force             rewrite the config of an existing DIR\n"
+	"exit: 0 done, 2 error, 64 usage\n";
+
+static int run(int argc, char **argv)
+{
+	enum { O_SOURCE = 256, O_TARGET, O_STATE, O_MAILDIR, O_IMM, O_EXCL, O_ONEFS, O_KEEP, O_FORCE };
+	static const struct option lo[] = {
+		{"source", required_argument, NULL, O_SOURCE}, {"target", required_argument, NULL, O_TARGET},
+		{"state", required_argument, NULL, O_STATE},   {"maildir", no_argument, NULL, O_MAILDIR},
+		{"immutable", required_argument, NULL, O_IMM}, {"exclude", required_argument, NULL, O_EXCL},
+		{"one-file-system", no_argument, NULL, O_ONEFS}, {"keep", required_argument, NULL, O_KEEP},
+		{"force", no_argument, NULL, O_FORCE},         {NULL, 0, NULL, 0}};
+	sync_config c = {.keep = SYNC_KEEP_DEFAULT};
+	const char *dir = NULL;
+	bool force = false;
+	int ch;
+	uint64_t v;
+	while ((ch = getopt_long(argc, argv, "", lo, NULL)) != -1) {
+		switch (ch) {
+		case O_SOURCE: c.source = optarg; break;
+		case O_TARGET: c.target = optarg; break;
+		case O_STATE: dir = optarg; break;
+		case O_MAILDIR: c.maildir = true; break;
+		case O_ONEFS: c.one_fs = true; break;
+		case O_FORCE: force = true; break;
+		case O_IMM:
+		case O_EXCL: {
+			size_t *n = ch == O_IMM ? &c.nimmutable : &c.nexcludes;
+			if (*n >= SYNC_MAX_GLOBS || strchr(optarg, '\n')) {
+				fprintf(stderr, "cutover: init: too many globs, or a newline in one\n");
+				return cli_usage(&cmd_init);
+			}
+			(ch == O_IMM ? c.immutable : c.excludes)[(*n)++] = optarg;
+			break;
+		}
+		case O_KEEP:
+			if (cli_parse_u64(optarg, &v) < 0 || v < 1 || v > 100000) {
+				fprintf(stderr, "cutover: init: --keep wants 1..100000\n");
+				return cli_usage(&cmd_init);
+			}
+			c.keep = (unsigned)v;
+			break;
+		default: return cli_usage(&cmd_init);
+		}
+	}
+	if (optind != argc || !c.source || !c.target || !dir) {
+		fprintf(stderr, "cutover: init: needs --source, --target and --state\n");
+		return cli_usage(&cmd_init);
+	}
+	int rc = sync_init(dir, &c, force);
+	if (rc == CUT_EXIT_OK && cut_verbosity > 0)
+		printf("cutover: init: %s ready for %s -> %s\n", dir, c.source, c.target);
+	return rc;
+}
+
+const cli_cmd cmd_init = {"init", "record a source/target pair and its policy in a state directory",
+			  usage, run};

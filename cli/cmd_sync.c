@@ -1,5 +1,194 @@
-/* PLACEHOLDER - replaced by the real subcommand. */
+/*
+ * cmd_sync.c - `cutover sync`: one pass of scan -> diff -> replay over a state
+ * directory (sync/sync.c), for cron: silent on success unless -v, one line
+ * to syslog (or --log FILE), a non-zero exit and a message on any problem.
+ */
+#include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
 #include "cli/cli.h"
-static int run(int argc, char **argv) { (void)argc; (void)argv; fprintf(stderr, "cutover: sync is not built yet\n"); return CUT_EXIT_ERROR; }
-const cli_cmd cmd_sync = {"sync", "(not built yet)", "usage: cutover sync (not built yet)\n", run};
+#include "replay/replay.h"
+#include "sync/sync.h"
+
+static const char usage[] =
+	"usage: cutover sync --state DIR [--source SRC --target DST] [-j N] [--keep N]\n"
+	"                    [--full] [--check-target] [--rebase] [--log FILE] [--fsync]\n"
+	"       cutover sync --state DIR --final [--max-age DURATION] [--force]\n"
+	"                    [--attr-cache-expired] [--verify-depth N]\n"
+	"\n"
+	"One pass: scans SRC incrementally against the last manifest in DIR (with the\n"
+	"policy recorded by `cutover init`), diffs it against the manifest the target\n"
+	"matches, replays the change log onto DST, records the new state and keeps the\n"
+	"last N manifests and logs.  The first pass is the initial full copy.  A pass\n"
+	"interrupted during replay is resumed by the next one.  Before each pass the\n"
+	"target is checked (a stat sample; a scan when in doubt or with --check-target):\n"
+	"a target changed outside cutover is refused with the differences named.\n"
+	"\n"
+	"  --state DIR           the state directory made by `cutover init`\n"
+	"  --source, --target    optional: must match the pair recorded in DIR\n"
+	"  -j, --jobs N          replay workers (default 16)\n"
+	"  --scan-threads N      scanner threads (default 32)\n"
+	"  --keep N              manifests and logs kept (default: init's, 7)\n"
+	"  --full                stat every entry of the source (no directory shortcut)\n"
+	"  --check-target        scan the whole target and compare it with its recorded\n"
+	"                        manifest before the pass\n"
+	"  --rebase              re-base on a fresh scan of the target: copy, delete and\n"
+	"                        fix only what differs (after the target was changed by\n"
+	"                        hand or restored, or to adopt a copy made by another tool)\n"
+	"  --log FILE            append the summary line to FILE instead of syslog\n"
+	"  --no-syslog           no summary line at all\n"
+	"  --fsync               replay makes each file durable before it counts\n"
+	"  -v                    print the summary line on stdout too\n"
+	"final pass (mail services stopped):\n"
+	"  --final               refuses unless the last sync finished within --max-age;\n"
+	"                        scans with --full unless --attr-cache-expired; after the\n"
+	"                        replay verifies the changed subtrees and prints the verdict\n"
+	"                        (PARITY: ... or DIFFERENCES: ...) on stdout\n"
+	"  --max-age DURATION    default 24h (s, m, h, d suffixes)\n"
+	"  --force               run --final even if the last sync is older\n"
+	"  --attr-cache-expired  the NFS attribute cache has expired since writers stopped\n"
+	"                        (acdirmax, 60 s by default): trust directory mtimes\n"
+	"  --verify-depth N      changed subtrees = first N path components (default 2)\n"
+	"\n"
+	"exit: 0 done (--final: and parity); 1 --final: differences after the replay;\n"
+	"2 error (nothing more done; message says what to do); 3 some source paths\n"
+	"unreadable or skipped; 4 the target is not in the recorded state (see --rebase);\n"
+	"5 target full (free space and rerun); 6 another run holds DIR's lock; 64 usage.\n";
+
+static void scan_prog(const scan_progress *p, void *arg)
+{
+	(void)arg;
+	char b[32];
+	cli_progress("sync: scan %llu entries, %s, %llu dirs pending", (unsigned long long)p->entries,
+		     cli_bytes(b, p->bytes), (unsigned long long)p->dirs_pending);
+}
+
+static void replay_prog(void *ctx, const rp_stats *st)
+{
+	(void)ctx;
+	char b[32];
+	uint64_t done = st->done + st->journaled;
+	cli_progress("sync: replay %llu/%llu ops (%.0f%%), %s copied", (unsigned long long)done,
+		     (unsigned long long)st->total, st->total ? 100.0 * (double)done / (double)st->total : 100.0,
+		     cli_bytes(b, st->bytes_copied));
+}
+
+static int parse_duration(const char *s, int64_t *out)
+{
+	char *end;
+	errno = 0;
+	long long v = strtoll(s, &end, 10);
+	if (errno || end == s || v < 0)
+		return -1;
+	long long mul = 1;
+	if (*end == 's')
+		end++;
+	else if (*end == 'm')
+		mul = 60, end++;
+	else if (*end == 'h')
+		mul = 3600, end++;
+	else if (*end == 'd')
+		mul = 86400, end++;
+	if (*end || v > INT64_MAX / mul)
+		return -1;
+	*out = v * mul;
+	return 0;
+}
+
+static int run(int argc, char **argv)
+{
+	enum { O_STATE = 256, O_SOURCE, O_TARGET, O_FINAL, O_KEEP, O_FULL, O_CHECK, O_REBASE, O_LOG,
+	       O_NOSYSLOG, O_FSYNC, O_MAXAGE, O_FORCE, O_ATTR, O_VDEPTH, O_SCANTH };
+	static const struct option lo[] = {
+		{"state", required_argument, NULL, O_STATE},
+		{"source", required_argument, NULL, O_SOURCE},
+		{"target", required_argument, NULL, O_TARGET},
+		{"final", no_argument, NULL, O_FINAL},
+		{"keep", required_argument, NULL, O_KEEP},
+		{"jobs", required_argument, NULL, 'j'},
+		{"scan-threads", required_argument, NULL, O_SCANTH},
+		{"full", no_argument, NULL, O_FULL},
+		{"check-target", no_argument, NULL, O_CHECK},
+		{"rebase", no_argument, NULL, O_REBASE},
+		{"log", required_argument, NULL, O_LOG},
+		{"no-syslog", no_argument, NULL, O_NOSYSLOG},
+		{"fsync", no_argument, NULL, O_FSYNC},
+		{"max-age", required_argument, NULL, O_MAXAGE},
+		{"force", no_argument, NULL, O_FORCE},
+		{"attr-cache-expired", no_argument, NULL, O_ATTR},
+		{"verify-depth", required_argument, NULL, O_VDEPTH},
+		{"verbose", no_argument, NULL, 'v'},
+		{NULL, 0, NULL, 0}};
+	sync_opts o = {.max_age_s = 24 * 3600};
+	int ch;
+	uint64_t v;
+	while ((ch = getopt_long(argc, argv, "j:v", lo, NULL)) != -1) {
+		switch (ch) {
+		case O_STATE: o.dir = optarg; break;
+		case O_SOURCE: o.source = optarg; break;
+		case O_TARGET: o.target = optarg; break;
+		case O_FINAL: o.final = true; break;
+		case O_FULL: o.full = true; break;
+		case O_CHECK: o.check_target = true; break;
+		case O_REBASE: o.rebase = true; break;
+		case O_LOG: o.log_file = optarg; break;
+		case O_NOSYSLOG: o.no_syslog = true; break;
+		case O_FSYNC: o.fsync = true; break;
+		case O_FORCE: o.force = true; break;
+		case O_ATTR: o.attr_cache_expired = true; break;
+		case 'v': cut_verbosity++; break;
+		case O_KEEP:
+		case 'j':
+		case O_SCANTH:
+		case O_VDEPTH:
+			if (cli_parse_u64(optarg, &v) < 0 || v < 1 ||
+			    v > (ch == 'j' ? RP_JOBS_MAX : ch == O_SCANTH ? 1024 : ch == O_VDEPTH ? 64 : 100000)) {
+				fprintf(stderr, "cutover: sync: bad number '%s'\n", optarg);
+				return cli_usage(&cmd_sync);
+			}
+			if (ch == O_KEEP)
+				o.keep = (unsigned)v;
+			else if (ch == 'j')
+				o.jobs = (unsigned)v;
+			else if (ch == O_SCANTH)
+				o.scan_threads = (int)v;
+			else
+				o.verify_depth = (unsigned)v;
+			break;
+		case O_MAXAGE:
+			if (parse_duration(optarg, &o.max_age_s) < 0) {
+				fprintf(stderr, "cutover: sync: bad --max-age '%s' (e.g. 24h, 90m, 3600)\n", optarg);
+				return cli_usage(&cmd_sync);
+			}
+			break;
+		default: return cli_usage(&cmd_sync);
+		}
+	}
+	if (optind != argc || !o.dir) {
+		fprintf(stderr, "cutover: sync: needs --state DIR\n");
+		return cli_usage(&cmd_sync);
+	}
+	if (o.rebase && o.final) {
+		fprintf(stderr, "cutover: sync: --rebase and --final do not go together: rebase first\n");
+		return cli_usage(&cmd_sync);
+	}
+	if (cli_progress_enabled()) {
+		o.scan_progress = scan_prog;
+		o.replay_progress = replay_prog;
+	}
+	sync_result r;
+	int rc = sync_run(&o, &r);
+	cli_progress_done();
+	if (cut_verbosity > 0 && r.message[0])
+		printf("cutover: %s\n", r.message);
+	if (o.final && r.verdict_line[0])
+		printf("%s\n", r.verdict_line);
+	if (fflush(stdout) != 0 && rc == CUT_EXIT_OK)
+		rc = CUT_EXIT_ERROR;
+	return rc;
+}
+
+const cli_cmd cmd_sync = {"sync", "one pass of scan, diff and replay over a state directory (cron)",
+			  usage, run};

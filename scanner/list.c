@@ -94,9 +94,6 @@ typedef struct job_state {
 	scan_listing *l;
 	int dirfd;      /* the directory, opened lazily; -1 until then */
 	bool dir_failed;
-	bool by_path;   /* stat children by path from the root, without opening
-			   the directory (unchanged directories: saves an open
-			   and a close, each a round trip on NFS) */
 	sys_dir *dir;   /* owns dirfd while the directory is being read */
 	cut_buf path;   /* scratch: the child's relative path */
 } job_state;
@@ -157,16 +154,16 @@ static int stat_child(job_state *s, const char *name, size_t nl, const fmt_entry
 {
 	scan_ctx *ctx = s->ctx;
 	const scan_opts *o = ctx->o;
-	if (!s->by_path && open_dir(s) < 0)
+	/* Relative to the open directory, not by path from the root: every
+	 * component of a path is a lookup, a round trip on NFS whenever the
+	 * client's dentry cache has expired (measured through bench/latfs). */
+	if (open_dir(s) < 0)
 		return -1;
 	const char *path = child_path(s, name, nl);
-	/* Where the child is named from: its directory, or the root. */
-	int atfd = s->by_path ? ctx->rootfd : s->dirfd;
-	const char *atname = s->by_path ? path : name;
 	sys_stat st;
 	int rc = -ESTALE;
 	for (int attempt = 0; attempt < 2 && rc == -ESTALE; attempt++)
-		rc = sys_statat(atfd, atname, false, &st);
+		rc = sys_statat(s->dirfd, name, false, &st);
 	s->c->stats++;
 	if (rc == -ENOENT) {
 		s->c->vanished++; /* renamed or removed since readdir: normal on a live tree */
@@ -195,7 +192,7 @@ static int stat_child(job_state *s, const char *name, size_t nl, const fmt_entry
 		size_t cap = st.size > 0 && st.size < (1u << 20) ? (size_t)st.size + 1 : 4096;
 		for (;;) {
 			target = cut_realloc(target, cap);
-			ssize_t n = readlinkat(atfd, atname, target, cap);
+			ssize_t n = readlinkat(s->dirfd, name, target, cap);
 			if (n < 0) {
 				int err = errno;
 				free(target);
@@ -232,7 +229,7 @@ static int stat_child(job_state *s, const char *name, size_t nl, const fmt_entry
 			s->c->hash_carried++;
 		} else {
 			uint64_t n = 0;
-			int hr = scan_hash_file(atfd, atname, e.hash, &n);
+			int hr = scan_hash_file(s->dirfd, name, e.hash, &n);
 			if (hr == -ENOENT) {
 				s->c->vanished++;
 				return 0;
@@ -326,7 +323,6 @@ scan_listing *scan_list_dir(scan_ctx *ctx, scan_job *job, scan_counters *c)
 			job->prev_self.ino == job->self.ino && !racy(ctx, &job->self);
 	if (shortcut) {
 		c->skipped_dirs++;
-		s.by_path = true;
 		for (size_t i = 0; i < npc; i++) {
 			const fmt_entry *old = &pc[i].e;
 			if (old->type == FMT_T_FILE && scan_immutable(&ctx->policy, old->path, old->path_len)) {

@@ -1,0 +1,1104 @@
+/*
+ * sync.c - one pass of `cutover sync` over a state directory, and `init`.
+ *
+ * The chain (docs/notes-sync.md): DIR/target-state says the target matches
+ * base manifest B_k (the source manifest M_k of pass k, or one derived from
+ * it).  A pass scans the source into M_{k+1} (incrementally against the last
+ * source manifest), diffs B_k -> M_{k+1}, records DIR/pending, replays, and
+ * only then writes target-state = k+1.  So:
+ *   - an interrupted replay leaves pending: the next pass resumes that log
+ *     (replay's journal) before anything else;
+ *   - a log is only replayed onto the base it was made from: the pending log's
+ *     OLD id is checked against target-state, and the target itself is checked
+ *     before each pass, cheaply (DIR/target-marks: the stat of the root, the
+ *     top two levels of directories and a sample, taken after the last replay)
+ *     and, when that shows a difference or with --check-target, by a scan of
+ *     the target reported against B_k.  A target that differs is refused with
+ *     the differences named; `sync --rebase` re-bases on a scan of the target.
+ */
+#include <dirent.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <syslog.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "diff/diff.h"
+#include "diff/report.h"
+#include "format/changes.h"
+#include "format/manifest.h"
+#include "format/path.h"
+#include "replay/replay.h"
+#include "scanner/scan.h"
+#include "sync/sync.h"
+
+#define MARKS_SAMPLE 4096   /* manifest entries sampled for the cheap check */
+#define MARKS_LOG_SAMPLE 256 /* paths of the last log */
+#define MARKS_DIRS_MAX 4096  /* directories at depth 1 and 2 */
+#define FINAL_MAX_SUBTREES 32 /* beyond this, --final verifies the whole tree */
+
+static double secs_since(int64_t t0) { return (double)(cut_mono_ns() - t0) / 1e9; }
+
+static const char *bytes_fmt(char buf[32], uint64_t n)
+{
+	static const char *const unit[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
+	double v = (double)n;
+	int u = 0;
+	while (v >= 1024 && u < 5)
+		v /= 1024, u++;
+	if (u == 0)
+		snprintf(buf, 32, "%llu B", (unsigned long long)n);
+	else
+		snprintf(buf, 32, "%.1f %s", v, unit[u]);
+	return buf;
+}
+
+/* ---- small helpers ------------------------------------------------------ */
+
+static char *norm_path(const char *p)
+{
+	size_t l = strlen(p);
+	while (l > 1 && p[l - 1] == '/')
+		l--;
+	return cut_strndup(p, l);
+}
+
+/* Absolute form of p whose parent exists (p itself need not). */
+static char *abs_path(const char *p)
+{
+	char *n = norm_path(p);
+	char buf[PATH_MAX];
+	if (realpath(n, buf)) {
+		free(n);
+		return cut_strndup(buf, strlen(buf));
+	}
+	const char *slash = strrchr(n, '/');
+	char *parent = slash ? cut_strndup(n, slash == n ? 1 : (size_t)(slash - n)) : cut_strndup(".", 1);
+	const char *base = slash ? slash + 1 : n;
+	char *out = NULL;
+	if (realpath(parent, buf)) {
+		out = sync_path(buf, base);
+		if (strcmp(buf, "/") == 0) {
+			free(out);
+			size_t bl = strlen(base);
+			out = cut_malloc(bl + 2);
+			out[0] = '/';
+			memcpy(out + 1, base, bl + 1);
+		}
+	}
+	free(parent);
+	free(n);
+	return out;
+}
+
+static int manifest_id(const char *path, uint8_t id[FMT_ID_LEN])
+{
+	fmt_mreader *r = fmt_mreader_open(path);
+	if (!r)
+		return -1;
+	memcpy(id, fmt_mreader_id(r), FMT_ID_LEN);
+	fmt_mreader_close(r);
+	return 0;
+}
+
+static void id16(char out[17], const uint8_t id[FMT_ID_LEN])
+{
+	char h[2 * FMT_ID_LEN + 1];
+	cut_hex(h, id, FMT_ID_LEN);
+	memcpy(out, h, 16);
+	out[16] = 0;
+}
+
+/* Is dir absent or empty?  1 yes, 0 no, -1 error. */
+static int dir_empty(const char *p)
+{
+	DIR *d = opendir(p);
+	if (!d) {
+		if (errno == ENOENT)
+			return 1;
+		CUT_SYSERR("%s: cannot open", p);
+		return -1;
+	}
+	struct dirent *de;
+	int r = 1;
+	while ((de = readdir(d)))
+		if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..")) {
+			r = 0;
+			break;
+		}
+	closedir(d);
+	return r;
+}
+
+void sync_log_line(const char *log_file, bool use_syslog, int exit_code, const char *line)
+{
+	if (log_file) {
+		FILE *f = fopen(log_file, "a");
+		if (!f) {
+			CUT_SYSWARN("%s: cannot append the summary line", log_file);
+			return;
+		}
+		char when[64];
+		time_t t = time(NULL);
+		struct tm tm;
+		localtime_r(&t, &tm);
+		strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S%z", &tm);
+		fprintf(f, "%s cutover[%ld]: %s\n", when, (long)getpid(), line);
+		fclose(f);
+	} else if (use_syslog) {
+		openlog("cutover", LOG_PID, LOG_DAEMON);
+		syslog(exit_code == 0 ? LOG_INFO : LOG_ERR, "%s", line);
+		closelog();
+	}
+}
+
+static void policy_of(const sync_config *c, sync_scan_policy *p, int threads)
+{
+	memset(p, 0, sizeof *p);
+	p->maildir = c->maildir;
+	p->one_fs = c->one_fs;
+	p->excludes = (const char *const *)c->excludes;
+	p->nexcludes = c->nexcludes;
+	p->immutable = (const char *const *)c->immutable;
+	p->nimmutable = c->nimmutable;
+	p->threads = threads;
+}
+
+static void scan_opts_of(const sync_config *c, scan_opts *so, int threads)
+{
+	memset(so, 0, sizeof *so);
+	so->threads = threads;
+	so->excludes = (const char *const *)c->excludes;
+	so->nexcludes = c->nexcludes;
+	so->one_fs = c->one_fs;
+	so->maildir = c->maildir;
+	so->immutable = (const char *const *)c->immutable;
+	so->nimmutable = c->nimmutable;
+}
+
+/* ---- init --------------------------------------------------------------- */
+
+int sync_init(const char *dir, const sync_config *in, bool force)
+{
+	sync_config c = *in;
+	struct stat st;
+	char *src = abs_path(in->source), *dst = abs_path(in->target), *cfg = NULL;
+	int rc = CUT_EXIT_ERROR;
+	if (!src || stat(src, &st) < 0 || !S_ISDIR(st.st_mode)) {
+		CUT_ERR("%s: the source is not a directory", in->source);
+		goto out;
+	}
+	if (!dst) {
+		CUT_ERR("%s: the target's parent directory does not exist", in->target);
+		goto out;
+	}
+	if (strchr(src, '\n') || strchr(dst, '\n')) {
+		CUT_ERR("paths with a newline cannot be recorded");
+		goto out;
+	}
+	size_t sl = strlen(src), dl = strlen(dst);
+	if (strcmp(src, dst) == 0 || (dl > sl && strncmp(dst, src, sl) == 0 && dst[sl] == '/') ||
+	    (sl > dl && strncmp(src, dst, dl) == 0 && src[dl] == '/')) {
+		CUT_ERR("the source %s and the target %s must not contain one another", src, dst);
+		goto out;
+	}
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
+		CUT_SYSERR("%s: cannot create the state directory", dir);
+		goto out;
+	}
+	char *sdir = abs_path(dir);
+	bool inside = sdir && ((strncmp(sdir, src, sl) == 0 && (sdir[sl] == '/' || !sdir[sl])) ||
+			       (strncmp(sdir, dst, dl) == 0 && (sdir[dl] == '/' || !sdir[dl])));
+	free(sdir);
+	if (inside) {
+		CUT_ERR("%s: the state directory must not be inside the source or the target", dir);
+		goto out;
+	}
+	cfg = sync_path(dir, "config");
+	if (!force && access(cfg, F_OK) == 0) {
+		CUT_ERR("%s: already initialised (the config exists); use --force to rewrite the config "
+			"(manifests and target-state are kept)", dir);
+		goto out;
+	}
+	c.source = src;
+	c.target = dst;
+	c.created = (int64_t)time(NULL);
+	char host[256];
+	if (gethostname(host, sizeof host - 1) < 0)
+		strcpy(host, "localhost");
+	host[sizeof host - 1] = 0;
+	c.host = host;
+	cut_buf b = {0};
+	sync_config_format(&c, &b);
+	int w = sync_write_atomic(cfg, b.p, b.len);
+	cut_buf_free(&b);
+	if (w < 0 || sync_dirs_create(dir) < 0)
+		goto out;
+	rc = CUT_EXIT_OK;
+out:
+	free(src);
+	free(dst);
+	free(cfg);
+	return rc;
+}
+
+/* ---- target marks (the cheap check) ------------------------------------ */
+
+static void mark_escape(cut_buf *b, const char *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		unsigned char ch = (unsigned char)p[i];
+		if (ch <= ' ' || ch == '%' || ch >= 0x7f)
+			cut_buf_printf(b, "%%%02X", ch);
+		else
+			cut_buf_putc(b, ch);
+	}
+}
+
+static int mark_unescape(char *s)
+{
+	char *o = s;
+	for (char *p = s; *p; p++) {
+		if (*p == '%') {
+			unsigned v;
+			if (!p[1] || !p[2] || sscanf(p + 1, "%2X", &v) != 1)
+				return -1;
+			*o++ = (char)v;
+			p += 2;
+		} else {
+			*o++ = *p;
+		}
+	}
+	*o = 0;
+	return 0;
+}
+
+typedef struct pathset {
+	char **v;
+	size_t n, cap;
+} pathset;
+
+static void ps_add(pathset *s, const char *p, size_t n)
+{
+	if (s->n == s->cap) {
+		s->cap = s->cap ? 2 * s->cap : 64;
+		s->v = cut_realloc(s->v, cut_size_mul(s->cap, sizeof *s->v));
+	}
+	s->v[s->n++] = cut_strndup(p, n);
+}
+
+static int ps_cmp(const void *a, const void *b)
+{
+	const char *x = *(char *const *)a, *y = *(char *const *)b;
+	return fmt_path_cmp(x, strlen(x), y, strlen(y));
+}
+
+static void ps_sort_unique(pathset *s)
+{
+	if (!s->n)
+		return;
+	qsort(s->v, s->n, sizeof *s->v, ps_cmp);
+	size_t o = 1;
+	for (size_t i = 1; i < s->n; i++) {
+		if (strcmp(s->v[i], s->v[o - 1]) == 0)
+			free(s->v[i]);
+		else
+			s->v[o++] = s->v[i];
+	}
+	s->n = o;
+}
+
+static void ps_free(pathset *s)
+{
+	for (size_t i = 0; i < s->n; i++)
+		free(s->v[i]);
+	free(s->v);
+	memset(s, 0, sizeof *s);
+}
+
+static size_t depth_of(const char *p, size_t n)
+{
+	if (!n)
+		return 0;
+	size_t d = 1;
+	for (size_t i = 0; i < n; i++)
+		d += p[i] == '/';
+	return d;
+}
+
+/* Collects the paths whose stat is recorded: the root, directories at depth
+ * 1 and 2, a spread of the base manifest, and the destinations of the log. */
+static int marks_paths(const char *base, const char *log, pathset *ps)
+{
+	fmt_mreader *m = fmt_mreader_open(base);
+	if (!m)
+		return -1;
+	uint64_t total = fmt_mreader_header(m)->entries, step = total / MARKS_SAMPLE + 1, i = 0;
+	size_t dirs = 0;
+	fmt_entry e;
+	int r;
+	while ((r = fmt_mreader_next(m, &e)) > 0) {
+		size_t d = depth_of(e.path, e.path_len);
+		if ((e.type == FMT_T_DIR && d <= 2 && dirs++ < MARKS_DIRS_MAX) || d == 0 || i % step == 0)
+			ps_add(ps, e.path, e.path_len);
+		i++;
+	}
+	fmt_mreader_close(m);
+	if (r < 0)
+		return -1;
+	if (log) {
+		fmt_creader *cr = fmt_creader_open(log);
+		if (!cr)
+			return -1;
+		fmt_change c;
+		size_t taken = 0;
+		/* Read to the end: closing a reader half way logs a false
+		 * corruption (fmt_creader_close checks the whole-file id). */
+		while ((r = fmt_creader_next(cr, &c)) > 0) {
+			if (taken >= MARKS_LOG_SAMPLE)
+				continue;
+			if (c.op == FMT_OP_CREATE || c.op == FMT_OP_UPDATE || c.op == FMT_OP_MKDIR ||
+			    c.op == FMT_OP_SYMLINK)
+				ps_add(ps, c.e.path, c.e.path_len), taken++;
+			else if ((c.op == FMT_OP_RENAME || c.op == FMT_OP_LINK) && c.to)
+				ps_add(ps, c.to, c.to_len), taken++;
+		}
+		fmt_creader_close(cr);
+		if (r < 0)
+			return -1;
+	}
+	ps_sort_unique(ps);
+	return 0;
+}
+
+static void mark_line(cut_buf *b, int tfd, const char *path)
+{
+	struct stat st;
+	int r = fstatat(tfd, *path ? path : ".", &st, AT_SYMLINK_NOFOLLOW);
+	if (r < 0)
+		cut_buf_printf(b, "absent");
+	else
+		cut_buf_printf(b, "%llu %lld %llu %o", (unsigned long long)st.st_ino,
+			       (long long)st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec,
+			       (unsigned long long)st.st_size, (unsigned)st.st_mode);
+}
+
+static int marks_write(const char *dir, const char *target, const char *base, const char *log)
+{
+	pathset ps = {0};
+	int rc = -1;
+	int tfd = open(target, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (tfd < 0) {
+		CUT_SYSERR("%s: cannot open the target", target);
+		return -1;
+	}
+	if (marks_paths(base, log, &ps) == 0) {
+		cut_buf b = {0};
+		cut_buf_printf(&b, "# the target as the last replay left it (ino mtime_ns size mode path)\n");
+		for (size_t i = 0; i < ps.n; i++) {
+			mark_line(&b, tfd, ps.v[i]);
+			cut_buf_putc(&b, ' ');
+			mark_escape(&b, ps.v[i], strlen(ps.v[i]));
+			if (!ps.v[i][0])
+				cut_buf_printf(&b, ".");
+			cut_buf_putc(&b, '\n');
+		}
+		char *p = sync_path(dir, "target-marks");
+		rc = sync_write_atomic(p, b.p, b.len);
+		free(p);
+		cut_buf_free(&b);
+	}
+	close(tfd);
+	ps_free(&ps);
+	return rc;
+}
+
+/* 0 when every mark matches, 1 when one differs (*what names it), -1 error. */
+int sync_marks_check(const char *dir, const char *target, char *what, size_t wcap)
+{
+	char *p = sync_path(dir, "target-marks");
+	cut_buf b = {0};
+	int r = sync_read_file(p, &b);
+	free(p);
+	if (r <= 0) {
+		cut_buf_free(&b);
+		if (r == 0)
+			snprintf(what, wcap, "no record of the target's state (target-marks)");
+		return r < 0 ? -1 : 1;
+	}
+	int tfd = open(target, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (tfd < 0) {
+		snprintf(what, wcap, "the target %s cannot be opened (%s)", target, strerror(errno));
+		cut_buf_free(&b);
+		return 1;
+	}
+	int rc = 0;
+	char *save = NULL;
+	for (char *line = strtok_r((char *)b.p, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		if (line[0] == '#')
+			continue;
+		char *sp = strrchr(line, ' ');
+		if (!sp)
+			continue;
+		*sp = 0;
+		char *path = sp + 1;
+		if (mark_unescape(path) < 0)
+			continue;
+		const char *rel = strcmp(path, ".") == 0 ? "" : path;
+		cut_buf now = {0};
+		mark_line(&now, tfd, rel);
+		cut_buf_putc(&now, 0);
+		if (strcmp((const char *)now.p, line) != 0) {
+			snprintf(what, wcap, "%s%s changed (recorded: %s; now: %s)", *rel ? "" : "the root ",
+				 *rel ? rel : "", line, (const char *)now.p);
+			rc = 1;
+		}
+		cut_buf_free(&now);
+		if (rc)
+			break;
+	}
+	close(tfd);
+	cut_buf_free(&b);
+	return rc;
+}
+
+/* ---- the pass ----------------------------------------------------------- */
+
+typedef struct pass {
+	const sync_opts *o;
+	sync_config cfg;
+	sync_result *res;
+	sync_tstate ts;
+	bool have_ts;
+	sync_pending pd;
+	bool have_pd;
+	int threads;
+} pass;
+
+static void add_replay_stats(sync_hist *h, const rp_stats *st)
+{
+	h->created += st->created;
+	h->updated += st->updated;
+	h->renamed += st->renamed;
+	h->linked += st->linked;
+	h->deleted += st->deleted + st->rmdirs;
+	h->meta += st->metas;
+	h->bytes += st->bytes_copied;
+	h->drifted += st->drifted;
+	h->vanished += st->vanished;
+	h->skipped += st->skipped;
+	h->conflicts += st->conflicts;
+	h->ops += st->done;
+}
+
+/* Scans the target (full, with the config's policy) into rel and reports it
+ * against base.  0 parity, 1 differ (report text in *text), -1 error. */
+static int target_vs(pass *p, const char *rel, const char *base, char **text, uint64_t *entries)
+{
+	char *out = sync_path(p->o->dir, rel);
+	scan_opts so;
+	scan_opts_of(&p->cfg, &so, p->threads);
+	so.root = p->cfg.target;
+	so.out = out;
+	so.full = true;
+	scan_stats st;
+	uint8_t id[FMT_ID_LEN];
+	int rc = -1;
+	int r = scan_run(&so, &st, id);
+	if (r < 0)
+		goto out;
+	*entries = st.entries;
+	if (r > 0) {
+		CUT_ERR("%s: %llu paths of the target could not be read (listed above)", p->cfg.target,
+			(unsigned long long)st.errors);
+		goto out;
+	}
+	char *bp = sync_path(p->o->dir, base);
+	size_t tl = 0;
+	FILE *mem = open_memstream(text, &tl);
+	diff_report_opts ro = {.a = bp, .b = out, .ignore = RF_DEFAULT_IGNORE | RF_HASH,
+			       .max_examples = 5, .tmpdir = p->o->dir, .out = mem};
+	rc = mem ? diff_report(&ro) : -1;
+	if (mem)
+		fclose(mem);
+	free(bp);
+out:
+	free(out);
+	return rc;
+}
+
+/* The chain check before a pass.  OK, or CONFLICT/ERROR (logged). */
+static int chain_check(pass *p, sync_hist *h)
+{
+	int64_t t0 = cut_mono_ns();
+	char *bp = sync_path(p->o->dir, p->ts.base);
+	uint8_t id[FMT_ID_LEN];
+	int r = manifest_id(bp, id);
+	free(bp);
+	if (r < 0) {
+		CUT_ERR("%s: the base manifest %s named by target-state cannot be read: the record of "
+			"what the target holds is lost; run `cutover sync --state %s --rebase` to re-base "
+			"on a scan of the target", p->o->dir, p->ts.base, p->o->dir);
+		return CUT_EXIT_ERROR;
+	}
+	if (memcmp(id, p->ts.base_id, FMT_ID_LEN) != 0) {
+		CUT_ERR("%s/%s is not the manifest target-state names (its id differs): the state "
+			"directory was changed by hand; run `cutover sync --state %s --rebase`",
+			p->o->dir, p->ts.base, p->o->dir);
+		return CUT_EXIT_ERROR;
+	}
+	char what[1024] = "";
+	bool scan = p->o->check_target;
+	if (!scan) {
+		r = sync_marks_check(p->o->dir, p->cfg.target, what, sizeof what);
+		if (r < 0)
+			return CUT_EXIT_ERROR;
+		if (r > 0) {
+			CUT_INFO("sync: the target differs from its record (%s): scanning it to compare "
+				 "with manifest %s", what, p->ts.base);
+			scan = true;
+		}
+	}
+	if (scan) {
+		char rel[64];
+		sync_rel_manifest(rel, p->ts.seq, ".check");
+		char *text = NULL;
+		uint64_t n = 0;
+		r = target_vs(p, rel, p->ts.base, &text, &n);
+		char *cp = sync_path(p->o->dir, rel);
+		unlink(cp);
+		free(cp);
+		if (r > 0) {
+			/* Only the count lines and the examples: the A:/B: lines name
+			 * temporary files. */
+			cut_buf msg = {0};
+			for (char *s = text, *nl; s && *s; s = nl ? nl + 1 : NULL) {
+				nl = strchr(s, '\n');
+				size_t l = nl ? (size_t)(nl - s) : strlen(s);
+				if (l > 3 && (s[0] == 'A' || s[0] == 'B') && s[1] == ':')
+					continue;
+				cut_buf_printf(&msg, "  %.*s\n", (int)l, s);
+			}
+			cut_buf_putc(&msg, 0);
+			CUT_ERR("sync: the target %s was changed outside cutover since pass %u: it no "
+				"longer matches manifest %s%s%s.  Nothing was changed.\n%s"
+				"cutover: what to do: if these changes on the target are wanted, move them "
+				"to the source first; then run `cutover sync --state %s --rebase`, which "
+				"scans the target and copies, deletes and fixes only what differs from the "
+				"source (use --check-target on later runs to verify the whole target)",
+				p->cfg.target, p->ts.seq, p->ts.base, what[0] ? "; first sign: " : "", what,
+				(const char *)msg.p, p->o->dir);
+			cut_buf_free(&msg);
+			free(text);
+			h->check_s = secs_since(t0);
+			return CUT_EXIT_CONFLICT;
+		}
+		free(text);
+		if (r < 0)
+			return CUT_EXIT_ERROR;
+		if (what[0])
+			CUT_WARN("sync: %s, but a scan of the target matches manifest %s: continuing",
+				 what, p->ts.base);
+	}
+	h->check_s = secs_since(t0);
+	return CUT_EXIT_OK;
+}
+
+/* After a replay of log finished (OK or INCOMPLETE): works out the base,
+ * records target-state and marks, removes pending.  0 or -1. */
+static int commit(pass *p, unsigned seq, const char *manifest_rel, const char *log_rel,
+		  const rp_stats *st, const char *kind)
+{
+	sync_tstate t = {.seq = seq, .time = (int64_t)time(NULL)};
+	snprintf(t.kind, sizeof t.kind, "%s", kind);
+	char *mp = sync_path(p->o->dir, manifest_rel), *lp = sync_path(p->o->dir, log_rel);
+	char *bp = NULL;
+	int rc = -1;
+	if (manifest_id(mp, t.manifest_id) < 0)
+		goto out;
+	if (st->drifted || st->vanished || st->skipped || st->conflicts_skipped || st->earlier) {
+		/* The target is not exactly M: record what it holds. */
+		sync_rel_manifest(t.base, seq, ".base");
+		bp = sync_path(p->o->dir, t.base);
+		uint64_t patched;
+		if (sync_base_patch(mp, lp, p->cfg.target, bp, &patched) < 0 || manifest_id(bp, t.base_id) < 0)
+			goto out;
+		CUT_INFO("sync: %llu paths drifted, vanished or were skipped during the copy; the next "
+			 "pass starts from what the target holds (%s)", (unsigned long long)patched, t.base);
+	} else {
+		snprintf(t.base, sizeof t.base, "%s", manifest_rel);
+		memcpy(t.base_id, t.manifest_id, FMT_ID_LEN);
+		bp = cut_strndup(mp, strlen(mp));
+	}
+	if (sync_tstate_write(p->o->dir, &t) < 0)
+		goto out;
+	p->ts = t;
+	p->have_ts = true;
+	if (sync_pending_remove(p->o->dir) < 0)
+		goto out;
+	p->have_pd = false;
+	if (marks_write(p->o->dir, p->cfg.target, bp, lp) < 0)
+		CUT_WARN("sync: the target's marks could not be recorded: the next pass scans the target");
+	rc = 0;
+out:
+	free(mp);
+	free(lp);
+	free(bp);
+	return rc;
+}
+
+static int replay(pass *p, const char *log_rel, rp_stats *st, int64_t *t)
+{
+	char *lp = sync_path(p->o->dir, log_rel), *jp = sync_path(p->o->dir, "journal");
+	rp_opts ro = {.log = lp, .source = p->cfg.source, .target = p->cfg.target, .journal = jp,
+		      .jobs = p->o->jobs, .fsync = p->o->fsync, .on_conflict = RP_CONFLICT_STOP,
+		      .progress = p->o->replay_progress};
+	int64_t t0 = cut_mono_ns();
+	int rc = rp_run(&ro, st);
+	*t = cut_mono_ns() - t0;
+	free(lp);
+	free(jp);
+	return rc;
+}
+
+static const char *replay_advice(int rc)
+{
+	switch (rc) {
+	case CUT_EXIT_CONFLICT:
+		return "the target is not as the change log expects (changed outside cutover?); "
+		       "run `cutover sync --rebase` to re-base on a scan of the target";
+	case CUT_EXIT_NOSPACE:
+		return "the target is full: free space, then run the same sync again to resume";
+	case CUT_EXIT_LOCKED:
+		return "another replay holds the journal";
+	default:
+		return "fix the error above, then run the same sync again to resume";
+	}
+}
+
+/* Finishes an interrupted replay (DIR/pending).  OK or an exit code. */
+static int resume(pass *p, sync_hist *h)
+{
+	sync_pending *pd = &p->pd;
+	char *lp = sync_path(p->o->dir, pd->log);
+	fmt_creader *cr = fmt_creader_open(lp);
+	free(lp);
+	if (!cr) {
+		CUT_ERR("%s: the log of the interrupted pass %u cannot be read; run `cutover sync "
+			"--state %s --rebase`", pd->log, pd->seq, p->o->dir);
+		return CUT_EXIT_ERROR;
+	}
+	const fmt_cheader *ch = fmt_creader_header(cr);
+	bool id_ok = memcmp(fmt_creader_id(cr), pd->log_id, FMT_ID_LEN) == 0;
+	bool old_ok = ch->has_old == pd->has_old && (!ch->has_old || memcmp(ch->old_id, pd->old_id, FMT_ID_LEN) == 0);
+	fmt_creader_close(cr);
+	/* A log made on a rebase starts from the rebase manifest; any other from
+	 * the base target-state names. */
+	bool chain_ok = strcmp(pd->kind, "rebase") == 0 ||
+			(p->have_ts ? pd->has_old && memcmp(pd->old_id, p->ts.base_id, FMT_ID_LEN) == 0
+				    : !pd->has_old);
+	if (!id_ok || !old_ok || !chain_ok) {
+		CUT_ERR("%s: the interrupted pass %u does not follow from the state the target is "
+			"recorded in (%s): it will not be replayed; run `cutover sync --state %s --rebase`",
+			p->o->dir, pd->seq, !id_ok ? "its log was replaced" : "manifest ids differ",
+			p->o->dir);
+		return CUT_EXIT_ERROR;
+	}
+	CUT_INFO("sync: resuming the interrupted replay of pass %u (%s)", pd->seq, pd->log);
+	/* The resumed pass gets its own history line (kind resume); h is then
+	 * the new pass's. */
+	sync_hist rh = {.seq = pd->seq, .start = cut_now_ns()};
+	snprintf(rh.kind, sizeof rh.kind, "resume");
+	rp_stats st;
+	int64_t t;
+	int rc = replay(p, pd->log, &st, &t);
+	rh.replay_s = (double)t / 1e9;
+	add_replay_stats(&rh, &st);
+	if (rc != CUT_EXIT_OK && rc != CUT_EXIT_INCOMPLETE) {
+		CUT_ERR("sync: the interrupted replay of pass %u stopped again (exit %d): %s", pd->seq,
+			rc, replay_advice(rc));
+		add_replay_stats(h, &st);
+		h->replay_s = rh.replay_s;
+		h->seq = pd->seq;
+		snprintf(h->kind, sizeof h->kind, "resume");
+		return rc;
+	}
+	char kind[16];
+	snprintf(kind, sizeof kind, "%s", pd->kind[0] ? pd->kind : "resume");
+	char manifest[64];
+	snprintf(manifest, sizeof manifest, "%s", pd->manifest);
+	char log[64];
+	snprintf(log, sizeof log, "%s", pd->log);
+	rc = commit(p, pd->seq, manifest, log, &st, kind) < 0 ? CUT_EXIT_ERROR : CUT_EXIT_OK;
+	rh.end = cut_now_ns();
+	rh.exit = rc;
+	snprintf(rh.verdict, sizeof rh.verdict, "-");
+	sync_hist_append(p->o->dir, &rh);
+	return rc;
+}
+
+/* The changed subtrees of a log: the first depth components of each path
+ * (and of each rename/link destination), less for shallower paths. */
+static int changed_subtrees(const char *log, unsigned depth, pathset *ps)
+{
+	fmt_creader *cr = fmt_creader_open(log);
+	if (!cr)
+		return -1;
+	fmt_change c;
+	int r;
+	while ((r = fmt_creader_next(cr, &c)) > 0) {
+		for (int k = 0; k < 2; k++) {
+			const char *p = k ? c.to : c.e.path;
+			size_t n = k ? c.to_len : c.e.path_len;
+			if (!p)
+				continue;
+			size_t comps = depth_of(p, n), keep = comps > depth ? depth : comps ? comps - 1 : 0;
+			size_t l = 0, seen = 0;
+			if (keep)
+				for (l = 0; l < n; l++)
+					if (p[l] == '/' && ++seen == keep)
+						break;
+			ps_add(ps, p, keep ? l : 0);
+		}
+	}
+	fmt_creader_close(cr);
+	if (r < 0)
+		return -1;
+	ps_sort_unique(ps);
+	/* Drop subtrees inside another one. */
+	size_t o = 0;
+	for (size_t i = 0; i < ps->n; i++) {
+		if (o && (ps->v[o - 1][0] == 0 ||
+			  fmt_path_is_under(ps->v[i], strlen(ps->v[i]), ps->v[o - 1], strlen(ps->v[o - 1])))) {
+			free(ps->v[i]);
+			continue;
+		}
+		ps->v[o++] = ps->v[i];
+	}
+	ps->n = o;
+	return 0;
+}
+
+static int final_verify(pass *p, const char *log_rel, sync_result *res, sync_hist *h)
+{
+	int64_t t0 = cut_mono_ns();
+	pathset ps = {0};
+	char *lp = sync_path(p->o->dir, log_rel);
+	int r = changed_subtrees(lp, p->o->verify_depth ? p->o->verify_depth : 2, &ps);
+	free(lp);
+	if (r < 0)
+		return CUT_EXIT_ERROR;
+	sync_verify_opts vo = {.source = p->cfg.source, .target = p->cfg.target, .workdir = p->o->dir,
+			       .out = stderr, .only_differences = true, .examples = 10,
+			       .subtrees = (const char *const *)ps.v, .nsubtrees = ps.n};
+	policy_of(&p->cfg, &vo.pol, p->threads);
+	/* Nothing changed, or so many subtrees that one scan of each whole tree
+	 * costs less than a pair of scans per subtree: verify everything. */
+	if (ps.n == 0 || ps.n > FINAL_MAX_SUBTREES)
+		vo.subtrees = NULL;
+	uint64_t entries = 0, ndiffer = 0;
+	r = sync_verify(&vo, &entries, &ndiffer);
+	h->check_s = secs_since(t0);
+	bool whole = vo.subtrees == NULL || (ps.n == 1 && ps.v[0][0] == 0);
+	if (r < 0) {
+		ps_free(&ps);
+		snprintf(h->verdict, sizeof h->verdict, "error");
+		return CUT_EXIT_ERROR;
+	}
+	if (r == 0)
+		snprintf(res->verdict_line, sizeof res->verdict_line,
+			 "PARITY: %s the source (%llu entries scanned on both sides in %.1fs)",
+			 whole ? "the whole target matches" : "the changed subtrees of the target match",
+			 (unsigned long long)entries, h->check_s);
+	else
+		snprintf(res->verdict_line, sizeof res->verdict_line,
+			 "DIFFERENCES: %s differ%s from the source (listed on stderr); do not "
+			 "switch: run `cutover sync --state %s` again, then `cutover verify`",
+			 whole ? "the target" : "changed subtrees of the target", whole ? "s" : "",
+			 p->o->dir);
+	if (!whole && r == 0) {
+		size_t l = strlen(res->verdict_line);
+		snprintf(res->verdict_line + l, sizeof res->verdict_line - l, "; %zu subtree%s", ps.n,
+			 ps.n == 1 ? "" : "s");
+	}
+	snprintf(h->verdict, sizeof h->verdict, "%s", r == 0 ? "parity" : "differ");
+	ps_free(&ps);
+	return r == 0 ? CUT_EXIT_OK : CUT_EXIT_DIFFER;
+}
+
+static int pass_body(pass *p, sync_hist *h)
+{
+	const sync_opts *o = p->o;
+	int rc;
+	bool rebase = o->rebase;
+
+	if (o->final && !o->force) {
+		if (!p->have_ts) {
+			CUT_ERR("sync --final: the target has never been synced from %s: run the initial "
+				"copy (`cutover sync`) with the services running first (or --force)", o->dir);
+			return CUT_EXIT_ERROR;
+		}
+		int64_t age = (int64_t)time(NULL) - p->ts.time;
+		if (age > o->max_age_s) {
+			CUT_ERR("sync --final: the last sync finished %lldh%02lldm ago (more than "
+				"--max-age %llds): the final pass could be long and the services are "
+				"stopped; start them again, run `cutover sync` first, then the final "
+				"pass (or --force)", (long long)(age / 3600), (long long)(age % 3600 / 60),
+				(long long)o->max_age_s);
+			return CUT_EXIT_ERROR;
+		}
+	}
+	if (p->have_pd && rebase) {
+		CUT_WARN("sync --rebase: abandoning the interrupted replay of pass %u", p->pd.seq);
+		char *jp = sync_path(o->dir, "journal");
+		unlink(jp);
+		free(jp);
+		if (sync_pending_remove(o->dir) < 0)
+			return CUT_EXIT_ERROR;
+		p->have_pd = false;
+	}
+	if (p->have_pd) {
+		rc = resume(p, h);
+		if (rc != CUT_EXIT_OK)
+			return rc;
+		if (!o->final && !o->rebase)
+			snprintf(h->kind, sizeof h->kind, "nightly");
+	} else if (p->have_ts && !rebase) {
+		rc = chain_check(p, h);
+		if (rc != CUT_EXIT_OK)
+			return rc;
+	} else if (!p->have_ts && !rebase) {
+		int e = dir_empty(p->cfg.target);
+		if (e < 0)
+			return CUT_EXIT_ERROR;
+		if (e == 0) {
+			CUT_ERR("sync: the target %s is not empty and was never synced from %s: cutover "
+				"will not guess what it holds; to adopt it (e.g. a copy made by rsync), run "
+				"`cutover sync --state %s --rebase`, which scans it and copies only what "
+				"differs", p->cfg.target, o->dir, o->dir);
+			return CUT_EXIT_ERROR;
+		}
+	}
+
+	/* Scan the source. */
+	char prev[64] = "";
+	unsigned last = sync_last_manifest(o->dir, prev);
+	unsigned seq = last;
+	if (p->have_ts && p->ts.seq > seq)
+		seq = p->ts.seq;
+	seq++;
+	h->seq = seq;
+	char mrel[64], lrel[64];
+	sync_rel_manifest(mrel, seq, NULL);
+	sync_rel_log(lrel, seq);
+	char *mp = sync_path(o->dir, mrel), *lp = sync_path(o->dir, lrel), *pp = NULL;
+	scan_opts so;
+	scan_opts_of(&p->cfg, &so, p->threads);
+	so.root = p->cfg.source;
+	so.out = mp;
+	so.full = o->full || (o->final && !o->attr_cache_expired);
+	if (last) {
+		pp = sync_path(o->dir, prev);
+		so.prev = pp;
+	}
+	so.progress = o->scan_progress;
+	scan_stats sst;
+	uint8_t mid[FMT_ID_LEN];
+	int64_t t0 = cut_mono_ns();
+	int r = scan_run(&so, &sst, mid);
+	h->scan_s = secs_since(t0);
+	h->entries = sst.entries;
+	free(pp);
+	char brel[64] = "";
+	if (r != 0) {
+		if (r > 0) {
+			CUT_ERR("sync: %llu paths of the source could not be read (listed above): nothing "
+				"was replayed (they would be deleted on the target); fix their permissions "
+				"and run sync again", (unsigned long long)sst.errors);
+			unlink(mp);
+		}
+		rc = r > 0 ? CUT_EXIT_INCOMPLETE : CUT_EXIT_ERROR;
+		goto out;
+	}
+
+	/* The base of the diff. */
+	if (rebase) {
+		struct stat st;
+		if (stat(p->cfg.target, &st) == 0) {
+			char trel[64];
+			sync_rel_manifest(trel, seq, ".target");
+			sync_rel_manifest(brel, seq, ".base");
+			char *tp = sync_path(o->dir, trel), *bp = sync_path(o->dir, brel);
+			scan_opts to;
+			scan_opts_of(&p->cfg, &to, p->threads);
+			to.root = p->cfg.target;
+			to.out = tp;
+			to.full = true;
+			scan_stats tst;
+			uint8_t tid[FMT_ID_LEN];
+			t0 = cut_mono_ns();
+			r = scan_run(&to, &tst, tid);
+			uint64_t matched = 0;
+			if (r == 0)
+				r = sync_base_rebase(tp, mp, bp, &matched);
+			else if (r > 0)
+				CUT_ERR("sync --rebase: %llu paths of the target could not be read (listed "
+					"above)", (unsigned long long)tst.errors);
+			h->check_s = secs_since(t0);
+			unlink(tp);
+			free(tp);
+			free(bp);
+			if (r != 0) {
+				rc = CUT_EXIT_ERROR;
+				goto out;
+			}
+			CUT_INFO("sync --rebase: %llu of %llu target entries already match the source",
+				 (unsigned long long)matched, (unsigned long long)tst.entries);
+		}
+	} else if (p->have_ts) {
+		snprintf(brel, sizeof brel, "%s", p->ts.base);
+	}
+
+	/* Diff. */
+	char *bp = brel[0] ? sync_path(o->dir, brel) : NULL;
+	diff_opts dopt = {.old_path = bp, .new_path = mp, .out_path = lp, .tmpdir = o->dir};
+	diff_stats dst;
+	t0 = cut_mono_ns();
+	r = diff_run(&dopt, &dst);
+	h->diff_s = secs_since(t0);
+	free(bp);
+	if (r < 0) {
+		rc = CUT_EXIT_ERROR;
+		goto out;
+	}
+
+	/* Record the pass before touching the target, then replay. */
+	sync_pending pd = {.seq = seq};
+	snprintf(pd.log, sizeof pd.log, "%s", lrel);
+	snprintf(pd.manifest, sizeof pd.manifest, "%s", mrel);
+	snprintf(pd.base, sizeof pd.base, "%s", brel);
+	snprintf(pd.kind, sizeof pd.kind, "%s", h->kind);
+	{
+		fmt_creader *cr = fmt_creader_open(lp);
+		if (!cr) {
+			rc = CUT_EXIT_ERROR;
+			goto out;
+		}
+		memcpy(pd.log_id, fmt_creader_id(cr), FMT_ID_LEN);
+		pd.has_old = fmt_creader_header(cr)->has_old;
+		memcpy(pd.old_id, fmt_creader_header(cr)->old_id, FMT_ID_LEN);
+		fmt_creader_close(cr);
+	}
+	if (sync_pending_write(o->dir, &pd) < 0) {
+		rc = CUT_EXIT_ERROR;
+		goto out;
+	}
+	p->pd = pd;
+	p->have_pd = true;
+	rp_stats rst;
+	int64_t rt;
+	rc = replay(p, lrel, &rst, &rt);
+	h->replay_s += (double)rt / 1e9;
+	add_replay_stats(h, &rst);
+	if (rc != CUT_EXIT_OK && rc != CUT_EXIT_INCOMPLETE) {
+		CUT_ERR("sync: the replay of pass %u stopped (exit %d): %s", seq, rc, replay_advice(rc));
+		goto out;
+	}
+	int irc = rc;
+	if (commit(p, seq, mrel, lrel, &rst, h->kind) < 0) {
+		rc = CUT_EXIT_ERROR;
+		goto out;
+	}
+	/* Drift and vanished sources are reconciled by the next pass; only
+	 * what was skipped for another reason is worth a non-zero exit. */
+	rc = (irc == CUT_EXIT_INCOMPLETE && (rst.skipped || rst.conflicts_skipped)) ? CUT_EXIT_INCOMPLETE
+										    : CUT_EXIT_OK;
+	if (o->final) {
+		int v = final_verify(p, lrel, p->res, h);
+		if (v != CUT_EXIT_OK)
+			rc = v;
+	}
+out:
+	free(mp);
+	free(lp);
+	return rc;
+}
+
+int sync_run(const sync_opts *o, sync_result *res)
+{
+	memset(res, 0, sizeof *res);
+	sync_hist *h = &res->h;
+	h->start = cut_now_ns();
+	pass p = {.o = o, .res = res, .threads = o->scan_threads};
+	int rc = CUT_EXIT_ERROR;
+	bool locked = false;
+	sync_lock lk = {.fd = -1};
+	if (sync_config_read(o->dir, &p.cfg) < 0)
+		return CUT_EXIT_ERROR;
+	for (int k = 0; k < 2; k++) {
+		const char *given = k ? o->target : o->source;
+		const char *have = k ? p.cfg.target : p.cfg.source;
+		if (!given)
+			continue;
+		char *a = abs_path(given);
+		bool same = a && strcmp(a, have) == 0;
+		free(a);
+		if (!same) {
+			CUT_ERR("%s: this state directory is for %s -> %s; --%s %s does not match (use "
+				"another --state, or `cutover init --force` to change the pair)",
+				o->dir, p.cfg.source, p.cfg.target, k ? "target" : "source", given);
+			rc = CUT_EXIT_USAGE;
+			goto done;
+		}
+	}
+	sync_lock_holder holder;
+	rc = sync_lock_take(o->dir, &lk, &holder);
+	if (rc != CUT_EXIT_OK)
+		goto done;
+	locked = true;
+	int r = sync_tstate_read(o->dir, &p.ts);
+	int r2 = r < 0 ? -1 : sync_pending_read(o->dir, &p.pd);
+	if (r < 0 || r2 < 0 || sync_dirs_create(o->dir) < 0) {
+		rc = CUT_EXIT_ERROR;
+		goto done;
+	}
+	p.have_ts = r > 0;
+	p.have_pd = r2 > 0;
+	snprintf(h->kind, sizeof h->kind, "%s",
+		 o->rebase ? "rebase" : o->final ? "final" : !p.have_ts ? "initial" : "nightly");
+	rc = pass_body(&p, h);
+	unsigned keep = o->keep ? o->keep : p.cfg.keep;
+	if (h->seq)
+		sync_rotate(o->dir, keep, h->seq, p.have_ts ? &p.ts : NULL, p.have_pd ? &p.pd : NULL);
+done:
+	h->end = cut_now_ns();
+	h->exit = rc;
+	if (locked && h->seq) {
+		if (!h->verdict[0])
+			snprintf(h->verdict, sizeof h->verdict, "-");
+		sync_hist_append(o->dir, h);
+	}
+	char b[32], tid[17] = "-";
+	if (p.have_ts)
+		id16(tid, p.ts.manifest_id);
+	snprintf(res->message, sizeof res->message,
+		 "sync %s pass %u %s (exit %d): %" PRIu64 " ops, %" PRIu64 " created, %" PRIu64
+		 " updated, %" PRIu64 " renamed, %" PRIu64 " deleted, %s copied; scan %.1fs diff %.1fs "
+		 "replay %.1fs check %.1fs; drift %" PRIu64 ", vanished %" PRIu64 ", conflicts %" PRIu64
+		 "; target at manifest %s%s%s",
+		 h->kind[0] ? h->kind : "-", h->seq, rc == 0 ? "ok" : "FAILED", rc, h->ops, h->created,
+		 h->updated, h->renamed, h->deleted, bytes_fmt(b, h->bytes), h->scan_s, h->diff_s,
+		 h->replay_s, h->check_s, h->drifted, h->vanished, h->conflicts, tid,
+		 h->verdict[0] && strcmp(h->verdict, "-") ? "; verdict " : "",
+		 h->verdict[0] && strcmp(h->verdict, "-") ? h->verdict : "");
+	sync_log_line(o->log_file, !o->no_syslog, rc, res->message);
+	if (locked)
+		sync_lock_release(&lk);
+	sync_config_free(&p.cfg);
+	return rc;
+}

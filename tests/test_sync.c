@@ -1,0 +1,472 @@
+/*
+ * test_sync.c - cmocka tests of sync/: the run lock (taken, refused while a
+ * run holds it, stale locks recovered, other hosts refused), the parsers of
+ * the state files (config, target-state, pending, history) with their
+ * refusals, rotation, and the drift patch of a base manifest on a real tree.
+ * Each test works in its own temporary directory, removed by the teardown.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "diff/diff.h"
+#include "format/manifest.h"
+#include "scanner/scan.h"
+#include "sync/sync.h"
+
+typedef struct fx {
+	char dir[64];
+} fx;
+
+static int setup(void **state)
+{
+	fx *f = calloc(1, sizeof *f);
+	snprintf(f->dir, sizeof f->dir, "/tmp/cutover-test-sync.XXXXXX");
+	assert_non_null(mkdtemp(f->dir));
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	fx *f = *state;
+	char cmd[128];
+	snprintf(cmd, sizeof cmd, "rm -rf '%s'", f->dir);
+	int r = system(cmd);
+	(void)r;
+	free(f);
+	return 0;
+}
+
+static void write_file(const char *dir, const char *name, const char *text)
+{
+	char *p = sync_path(dir, name);
+	FILE *fp = fopen(p, "w");
+	assert_non_null(fp);
+	fputs(text, fp);
+	fclose(fp);
+	free(p);
+}
+
+static bool exists(const char *dir, const char *name)
+{
+	char *p = sync_path(dir, name);
+	bool e = access(p, F_OK) == 0;
+	free(p);
+	return e;
+}
+
+static long dead_pid(void)
+{
+	pid_t p = fork();
+	if (p == 0)
+		_exit(0);
+	waitpid(p, NULL, 0);
+	return (long)p;
+}
+
+static void my_host(char *h, size_t n)
+{
+	gethostname(h, n - 1);
+	h[n - 1] = 0;
+}
+
+/* ---------------------------------------------------------------- lock */
+
+static void sync_lock_take__then_a_second_take_is_refused_until_released(void **state)
+{
+	fx *f = *state;
+	sync_lock a, b;
+	sync_lock_holder h;
+	assert_int_equal(sync_lock_take(f->dir, &a, &h), CUT_EXIT_OK);
+	assert_true(exists(f->dir, "lock"));
+	/* flock is per open file: a second take in this process is a contender. */
+	assert_int_equal(sync_lock_take(f->dir, &b, &h), CUT_EXIT_LOCKED);
+	assert_int_equal(h.pid, (long)getpid());
+	sync_lock_release(&a);
+	assert_false(exists(f->dir, "lock"));
+	assert_int_equal(sync_lock_take(f->dir, &b, &h), CUT_EXIT_OK);
+	sync_lock_release(&b);
+	assert_false(exists(f->dir, "lock.tmp"));
+}
+
+static void sync_lock_take__takes_over_the_lock_of_a_dead_pid(void **state)
+{
+	fx *f = *state;
+	char host[256], text[512];
+	my_host(host, sizeof host);
+	snprintf(text, sizeof text, "pid=%ld\nhost=%s\nstart=1\n", dead_pid(), host);
+	write_file(f->dir, "lock", text);
+	sync_lock l;
+	sync_lock_holder h;
+	assert_int_equal(sync_lock_take(f->dir, &l, &h), CUT_EXIT_OK);
+	char *p = sync_path(f->dir, "lock");
+	cut_buf b = {0};
+	assert_int_equal(sync_read_file(p, &b), 1);
+	sync_lock_holder now;
+	assert_int_equal(sync_lock_parse((const char *)b.p, b.len, &now), 0);
+	assert_int_equal(now.pid, (long)getpid());
+	cut_buf_free(&b);
+	free(p);
+	sync_lock_release(&l);
+}
+
+static void sync_lock_take__refuses_a_live_pid_and_another_host(void **state)
+{
+	fx *f = *state;
+	char host[256], text[512];
+	my_host(host, sizeof host);
+	sync_lock l;
+	sync_lock_holder h;
+	snprintf(text, sizeof text, "pid=%ld\nhost=%s\nstart=1\n", (long)getppid(), host);
+	write_file(f->dir, "lock", text);
+	assert_int_equal(sync_lock_take(f->dir, &l, &h), CUT_EXIT_LOCKED);
+	write_file(f->dir, "lock", "pid=1\nhost=elsewhere.example\nstart=1\n");
+	assert_int_equal(sync_lock_take(f->dir, &l, &h), CUT_EXIT_LOCKED);
+	assert_string_equal(h.host, "elsewhere.example");
+	/* Neither refusal touched the lock. */
+	char *p = sync_path(f->dir, "lock");
+	cut_buf b = {0};
+	assert_int_equal(sync_read_file(p, &b), 1);
+	assert_non_null(strstr((const char *)b.p, "elsewhere.example"));
+	cut_buf_free(&b);
+	free(p);
+}
+
+static void sync_lock_take__refuses_while_a_flock_is_held_whatever_the_file_says(void **state)
+{
+	fx *f = *state;
+	write_file(f->dir, "lock", "garbage\n");
+	char *p = sync_path(f->dir, "lock");
+	int fd = open(p, O_RDONLY);
+	assert_true(fd >= 0);
+	assert_int_equal(flock(fd, LOCK_EX), 0);
+	sync_lock l;
+	sync_lock_holder h;
+	assert_int_equal(sync_lock_take(f->dir, &l, &h), CUT_EXIT_LOCKED);
+	close(fd);
+	/* Unheld garbage: a run that died while writing it. */
+	assert_int_equal(sync_lock_take(f->dir, &l, &h), CUT_EXIT_OK);
+	sync_lock_release(&l);
+	free(p);
+}
+
+static void sync_lock_parse__needs_pid_and_host(void **state)
+{
+	(void)state;
+	sync_lock_holder h;
+	assert_int_equal(sync_lock_parse("pid=12\nhost=a\nstart=5\n", 22, &h), 0);
+	assert_int_equal(h.pid, 12);
+	assert_int_equal(h.start, 5);
+	assert_int_equal(sync_lock_parse("host=a\n", 7, &h), -1);
+	assert_int_equal(sync_lock_parse("pid=-3\nhost=a\n", 14, &h), -1);
+	assert_int_equal(sync_lock_parse("pid=12\n", 7, &h), -1);
+}
+
+/* --------------------------------------------------------- state files */
+
+static void sync_config_parse__round_trips_and_ignores_unknown_keys(void **state)
+{
+	(void)state;
+	sync_config c = {.source = "/s", .target = "/t x", .maildir = true, .keep = 4, .created = 9};
+	c.immutable[c.nimmutable++] = "archive/*";
+	c.excludes[c.nexcludes++] = "*.bak";
+	cut_buf b = {0};
+	sync_config_format(&c, &b);
+	cut_buf_printf(&b, "future_key=whatever\n");
+	sync_config r;
+	const char *err = NULL;
+	int line;
+	assert_int_equal(sync_config_parse((const char *)b.p, b.len, &r, &err, &line), 0);
+	assert_string_equal(r.source, "/s");
+	assert_string_equal(r.target, "/t x");
+	assert_true(r.maildir);
+	assert_int_equal(r.keep, 4);
+	assert_int_equal(r.nimmutable, 1);
+	assert_string_equal(r.immutable[0], "archive/*");
+	assert_string_equal(r.excludes[0], "*.bak");
+	sync_config_free(&r);
+	cut_buf_free(&b);
+}
+
+static void sync_config_parse__rejects_bad_files(void **state)
+{
+	(void)state;
+	static const char *const bad[] = {
+		"source=/s\ntarget=/t\n",                          /* no version */
+		"version=2\nsource=/s\ntarget=/t\n",               /* unknown version */
+		"version=1\nsource=/s\n",                          /* no target */
+		"version=1\nsource=/s\ntarget=/t\npolicy=fast\n",  /* bad policy */
+		"version=1\nsource=/s\ntarget=/t\nkeep=0\n",       /* keep out of range */
+		"version=1\nsource=/s\nsource=/x\ntarget=/t\n",    /* twice */
+		"version=1\njust words\n",                         /* not key=value */
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		sync_config c;
+		const char *err = NULL;
+		int line;
+		assert_int_equal(sync_config_parse(bad[i], strlen(bad[i]), &c, &err, &line), -1);
+		assert_non_null(err);
+	}
+}
+
+static void sync_tstate_parse__round_trips_and_refuses_escapes(void **state)
+{
+	(void)state;
+	sync_tstate t = {.seq = 42, .time = 7};
+	memset(t.manifest_id, 0xab, FMT_ID_LEN);
+	memset(t.base_id, 0x12, FMT_ID_LEN);
+	snprintf(t.base, sizeof t.base, "manifests/000042.base.cmf");
+	snprintf(t.kind, sizeof t.kind, "nightly");
+	cut_buf b = {0};
+	sync_tstate_format(&t, &b);
+	sync_tstate r;
+	const char *err;
+	assert_int_equal(sync_tstate_parse((const char *)b.p, b.len, &r, &err), 0);
+	assert_int_equal(r.seq, 42);
+	assert_memory_equal(r.manifest_id, t.manifest_id, FMT_ID_LEN);
+	assert_memory_equal(r.base_id, t.base_id, FMT_ID_LEN);
+	assert_string_equal(r.base, t.base);
+	assert_string_equal(r.kind, "nightly");
+	cut_buf_free(&b);
+	static const char *const bad[] = {
+		"seq=1\nmanifest_id=00\nbase=manifests/1.cmf\nbase_id=00\n", /* short ids */
+		"seq=1\nmanifest_id=0000000000000000000000000000000g\nbase=manifests/1.cmf\n"
+		"base_id=00000000000000000000000000000000\n",
+		"seq=1\nmanifest_id=00000000000000000000000000000000\nbase=manifests/../../etc/x\n"
+		"base_id=00000000000000000000000000000000\n",
+		"seq=1\nmanifest_id=00000000000000000000000000000000\nbase=/etc/passwd\n"
+		"base_id=00000000000000000000000000000000\n",
+		"seq=0\nmanifest_id=00000000000000000000000000000000\nbase=manifests/1.cmf\n"
+		"base_id=00000000000000000000000000000000\n",
+		"manifest_id=00000000000000000000000000000000\nbase=manifests/1.cmf\n"
+		"base_id=00000000000000000000000000000000\n",
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+		assert_int_equal(sync_tstate_parse(bad[i], strlen(bad[i]), &r, &err), -1);
+}
+
+static void sync_pending_parse__round_trips_with_and_without_old(void **state)
+{
+	(void)state;
+	sync_pending p = {.seq = 3, .has_old = true};
+	snprintf(p.log, sizeof p.log, "logs/000003.ccl");
+	snprintf(p.manifest, sizeof p.manifest, "manifests/000003.cmf");
+	snprintf(p.kind, sizeof p.kind, "rebase");
+	memset(p.log_id, 1, FMT_ID_LEN);
+	memset(p.old_id, 2, FMT_ID_LEN);
+	for (int k = 0; k < 2; k++) {
+		p.has_old = k == 0;
+		cut_buf b = {0};
+		sync_pending_format(&p, &b);
+		sync_pending r;
+		const char *err;
+		assert_int_equal(sync_pending_parse((const char *)b.p, b.len, &r, &err), 0);
+		assert_int_equal(r.seq, 3);
+		assert_string_equal(r.log, p.log);
+		assert_string_equal(r.kind, "rebase");
+		assert_int_equal(r.has_old, p.has_old);
+		if (p.has_old)
+			assert_memory_equal(r.old_id, p.old_id, FMT_ID_LEN);
+		cut_buf_free(&b);
+	}
+}
+
+static void sync_hist__lines_round_trip_and_the_last_n_are_read(void **state)
+{
+	fx *f = *state;
+	for (unsigned i = 1; i <= 5; i++) {
+		sync_hist h = {.seq = i, .start = 100 * i, .end = 100 * i + 50, .scan_s = 1.5,
+			       .ops = 10 * i, .bytes = 1ull << 40, .drifted = i, .exit = i == 5 ? 4 : 0};
+		snprintf(h.kind, sizeof h.kind, "%s", i == 1 ? "initial" : "nightly");
+		snprintf(h.verdict, sizeof h.verdict, "-");
+		assert_int_equal(sync_hist_append(f->dir, &h), 0);
+	}
+	sync_hist *v;
+	size_t n;
+	assert_int_equal(sync_hist_read(f->dir, 3, &v, &n), 0);
+	assert_int_equal(n, 3);
+	assert_int_equal(v[0].seq, 3);
+	assert_int_equal(v[2].seq, 5);
+	assert_int_equal(v[2].exit, 4);
+	assert_int_equal(v[2].bytes, 1ull << 40);
+	assert_string_equal(v[1].kind, "nightly");
+	assert_true(v[0].scan_s > 1.49 && v[0].scan_s < 1.51);
+	free(v);
+}
+
+static void sync_rotate__keeps_the_last_n_and_what_the_state_names(void **state)
+{
+	fx *f = *state;
+	assert_int_equal(sync_dirs_create(f->dir), 0);
+	char rel[64];
+	for (unsigned s = 1; s <= 6; s++) {
+		sync_rel_manifest(rel, s, NULL);
+		write_file(f->dir, rel, "x");
+		sync_rel_log(rel, s);
+		write_file(f->dir, rel, "x");
+	}
+	write_file(f->dir, "manifests/000002.base.cmf", "x");
+	sync_tstate t = {.seq = 2};
+	snprintf(t.base, sizeof t.base, "manifests/000002.base.cmf");
+	sync_rotate(f->dir, 2, 6, &t, NULL);
+	assert_true(exists(f->dir, "manifests/000006.cmf"));
+	assert_true(exists(f->dir, "manifests/000005.cmf"));
+	assert_false(exists(f->dir, "manifests/000004.cmf"));
+	assert_false(exists(f->dir, "manifests/000001.cmf"));
+	assert_true(exists(f->dir, "manifests/000002.base.cmf"));
+	assert_true(exists(f->dir, "manifests/000002.cmf"));
+	assert_false(exists(f->dir, "logs/000004.ccl"));
+	assert_true(exists(f->dir, "logs/000005.ccl"));
+	assert_int_equal(sync_last_manifest(f->dir, rel), 6);
+	assert_string_equal(rel, "manifests/000006.cmf");
+}
+
+static void sync_write_atomic__replaces_whole_files(void **state)
+{
+	fx *f = *state;
+	char *p = sync_path(f->dir, "x");
+	assert_int_equal(sync_write_atomic(p, "one\n", 4), 0);
+	assert_int_equal(sync_write_atomic(p, "two\n", 4), 0);
+	cut_buf b = {0};
+	assert_int_equal(sync_read_file(p, &b), 1);
+	assert_string_equal((const char *)b.p, "two\n");
+	assert_false(exists(f->dir, "x.tmp"));
+	cut_buf_free(&b);
+	free(p);
+}
+
+/* ------------------------------------------------------------- bases */
+
+static void put(const char *dir, const char *rel, const char *text, time_t mtime)
+{
+	char *p = sync_path(dir, rel);
+	FILE *fp = fopen(p, "w");
+	assert_non_null(fp);
+	fputs(text, fp);
+	fclose(fp);
+	struct timespec ts[2] = {{mtime, 0}, {mtime, 0}};
+	utimensat(AT_FDCWD, p, ts, 0);
+	free(p);
+}
+
+static int find_entry(const char *m, const char *path, fmt_entry *out)
+{
+	fmt_mreader *r = fmt_mreader_open(m);
+	assert_non_null(r);
+	fmt_entry e;
+	int found = 0, x;
+	while ((x = fmt_mreader_next(r, &e)) > 0)
+		if (!found && e.path_len == strlen(path) && memcmp(e.path, path, e.path_len) == 0) {
+			*out = e;
+			out->path = NULL;
+			out->target = NULL;
+			found = 1;
+		}
+	fmt_mreader_close(r);
+	return found;
+}
+
+static void sync_base_patch__records_what_a_drifted_copy_left(void **state)
+{
+	fx *f = *state;
+	char *src = sync_path(f->dir, "src"), *dst = sync_path(f->dir, "dst");
+	char *m = sync_path(f->dir, "m"), *lg = sync_path(f->dir, "log"), *out = sync_path(f->dir, "b");
+	mkdir(src, 0755);
+	mkdir(dst, 0755);
+	put(src, "a", "aaaa", 1000000);
+	put(src, "b", "bbbb", 1000000);
+	put(src, "c", "cccc", 1000000);
+	scan_opts so = {.root = src, .out = m, .threads = 2};
+	scan_stats st;
+	uint8_t id[FMT_ID_LEN];
+	assert_int_equal(scan_run(&so, &st, id), 0);
+	diff_opts d = {.new_path = m, .out_path = lg};
+	diff_stats ds;
+	assert_int_equal(diff_run(&d, &ds), 0);
+	/* The replay copied "a" as scanned, "b" after it grew, and "c" had
+	 * vanished. */
+	put(dst, "a", "aaaa", 1000000);
+	put(dst, "b", "bbbbbb", 2000000);
+	uint64_t patched;
+	assert_int_equal(sync_base_patch(m, lg, dst, out, &patched), 0);
+	assert_int_equal(patched, 2);
+	fmt_entry e;
+	assert_true(find_entry(out, "a", &e));
+	assert_int_equal(e.size, 4);
+	assert_true(find_entry(out, "b", &e));
+	assert_int_equal(e.size, 6);
+	assert_int_equal(e.mtime_ns, 2000000LL * 1000000000LL);
+	assert_false(find_entry(out, "c", &e));
+	free(src), free(dst), free(m), free(lg), free(out);
+}
+
+static void sync_base_rebase__takes_the_source_identity_only_where_entries_match(void **state)
+{
+	fx *f = *state;
+	char *src = sync_path(f->dir, "src"), *dst = sync_path(f->dir, "dst");
+	char *ms = sync_path(f->dir, "ms"), *mt = sync_path(f->dir, "mt"), *out = sync_path(f->dir, "b");
+	mkdir(src, 0755);
+	mkdir(dst, 0755);
+	put(src, "same", "1111", 1000000);
+	put(dst, "same", "1111", 1000000);
+	put(src, "changed", "2222", 1000000);
+	put(dst, "changed", "22", 1000000);
+	put(dst, "extra", "3", 1000000);
+	scan_stats st;
+	uint8_t id[FMT_ID_LEN];
+	scan_opts a = {.root = src, .out = ms, .threads = 2}, b = {.root = dst, .out = mt, .threads = 2};
+	assert_int_equal(scan_run(&a, &st, id), 0);
+	assert_int_equal(scan_run(&b, &st, id), 0);
+	uint64_t matched;
+	assert_int_equal(sync_base_rebase(mt, ms, out, &matched), 0);
+	assert_int_equal(matched, 2); /* the root and "same" */
+	fmt_entry e, s;
+	assert_true(find_entry(out, "same", &e));
+	assert_true(find_entry(ms, "same", &s));
+	assert_int_equal(e.ino, s.ino);
+	assert_true(find_entry(out, "changed", &e));
+	assert_int_equal(e.ino, 0);
+	assert_int_equal(e.size, 2);
+	assert_true(find_entry(out, "extra", &e));
+	assert_int_equal(e.ino, 0);
+	fmt_mreader *r = fmt_mreader_open(out);
+	assert_string_equal(fmt_mreader_header(r)->root, fmt_mreader_header(r)->root);
+	fmt_mreader *rs = fmt_mreader_open(ms);
+	assert_string_equal(fmt_mreader_header(r)->root, fmt_mreader_header(rs)->root);
+	fmt_mreader_close(r);
+	fmt_mreader_close(rs);
+	free(src), free(dst), free(ms), free(mt), free(out);
+}
+
+int main(void)
+{
+#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+	const struct CMUnitTest tests[] = {
+		T(sync_lock_take__then_a_second_take_is_refused_until_released),
+		T(sync_lock_take__takes_over_the_lock_of_a_dead_pid),
+		T(sync_lock_take__refuses_a_live_pid_and_another_host),
+		T(sync_lock_take__refuses_while_a_flock_is_held_whatever_the_file_says),
+		cmocka_unit_test(sync_lock_parse__needs_pid_and_host),
+		cmocka_unit_test(sync_config_parse__round_trips_and_ignores_unknown_keys),
+		cmocka_unit_test(sync_config_parse__rejects_bad_files),
+		cmocka_unit_test(sync_tstate_parse__round_trips_and_refuses_escapes),
+		cmocka_unit_test(sync_pending_parse__round_trips_with_and_without_old),
+		T(sync_hist__lines_round_trip_and_the_last_n_are_read),
+		T(sync_rotate__keeps_the_last_n_and_what_the_state_names),
+		T(sync_write_atomic__replaces_whole_files),
+		T(sync_base_patch__records_what_a_drifted_copy_left),
+		T(sync_base_rebase__takes_the_source_identity_only_where_entries_match),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
