@@ -39,7 +39,6 @@ bool cli_progress_enabled(void);
 void cli_progress(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void cli_progress_done(void);
 
-/* Human-readable byte count into buf ("1.5 GiB"). */
-const char *cli_bytes(char buf[32], uint64_t n);
+/* Human-readable byte counts: cut_bytes_human() in format/util.h. */
 
 #endif

@@ -74,7 +74,7 @@ static int run(int argc, char **argv)
 			n += (size_t)snprintf(line + n, sizeof line - n, ", %s %llu", fmt_op_name((unsigned)i),
 					      (unsigned long long)st.ops[i]);
 			if (st.bytes[i] && n < sizeof line)
-				n += (size_t)snprintf(line + n, sizeof line - n, " (%s)", cli_bytes(b, st.bytes[i]));
+				n += (size_t)snprintf(line + n, sizeof line - n, " (%s)", cut_bytes_human(b, st.bytes[i]));
 			if (n >= sizeof line)
 				break;
 		}
@@ -86,7 +86,7 @@ static int run(int argc, char **argv)
 				"name), %llu links; %llu passes, %u spilled runs, list memory peak %s\n",
 				(unsigned long long)st.dir_renames, (unsigned long long)st.file_renames,
 				(unsigned long long)st.evacuations, (unsigned long long)st.links,
-				(unsigned long long)st.passes, st.spilled_runs, cli_bytes(b, st.peak_list_mem));
+				(unsigned long long)st.passes, st.spilled_runs, cut_bytes_human(b, st.peak_list_mem));
 	}
 	return CUT_EXIT_OK;
 }

@@ -51,7 +51,7 @@ static void progress(void *ctx, const rp_stats *st)
 	cli_progress("replay %llu/%llu ops (%.0f%%) %s at %s/s%s", (unsigned long long)finished,
 		     (unsigned long long)st->total,
 		     st->total ? 100.0 * (double)finished / (double)st->total : 100.0,
-		     cli_bytes(b1, st->bytes_copied), cli_bytes(b2, (uint64_t)rate), eta);
+		     cut_bytes_human(b1, st->bytes_copied), cut_bytes_human(b2, (uint64_t)rate), eta);
 }
 
 static void summary(const rp_stats *st, int rc)
@@ -71,7 +71,7 @@ static void summary(const rp_stats *st, int rc)
 		(unsigned long long)st->deleted, (unsigned long long)st->mkdirs,
 		(unsigned long long)st->rmdirs, (unsigned long long)st->symlinks,
 		(unsigned long long)st->specials, (unsigned long long)st->metas,
-		cli_bytes(b, st->bytes_copied), secs);
+		cut_bytes_human(b, st->bytes_copied), secs);
 	fprintf(stderr,
 		"cutover: replay: %llu already done (journal), %llu already in place, "
 		"%llu drifted, %llu vanished, %llu skipped, %llu conflicts "

@@ -40,7 +40,7 @@ static void progress(const scan_progress *p, void *arg)
 	char b[32];
 	double s = (double)p->elapsed_ns / 1e9;
 	cli_progress("scan: %" PRIu64 " entries  %s  %.0f entries/s  %" PRIu64 " dirs pending",
-		     p->entries, cli_bytes(b, p->bytes), s > 0 ? (double)p->entries / s : 0.0,
+		     p->entries, cut_bytes_human(b, p->bytes), s > 0 ? (double)p->entries / s : 0.0,
 		     p->dirs_pending);
 }
 
@@ -135,7 +135,7 @@ static int run(int argc, char **argv)
 			" dirs, %s) in %.2fs, %.0f entries/s; listed %" PRIu64 " dirs, skipped %" PRIu64
 			", %" PRIu64 " stats, %" PRIu64 " carried, %" PRIu64 " hashed, %" PRIu64
 			" vanished, %" PRIu64 " errors; id %.16s\n",
-			st.entries, st.files, st.dirs, cli_bytes(b, st.bytes), secs,
+			st.entries, st.files, st.dirs, cut_bytes_human(b, st.bytes), secs,
 			secs > 0 ? (double)st.entries / secs : 0.0, st.listed, st.skipped_dirs, st.stats,
 			st.carried, st.hashed, st.vanished, st.errors, hex);
 	}

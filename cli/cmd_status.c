@@ -186,7 +186,7 @@ static int run(int argc, char **argv)
 				       " %8" PRIu64 " %10s %6" PRIu64 " %5" PRIu64 " %4d %s\n",
 				       x->seq, x->kind, when(w1, x->start / 1000000000),
 				       (double)(x->end - x->start) / 1e9, x->scan_s, x->replay_s, x->ops,
-				       x->created, x->renamed, x->deleted, cli_bytes(b, x->bytes),
+				       x->created, x->renamed, x->deleted, cut_bytes_human(b, x->bytes),
 				       x->drifted + x->vanished, x->conflicts, x->exit, x->verdict);
 			}
 		}

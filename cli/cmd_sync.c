@@ -62,7 +62,7 @@ static void scan_prog(const scan_progress *p, void *arg)
 	(void)arg;
 	char b[32];
 	cli_progress("sync: scan %llu entries, %s, %llu dirs pending", (unsigned long long)p->entries,
-		     cli_bytes(b, p->bytes), (unsigned long long)p->dirs_pending);
+		     cut_bytes_human(b, p->bytes), (unsigned long long)p->dirs_pending);
 }
 
 static void replay_prog(void *ctx, const rp_stats *st)
@@ -72,7 +72,7 @@ static void replay_prog(void *ctx, const rp_stats *st)
 	uint64_t done = st->done + st->journaled;
 	cli_progress("sync: replay %llu/%llu ops (%.0f%%), %s copied", (unsigned long long)done,
 		     (unsigned long long)st->total, st->total ? 100.0 * (double)done / (double)st->total : 100.0,
-		     cli_bytes(b, st->bytes_copied));
+		     cut_bytes_human(b, st->bytes_copied));
 }
 
 static int parse_duration(const char *s, int64_t *out)

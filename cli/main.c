@@ -117,20 +117,6 @@ void cli_progress_done(void)
 	progress_last = 0;
 }
 
-const char *cli_bytes(char buf[32], uint64_t n)
-{
-	static const char *const unit[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
-	double v = (double)n;
-	int u = 0;
-	while (v >= 1024 && u < 5)
-		v /= 1024, u++;
-	if (u == 0)
-		snprintf(buf, 32, "%llu B", (unsigned long long)n);
-	else
-		snprintf(buf, 32, "%.1f %s", v, unit[u]);
-	return buf;
-}
-
 int main(int argc, char **argv)
 {
 	/* A closed pipe (cutover show | head) ends output quietly. */

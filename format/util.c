@@ -107,6 +107,34 @@ void cut_buf_printf(cut_buf *b, const char *fmt, ...)
 	b->len += (size_t)n;
 }
 
+char *cut_vasprintf(const char *fmt, va_list ap)
+{
+	va_list again;
+	va_copy(again, ap);
+	int n = vsnprintf(NULL, 0, fmt, ap);
+	char *p = NULL;
+	if (n >= 0) {
+		p = cut_malloc((size_t)n + 1);
+		vsnprintf(p, (size_t)n + 1, fmt, again);
+	}
+	va_end(again);
+	return p;
+}
+
+const char *cut_bytes_human(char buf[32], uint64_t n)
+{
+	static const char *const unit[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
+	double v = (double)n;
+	int u = 0;
+	while (v >= 1024 && u < 5)
+		v /= 1024, u++;
+	if (u == 0)
+		snprintf(buf, 32, "%llu B", (unsigned long long)n);
+	else
+		snprintf(buf, 32, "%.1f %s", v, unit[u]);
+	return buf;
+}
+
 void cut_buf_free(cut_buf *b)
 {
 	free(b->p);

@@ -11,6 +11,7 @@
 #define CUTOVER_UTIL_H
 
 #include <errno.h>
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdbool.h>
@@ -78,6 +79,11 @@ static inline void cut_buf_putc(cut_buf *b, uint8_t c)
 }
 void cut_buf_printf(cut_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void cut_buf_free(cut_buf *b);
+/* A new string formatted as by vsprintf (caller frees), or NULL if the
+ * format fails. */
+char *cut_vasprintf(const char *fmt, va_list ap) __attribute__((format(printf, 1, 0)));
+/* A byte count for people ("1.5 GiB") into buf. */
+const char *cut_bytes_human(char buf[32], uint64_t n);
 
 /* A chunked arena: allocations never move, and are freed all at once. */
 typedef struct cut_arena {

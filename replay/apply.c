@@ -98,18 +98,10 @@ static void set_res(rp_op *op, int res, const char *fmt, ...)
 	op->msg = NULL;
 	if (!fmt)
 		return;
-	cut_buf b = {0};
 	va_list ap;
 	va_start(ap, fmt);
-	int n = vsnprintf(NULL, 0, fmt, ap);
+	op->msg = cut_vasprintf(fmt, ap);
 	va_end(ap);
-	if (n < 0)
-		return;
-	cut_buf_reserve(&b, (size_t)n + 1);
-	va_start(ap, fmt);
-	vsnprintf((char *)b.p, (size_t)n + 1, fmt, ap);
-	va_end(ap);
-	op->msg = (char *)b.p;
 }
 
 /* Records a failed system call on the target: NOSPACE for a full disk or

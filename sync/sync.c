@@ -44,20 +44,6 @@
 
 static double secs_since(int64_t t0) { return (double)(cut_mono_ns() - t0) / 1e9; }
 
-static const char *bytes_fmt(char buf[32], uint64_t n)
-{
-	static const char *const unit[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
-	double v = (double)n;
-	int u = 0;
-	while (v >= 1024 && u < 5)
-		v /= 1024, u++;
-	if (u == 0)
-		snprintf(buf, 32, "%llu B", (unsigned long long)n);
-	else
-		snprintf(buf, 32, "%.1f %s", v, unit[u]);
-	return buf;
-}
-
 /* ---- small helpers ------------------------------------------------------ */
 
 static char *norm_path(const char *p)
@@ -1092,7 +1078,7 @@ done:
 		 "replay %.1fs check %.1fs; drift %" PRIu64 ", vanished %" PRIu64 ", conflicts %" PRIu64
 		 "; target at manifest %s%s%s",
 		 h->kind[0] ? h->kind : "-", h->seq, rc == 0 ? "ok" : "FAILED", rc, h->ops, h->created,
-		 h->updated, h->renamed, h->deleted, bytes_fmt(b, h->bytes), h->scan_s, h->diff_s,
+		 h->updated, h->renamed, h->deleted, cut_bytes_human(b, h->bytes), h->scan_s, h->diff_s,
 		 h->replay_s, h->check_s, h->drifted, h->vanished, h->conflicts, tid,
 		 h->verdict[0] && strcmp(h->verdict, "-") ? "; verdict " : "",
 		 h->verdict[0] && strcmp(h->verdict, "-") ? h->verdict : "");
