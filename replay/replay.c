@@ -146,7 +146,10 @@ static int done_record(void *ctx, rp_op *op)
 	case RP_R_VANISHED:
 		st->vanished++;
 		outcome = RP_J_VANISHED;
-		CUT_WARN("vanished: %s", op->msg ? op->msg : op->e.path);
+		/* Normal on a live store (Dovecot renamed or expunged it since
+		 * the scan): counted in the summary, listed with -v, and the
+		 * next pass reconciles it.  Not a warning: cron would mail it. */
+		CUT_INFO("vanished: %s", op->msg ? op->msg : op->e.path);
 		break;
 	case RP_R_SKIPPED:
 		st->skipped++;
