@@ -75,8 +75,9 @@ round m6 m7 c7 || no "scan/diff failed"
 # the source changes after the scan: a message appended, one removed
 f=$(cd src && find . -path '*/cur/*' -type f | sort | head -1)
 printf 'late line\n' >>"src/$f"
-g=$($C show c7 | awk '$1 == "create" {print $2; exit}')
-[ -n "$g" ] && rm -f "src/$g"
+# (`show` writes spaces and other special bytes as \ooo: take a plain name)
+g=$($C show c7 | awk '$1 == "create" && $2 !~ /\\/ {print $2; exit}')
+if [ -n "$g" ]; then rm -f "src/$g"; else no "no create with a plain name in the log"; fi
 expect_rc 3 $C replay c7 --source src --target dst
 grep -q "drifted\|vanished" "$T/.err" || no "summary does not name drift: $(cat "$T/.err")"
 round m7 m8 c8 || no "scan/diff failed"
