@@ -34,6 +34,10 @@ rm -rf "$DCUT" "$DRS"
 cp -a "$SRC" "$DCUT" && cp -a "$SRC" "$DRS"
 find "$DCUT" -path '*/tmp/*' -delete
 find "$DCUT" -name '*.lock' -type f -delete
+# ... and with the source's directory times, which those deletions changed.
+(cd "$SRC" && find . -type d -printf '%P\0') | while IFS= read -r -d '' d; do
+	[ -n "$d" ] && touch -h -m -r "$SRC/$d" "$DCUT/$d"
+done
 mount_src
 echo "bench: $entries entries at $DELAY us per operation" >&2
 
