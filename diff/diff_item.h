@@ -50,6 +50,8 @@ int diff_cmp_p2(const diff_item *a, const diff_item *b);        /* canonical p2,
 int diff_cmp_seq(const diff_item *a, const diff_item *b);       /* insertion order */
 /* Rename matching: type, ino, size, mtime, then path. */
 int diff_cmp_match(const diff_item *a, const diff_item *b);
+/* Rename matching by content: hash, size, then path. */
+int diff_cmp_hash(const diff_item *a, const diff_item *b);
 /* Link groups: dev, ino, then path. */
 int diff_cmp_inode(const diff_item *a, const diff_item *b);
 

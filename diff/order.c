@@ -22,8 +22,13 @@ static bool matchable(const diff_item *it)
 
 static bool same_key(const diff_item *a, const diff_item *b)
 {
-	return a->c.e.type == b->c.e.type && a->c.e.ino == b->c.e.ino && a->c.e.size == b->c.e.size &&
-	       a->c.e.mtime_ns == b->c.e.mtime_ns;
+	if (a->c.e.type != b->c.e.type || a->c.e.ino != b->c.e.ino || a->c.e.size != b->c.e.size ||
+	    a->c.e.mtime_ns != b->c.e.mtime_ns)
+		return false;
+	/* A reused inode number with the same size and mtime: the hashes,
+	 * when both scans took them, tell whether it is the same file. */
+	return !((a->c.e.flags & b->c.e.flags & FMT_E_HASH) &&
+		 memcmp(a->c.e.hash, b->c.e.hash, sizeof a->c.e.hash));
 }
 
 /* Emits the rename(s) for leaving l and arriving a.  0 or -1. */
@@ -61,7 +66,10 @@ static int pair(diff_ctx *x, diff_item *l, diff_item *a)
 		return -1;
 	x->st->file_renames++;
 	const fmt_entry *o = &l->c.e, *n = &a->c.e;
-	if (o->mode != n->mode || o->uid != n->uid || o->gid != n->gid) {
+	/* rename(2) keeps the file's times: a content match (match_hash)
+	 * may join files whose mtimes differ, and meta sets NEW's. */
+	if (o->mode != n->mode || o->uid != n->uid || o->gid != n->gid ||
+	    o->mtime_ns != n->mtime_ns) {
 		fmt_change m = {.op = FMT_OP_META, .e = *n};
 		if (diff_op(x, PH_CREATE, &m) < 0)
 			return -1;
@@ -75,37 +83,113 @@ static int pair(diff_ctx *x, diff_item *l, diff_item *a)
 	return 0;
 }
 
+/* A file still unmatched after the inode pass that a content match may
+ * take: it carries a hash, is not empty (empty files all share one hash and
+ * creating one copies nothing), and, when leaving, is the only name of its
+ * inode (renaming one name of a linked file would link the destination to
+ * the names that stay). */
+static bool hashable(const diff_item *it)
+{
+	if ((it->flags & (DI_F_MATCHED | DI_F_FROMDIR)) || it->c.e.type != FMT_T_FILE ||
+	    !(it->c.e.flags & FMT_E_HASH) || it->c.e.size == 0)
+		return false;
+	return it->kind != DI_LEAVE || it->c.e.nlink <= 1;
+}
+
+static bool same_content(const diff_item *a, const diff_item *b)
+{
+	return a->c.e.size == b->c.e.size && !memcmp(a->c.e.hash, b->c.e.hash, sizeof a->c.e.hash);
+}
+
+/* The second matching pass: a leaving and an arriving file with the same
+ * content hash and size become a rename (a tree restored from a backup has
+ * new inode numbers).  hl and ha hold the candidates; both are sorted by
+ * (hash, size, path) and joined, pairing one to one in that order.  A path
+ * that both leaves and arrives with the same content is left alone (no
+ * rename onto itself).  Everything ends in leave2/arrive2.  0 or -1. */
+static int match_hash(diff_ctx *x, diff_sorter *hl, diff_sorter *ha)
+{
+	if (diff_sorter_sort(hl) < 0 || diff_sorter_sort(ha) < 0)
+		return -1;
+	diff_item l, a;
+	int nl = diff_sorter_next(hl, &l), na = diff_sorter_next(ha, &a);
+	while (nl > 0 || na > 0) {
+		if (nl > 0 && na > 0 && same_content(&l, &a)) {
+			bool self = l.c.e.path_len == a.c.e.path_len &&
+				    !memcmp(l.c.e.path, a.c.e.path, l.c.e.path_len);
+			if (!self && pair(x, &l, &a) < 0)
+				return -1;
+			if (diff_sorter_add(x->leave2, &l) < 0 || diff_sorter_add(x->arrive2, &a) < 0)
+				return -1;
+			nl = diff_sorter_next(hl, &l);
+			na = diff_sorter_next(ha, &a);
+		} else if (na <= 0 || (nl > 0 && diff_cmp_hash(&l, &a) < 0)) {
+			if (diff_sorter_add(x->leave2, &l) < 0)
+				return -1;
+			nl = diff_sorter_next(hl, &l);
+		} else {
+			if (diff_sorter_add(x->arrive2, &a) < 0)
+				return -1;
+			na = diff_sorter_next(ha, &a);
+		}
+		if (nl < 0 || na < 0)
+			return -1;
+	}
+	return 0;
+}
+
+static int match_inode(diff_ctx *x, diff_sorter *hl, diff_sorter *ha);
+
+/* The hash lists are filled next to leave2/arrive2 (which get fewer items
+ * for it): limit/8 each keeps the added memory small. */
 int diff_match(diff_ctx *x)
+{
+	int rc = -1;
+	diff_sorter *hl = diff_sorter_new("leave-hash", diff_cmp_hash, x->limit / 8, x->o->tmpdir);
+	diff_sorter *ha = diff_sorter_new("arrive-hash", diff_cmp_hash, x->limit / 8, x->o->tmpdir);
+	if (match_inode(x, hl, ha) < 0 || match_hash(x, hl, ha) < 0)
+		goto out;
+	rc = diff_sorter_sort(x->leave2) < 0 || diff_sorter_sort(x->arrive2) < 0 ||
+			     diff_sorter_sort(x->upd) < 0
+		     ? -1
+		     : 0;
+out:
+	diff_sorter_free(hl);
+	diff_sorter_free(ha);
+	return rc;
+}
+
+/* The first matching pass: same type, inode, size and mtime.  Unmatched
+ * items go to leave2/arrive2, or to hl/ha when a content match may take
+ * them.  0 or -1. */
+static int match_inode(diff_ctx *x, diff_sorter *hl, diff_sorter *ha)
 {
 	if (diff_sorter_sort(x->leave) < 0 || diff_sorter_sort(x->arrive) < 0)
 		return -1;
 	diff_item l, a;
-	int hl = diff_sorter_next(x->leave, &l), ha = diff_sorter_next(x->arrive, &a);
-	while (hl > 0 || ha > 0) {
-		if (hl > 0 && ha > 0 && matchable(&l) && matchable(&a) && same_key(&l, &a)) {
+	int nl = diff_sorter_next(x->leave, &l), na = diff_sorter_next(x->arrive, &a);
+	while (nl > 0 || na > 0) {
+		if (nl > 0 && na > 0 && matchable(&l) && matchable(&a) && same_key(&l, &a)) {
 			if (pair(x, &l, &a) < 0 || diff_sorter_add(x->leave2, &l) < 0 ||
 			    diff_sorter_add(x->arrive2, &a) < 0)
 				return -1;
-			hl = diff_sorter_next(x->leave, &l);
-			ha = diff_sorter_next(x->arrive, &a);
-		} else if (ha <= 0 || (hl > 0 && diff_cmp_match(&l, &a) < 0)) {
-			if (diff_sorter_add(x->leave2, &l) < 0)
+			nl = diff_sorter_next(x->leave, &l);
+			na = diff_sorter_next(x->arrive, &a);
+		} else if (na <= 0 || (nl > 0 && diff_cmp_match(&l, &a) < 0)) {
+			if (diff_sorter_add(hashable(&l) ? hl : x->leave2, &l) < 0)
 				return -1;
-			hl = diff_sorter_next(x->leave, &l);
+			nl = diff_sorter_next(x->leave, &l);
 		} else {
-			if (diff_sorter_add(x->arrive2, &a) < 0)
+			if (diff_sorter_add(hashable(&a) ? ha : x->arrive2, &a) < 0)
 				return -1;
-			ha = diff_sorter_next(x->arrive, &a);
+			na = diff_sorter_next(x->arrive, &a);
 		}
-		if (hl < 0 || ha < 0)
+		if (nl < 0 || na < 0)
 			return -1;
 	}
 	diff_sorter_reset(x->leave);
 	diff_sorter_reset(x->arrive);
-	return diff_sorter_sort(x->leave2) < 0 || diff_sorter_sort(x->arrive2) < 0 ||
-			       diff_sorter_sort(x->upd) < 0
-		       ? -1
-		       : 0;
+	return 0;
 }
 
 /* ------------------------------------------------------------ link groups */

@@ -49,6 +49,15 @@ int diff_cmp_match(const diff_item *a, const diff_item *b)
 	return diff_cmp_path(a, b);
 }
 
+int diff_cmp_hash(const diff_item *a, const diff_item *b)
+{
+	int r = memcmp(a->c.e.hash, b->c.e.hash, sizeof a->c.e.hash);
+	if (r)
+		return r < 0 ? -1 : 1;
+	CMP3(a->c.e.size, b->c.e.size);
+	return diff_cmp_path(a, b);
+}
+
 int diff_cmp_inode(const diff_item *a, const diff_item *b)
 {
 	CMP3(a->c.e.dev, b->c.e.dev);

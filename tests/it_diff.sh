@@ -68,6 +68,30 @@ expect_rc 0 "$CUTOVER" -q diff "$T/s4a.m" "$T/s4b.m" -o "$T/s4.c" &&
 	{ ops_of "$T/s4.c" | grep -q '"\.~cutover\.' || no "no temporary name: $(ops_of "$T/s4.c")"; } &&
 	expect_rc 0 replay "$T/s4.c" "$T/s4" "$T/t4" && same_tree "$T/s4" "$T/t4"
 
+t copied_then_removed_file_is_a_rename_by_content_hash
+# A file copied to a new name (new inode, new or kept mtime) and the original
+# removed: with hashes in both scans the diff matches the content.
+mkdir -p "$T/s5/u/Maildir/cur" "$T/s5/u/Maildir/.Archive/cur"
+for i in 1 2 3; do echo "message number $i" > "$T/s5/u/Maildir/cur/$i.M1:2,S"; done
+touch -d @1700000000 "$T/s5/u/Maildir/cur/"*
+"$CUTOVER" -q scan "$T/s5" -o "$T/s5a.m" --hash all && cp -a "$T/s5" "$T/t5"
+# (both copies before the removals: a freed inode number reused with the same
+# size and mtime would pair by inode)
+cp "$T/s5/u/Maildir/cur/1.M1:2,S" "$T/s5/u/Maildir/.Archive/cur/1.M1:2,S" &&
+	cp -p "$T/s5/u/Maildir/cur/2.M1:2,S" "$T/s5/u/Maildir/cur/2.M1:2,ST" &&
+	rm "$T/s5/u/Maildir/cur/1.M1:2,S" "$T/s5/u/Maildir/cur/2.M1:2,S"
+"$CUTOVER" -q scan "$T/s5" -o "$T/s5b.m" --hash all
+expect_rc 0 "$CUTOVER" -q diff "$T/s5a.m" "$T/s5b.m" -o "$T/s5.c" &&
+	{ [ "$(count_op "$T/s5.c" rename)" = 2 ] || no "renames: $(ops_of "$T/s5.c")"; } &&
+	{ [ "$(count_op "$T/s5.c" create)" = 0 ] && [ "$(count_op "$T/s5.c" delete)" = 0 ] ||
+		no "ops: $(ops_of "$T/s5.c")"; } &&
+	expect_rc 0 replay "$T/s5.c" "$T/s5" "$T/t5" && same_tree "$T/s5" "$T/t5" &&
+	{ out=$(rsync -anc --delete -i "$T/s5/" "$T/t5/" 2>&1); [ -z "$out" ] || no "rsync -anc: $out"; }
+# without hashes in the scans the same change is a delete and a create
+"$CUTOVER" -q scan "$T/s5" -o "$T/s5c.m"
+expect_rc 0 "$CUTOVER" -q diff "$T/s5a.m" "$T/s5c.m" -o "$T/s5n.c" &&
+	{ [ "$(count_op "$T/s5n.c" rename)" = 0 ] || no "renames without hashes: $(ops_of "$T/s5n.c")"; }
+
 if [ -x "$GEN" ]; then
 	for seed in 1 2 3; do
 		t "generated_store_mail_day_seed_$seed"

@@ -34,6 +34,7 @@
 
 static char base[256];  /* temporary directory of the test */
 static char src[300], dst[300], mold[300], mnew[300], chlog[300];
+static bool walk_hash; /* the walk gives files a content hash (FMT_E_HASH) */
 
 static void sh(const char *fmt, ...)
 {
@@ -60,6 +61,7 @@ static int setup(void **state)
 	snprintf(mnew, sizeof mnew, "%s/new.mf", base);
 	snprintf(chlog, sizeof chlog, "%s/changes", base);
 	mkdir(src, 0755);
+	walk_hash = false;
 	return 0;
 }
 
@@ -79,6 +81,25 @@ static size_t walk_rootlen;
 static cut_arena walk_arena;
 
 static const char *stale_path; /* this entry is written as carried, nlink 1 */
+
+/* A 128-bit content hash for the walk: two FNV-1a lanes (diff only compares
+ * hashes, so it need not be the scanner's XXH3). */
+static void hash_file(const char *p, uint8_t out[16])
+{
+	uint64_t h1 = 14695981039346656037ull, h2 = 1099511628211ull * 7;
+	FILE *f = fopen(p, "rb");
+	assert_non_null(f);
+	int ch;
+	while ((ch = fgetc(f)) != EOF) {
+		h1 = (h1 ^ (uint8_t)ch) * 1099511628211ull;
+		h2 = (h2 ^ (uint8_t)ch) * 0x100000001b3ull + 0x9e3779b97f4a7c15ull;
+	}
+	fclose(f);
+	for (int i = 0; i < 8; i++) {
+		out[i] = (uint8_t)(h1 >> (56 - 8 * i));
+		out[8 + i] = (uint8_t)(h2 >> (56 - 8 * i));
+	}
+}
 
 static int walk_cb(const char *p, const struct stat *st, int flag, struct FTW *f)
 {
@@ -105,6 +126,10 @@ static int walk_cb(const char *p, const struct stat *st, int flag, struct FTW *f
 	e->size = e->type == FMT_T_DIR ? 0 : (uint64_t)st->st_size;
 	e->mtime_ns = (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec;
 	e->ctime_ns = (int64_t)st->st_ctim.tv_sec * 1000000000 + st->st_ctim.tv_nsec;
+	if (walk_hash && e->type == FMT_T_FILE) {
+		hash_file(p, e->hash);
+		e->flags |= FMT_E_HASH;
+	}
 	if (stale_path && strcmp(rel, stale_path) == 0) {
 		e->nlink = 1;
 		e->flags |= FMT_E_CARRIED;
@@ -575,6 +600,69 @@ static void diff_run__refuses_other_root_and_corrupt_input(void **state)
 	assert_int_equal(diff_run(&o, &st), -1);
 }
 
+static void diff_run__same_content_with_a_new_inode_is_a_rename(void **state)
+{
+	(void)state;
+	walk_hash = true;
+	in("mkdir a b");
+	put("a/x", "message body", 1000);
+	put("a/keep", "stays", 1000);
+	before();
+	/* A copy (new inode, new mtime) and the original gone: as after a
+	 * restore from a backup. */
+	in("cp a/x b/y && rm a/x && touch -d @5000 b/y");
+	after();
+	assert_int_equal(nops[FMT_OP_RENAME], 1);
+	assert_int_equal(nops[FMT_OP_CREATE] + nops[FMT_OP_UPDATE] + nops[FMT_OP_DELETE], 0);
+	assert_int_equal(nops[FMT_OP_META], 3); /* b/y's new mtime; directories a and b */
+}
+
+static void diff_run__same_size_other_content_is_not_a_rename(void **state)
+{
+	(void)state;
+	walk_hash = true;
+	in("mkdir a b");
+	put("a/x", "message body", 1000);
+	before();
+	put("b/y", "MESSAGE BODY", 2000); /* same size, other hash */
+	in("rm a/x"); /* after the create: no reuse of a/x's inode */
+	after();
+	assert_int_equal(nops[FMT_OP_RENAME], 0);
+	assert_int_equal(nops[FMT_OP_DELETE], 1);
+	assert_int_equal(nops[FMT_OP_CREATE], 1);
+}
+
+static void diff_run__reused_inode_with_other_content_is_not_a_rename(void **state)
+{
+	(void)state;
+	walk_hash = true;
+	in("mkdir a b");
+	put("a/x", "message body", 1000);
+	before();
+	/* The freed inode number is likely reused, with the same size and
+	 * mtime: the hashes tell the files apart. */
+	in("rm a/x");
+	put("b/y", "MESSAGE BODY", 1000);
+	after();
+	assert_int_equal(nops[FMT_OP_RENAME], 0);
+	assert_int_equal(nops[FMT_OP_DELETE], 1);
+	assert_int_equal(nops[FMT_OP_CREATE], 1);
+}
+
+static void diff_run__swap_by_content_goes_through_temporary_names(void **state)
+{
+	(void)state;
+	walk_hash = true;
+	put("a", "AAAA", 1000);
+	put("b", "BBBBBB", 2000);
+	before();
+	/* new inodes for both: only the hashes match them */
+	in("cp a t1 && cp b t2 && rm a b && mv t2 a && mv t1 b");
+	after();
+	assert_int_equal(nops[FMT_OP_RENAME], 4); /* a->tmp, b->tmp, tmp->b, tmp->a */
+	assert_int_equal(nops[FMT_OP_CREATE] + nops[FMT_OP_UPDATE] + nops[FMT_OP_DELETE], 0);
+}
+
 /* ------------------------------------------------------- random mail days */
 
 static unsigned rnd_state;
@@ -753,6 +841,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(diff_run__rewrite_and_rename_over, setup, teardown),
 		cmocka_unit_test_setup_teardown(diff_run__from_empty, setup, teardown),
 		cmocka_unit_test_setup_teardown(diff_run__refuses_other_root_and_corrupt_input, setup, teardown),
+		cmocka_unit_test_setup_teardown(diff_run__same_content_with_a_new_inode_is_a_rename, setup, teardown),
+		cmocka_unit_test_setup_teardown(diff_run__same_size_other_content_is_not_a_rename, setup, teardown),
+		cmocka_unit_test_setup_teardown(diff_run__reused_inode_with_other_content_is_not_a_rename, setup, teardown),
+		cmocka_unit_test_setup_teardown(diff_run__swap_by_content_goes_through_temporary_names, setup, teardown),
 		cmocka_unit_test_setup_teardown(diff_run__random_mail_days, setup, teardown),
 	};
 	cut_verbosity = -1;
