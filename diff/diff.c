@@ -1,7 +1,7 @@
 /*
  * diff.c - `cutover diff`: the merge-join of two manifests and the directory
  * renames.  The stages after the join (rename matching, hard-link groups, the
- * phased output order) are in order.c; docs/notes-diff.md states the rules.
+ * phased output order) are in order.c; docs/DIFF.md states the rules.
  *
  * Passes: (1) a merge-join of OLD and NEW that classifies every path and, at
  * the same time, collects the directories found on one side only; when some

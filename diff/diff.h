@@ -1,6 +1,6 @@
 /*
  * diff.h - `cutover diff`: the ordered change log that turns a tree in the
- * state of manifest OLD into the state of manifest NEW (docs/notes-diff.md
+ * state of manifest OLD into the state of manifest NEW (docs/DIFF.md
  * states the ordering rules replay relies on).
  */
 #ifndef CUTOVER_DIFF_H

@@ -9,7 +9,7 @@
 #include "diff/diff.h"
 #include "diff/diff_item.h"
 
-/* The phases of a change log, in file order (docs/notes-diff.md). */
+/* The phases of a change log, in file order (docs/DIFF.md). */
 enum {
 	PH_DIRMV,   /* directory renames and the mkdirs their destinations need */
 	PH_DELETE,  /* non-directories that go away */

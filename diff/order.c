@@ -3,7 +3,7 @@
  * rename matching (a path that leaves and a path that arrives holding the same
  * file), hard-link groups (every further name of an inode becomes `link`), and
  * the phases that let replay apply the log in one streaming pass
- * (docs/notes-diff.md, "Ordering rules").
+ * (docs/DIFF.md, "Ordering rules").
  *
  * Each stage reads sorted lists and writes new ones (spill.c), so memory stays
  * within the sorters' limits; a link group is held whole while it is decided.

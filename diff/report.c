@@ -1,6 +1,6 @@
 /*
  * report.c - the parity audit of two manifests (see report.h,
- * docs/notes-diff.md "report").
+ * docs/DIFF.md "report").
  *
  * One merge-join in canonical order classifies each path: missing (only in
  * A), extra (only in B), content (type, size, hash, symlink target, device

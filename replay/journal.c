@@ -3,7 +3,7 @@
  * finished on the target, so that a killed replay resumes where it stopped.
  *
  * Append-only, little-endian, every piece checksummed with XXH3-64
- * (docs/notes-replay.md, "Journal"):
+ * (docs/REPLAY.md, "Journal"):
  *
  *   header  (40 bytes)  "CUTOVRJ1" | u32 version (1) | u32 flags (0)
  *                       | change log id (16) | u64 XXH3-64 of bytes 0..31

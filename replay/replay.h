@@ -11,7 +11,7 @@
  *              writes through temporaries, attributes, idempotent redo
  *   journal.c  the append-only, checksummed record of finished operations
  *
- * docs/notes-replay.md states the guarantees, the journal format, the
+ * docs/REPLAY.md states the guarantees, the journal format, the
  * temporary-name pattern and the exit codes.
  */
 #ifndef CUTOVER_REPLAY_H

@@ -1,5 +1,5 @@
 /*
- * state.c - the state directory of a source/target pair (docs/notes-sync.md):
+ * state.c - the state directory of a source/target pair (docs/SYNC.md):
  *
  *   DIR/config             key=value: the pair and the scan policy (init)
  *   DIR/manifests/N.cmf    source manifest of pass N (6 digits)

@@ -1,7 +1,7 @@
 /*
  * sync.c - one pass of `cutover sync` over a state directory, and `init`.
  *
- * The chain (docs/notes-sync.md): DIR/target-state says the target matches
+ * The chain (docs/SYNC.md): DIR/target-state says the target matches
  * base manifest B_k (the source manifest M_k of pass k, or one derived from
  * it).  A pass scans the source into M_{k+1} (incrementally against the last
  * source manifest), diffs B_k -> M_{k+1}, records DIR/pending, replays, and

@@ -12,7 +12,7 @@
  *   verify.c  two scans in parallel and a parity report (verify, sync --final)
  *   sync.c    the pass itself and the chain check
  *
- * docs/notes-sync.md describes the layout and the chain.  Functions return
+ * docs/SYNC.md describes the layout and the chain.  Functions return
  * an enum cut_exit (util.h) unless said otherwise; only cli/ prints summaries.
  */
 #ifndef CUTOVER_SYNC_H

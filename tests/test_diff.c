@@ -223,7 +223,7 @@ static void copy_file(const char *from, const char *to, const fmt_entry *e)
 
 /* Replacing a file (update, link over an existing name) goes through a
  * temporary name, which changes the parent's times: put them back, as replay
- * must (docs/notes-diff.md). */
+ * must (docs/DIFF.md). */
 static void parent_of(char *out, size_t n, const char *p)
 {
 	snprintf(out, n, "%s", p);
