@@ -17,8 +17,9 @@ static const char usage[] =
 	"\n"
 	"Writes the manifest of ROOT to OUT (written under a temporary name and\n"
 	"renamed when complete).\n"
-	"  -j N               threads (default 32: many outstanding requests hide NFS\n"
-	"                     latency; on a local disk fewer do as well)\n"
+	"  -j N               threads (default: 32 on a network file system such as NFS,\n"
+	"                     SMB or FUSE, where requests in flight hide the latency;\n"
+	"                     4 on a local one, where more only take turns on the cores)\n"
 	"  --hash MODE        none (default), all files, or only new and changed files\n"
 	"                     (needs --prev; unchanged files keep the previous hash)\n"
 	"  --exclude GLOB     leave out matching entries: a glob without '/' matches\n"
@@ -132,11 +133,11 @@ static int run(int argc, char **argv)
 		cut_hex(hex, id, FMT_ID_LEN);
 		fprintf(stderr,
 			"cutover: scan: %" PRIu64 " entries (%" PRIu64 " files, %" PRIu64
-			" dirs, %s) in %.2fs, %.0f entries/s; listed %" PRIu64 " dirs, skipped %" PRIu64
+			" dirs, %s) in %.2fs, %.0f entries/s, %d threads; listed %" PRIu64 " dirs, skipped %" PRIu64
 			", %" PRIu64 " stats, %" PRIu64 " carried, %" PRIu64 " hashed, %" PRIu64
 			" vanished, %" PRIu64 " errors; id %.16s\n",
 			st.entries, st.files, st.dirs, cut_bytes_human(b, st.bytes), secs,
-			secs > 0 ? (double)st.entries / secs : 0.0, st.listed, st.skipped_dirs, st.stats,
+			secs > 0 ? (double)st.entries / secs : 0.0, st.threads, st.listed, st.skipped_dirs, st.stats,
 			st.carried, st.hashed, st.vanished, st.errors, hex);
 	}
 	if (r > 0) {

@@ -80,18 +80,24 @@ static bool is_hexish(uint8_t c)
 	return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
 }
 
-static void enc_number(fmt_enc *e, unsigned idx, uint64_t v, uint64_t last_in_name, bool has_last)
+/* Writes the varint of a name number (see above) at o; returns the end. */
+static uint8_t *enc_number(const fmt_enc *e, uint8_t *o, unsigned idx, uint64_t v,
+			   uint64_t last_in_name, bool has_last)
 {
 	int64_t d1 = (int64_t)(v - (idx < e->prev_nnums ? e->prev_nums[idx] : 0));
 	int64_t d2 = has_last ? (int64_t)(v - last_in_name) : d1;
 	uint64_t z1 = cut_zigzag(d1), z2 = cut_zigzag(d2);
 	/* Values are below 10^18 < 2^60, so the shift cannot overflow. */
-	if (z2 < z1)
-		cut_buf_varint(&e->nums, z2 << 1 | 1);
-	else
-		cut_buf_varint(&e->nums, z1 << 1);
+	return o + cut_varint_put(o, z2 < z1 ? z2 << 1 | 1 : z1 << 1);
 }
 
+/* The most bytes one entry adds to the meta stream: the fmask byte and at
+ * most eleven varints. */
+#define META_MAX (1 + 11 * CUT_VARINT_MAX)
+
+/* Each stream's room is reserved once per entry and written through a
+ * pointer: this runs once per entry of every scan, the hottest loop after
+ * the kernel's. */
 void fmt_enc_add(fmt_enc *e, const fmt_entry *en)
 {
 	/* Front coding: the shared prefix stops at the start of the last
@@ -104,47 +110,78 @@ void fmt_enc_add(fmt_enc *e, const fmt_entry *en)
 		lim = name_start;
 	while (shared < lim && e->prev_path.p[shared] == (uint8_t)en->path[shared])
 		shared++;
-	cut_buf_varint(&e->names, shared);
 	const uint8_t *p = (const uint8_t *)en->path + shared, *end = (const uint8_t *)en->path + en->path_len;
-	size_t lenpos = e->names.len;
-	cut_buf_varint(&e->names, 0); /* placeholder; rewritten below if longer */
-	size_t textstart = e->names.len;
+	/* The text is never longer than the suffix (a token shrinks to one
+	 * byte), so its length varint takes at most CUT_VARINT_MAX bytes. */
+	cut_buf_reserve(&e->names, 2 * CUT_VARINT_MAX + (size_t)(end - p));
+	cut_buf_reserve(&e->nums, FMT_NAME_NUMS * CUT_VARINT_MAX);
+	uint8_t *o = e->names.p + e->names.len;
+	o += cut_varint_put(o, shared);
+	uint8_t *lenp = o++; /* one byte for the text's length; moved below if longer */
+	uint8_t *text = o, *no = e->nums.p + e->nums.len;
 	uint64_t nums[FMT_NAME_NUMS];
 	unsigned nn = 0;
 	while (p < end) {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+		/* Copy eight bytes at once, up to the first digit among them (a
+		 * byte below 10 after XOR with '0'; the has-less-than test flags
+		 * the lowest such byte exactly on a little-endian machine).  The
+		 * room reserved above has the slack: suffix + 2 varints >= 8. */
+		while (end - p >= 8) {
+			uint64_t w;
+			memcpy(&w, p, 8);
+			memcpy(o, &w, 8);
+			uint64_t x = w ^ 0x3030303030303030ull;
+			uint64_t z = (x - 0x0a0a0a0a0a0a0a0aull) & ~x & 0x8080808080808080ull;
+			if (!z) {
+				p += 8;
+				o += 8;
+				continue;
+			}
+			unsigned k = (unsigned)__builtin_ctzll(z) >> 3;
+			p += k;
+			o += k;
+			break;
+		}
+		if (p == end)
+			break;
+#endif
+		if (!is_digit(*p)) {
+			*o++ = *p++;
+			continue;
+		}
 		const uint8_t *q = p;
 		while (q < end && is_digit(*q))
 			q++;
 		size_t dl = (size_t)(q - p);
-		bool token = dl > 0 && dl <= 18 && (*p != '0' || dl == 1) && nn < FMT_NAME_NUMS &&
+		bool token = dl <= 18 && (*p != '0' || dl == 1) && nn < FMT_NAME_NUMS &&
 			     !(p > (const uint8_t *)en->path && is_hexish(p[-1])) &&
 			     !(q < end && is_hexish(*q));
 		if (token) {
 			uint64_t v = 0;
 			for (const uint8_t *k = p; k < q; k++)
 				v = v * 10 + (uint64_t)(*k - '0');
-			enc_number(e, nn, v, nn ? nums[nn - 1] : 0, nn > 0);
+			no = enc_number(e, no, nn, v, nn ? nums[nn - 1] : 0, nn > 0);
 			nums[nn++] = v;
-			cut_buf_putc(&e->names, 0);
-			p = q;
-			continue;
+			*o++ = 0;
+		} else {
+			memcpy(o, p, dl);
+			o += dl;
 		}
-		if (dl == 0)
-			q = p + 1;
-		cut_buf_put(&e->names, p, (size_t)(q - p));
 		p = q;
 	}
-	size_t tl = e->names.len - textstart;
-	if (tl >= 0x80) { /* the one-byte placeholder is too short: move the text */
+	size_t tl = (size_t)(o - text);
+	if (tl >= 0x80) { /* the one-byte length is too short: move the text */
 		uint8_t v[CUT_VARINT_MAX];
 		size_t vl = cut_varint_put(v, tl);
-		cut_buf_reserve(&e->names, vl - 1);
-		memmove(e->names.p + lenpos + vl, e->names.p + textstart, tl);
-		memcpy(e->names.p + lenpos, v, vl);
-		e->names.len = lenpos + vl + tl;
+		memmove(lenp + vl, text, tl);
+		memcpy(lenp, v, vl);
+		o = lenp + vl + tl;
 	} else {
-		e->names.p[lenpos] = (uint8_t)tl;
+		*lenp = (uint8_t)tl;
 	}
+	e->names.len = (size_t)(o - e->names.p);
+	e->nums.len = (size_t)(no - e->nums.p);
 	memcpy(e->prev_nums, nums, nn * sizeof *nums);
 	e->prev_nnums = nn;
 	e->prev_path.len = 0;
@@ -162,27 +199,30 @@ void fmt_enc_add(fmt_enc *e, const fmt_entry *en)
 		m |= M_SAME_OWNER;
 	if (!first && en->dev == e->prev_dev)
 		m |= M_SAME_DEV;
-	cut_buf_putc(&e->meta, m);
+	cut_buf_reserve(&e->meta, META_MAX);
+	o = e->meta.p + e->meta.len;
+	*o++ = m;
 	if (!(m & M_SAME_MODE))
-		cut_buf_varint(&e->meta, en->mode);
+		o += cut_varint_put(o, en->mode);
 	if (!(m & M_SAME_OWNER)) {
-		cut_buf_varint(&e->meta, en->uid);
-		cut_buf_varint(&e->meta, en->gid);
+		o += cut_varint_put(o, en->uid);
+		o += cut_varint_put(o, en->gid);
 	}
 	if (!(m & M_SAME_DEV))
-		cut_buf_varint(&e->meta, en->dev);
-	cut_buf_varint(&e->meta, en->size);
+		o += cut_varint_put(o, en->dev);
+	o += cut_varint_put(o, en->size);
 	/* mtime as seconds (delta) and nanoseconds: mail stores whole seconds.
 	 * ctime as one nanosecond delta: files are created in sequence. */
 	int64_t mns;
 	int64_t ms = floor_div(en->mtime_ns, 1000000000, &mns);
-	cut_buf_varint(&e->meta, cut_zigzag(ms - e->prev_mtime_s));
-	cut_buf_varint(&e->meta, (uint64_t)mns);
-	cut_buf_varint(&e->meta, cut_zigzag((int64_t)((uint64_t)en->ctime_ns - (uint64_t)e->prev_ctime_ns)));
-	cut_buf_varint(&e->meta, cut_zigzag((int64_t)(en->ino - e->prev_ino)));
-	cut_buf_varint(&e->meta, en->nlink);
+	o += cut_varint_put(o, cut_zigzag(ms - e->prev_mtime_s));
+	o += cut_varint_put(o, (uint64_t)mns);
+	o += cut_varint_put(o, cut_zigzag((int64_t)((uint64_t)en->ctime_ns - (uint64_t)e->prev_ctime_ns)));
+	o += cut_varint_put(o, cut_zigzag((int64_t)(en->ino - e->prev_ino)));
+	o += cut_varint_put(o, en->nlink);
 	if (en->type == FMT_T_CHR || en->type == FMT_T_BLK)
-		cut_buf_varint(&e->meta, en->rdev);
+		o += cut_varint_put(o, en->rdev);
+	e->meta.len = (size_t)(o - e->meta.p);
 	if (en->type == FMT_T_SYMLINK) {
 		cut_buf_varint(&e->targets, en->target_len);
 		cut_buf_put(&e->targets, en->target, en->target_len);
@@ -243,11 +283,14 @@ void fmt_enc_free(fmt_enc *e)
 
 int fmt_dec_init(fmt_dec *d, const uint8_t *raw, size_t len, uint32_t count)
 {
-	cut_buf path = d->path, target = d->target;
+	cut_buf p0 = d->paths[0], p1 = d->paths[1], target = d->target;
+	bool check = d->check_order;
 	memset(d, 0, sizeof *d);
-	d->path = path;
+	d->paths[0] = p0;
+	d->paths[1] = p1;
 	d->target = target;
-	d->path.len = 0;
+	d->paths[0].len = d->paths[1].len = 0;
+	d->check_order = check;
 	if (len < ENC_HEAD) {
 		d->err = "entry block shorter than its header";
 		return -1;
@@ -268,7 +311,7 @@ int fmt_dec_init(fmt_dec *d, const uint8_t *raw, size_t len, uint32_t count)
 	d->meta_end = d->targets = d->meta + lm;
 	d->targets_end = d->hashes = d->targets + lt;
 	d->hashes_end = d->hashes + lh;
-	d->left = count;
+	d->left = d->count = count;
 	return 0;
 }
 
@@ -280,6 +323,46 @@ int fmt_dec_init(fmt_dec *d, const uint8_t *raw, size_t len, uint32_t count)
 		}                  \
 	} while (0)
 
+/* Most varints here are one byte: take those inline. */
+static inline int get_varint(const uint8_t **pp, const uint8_t *end, uint64_t *out)
+{
+	const uint8_t *p = *pp;
+	if (p < end && *p < 0x80) {
+		*out = *p;
+		*pp = p + 1;
+		return 0;
+	}
+	return cut_get_varint(pp, end, out);
+}
+
+/* Writes v (< 10^18) in decimal at o; returns the end.  Two digits a step,
+ * written in place: a memcpy of a variable length would be a libc call. */
+static uint8_t *put_decimal(uint8_t *o, uint64_t v)
+{
+	static const char pairs[] = "00010203040506070809101112131415161718192021222324"
+				    "25262728293031323334353637383940414243444546474849"
+				    "50515253545556575859606162636465666768697071727374"
+				    "75767778798081828384858687888990919293949596979899";
+	unsigned n = 1;
+	for (uint64_t p10 = 10; n < 19 && v >= p10; p10 *= 10)
+		n++;
+	uint8_t *end = o + n, *q = end;
+	while (v >= 100) {
+		const char *d = pairs + (v % 100) * 2;
+		q -= 2;
+		q[0] = (uint8_t)d[0];
+		q[1] = (uint8_t)d[1];
+		v /= 100;
+	}
+	if (v >= 10) {
+		q[-2] = (uint8_t)pairs[v * 2];
+		q[-1] = (uint8_t)pairs[v * 2 + 1];
+	} else {
+		q[-1] = (uint8_t)('0' + v);
+	}
+	return end;
+}
+
 int fmt_dec_next(fmt_dec *d, fmt_entry *en)
 {
 	if (d->left == 0) {
@@ -289,51 +372,84 @@ int fmt_dec_next(fmt_dec *d, fmt_entry *en)
 		return 0;
 	}
 	uint64_t shared, slen, v;
-	NEED(cut_get_varint(&d->names, d->names_end, &shared) == 0 &&
-		     cut_get_varint(&d->names, d->names_end, &slen) == 0,
+	NEED(get_varint(&d->names, d->names_end, &shared) == 0 &&
+		     get_varint(&d->names, d->names_end, &slen) == 0,
 	     "path length cut short");
-	NEED(shared <= d->path.len, "path shares more bytes than the previous path has");
+	cut_buf *prev = &d->paths[d->cur], *cur = &d->paths[d->cur ^ 1];
+	NEED(shared <= prev->len, "path shares more bytes than the previous path has");
 	NEED(slen <= (uint64_t)(d->names_end - d->names), "path runs past its stream");
-	d->path.len = (size_t)shared;
+	/* Each text byte becomes one byte, or at most 18 digits; 8 bytes of
+	 * slack let literal runs be copied a word at a time. */
+	cur->len = 0;
+	cut_buf_reserve(cur, (size_t)shared + 18 * (size_t)slen + 8);
+	memcpy(cur->p, prev->p, (size_t)shared);
+	uint8_t *o = cur->p + shared;
 	const uint8_t *t = d->names, *tend = d->names + slen;
 	uint64_t nums[FMT_NAME_NUMS];
 	unsigned nn = 0;
 	for (; t < tend; t++) {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+		/* Copy eight text bytes at once, up to the first NUL among them
+		 * (the classic has-zero-byte test; the lowest flagged byte is
+		 * the first NUL, exactly, on a little-endian machine). */
+		while (tend - t >= 8) {
+			uint64_t w;
+			memcpy(&w, t, 8);
+			memcpy(o, &w, 8);
+			uint64_t z = (w - 0x0101010101010101ull) & ~w & 0x8080808080808080ull;
+			if (!z) {
+				t += 8;
+				o += 8;
+				continue;
+			}
+			unsigned k = (unsigned)__builtin_ctzll(z) >> 3;
+			t += k;
+			o += k;
+			break;
+		}
+		if (t == tend)
+			break;
+#endif
 		if (*t) {
-			cut_buf_putc(&d->path, *t);
+			*o++ = *t;
 			continue;
 		}
 		/* A number token (see the encoder). */
 		uint64_t z;
 		NEED(nn < FMT_NAME_NUMS, "too many numbers in a name");
-		NEED(cut_get_varint(&d->nums, d->nums_end, &z) == 0, "name number cut short");
-		int64_t delta = cut_unzigzag(z >> 1);
-		uint64_t base = (z & 1) ? (nn ? nums[nn - 1] : 0) : (nn < d->prev_nnums ? d->prev_nums[nn] : 0);
+		NEED(get_varint(&d->nums, d->nums_end, &z) == 0, "name number cut short");
 		NEED(!(z & 1) || nn > 0, "name number refers to no previous number");
-		uint64_t val = base + (uint64_t)delta;
+		uint64_t base = (z & 1) ? nums[nn - 1] : (nn < d->prev_nnums ? d->prev_nums[nn] : 0);
+		uint64_t val = base + (uint64_t)cut_unzigzag(z >> 1);
 		NEED(val < 1000000000000000000ull, "name number out of range");
-		char digits[20];
-		int nd = 0;
-		do {
-			digits[nd++] = (char)('0' + val % 10);
-			val /= 10;
-		} while (val);
-		while (nd)
-			cut_buf_putc(&d->path, (uint8_t)digits[--nd]);
-		nums[nn++] = base + (uint64_t)delta;
+		o = put_decimal(o, val);
+		nums[nn++] = val;
 	}
 	d->names = tend;
-	NEED(d->path.len <= UINT32_MAX, "path too long");
+	size_t len = (size_t)(o - cur->p);
+	NEED(len <= UINT32_MAX, "path too long");
+	*o = 0;
+	cur->len = len;
 	memcpy(d->prev_nums, nums, nn * sizeof *nums);
 	d->prev_nnums = nn;
-	cut_buf_putc(&d->path, 0);
-	d->path.len--;
-	NEED(fmt_path_valid((const char *)d->path.p, d->path.len),
-	     "path has an empty, '.', '..' or NUL component");
+	/* The previous path was valid, so when the shared prefix ends at a '/'
+	 * only the new components need checking (no text byte is NUL). */
+	const char *cp = (const char *)cur->p;
+	if (shared && cp[shared - 1] == '/')
+		NEED(len > shared && fmt_path_valid(cp + shared, len - shared),
+		     "path has an empty, '.', '..' or NUL component");
+	else
+		NEED(fmt_path_valid(cp, len), "path has an empty, '.', '..' or NUL component");
+	/* The first `shared` bytes are equal: compare what follows. */
+	if (d->check_order && d->left < d->count)
+		NEED(fmt_path_cmp((const char *)prev->p + shared, prev->len - (size_t)shared,
+				  cp + shared, len - (size_t)shared) < 0,
+		     "entries out of canonical order");
+	d->cur ^= 1;
 
 	memset(en, 0, sizeof *en);
-	en->path = (const char *)d->path.p;
-	en->path_len = (uint32_t)d->path.len;
+	en->path = cp;
+	en->path_len = (uint32_t)len;
 	NEED(d->meta < d->meta_end, "attributes cut short");
 	uint8_t m = *d->meta++;
 	en->type = m & 7;
@@ -344,10 +460,10 @@ int fmt_dec_next(fmt_dec *d, fmt_entry *en)
 	}
 	if (m & M_CARRIED)
 		en->flags |= FMT_E_CARRIED;
-#define GETV(dst, what)                                                                 \
-	do {                                                                            \
-		NEED(cut_get_varint(&d->meta, d->meta_end, &v) == 0, what " cut short"); \
-		dst = v;                                                                \
+#define GETV(dst, what)                                                             \
+	do {                                                                        \
+		NEED(get_varint(&d->meta, d->meta_end, &v) == 0, what " cut short"); \
+		dst = v;                                                            \
 	} while (0)
 	if (m & M_SAME_MODE) {
 		en->mode = d->prev_mode;
@@ -386,7 +502,7 @@ int fmt_dec_next(fmt_dec *d, fmt_entry *en)
 		GETV(en->rdev, "device number");
 	if (en->type == FMT_T_SYMLINK) {
 		uint64_t tl;
-		NEED(cut_get_varint(&d->targets, d->targets_end, &tl) == 0, "symlink target cut short");
+		NEED(get_varint(&d->targets, d->targets_end, &tl) == 0, "symlink target cut short");
 		NEED(tl <= (uint64_t)(d->targets_end - d->targets) && tl > 0 && tl < UINT32_MAX,
 		     "symlink target runs past its stream");
 		NEED(!memchr(d->targets, 0, (size_t)tl), "symlink target holds a NUL");
@@ -415,6 +531,7 @@ int fmt_dec_next(fmt_dec *d, fmt_entry *en)
 
 void fmt_dec_free(fmt_dec *d)
 {
-	cut_buf_free(&d->path);
+	cut_buf_free(&d->paths[0]);
+	cut_buf_free(&d->paths[1]);
 	cut_buf_free(&d->target);
 }

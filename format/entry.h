@@ -71,21 +71,27 @@ size_t fmt_enc_size(const fmt_enc *e);
 void fmt_enc_finish(fmt_enc *e, cut_buf *out);
 void fmt_enc_free(fmt_enc *e);
 
-/* Decoder over one block's raw bytes (which must outlive it). */
+/* Decoder over one block's raw bytes (which must outlive it).  It keeps the
+ * previous path beside the current one, so that a reader of a manifest can
+ * have the canonical order checked here at the cost of comparing suffixes. */
 typedef struct fmt_dec {
 	const uint8_t *names, *names_end, *nums, *nums_end, *meta, *meta_end;
 	const uint8_t *targets, *targets_end, *hashes, *hashes_end;
-	cut_buf path, target;
+	cut_buf paths[2], target; /* paths[cur] is the last path decoded */
+	unsigned cur;
 	uint64_t prev_nums[FMT_NAME_NUMS];
 	unsigned prev_nnums;
 	int64_t prev_mtime_s, prev_ctime_ns;
 	uint64_t prev_ino, prev_dev;
 	uint32_t prev_mode, prev_uid, prev_gid;
-	uint32_t left;
-	const char *err; /* what was wrong, after -1 */
+	uint32_t left, count;
+	bool check_order; /* set by the caller: entries must be in strictly
+			     increasing canonical order within the block */
+	const char *err;  /* what was wrong, after -1 */
 } fmt_dec;
 
-/* Prepares to decode count entries from raw.  0, or -1 with d->err set. */
+/* Prepares to decode count entries from raw (check_order is kept).  0, or -1
+ * with d->err set. */
 int fmt_dec_init(fmt_dec *d, const uint8_t *raw, size_t len, uint32_t count);
 /* Decodes the next entry into *en; its strings stay valid until the next call.
  * Returns 1, 0 after the last entry (when all streams must be used up), or -1

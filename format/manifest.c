@@ -239,6 +239,7 @@ fmt_mcursor *fmt_mcursor_new(fmt_mreader *r)
 	fmt_mcursor *c = cut_calloc(1, sizeof *c);
 	c->r = r;
 	c->block = UINT32_MAX;
+	c->dec.check_order = true; /* within a block; fmt_mreader_next checks across */
 	return c;
 }
 
@@ -380,15 +381,19 @@ int fmt_mreader_next(fmt_mreader *r, fmt_entry *e)
 	}
 	if (rc <= 0)
 		return rc;
-	if (c->have_prev &&
+	/* The decoder checked the order within the block; here the first
+	 * entry of a block is checked against the last of the one before. */
+	if (c->dec.left + 1 == c->dec.count && c->have_prev &&
 	    fmt_path_cmp((const char *)c->prev.p, c->prev.len, e->path, e->path_len) >= 0) {
 		fmt_cr_corrupt(r->cr, fmt_cr_block(r->cr, c->block)->off,
 			       "entries out of canonical order");
 		return -1;
 	}
-	c->prev.len = 0;
-	cut_buf_put(&c->prev, e->path, e->path_len);
-	c->have_prev = true;
+	if (c->dec.left == 0) {
+		c->prev.len = 0;
+		cut_buf_put(&c->prev, e->path, e->path_len);
+		c->have_prev = true;
+	}
 	return 1;
 }
 

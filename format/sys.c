@@ -15,6 +15,10 @@
 #include <unistd.h>
 #ifdef __linux__
 #include <sys/sysmacros.h>
+#include <sys/vfs.h>
+#else
+#include <sys/mount.h>
+#include <sys/param.h>
 #endif
 
 #include "util.h"
@@ -28,6 +32,46 @@
 #endif
 
 const char *sys_flavour(void) { return SYS_LINUX ? "linux" : "posix"; }
+
+/* ------------------------------------------------------ file system kind */
+
+int sys_fs_remote(int fd)
+{
+#ifdef __linux__
+	/* f_type magic numbers from linux/magic.h and the file systems' own
+	 * sources (not all of them are in the header). */
+	static const unsigned long remote[] = {
+		0x6969,     /* NFS */
+		0x517B,     /* SMB */
+		0xFF534D42, /* CIFS */
+		0xFE534D42, /* SMB2 */
+		0x65735546, /* FUSE (sshfs, bench/latfs, ...) */
+		0x00C36400, /* Ceph */
+		0x01021997, /* 9P */
+		0x5346414F, /* AFS */
+		0x47504653, /* GPFS */
+		0x0BD00BD0, /* Lustre */
+		0x013111A8, /* IBRIX */
+		0x73757245, /* Coda */
+	};
+	struct statfs sf;
+	if (fstatfs(fd, &sf) < 0)
+		return -errno;
+	for (size_t i = 0; i < sizeof remote / sizeof *remote; i++)
+		if ((unsigned long)sf.f_type == remote[i])
+			return 1;
+	return 0;
+#elif defined(MNT_LOCAL)
+	/* FreeBSD and the other BSDs flag local mounts. */
+	struct statfs sf;
+	if (fstatfs(fd, &sf) < 0)
+		return -errno;
+	return (sf.f_flags & MNT_LOCAL) ? 0 : 1;
+#else
+	(void)fd;
+	return -ENOSYS;
+#endif
+}
 
 /* ------------------------------------------------------------------ stat */
 

@@ -58,6 +58,11 @@ int sys_open_beneath(int rootfd, const char *rel, int flags, mode_t mode);
  * *base at rel's last component.  Returns the fd or -errno. */
 int sys_open_parent_beneath(int rootfd, const char *rel, const char **base);
 
+/* 1 when fd lives on a network or user-space file system (NFS, SMB, FUSE,
+ * Ceph, 9P, ...), where each stat is a round trip and many requests in
+ * flight pay off; 0 on a local one; -errno when it cannot be told. */
+int sys_fs_remote(int fd);
+
 /* Which implementation is in use, for `cutover --version -v` and tests:
  * "linux" or "posix". */
 const char *sys_flavour(void);

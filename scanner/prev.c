@@ -72,11 +72,12 @@ void scan_prev_close(scan_prev *p)
 const fmt_mheader *scan_prev_header(const scan_prev *p) { return fmt_mreader_header(p->r); }
 const uint8_t *scan_prev_id(const scan_prev *p) { return fmt_mreader_id(p->r); }
 
-/* Decodes block i whole, checking order within it.  NULL on corruption. */
+/* Decodes block i whole (the decoder checks the order within it).  NULL on
+ * corruption. */
 static pblock *decode(scan_prev *p, uint32_t i)
 {
 	cut_buf raw = {0};
-	fmt_dec dec = {0};
+	fmt_dec dec = {.check_order = true};
 	pblock *b = NULL;
 	if (fmt_mreader_load_block(p->r, i, &raw, &dec) < 0)
 		goto out;
@@ -85,15 +86,8 @@ static pblock *decode(scan_prev *p, uint32_t i)
 	b->v = cut_calloc(cap ? cap : 1, sizeof *b->v);
 	fmt_entry e;
 	int rc;
-	while ((rc = fmt_dec_next(&dec, &e)) > 0) {
-		if (b->n && fmt_path_cmp(b->v[b->n - 1].path, b->v[b->n - 1].path_len, e.path,
-					 e.path_len) >= 0) {
-			fmt_mreader_corrupt(p->r, i, "entries out of canonical order");
-			rc = -1;
-			break;
-		}
+	while ((rc = fmt_dec_next(&dec, &e)) > 0) /* the decoder checks the order */
 		fmt_entry_copy(&b->v[b->n++], &e, &b->arena);
-	}
 	if (rc < 0) {
 		if (dec.err)
 			fmt_mreader_corrupt(p->r, i, dec.err);

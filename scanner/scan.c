@@ -11,12 +11,21 @@
  * Scheduling and memory.  Pending jobs sit in a priority queue keyed by
  * canonical path, and workers always take the smallest, so they work just
  * ahead of the writer.  Finished listings wait for the writer; their bytes are
- * counted, and once they reach the budget workers take no new job (except
- * the one the writer is waiting for) until the writer has brought them down
- * to half of it.  That job is always the smallest pending one (every
- * directory that sorts before it has been emitted, hence listed), so the
- * writer can always progress and memory stays near the budget plus one
- * listing per thread, however large the tree.
+ * counted, and once they reach the budget the engine pauses until the writer
+ * has brought them down to half of it.  Paused, workers take only jobs that
+ * sort before the frontier (the greatest path listed so far), and those only
+ * while the bytes stay under twice the budget, or the job the writer waits
+ * for.  Jobs before the frontier fill gaps: a directory's job exists only
+ * once its parent is listed, so when one slow parent (a domain of 500 users
+ * whose previous entries must be walked) holds the writer, the other workers
+ * run on into later subtrees and fill the budget there; the writer must pass
+ * the gap before it can release any of that.  Taking gap jobs never moves the
+ * frontier.  The job the writer waits for is always the smallest pending one
+ * (every directory that sorts before it has been emitted, hence listed), and
+ * when no worker has taken it the writer lists it itself rather than wake a
+ * worker and sleep (a hand-off per directory was most of a paused engine's
+ * time).  So the writer can always progress, and memory stays under twice
+ * the budget plus one listing per thread, however large the tree.
  *
  * Ownership.  A child's job belongs to the listing that holds it until the
  * writer descends into it; then the writer owns the job's listing as a stack
@@ -45,6 +54,7 @@ typedef struct engine {
 	scan_job *awaited;      /* the job the writer waits for, or NULL */
 	size_t buffered, budget, peak;
 	bool paused;            /* buffered reached the budget; until it falls to half */
+	cut_buf frontier;       /* the greatest path of a job finished so far */
 	bool stop;
 	int nthreads;
 	scan_counters *counters; /* one per worker */
@@ -102,6 +112,47 @@ typedef struct worker_arg {
 	int id;
 } worker_arg;
 
+/* Publishes a finished listing, with the engine's lock held: queues the
+ * child directories and wakes the threads that may want them.  taker: the
+ * caller will take one new job itself, so one wake-up fewer is needed. */
+static void job_done(engine *e, scan_job *j, scan_listing *l, bool taker)
+{
+	/* Wake one idle worker per new job (but the one the caller takes):
+	 * with many threads on few cores a broadcast is a thundering herd. */
+	bool mine = taker;
+	for (size_t i = 0; i < l->n; i++)
+		if (l->v[i].job) {
+			heap_push(e, l->v[i].job);
+			if (!mine)
+				pthread_cond_signal(&e->work_cv);
+			mine = false;
+		}
+	size_t bytes = scan_listing_bytes(l);
+	if (fmt_path_cmp(j->path, j->path_len, (const char *)e->frontier.p, e->frontier.len) > 0) {
+		e->frontier.len = 0;
+		cut_buf_put(&e->frontier, j->path, j->path_len);
+	}
+	j->out = l;
+	j->done = true;
+	e->buffered += bytes;
+	if (e->buffered > e->peak)
+		e->peak = e->buffered;
+	if (e->buffered >= e->budget)
+		e->paused = true;
+	if (j == e->awaited)
+		pthread_cond_signal(&e->done_cv); /* only the writer waits there */
+}
+
+/* Whether a worker may take the smallest pending job while the engine is
+ * paused (see Scheduling and memory above). */
+static bool may_take_paused(const engine *e)
+{
+	const scan_job *j = e->heap[0];
+	return j == e->awaited ||
+	       (e->buffered < 2 * e->budget &&
+		fmt_path_cmp(j->path, j->path_len, (const char *)e->frontier.p, e->frontier.len) < 0);
+}
+
 static void *worker(void *arg)
 {
 	worker_arg *wa = arg;
@@ -109,37 +160,15 @@ static void *worker(void *arg)
 	scan_counters *c = &e->counters[wa->id];
 	pthread_mutex_lock(&e->mu);
 	for (;;) {
-		while (!e->stop && (e->hn == 0 || (e->paused && e->heap[0] != e->awaited)))
+		while (!e->stop && (e->hn == 0 || (e->paused && !may_take_paused(e))))
 			pthread_cond_wait(&e->work_cv, &e->mu);
 		if (e->stop)
 			break;
 		scan_job *j = heap_pop(e);
 		pthread_mutex_unlock(&e->mu);
-
 		scan_listing *l = scan_list_dir(&e->ctx, j, c);
-		size_t bytes = scan_listing_bytes(l);
-
 		pthread_mutex_lock(&e->mu);
-		/* Wake one idle worker per new job but the first, which this
-		 * worker takes itself: with many threads on few cores a
-		 * broadcast is a thundering herd. */
-		bool mine = true;
-		for (size_t i = 0; i < l->n; i++)
-			if (l->v[i].job) {
-				heap_push(e, l->v[i].job);
-				if (!mine)
-					pthread_cond_signal(&e->work_cv);
-				mine = false;
-			}
-		j->out = l;
-		j->done = true;
-		e->buffered += bytes;
-		if (e->buffered > e->peak)
-			e->peak = e->buffered;
-		if (e->buffered >= e->budget)
-			e->paused = true;
-		if (j == e->awaited)
-			pthread_cond_signal(&e->done_cv); /* only the writer waits there */
+		job_done(e, j, l, true);
 	}
 	pthread_mutex_unlock(&e->mu);
 	return NULL;
@@ -171,13 +200,20 @@ static void listing_free_rec(scan_listing *l)
 static scan_listing *wait_job(engine *e, scan_job *j)
 {
 	pthread_mutex_lock(&e->mu);
+	if (!j->done && e->paused && e->hn && e->heap[0] == j) {
+		/* No worker has taken it yet (a job not taken is the smallest
+		 * pending one, see the top of this file).  The writer would
+		 * only sleep until one does, so it lists the directory itself:
+		 * handing each job over, one at a time, is what a paused
+		 * engine used to spend most of its time on. */
+		heap_pop(e);
+		pthread_mutex_unlock(&e->mu);
+		scan_listing *l = scan_list_dir(&e->ctx, j, &e->counters[e->nthreads]);
+		pthread_mutex_lock(&e->mu);
+		job_done(e, j, l, false);
+	}
 	if (!j->done) {
 		e->awaited = j;
-		/* Paused, idle workers wait; the awaited job may go, and one
-		 * worker is enough to take it (it is the smallest pending job,
-		 * unless a worker already runs it). */
-		if (e->paused && e->hn && e->heap[0] == j)
-			pthread_cond_signal(&e->work_cv);
 		while (!j->done)
 			pthread_cond_wait(&e->done_cv, &e->mu);
 		e->awaited = NULL;
@@ -197,6 +233,8 @@ static void release(engine *e, scan_listing *l)
 	if (e->paused && e->buffered <= e->budget / 2) {
 		e->paused = false;
 		pthread_cond_broadcast(&e->work_cv);
+	} else if (e->paused && e->buffered < 2 * e->budget && e->buffered + bytes >= 2 * e->budget) {
+		pthread_cond_broadcast(&e->work_cv); /* gap jobs may go again */
 	}
 	pthread_mutex_unlock(&e->mu);
 	scan_listing_free(l);
@@ -230,7 +268,6 @@ int scan_run(const scan_opts *o, scan_stats *stats, uint8_t id[FMT_ID_LEN])
 	e.ctx.policy = (scan_policy){o->excludes, o->nexcludes, o->immutable, o->nimmutable, o->maildir};
 	e.ctx.rootfd = -1;
 	e.budget = o->mem_budget ? o->mem_budget : DEFAULT_BUDGET;
-	e.nthreads = o->threads > 0 ? o->threads : SCAN_DEFAULT_THREADS;
 	int64_t gran = o->granularity_ns > 0 ? o->granularity_ns : 2000000000;
 	fmt_mheader h;
 	memset(&h, 0, sizeof h);
@@ -264,6 +301,10 @@ int scan_run(const scan_opts *o, scan_stats *stats, uint8_t id[FMT_ID_LEN])
 		goto out;
 	}
 	e.ctx.root_dev = rst.dev;
+	e.nthreads = o->threads;
+	if (e.nthreads <= 0)
+		e.nthreads = sys_fs_remote(e.ctx.rootfd) == 0 ? SCAN_THREADS_LOCAL : SCAN_THREADS_REMOTE;
+	stats->threads = e.nthreads;
 
 	fmt_entry rootent;
 	memset(&rootent, 0, sizeof rootent);
@@ -313,7 +354,7 @@ int scan_run(const scan_opts *o, scan_stats *stats, uint8_t id[FMT_ID_LEN])
 	pthread_mutexattr_destroy(&ma);
 	pthread_cond_init(&e.work_cv, NULL);
 	pthread_cond_init(&e.done_cv, NULL);
-	e.counters = cut_calloc((size_t)e.nthreads, sizeof *e.counters);
+	e.counters = cut_calloc((size_t)e.nthreads + 1, sizeof *e.counters); /* + the writer's */
 	threads = cut_calloc((size_t)e.nthreads, sizeof *threads);
 	wargs = cut_calloc((size_t)e.nthreads, sizeof *wargs);
 	heap_push(&e, rootjob);
@@ -381,7 +422,7 @@ stop:
 		pthread_join(threads[i], NULL);
 	while (depth > 0)
 		listing_free_rec(stack[--depth].l);
-	for (int i = 0; i < e.nthreads; i++) {
+	for (int i = 0; i <= e.nthreads; i++) {
 		scan_counters *c = &e.counters[i];
 		stats->errors += c->errors;
 		stats->vanished += c->vanished;
@@ -433,6 +474,7 @@ out:
 	free(wargs);
 	free(e.counters);
 	free(e.heap);
+	cut_buf_free(&e.frontier);
 	scan_prev_close(e.ctx.prev);
 	cut_arena_free(&rootarena);
 	if (e.ctx.rootfd >= 0)

@@ -24,10 +24,14 @@
 
 enum scan_hash { SCAN_HASH_NONE = 0, SCAN_HASH_CHANGED = 1, SCAN_HASH_ALL = 2 };
 
-/* The default thread count: enough outstanding requests to hide an NFS
- * server's latency (each stat is a round trip); on a local disk the extra
- * threads only wait.  See docs/BENCHMARKS.md for the curve. */
-#define SCAN_DEFAULT_THREADS 32
+/* The default thread counts.  On a network file system each stat is a round
+ * trip, and many requests in flight hide the server's latency; on a local
+ * disk a few threads per core keep the disk and the cores busy, and more
+ * only take turns on the cores, hot cache or cold (docs/BENCHMARKS.md has
+ * the curves).  The root's file system decides (sys_fs_remote); when it
+ * cannot be told, the network count is used. */
+#define SCAN_THREADS_REMOTE 32
+#define SCAN_THREADS_LOCAL 4
 
 typedef struct scan_progress {
 	uint64_t entries, bytes, dirs_pending;
@@ -37,7 +41,7 @@ typedef struct scan_progress {
 typedef struct scan_opts {
 	const char *root;           /* the tree to scan */
 	const char *out;            /* the manifest to write */
-	int threads;                /* 0: SCAN_DEFAULT_THREADS */
+	int threads;                /* 0: by the root's file system (above) */
 	enum scan_hash hash;
 	const char *const *excludes; /* globs: without '/' against names, with '/' against paths */
 	size_t nexcludes;
@@ -63,6 +67,7 @@ typedef struct scan_stats {
 	uint64_t carried;      /* entries carried from the previous manifest without a stat */
 	uint64_t hashed, hashed_bytes, hash_carried;
 	uint64_t peak_buffered; /* most listing bytes buffered ahead of the writer */
+	int threads;            /* worker threads used */
 } scan_stats;
 
 /* Scans o->root into o->out.  Returns 0 when complete, 1 when the manifest
