@@ -67,41 +67,59 @@ int diff_cmp_inode(const diff_item *a, const diff_item *b)
 
 /* ---------------------------------------------------------- serialization */
 
-/* Layout: u32 total length, the diff_item struct (pointers meaningless),
- * then path, target, to, p2 bytes (lengths are in the struct). */
+/* Layout: u32 total length, u32 zero, the diff_item struct (8-aligned: arena
+ * records and read buffers are), then path, target, to, p2 bytes (lengths are
+ * in the struct).  In memory the struct's pointers point at its own strings,
+ * so a record compares in place, without a copy; in a run file they mean
+ * nothing but "present or not", and deser points them again. */
+#define REC_HDR 8
+
 static size_t ser_len(const diff_item *it)
 {
-	return 4 + sizeof *it + it->c.e.path_len + (it->c.e.target ? it->c.e.target_len : 0) +
+	return REC_HDR + sizeof *it + it->c.e.path_len + (it->c.e.target ? it->c.e.target_len : 0) +
 	       (it->c.to ? it->c.to_len : 0) + (it->p2 ? it->p2_len : 0);
 }
 
 static void ser(uint8_t *p, const diff_item *it, size_t len)
 {
-	diff_item t = *it;
-	/* Encode presence of optional strings in the pointers (NULL or not). */
-	t.c.e.path = NULL;
-	t.c.e.target = it->c.e.target ? (const char *)1 : NULL;
-	t.c.to = it->c.to ? (const char *)1 : NULL;
-	t.p2 = it->p2 ? (const char *)1 : NULL;
 	uint32_t l32 = (uint32_t)len;
 	memcpy(p, &l32, 4);
-	memcpy(p + 4, &t, sizeof t);
-	uint8_t *q = p + 4 + sizeof t;
-	memcpy(q, it->c.e.path, it->c.e.path_len), q += it->c.e.path_len;
-	if (it->c.e.target)
-		memcpy(q, it->c.e.target, it->c.e.target_len), q += it->c.e.target_len;
-	if (it->c.to)
-		memcpy(q, it->c.to, it->c.to_len), q += it->c.to_len;
-	if (it->p2)
+	memset(p + 4, 0, REC_HDR - 4);
+	diff_item *t = (diff_item *)(void *)(p + REC_HDR);
+	*t = *it;
+	char *q = (char *)(t + 1);
+	memcpy(q, it->c.e.path, it->c.e.path_len);
+	t->c.e.path = q;
+	q += it->c.e.path_len;
+	if (it->c.e.target) {
+		memcpy(q, it->c.e.target, it->c.e.target_len);
+		t->c.e.target = q;
+		q += it->c.e.target_len;
+	}
+	if (it->c.to) {
+		memcpy(q, it->c.to, it->c.to_len);
+		t->c.to = q;
+		q += it->c.to_len;
+	}
+	if (it->p2) {
 		memcpy(q, it->p2, it->p2_len);
+		t->p2 = q;
+	}
+}
+
+/* The record at p, compared in place (its strings are not NUL-terminated;
+ * comparators use the lengths). */
+static const diff_item *rec_item(const uint8_t *p)
+{
+	return (const diff_item *)(const void *)(p + REC_HDR);
 }
 
 /* Decodes the record at p into *it; strings point into buf, which gets NUL
  * terminators (so buf is rebuilt here: the strings are copied). */
 static void deser(const uint8_t *p, diff_item *it, cut_buf *strs)
 {
-	memcpy(it, p + 4, sizeof *it);
-	const char *q = (const char *)p + 4 + sizeof *it;
+	memcpy(it, p + REC_HDR, sizeof *it);
+	const char *q = (const char *)p + REC_HDR + sizeof *it;
 	size_t need = it->c.e.path_len + it->c.e.target_len + it->c.to_len + it->p2_len + 4;
 	strs->len = 0;
 	cut_buf_reserve(strs, need);
@@ -175,31 +193,10 @@ diff_sorter *diff_sorter_new(const char *name, diff_cmp_fn cmp, size_t mem_limit
 	return s;
 }
 
-/* For comparisons only: the fields and path/p2 pointing into the record
- * (not NUL-terminated; comparators use the lengths). */
-static void deser_view(const uint8_t *p, diff_item *it)
-{
-	memcpy(it, p + 4, sizeof *it);
-	const char *q = (const char *)p + 4 + sizeof *it;
-	it->c.e.path = q;
-	q += it->c.e.path_len;
-	if (it->c.e.target)
-		q += it->c.e.target_len;
-	if (it->c.to)
-		q += it->c.to_len;
-	it->c.e.target = NULL;
-	it->c.to = NULL;
-	if (it->p2)
-		it->p2 = q;
-}
-
 static diff_cmp_fn qsort_cmp;
 static int cmp_recs(const void *a, const void *b)
 {
-	diff_item x, y;
-	deser_view(*(uint8_t *const *)a, &x);
-	deser_view(*(uint8_t *const *)b, &y);
-	return qsort_cmp(&x, &y);
+	return qsort_cmp(rec_item(*(uint8_t *const *)a), rec_item(*(uint8_t *const *)b));
 }
 
 /* Sorts the in-memory records.  Not reentrant (qsort has no context
@@ -281,7 +278,7 @@ static int run_read(diff_sorter *s, run *r)
 		r->have = false;
 		return 0;
 	}
-	if (n != 4 || l < 4 + sizeof(diff_item)) {
+	if (n != 4 || l < REC_HDR + sizeof(diff_item)) {
 		CUT_ERR("%s: temporary run of the %s list is damaged", s->tmpdir, s->name);
 		return -1;
 	}
