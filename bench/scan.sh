@@ -10,9 +10,9 @@ echo "bench: scan of $SRC ($entries entries), $RUNS runs each, interleaved" >&2
 find "$SRC" >/dev/null # warm the cache once
 for r in $(seq 1 "$RUNS"); do
 	timed find find "$SRC" -printf '%p %s %T@ %i %n %m %U %G\n'
-	timed scan_j32 "$CUTOVER" -q scan "$SRC" -o "$B/m-full"
+	timed scan_default "$CUTOVER" -q scan "$SRC" -o "$B/m-full"
 	timed scan_j2 "$CUTOVER" -q scan "$SRC" -o "$B/m-full" -j 2
-	timed scan_j4 "$CUTOVER" -q scan "$SRC" -o "$B/m-full" -j 4
+	timed scan_j32 "$CUTOVER" -q scan "$SRC" -o "$B/m-full" -j 32
 done
 mbytes=$(stat -c %s "$B/m-full")
 
@@ -44,7 +44,7 @@ echo "Hot cache, medians of $RUNS interleaved runs."
 echo
 echo "| command | median s | ratio to find | peak RSS |"
 echo "|---|---:|---:|---:|"
-for n in find scan_j32 scan_j2 scan_j4; do
+for n in find scan_default scan_j2 scan_j32; do
 	echo "| $n | $(median $n) | $(ratio "$(median $n)" "$(median find)") | $(($(medkb $n) / 1024)) MiB |"
 done
 echo

@@ -384,16 +384,18 @@ fmt_cr *fmt_cr_open(const char *path, const char *magic)
 			goto bad_index;
 		b->key = p;
 		p += b->key_len;
-		/* Blocks are contiguous from the file header to the metadata. */
-		if (b->off != prev_end || b->off + FMT_BLOCK_HEADER_LEN + 8 > r->meta_off)
+		/* Blocks follow one another from the file header to the
+		 * metadata; each one's extent is up to the next one's offset,
+		 * and fmt_cr_read_block checks that its header's length fills it
+		 * exactly (MUST 5), when the block is read: reading every block
+		 * header here would cost a read per block at each open. */
+		if (i == 0 ? b->off != FMT_FILE_HEADER_LEN : b->off < prev_end ||
+		    b->off + FMT_BLOCK_HEADER_LEN + 8 > r->meta_off)
 			goto bad_index;
-		uint8_t bh[FMT_BLOCK_HEADER_LEN];
-		if (cut_pread_all(r->fd, bh, sizeof bh, b->off) != (long long)sizeof bh)
-			goto short_read;
-		prev_end = b->off + FMT_BLOCK_HEADER_LEN + cut_get_le32(bh + 4) + 8;
+		prev_end = b->off + FMT_BLOCK_HEADER_LEN + 8;
 		total += b->count;
 	}
-	if (p != end || prev_end != r->meta_off)
+	if (p != end || (r->nblocks == 0 && r->meta_off != FMT_FILE_HEADER_LEN))
 		goto bad_index;
 	if (total != r->records) {
 		fmt_cr_corrupt(r, foff + 16, "record count differs from the sum over the index");
@@ -448,23 +450,31 @@ int fmt_cr_meta_next(const fmt_cr *r, size_t *pos, uint16_t *tag, const uint8_t 
 int fmt_cr_read_block(fmt_cr *r, uint32_t i, cut_buf *raw, uint32_t *count, void *idstate)
 {
 	const fmt_block_info *b = &r->blocks[i];
-	uint8_t bh[FMT_BLOCK_HEADER_LEN];
-	if (cut_pread_all(r->fd, bh, sizeof bh, b->off) != (long long)sizeof bh) {
-		fmt_cr_corrupt(r, b->off, "block header cut short");
+	/* One read: the block's extent is known from the index (fmt_cr_open). */
+	uint64_t next = i + 1 < r->nblocks ? r->blocks[i + 1].off : r->meta_off;
+	size_t total = (size_t)(next - b->off);
+	if (total > FMT_BLOCK_HEADER_LEN + (size_t)LZ4_COMPRESSBOUND(FMT_BLOCK_MAX_RAW) + 8) {
+		fmt_cr_corrupt(r, b->off, "block longer than any block can be");
 		return -1;
 	}
+	uint8_t *disk = cut_malloc(total);
+	long long got = cut_pread_all(r->fd, disk, total, b->off);
+	if (got != (long long)total) {
+		fmt_cr_corrupt(r, b->off, "block cut short");
+		free(disk);
+		return -1;
+	}
+	const uint8_t *bh = disk;
 	uint32_t rawlen = cut_get_le32(bh), slen = cut_get_le32(bh + 4);
 	uint32_t flags = cut_get_le32(bh + 12);
 	if (rawlen > FMT_BLOCK_MAX_RAW || flags > 1 || (flags == 0 && slen != rawlen) ||
 	    cut_get_le32(bh + 8) != b->count) {
 		fmt_cr_corrupt(r, b->off, "bad block header");
+		free(disk);
 		return -1;
 	}
-	size_t total = FMT_BLOCK_HEADER_LEN + (size_t)slen + 8;
-	uint8_t *disk = cut_malloc(total);
-	long long got = cut_pread_all(r->fd, disk, total, b->off);
-	if (got != (long long)total) {
-		fmt_cr_corrupt(r, b->off, "block cut short");
+	if ((uint64_t)FMT_BLOCK_HEADER_LEN + slen + 8 != total) {
+		fmt_cr_corrupt(r, b->off, "block length differs from its extent in the index");
 		free(disk);
 		return -1;
 	}

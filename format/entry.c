@@ -382,7 +382,8 @@ int fmt_dec_next(fmt_dec *d, fmt_entry *en)
 	 * slack let literal runs be copied a word at a time. */
 	cur->len = 0;
 	cut_buf_reserve(cur, (size_t)shared + 18 * (size_t)slen + 8);
-	memcpy(cur->p, prev->p, (size_t)shared);
+	if (shared) /* prev->p is NULL before the first path */
+		memcpy(cur->p, prev->p, (size_t)shared);
 	uint8_t *o = cur->p + shared;
 	const uint8_t *t = d->names, *tend = d->names + slen;
 	uint64_t nums[FMT_NAME_NUMS];

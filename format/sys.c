@@ -341,7 +341,7 @@ static bool bad_base(const char *b)
 	return !*b || strcmp(b, ".") == 0 || strcmp(b, "..") == 0;
 }
 
-int sys_open_parent_beneath(int rootfd, const char *rel, const char **base)
+static int open_parent(int rootfd, const char *rel, const char **base, bool lookup_only)
 {
 	if (rel[0] == '/')
 		return -EXDEV; /* absolute: never beneath */
@@ -357,7 +357,7 @@ int sys_open_parent_beneath(int rootfd, const char *rel, const char **base)
 	size_t n = (size_t)(slash - rel);
 	char *dir = cut_strndup(rel, n);
 	struct open_how how = {
-		.flags = O_RDONLY | O_DIRECTORY | O_CLOEXEC,
+		.flags = (lookup_only ? O_PATH : O_RDONLY) | O_DIRECTORY | O_CLOEXEC,
 		.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
 	};
 	long fd = syscall(SYS_openat2, rootfd, dir, &how, sizeof how);
@@ -369,8 +369,20 @@ int sys_open_parent_beneath(int rootfd, const char *rel, const char **base)
 	}
 	if (e != ENOSYS && e != EPERM) /* EPERM: seccomp filters that block openat2 */
 		return -e;
+#else
+	(void)lookup_only; /* the walk opens each component O_RDONLY: its errors are the tested ones */
 #endif
 	return walk_parent(rootfd, rel, base);
+}
+
+int sys_open_parent_beneath(int rootfd, const char *rel, const char **base)
+{
+	return open_parent(rootfd, rel, base, false);
+}
+
+int sys_lookup_parent_beneath(int rootfd, const char *rel, const char **base)
+{
+	return open_parent(rootfd, rel, base, true);
 }
 
 int sys_open_beneath(int rootfd, const char *rel, int flags, mode_t mode)
@@ -380,7 +392,7 @@ int sys_open_beneath(int rootfd, const char *rel, int flags, mode_t mode)
 		return fd < 0 ? -errno : fd;
 	}
 	const char *base;
-	int dfd = sys_open_parent_beneath(rootfd, rel, &base);
+	int dfd = open_parent(rootfd, rel, &base, true); /* only the dirfd of the openat below */
 	if (dfd < 0)
 		return dfd;
 	int fd = openat(dfd, base, flags | O_NOFOLLOW | O_CLOEXEC, mode);

@@ -16,6 +16,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <fcntl.h>
 #include <sys/types.h>
 
 typedef struct sys_stat {
@@ -57,6 +58,19 @@ int sys_open_beneath(int rootfd, const char *rel, int flags, mode_t mode);
 /* Opens the parent directory of rel beneath rootfd the same way, and points
  * *base at rel's last component.  Returns the fd or -errno. */
 int sys_open_parent_beneath(int rootfd, const char *rel, const char **base);
+/* The same, but the fd may be good only as the directory of *at() calls (an
+ * O_PATH descriptor where the system has them): no fsync, fchmod or reading
+ * of it.  On a FUSE or network file system that saves the open and release
+ * round trips of the directory. */
+int sys_lookup_parent_beneath(int rootfd, const char *rel, const char **base);
+
+/* Flags for opening a directory only to use it as the dirfd of *at() calls
+ * (O_PATH where defined: no open round trip on FUSE; else O_RDONLY). */
+#ifdef O_PATH
+#define SYS_O_LOOKUP O_PATH
+#else
+#define SYS_O_LOOKUP O_RDONLY
+#endif
 
 /* 1 when fd lives on a network or user-space file system (NFS, SMB, FUSE,
  * Ceph, 9P, ...), where each stat is a round trip and many requests in

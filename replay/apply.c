@@ -156,7 +156,7 @@ static int src_lstat(const rp_ctx *cx, const char *path, sys_stat *st)
 	if (!*path)
 		return sys_statat(cx->srcfd, ".", false, st);
 	const char *base;
-	int pfd = sys_open_parent_beneath(cx->srcfd, path, &base);
+	int pfd = sys_lookup_parent_beneath(cx->srcfd, path, &base);
 	if (pfd < 0)
 		return pfd;
 	int r = sys_statat(pfd, base, false, st);

@@ -12,6 +12,7 @@
 #define CUTOVER_SCAN_INTERNAL_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 
 #include "format/entry.h"
 #include "format/manifest.h"
@@ -75,6 +76,17 @@ int scan_hash_file(int dirfd, const char *name, uint8_t out[16], uint64_t *bytes
 
 typedef struct scan_job scan_job;
 
+/* A directory's open fd, shared by the jobs of its subdirectories so that
+ * each opens its own directory with one lookup relative to it instead of a
+ * walk from the root (a round trip per component on FUSE and NFS).  The last
+ * holder closes it. */
+typedef struct scan_dirref {
+	int fd;
+	atomic_int refs;
+	atomic_int *live; /* the engine's count of open references */
+} scan_dirref;
+void scan_dirref_put(scan_dirref *r);
+
 typedef struct scan_child {
 	fmt_entry e;   /* strings in the listing's arena */
 	scan_job *job; /* directory to descend into, or NULL */
@@ -92,6 +104,8 @@ struct scan_job {
 	fmt_entry self;      /* its own entry as the parent recorded it */
 	prev_pos prev;       /* its entry in the previous manifest, or PREV_NONE */
 	bool have_prev;      /* prev_self is valid */
+	scan_dirref *parent; /* the parent's fd while it is open (network file
+				systems only), or NULL; the job holds a reference */
 	fmt_entry prev_self; /* strings owned by the parent's listing arena */
 	bool done;
 	scan_listing *out;   /* set when done */
@@ -109,6 +123,9 @@ typedef struct scan_ctx {
 	scan_policy policy;
 	int rootfd;
 	uint64_t root_dev;
+	bool remote;               /* the root is on a network or FUSE file system */
+	atomic_int dirrefs;        /* directory fds kept open for children ... */
+	int max_dirrefs;           /* ... at most this many (from RLIMIT_NOFILE) */
 	scan_prev *prev;           /* NULL without --prev */
 	int64_t racy_limit_ns;     /* times at or after this are not trusted */
 } scan_ctx;

@@ -53,10 +53,20 @@ scan_job *scan_job_new(const fmt_entry *self)
 	return j;
 }
 
+void scan_dirref_put(scan_dirref *r)
+{
+	if (r && atomic_fetch_sub(&r->refs, 1) == 1) {
+		close(r->fd);
+		atomic_fetch_sub(r->live, 1);
+		free(r);
+	}
+}
+
 void scan_job_free(scan_job *j)
 {
 	if (!j)
 		return;
+	scan_dirref_put(j->parent);
 	free(j->path);
 	free(j);
 }
@@ -93,6 +103,7 @@ typedef struct job_state {
 	scan_counters *c;
 	scan_listing *l;
 	int dirfd;      /* the directory, opened lazily; -1 until then */
+	bool lookup_only; /* dirfd only serves *at() calls: not read (shortcut) */
 	bool dir_failed;
 	sys_dir *dir;   /* owns dirfd while the directory is being read */
 	cut_buf path;   /* scratch: the child's relative path */
@@ -125,9 +136,18 @@ static int open_dir(job_state *s)
 	if (s->dir_failed)
 		return -1;
 	const char *p = s->job->path_len ? s->job->path : ".";
+	int flags = (s->lookup_only ? SYS_O_LOOKUP : O_RDONLY) | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC;
 	int fd = -1;
-	for (int attempt = 0; attempt < 2; attempt++) {
-		fd = openat(s->ctx->rootfd, p, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	scan_dirref *parent = s->job->parent;
+	s->job->parent = NULL;
+	if (parent) { /* one lookup beneath the parent; on failure, the walk from the root */
+		size_t bl;
+		const char *base = fmt_path_base(s->job->path, s->job->path_len, &bl);
+		fd = openat(parent->fd, base, flags);
+		scan_dirref_put(parent);
+	}
+	for (int attempt = 0; fd < 0 && attempt < 2; attempt++) {
+		fd = openat(s->ctx->rootfd, p, flags);
 		if (fd >= 0 || errno != ESTALE)
 			break;
 	}
@@ -280,6 +300,36 @@ static void carry_child(job_state *s, const fmt_entry *old)
 	}
 }
 
+/* On a network file system, hands the directory's fd (a duplicate when the
+ * listing owns it) to the jobs of its subdirectories; see scan_dirref. */
+static void share_dirfd(job_state *s)
+{
+	scan_listing *l = s->l;
+	int n = 0;
+	for (size_t i = 0; i < l->n; i++)
+		n += l->v[i].job != NULL;
+	if (!s->ctx->remote || s->dirfd < 0 || n == 0)
+		return;
+	if (atomic_fetch_add(&s->ctx->dirrefs, 1) >= s->ctx->max_dirrefs) {
+		atomic_fetch_sub(&s->ctx->dirrefs, 1);
+		return;
+	}
+	int fd = s->dir ? fcntl(s->dirfd, F_DUPFD_CLOEXEC, 0) : s->dirfd;
+	if (fd < 0) {
+		atomic_fetch_sub(&s->ctx->dirrefs, 1);
+		return; /* the children walk from the root */
+	}
+	if (!s->dir)
+		s->dirfd = -1; /* the reference owns it now */
+	scan_dirref *r = cut_malloc(sizeof *r);
+	r->fd = fd;
+	r->live = &s->ctx->dirrefs;
+	atomic_init(&r->refs, n);
+	for (size_t i = 0; i < l->n; i++)
+		if (l->v[i].job)
+			l->v[i].job->parent = r;
+}
+
 typedef struct name_ent {
 	const char *name;
 	size_t len;
@@ -322,6 +372,9 @@ scan_listing *scan_list_dir(scan_ctx *ctx, scan_job *job, scan_counters *c)
 			job->prev_self.ctime_ns == job->self.ctime_ns &&
 			job->prev_self.ino == job->self.ino && !racy(ctx, &job->self);
 	if (shortcut) {
+		/* Not read: its fd only serves the stats, so on FUSE and NFS it
+		 * costs a lookup, not also an open and a release. */
+		s.lookup_only = true;
 		c->skipped_dirs++;
 		for (size_t i = 0; i < npc; i++) {
 			const fmt_entry *old = &pc[i].e;
@@ -396,6 +449,7 @@ scan_listing *scan_list_dir(scan_ctx *ctx, scan_job *job, scan_counters *c)
 	}
 	free(names);
 out:
+	share_dirfd(&s);
 	if (s.dir)
 		sys_dir_close(s.dir); /* closes s.dirfd */
 	else if (s.dirfd >= 0)

@@ -37,6 +37,7 @@
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "format/path.h"
@@ -240,6 +241,38 @@ static void release(engine *e, scan_listing *l)
 	scan_listing_free(l);
 }
 
+/* Whether the root is on a network (or FUSE) file system: the kernel says,
+ * unless CUTOVER_FS says "local" or "network" (cutover(1), ENVIRONMENT);
+ * when the kernel cannot tell, as if remote. */
+static bool fs_remote(int rootfd)
+{
+	const char *v = getenv("CUTOVER_FS");
+	if (v && strcmp(v, "network") == 0)
+		return true;
+	if (v && strcmp(v, "local") == 0)
+		return false;
+	return sys_fs_remote(rootfd) != 0;
+}
+
+/* How many directory fds may be kept open for the children's opens
+ * (scan_dirref): half of what the open-file limit leaves after each thread's
+ * few, the soft limit raised to the hard one first (the kernel's default
+ * soft limit, 1024, is a historical accident; the hard one is the policy). */
+static int dirref_limit(int nthreads)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+		return 0;
+	if (rl.rlim_cur < rl.rlim_max && rl.rlim_cur < 65536) {
+		struct rlimit want = rl;
+		want.rlim_cur = rl.rlim_max < 65536 ? rl.rlim_max : 65536;
+		if (setrlimit(RLIMIT_NOFILE, &want) == 0)
+			rl = want;
+	}
+	long spare = ((long)rl.rlim_cur - 64 - 4L * nthreads) / 2;
+	return spare <= 0 ? 0 : spare > 4096 ? 4096 : (int)spare;
+}
+
 static const char *hash_name(enum scan_hash h)
 {
 	return h == SCAN_HASH_ALL ? "all" : h == SCAN_HASH_CHANGED ? "changed" : "none";
@@ -301,9 +334,12 @@ int scan_run(const scan_opts *o, scan_stats *stats, uint8_t id[FMT_ID_LEN])
 		goto out;
 	}
 	e.ctx.root_dev = rst.dev;
+	e.ctx.remote = fs_remote(e.ctx.rootfd);
+	atomic_init(&e.ctx.dirrefs, 0);
 	e.nthreads = o->threads;
 	if (e.nthreads <= 0)
-		e.nthreads = sys_fs_remote(e.ctx.rootfd) == 0 ? SCAN_THREADS_LOCAL : SCAN_THREADS_REMOTE;
+		e.nthreads = e.ctx.remote ? SCAN_THREADS_REMOTE : SCAN_THREADS_LOCAL;
+	e.ctx.max_dirrefs = dirref_limit(e.nthreads);
 	stats->threads = e.nthreads;
 
 	fmt_entry rootent;

@@ -81,4 +81,21 @@ sleep 0.1
 expect_rc 0 "$CUTOVER" scan "$T/imm" -o "$T/imm1" --prev "$T/imm0" --immutable 'archive/*'
 grep -q ' 3 carried' "$T/.err" || no "archive files not carried: $(cat "$T/.err")"
 "$CUTOVER" show "$T/imm1" --format jsonl | grep '"path":"live/l1"' | grep -q carried && no "a file outside the policy was carried"
+
+t network_mode_gives_the_same_manifests
+# As on NFS: 32 threads, and each directory opened beneath its parent's
+# descriptor instead of by its path from the root (CUTOVER_FS, cutover(1)).
+"$GEN" mutate "$R" --seed 77 --percent 3 >/dev/null || no "mutate failed"
+sleep 2.2
+expect_rc 0 env CUTOVER_FS=network "$CUTOVER" scan "$R" -o "$T/net-i" --prev "$T/aged" --maildir --hash changed &&
+	grep -q ', 32 threads;' "$T/.err" || no "network mode not taken: $(cat "$T/.err")"
+grep -q 'skipped [1-9]' "$T/.err" || no "no shortcut taken in network mode: $(cat "$T/.err")"
+expect_rc 0 env CUTOVER_FS=local "$CUTOVER" scan "$R" -o "$T/loc-i" --prev "$T/aged" --maildir --hash changed &&
+	grep -q ', 4 threads;' "$T/.err" || no "local mode not taken: $(cat "$T/.err")"
+expect_rc 0 env CUTOVER_FS=network "$CUTOVER" -q scan "$R" -o "$T/net-f" --maildir --hash all
+expect_rc 0 "$CUTOVER" -q scan "$R" -o "$T/loc-f" --maildir --hash all
+view "$T/net-i" >"$T/v1"; view "$T/loc-i" >"$T/v2"; view "$T/net-f" >"$T/v3"; view "$T/loc-f" >"$T/v4"
+same "$T/v2" "$T/v1" "incremental scans in network and local modes"
+same "$T/v4" "$T/v3" "full scans in network and local modes"
+same "$T/v4" "$T/v1" "incremental and full scans in network mode"
 finish
