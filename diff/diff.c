@@ -133,13 +133,35 @@ static bool content_differs(const fmt_entry *a, const fmt_entry *b)
 	return (a->flags & FMT_E_HASH) && (b->flags & FMT_E_HASH) && memcmp(a->hash, b->hash, 16);
 }
 
-static bool candidate(const fmt_entry *e)
+bool diff_maybe_linked(const fmt_entry *e)
 {
 	/* A changed entry was stat'ed by the scan that made NEW, so its nlink is
 	 * current: nlink 1 means no other name at that moment.  Only its
 	 * partners can be carried with a stale nlink, and the group pass finds
 	 * those by inode, whatever their nlink. */
 	return e->type == FMT_T_FILE && (e->nlink != 1 || (e->flags & FMT_E_CARRIED));
+}
+
+/* Notes a changed file that may be linked.  The set is held to an eighth of
+ * the memory limit: past that (the initial copy of a large store made from
+ * an incremental manifest, where every carried file counts), it is dropped,
+ * and the slow path of the link groups (order.c) takes every file of NEW
+ * that may be linked: a superset, as right and slower, in bounded memory. */
+static void cand_note(diff_ctx *x, const fmt_entry *n)
+{
+	if (!diff_maybe_linked(n) || x->cand_all)
+		return;
+	diff_iset *c = &x->cand;
+	size_t next = c->cap ? 2 * c->cap : 1024; /* slots after the set's next growth */
+	if ((c->n + 1) * 2 > c->cap && next * 2 * sizeof(uint64_t) > x->limit / 8) {
+		CUT_DEBUG("diff: %zu candidate inodes fill an eighth of --mem-limit: "
+			  "all multi-link files are candidates",
+			  c->n);
+		diff_iset_free(c);
+		x->cand_all = true;
+		return;
+	}
+	diff_iset_add(c, n->dev, n->ino);
 }
 
 static void dir_keep(diff_ctx *x, fmt_entry **v, size_t *n, size_t *cap, const fmt_entry *e)
@@ -210,8 +232,7 @@ static int only_new(diff_ctx *x, const fmt_entry *n)
 {
 	if (n->type == FMT_T_DIR)
 		return new_dir(x, n);
-	if (candidate(n))
-		diff_iset_add(&x->cand, n->dev, n->ino);
+	cand_note(x, n);
 	if (link_note(x, n, 1, NULL) < 0)
 		return -1;
 	return item_add(x, x->arrive, DI_ARRIVE, 0, n, NULL);
@@ -222,8 +243,7 @@ static int replace(diff_ctx *x, const fmt_entry *o, const fmt_entry *n)
 {
 	if (item_add(x, x->leave, DI_LEAVE, DI_F_INBOTH, o, NULL) < 0)
 		return -1;
-	if (candidate(n))
-		diff_iset_add(&x->cand, n->dev, n->ino);
+	cand_note(x, n);
 	if (link_note(x, n, 1, o) < 0)
 		return -1;
 	return item_add(x, x->arrive, DI_ARRIVE, DI_F_INBOTH, n, o);
@@ -235,8 +255,7 @@ static int both(diff_ctx *x, const fmt_entry *o, const fmt_entry *n)
 		if (o->type == FMT_T_DIR) {
 			if (op_simple(x, PH_RMDIR, FMT_OP_RMDIR, o, o) < 0)
 				return -1;
-			if (candidate(n))
-				diff_iset_add(&x->cand, n->dev, n->ino);
+			cand_note(x, n);
 			if (link_note(x, n, 1, o) < 0)
 				return -1;
 			return item_add(x, x->arrive, DI_ARRIVE, DI_F_INBOTH | DI_F_FROMDIR, n, o);
@@ -259,8 +278,7 @@ static int both(diff_ctx *x, const fmt_entry *o, const fmt_entry *n)
 		if (o->ino != n->ino)
 			return replace(x, o, n);
 		if (content_differs(o, n)) {
-			if (candidate(n))
-				diff_iset_add(&x->cand, n->dev, n->ino);
+			cand_note(x, n);
 			if (link_note(x, n, 3, o) < 0)
 				return -1;
 			return item_add(x, x->upd, DI_UPDATE, 0, n, o);

@@ -53,7 +53,15 @@ typedef struct diff_ctx {
 	diff_sorter *groups, *suppress;     /* link groups, paths whose op a link replaces */
 	diff_sorter *lnka;                  /* arrivals with nlink > 1, by path */
 	diff_iset cand;                     /* inodes of changed files: group candidates */
+	bool cand_all;                      /* cand outgrew its share of the memory limit and
+					       was dropped: every file of NEW that may be
+					       linked counts as a candidate (diff_maybe_linked) */
 } diff_ctx;
+
+/* Whether a file of NEW may share its inode with another path (its nlink is
+ * not 1, or it was carried by an incremental scan and its nlink may be
+ * stale). */
+bool diff_maybe_linked(const fmt_entry *e);
 
 /* Adds change c to phase ph.  0 or -1. */
 int diff_op(diff_ctx *x, int ph, const fmt_change *c);

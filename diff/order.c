@@ -350,7 +350,8 @@ static int groups_from_new(diff_ctx *x)
 	fmt_entry e;
 	int r;
 	while ((r = fmt_mreader_next(nw, &e)) > 0) {
-		if (e.type != FMT_T_FILE || !diff_iset_has(&x->cand, e.dev, e.ino))
+		if (e.type != FMT_T_FILE ||
+		    !(x->cand_all ? diff_maybe_linked(&e) : diff_iset_has(&x->cand, e.dev, e.ino)))
 			continue;
 		diff_item it = {.kind = DI_MEMBER, .seq = x->seq++};
 		it.c.e = e;
@@ -383,7 +384,7 @@ out:
 int diff_groups(diff_ctx *x)
 {
 	int rc = 0;
-	if (!x->cand.n)
+	if (!x->cand.n && !x->cand_all)
 		goto done;
 	/* The arrivals among the join's multi-link files learn whether they
 	 * were renamed. */
