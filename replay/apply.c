@@ -619,12 +619,54 @@ out:
 
 /* ---------------------------------------------------- symlink, special */
 
+/* The S_IFMT bits of a special file's type. */
+static mode_t special_fmt(unsigned type)
+{
+	switch (type) {
+	case FMT_T_FIFO: return S_IFIFO;
+	case FMT_T_SOCK: return S_IFSOCK;
+	case FMT_T_CHR: return S_IFCHR;
+	default: return S_IFBLK;
+	}
+}
+
+/* Makes op's symlink or special file under its temporary name in pfd (one
+ * left by a crashed run is replaced), gives it its attributes, and puts it
+ * in place of base.  Sets op->res on success; on failure logs and leaves no
+ * temporary behind. */
+static void make_and_place(const rp_ctx *cx, rp_op *op, int pfd, const char *base, bool replace)
+{
+	const char *path = op->e.path;
+	bool sym = op->e.type == FMT_T_SYMLINK;
+	const char *want = op->e.target ? op->e.target : "";
+	mode_t fmt = special_fmt(op->e.type);
+	char tmp[32];
+	rp_tmp_name(tmp, op->idx);
+#define MAKE_TMP() (sym ? symlinkat(want, pfd, tmp) : mknodat(pfd, tmp, fmt | 0600, (dev_t)op->e.rdev))
+	int r = MAKE_TMP();
+	if (r < 0 && errno == EEXIST && unlinkat(pfd, tmp, 0) == 0)
+		r = MAKE_TMP();
+#undef MAKE_TMP
+	if (r < 0) {
+		sys_fail(op, errno, sym ? "cannot create symlink" : "cannot create", path);
+		return;
+	}
+	r = set_attrs_at(cx, pfd, tmp, op->e.type, sym ? 0 : op->e.mode, op->e.uid, op->e.gid,
+			 src_atime(cx, path, op->e.mtime_ns), op->e.mtime_ns);
+	if (r < 0) {
+		unlinkat(pfd, tmp, 0);
+		sys_fail(op, r, sym ? "cannot set the attributes of symlink" : "cannot set the attributes of",
+			 path);
+		return;
+	}
+	if (put_in_place(cx, op, pfd, tmp, base, path, replace) == 0)
+		op->res = RP_R_DONE;
+}
+
 static void ap_symlink(const rp_ctx *cx, rp_op *op)
 {
 	const char *path = op->e.path, *base;
 	const char *want = op->e.target ? op->e.target : "";
-	char tmp[32];
-	rp_tmp_name(tmp, op->idx);
 	bool replace = false;
 	int pfd = tparent(cx, op, path, &base);
 	if (pfd < 0)
@@ -650,22 +692,7 @@ static void ap_symlink(const rp_ctx *cx, rp_op *op)
 			goto out;
 		replace = true;
 	}
-	int r = symlinkat(want, pfd, tmp);
-	if (r < 0 && errno == EEXIST && unlinkat(pfd, tmp, 0) == 0)
-		r = symlinkat(want, pfd, tmp);
-	if (r < 0) {
-		sys_fail(op, errno, "cannot create symlink", path);
-		goto out;
-	}
-	r = set_attrs_at(cx, pfd, tmp, FMT_T_SYMLINK, 0, op->e.uid, op->e.gid,
-			     src_atime(cx, path, op->e.mtime_ns), op->e.mtime_ns);
-	if (r < 0) {
-		unlinkat(pfd, tmp, 0);
-		sys_fail(op, r, "cannot set the attributes of symlink", path);
-		goto out;
-	}
-	if (put_in_place(cx, op, pfd, tmp, base, path, replace) == 0)
-		op->res = RP_R_DONE;
+	make_and_place(cx, op, pfd, base, replace);
 out:
 	close(pfd);
 }
@@ -673,15 +700,7 @@ out:
 static void ap_special(const rp_ctx *cx, rp_op *op)
 {
 	const char *path = op->e.path, *base;
-	char tmp[32];
-	rp_tmp_name(tmp, op->idx);
-	mode_t fmt;
-	switch (op->e.type) {
-	case FMT_T_FIFO: fmt = S_IFIFO; break;
-	case FMT_T_SOCK: fmt = S_IFSOCK; break;
-	case FMT_T_CHR: fmt = S_IFCHR; break;
-	default: fmt = S_IFBLK; break;
-	}
+	mode_t fmt = special_fmt(op->e.type);
 	if ((fmt == S_IFCHR || fmt == S_IFBLK) && !cx->root) {
 		set_res(op, RP_R_SKIPPED, "special %s: device nodes need root (as rsync -a)", path);
 		return;
@@ -705,22 +724,7 @@ static void ap_special(const rp_ctx *cx, rp_op *op)
 			goto out;
 		replace = true;
 	}
-	int r = mknodat(pfd, tmp, fmt | 0600, (dev_t)op->e.rdev);
-	if (r < 0 && errno == EEXIST && unlinkat(pfd, tmp, 0) == 0)
-		r = mknodat(pfd, tmp, fmt | 0600, (dev_t)op->e.rdev);
-	if (r < 0) {
-		sys_fail(op, errno, "cannot create", path);
-		goto out;
-	}
-	r = set_attrs_at(cx, pfd, tmp, op->e.type, op->e.mode, op->e.uid, op->e.gid,
-			     src_atime(cx, path, op->e.mtime_ns), op->e.mtime_ns);
-	if (r < 0) {
-		unlinkat(pfd, tmp, 0);
-		sys_fail(op, r, "cannot set the attributes of", path);
-		goto out;
-	}
-	if (put_in_place(cx, op, pfd, tmp, base, path, replace) == 0)
-		op->res = RP_R_DONE;
+	make_and_place(cx, op, pfd, base, replace);
 out:
 	close(pfd);
 }
