@@ -213,10 +213,14 @@ static int new_dir(diff_ctx *x, const fmt_entry *n)
 
 /* Multi-link files of NEW, for the link groups (order.c): st is the
  * member status (0 existing, 1 arriving, 3 updated, as in order.c); old is
- * what an arriving file replaces at its path, if anything. */
+ * what an arriving file replaces at its path, if anything.  A changed file
+ * the scan carried is noted whatever its nlink, which may be stale: it
+ * arrives only against a base that is not the previous scan (a re-based or
+ * patched base), and its partners must be found by inode (order.c,
+ * group_complete). */
 static int link_note(diff_ctx *x, const fmt_entry *n, int st, const fmt_entry *old)
 {
-	if (n->type != FMT_T_FILE || n->nlink <= 1)
+	if (n->type != FMT_T_FILE || (st == 0 ? n->nlink <= 1 : !diff_maybe_linked(n)))
 		return 0;
 	diff_item it = {.kind = DI_MEMBER, .flags = (uint8_t)st, .seq = x->seq++};
 	it.c.e = *n;

@@ -277,12 +277,19 @@ static int seek_path(diff_sorter *s, diff_item *it, int *h, const fmt_entry *p)
 /* A group can be decided from the join's list when every member stat'ed by
  * the scan (not carried) counts exactly the names found.  Otherwise a name
  * may be missing from the list (a partner carried with a stale nlink of 1, or
- * a name outside the tree) and the slow path reads NEW again. */
+ * a name outside the tree) and the slow path reads NEW again.  So it must
+ * when a changed member was carried: its nlink says nothing, and a group of
+ * carried names only may lack the partner that is already in place. */
 static bool group_complete(const member *m, size_t n)
 {
 	bool changed = false;
-	for (size_t i = 0; i < n; i++)
-		changed |= m[i].st != ST_EXISTING;
+	for (size_t i = 0; i < n; i++) {
+		if (m[i].st == ST_EXISTING)
+			continue;
+		if (m[i].e.flags & FMT_E_CARRIED)
+			return false;
+		changed = true;
+	}
 	if (!changed)
 		return true;
 	for (size_t i = 0; i < n; i++)

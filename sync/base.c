@@ -28,6 +28,7 @@
 
 #include "format/changes.h"
 #include "format/manifest.h"
+#include "diff/diff_item.h"
 #include "format/path.h"
 #include "sync/sync.h"
 
@@ -175,13 +176,105 @@ static bool same_content(const fmt_entry *t, const fmt_entry *s)
 	}
 }
 
-int sync_base_rebase(const char *tpath, const char *spath, const char *out, uint64_t *matched)
+/* Link structure.  A target entry may take the source's inode only if the
+ * two trees group it alike: every target name given source inode I must
+ * share one target inode, and every name of a target inode must be given
+ * one source inode.  Otherwise diff would take names as linked (or as
+ * separate) on the target when they are not, and leave them so: a target
+ * seeded by `rsync -a` without -H, or a name of a group deleted by hand.
+ * nlink cannot tell it, as a source entry the scan carried holds a stale one.
+ *
+ * The check sorts, in bounded memory (diff's spilling sorter), the matched
+ * files that may be linked on either side, once by source inode and once
+ * by target inode; the names of an inconsistent group go to a third list,
+ * by path, and the writing pass gives them inode 0: diff then copies them
+ * again and links them as the source has them.  An item holds its key
+ * inode in c.e.dev/ino and the other side's in c.e.rdev/seq. */
+#define REBASE_SORT_MEM (8u << 20)
+
+static bool may_be_linked(const fmt_entry *t, const fmt_entry *s)
 {
-	*matched = 0;
+	return t->type == FMT_T_FILE &&
+	       (t->nlink > 1 || s->nlink > 1 || (s->flags & FMT_E_CARRIED));
+}
+
+static int note_pair(diff_sorter *by, const fmt_entry *path, uint64_t kdev, uint64_t kino,
+		     uint64_t odev, uint64_t oino)
+{
+	diff_item it = {0};
+	it.c.e.path = path->path;
+	it.c.e.path_len = path->path_len;
+	it.c.e.dev = kdev;
+	it.c.e.ino = kino;
+	it.c.e.rdev = odev;
+	it.seq = oino;
+	return diff_sorter_add(by, &it);
+}
+
+/* Reads a list sorted by key inode; adds to bad every name of a group whose
+ * names do not all map to one other inode.  Returns the number of such
+ * names, or -1. */
+static int64_t split_groups(diff_sorter *by, diff_sorter *bad, const char *tmpdir)
+{
+	if (diff_sorter_sort(by) < 0)
+		return -1;
+	diff_sorter *grp = diff_sorter_new("rebase-group", diff_cmp_path, REBASE_SORT_MEM, tmpdir);
+	diff_item it, first = {0};
+	int h;
+	bool mixed = false, have = false;
+	int64_t nbad = 0;
+	for (;;) {
+		h = diff_sorter_next(by, &it);
+		if (h < 0)
+			break;
+		if (have && (h == 0 || it.c.e.dev != first.c.e.dev || it.c.e.ino != first.c.e.ino)) {
+			if (mixed) {
+				diff_item g;
+				int hg;
+				if (diff_sorter_sort(grp) < 0) {
+					h = -1;
+					break;
+				}
+				while ((hg = diff_sorter_next(grp, &g)) > 0) {
+					if (diff_sorter_add(bad, &g) < 0) {
+						hg = -1;
+						break;
+					}
+					nbad++;
+				}
+				if (hg < 0) {
+					h = -1;
+					break;
+				}
+			}
+			diff_sorter_reset(grp);
+			have = mixed = false;
+		}
+		if (h == 0)
+			break;
+		if (!have) {
+			first = it;
+			have = true;
+		} else if (it.c.e.rdev != first.c.e.rdev || it.seq != first.seq) {
+			mixed = true;
+		}
+		if (diff_sorter_add(grp, &it) < 0) {
+			h = -1;
+			break;
+		}
+	}
+	diff_sorter_free(grp);
+	return h < 0 ? -1 : nbad;
+}
+
+/* One merge-join of the target and source scans by path.  Without w, it
+ * fills by_src and by_tgt; with w, it writes the rebased manifest, giving
+ * inode 0 to the names listed in bad (sorted by path). */
+static int rebase_join(const char *tpath, const char *spath, fmt_mwriter *w, diff_sorter *by_src,
+		       diff_sorter *by_tgt, diff_sorter *bad, uint64_t *matched, fmt_mheader *h)
+{
 	int rc = -1;
 	fmt_mreader *t = fmt_mreader_open(tpath), *s = NULL;
-	fmt_mwriter *w = NULL;
-	fmt_mheader h = {0};
 	if (!t || !(s = fmt_mreader_open(spath)))
 		goto out;
 	if (fmt_mreader_header(t)->errors) {
@@ -189,8 +282,8 @@ int sync_base_rebase(const char *tpath, const char *spath, const char *out, uint
 			"on it", tpath, (unsigned long long)fmt_mreader_header(t)->errors);
 		goto out;
 	}
-	if (!(w = fmt_mwriter_create(out)))
-		goto out;
+	diff_item b;
+	int hb = w ? diff_sorter_next(bad, &b) : 0;
 	fmt_entry x, y;
 	int hx = fmt_mreader_next(t, &x), hy = fmt_mreader_next(s, &y);
 	while (hx > 0) {
@@ -200,25 +293,40 @@ int sync_base_rebase(const char *tpath, const char *spath, const char *out, uint
 				goto out;
 			continue;
 		}
-		fmt_entry e = x;
-		if (c == 0 && same_content(&x, &y)) {
-			e.dev = y.dev;
-			e.ino = y.ino;
-			if (x.type == FMT_T_FILE) {
-				/* Same data: take the source's hash too (the target
-				 * scan may not have one). */
-				memcpy(e.hash, y.hash, 16);
-				e.flags = (uint8_t)((e.flags & ~FMT_E_HASH) | (y.flags & FMT_E_HASH));
-				e.nlink = y.nlink;
-			}
-			(*matched)++;
+		bool same = c == 0 && same_content(&x, &y);
+		if (!w) {
+			if (same && may_be_linked(&x, &y) &&
+			    (note_pair(by_src, &x, y.dev, y.ino, x.dev, x.ino) < 0 ||
+			     note_pair(by_tgt, &x, x.dev, x.ino, y.dev, y.ino) < 0))
+				goto out;
 		} else {
-			e.dev = 0;
-			e.ino = 0;
+			while (hb > 0 && fmt_path_cmp(b.c.e.path, b.c.e.path_len, x.path, x.path_len) < 0)
+				hb = diff_sorter_next(bad, &b);
+			if (hb < 0)
+				goto out;
+			if (same && hb > 0 && b.c.e.path_len == x.path_len &&
+			    !memcmp(b.c.e.path, x.path, x.path_len))
+				same = false; /* linked otherwise than on the source */
+			fmt_entry e = x;
+			if (same) {
+				e.dev = y.dev;
+				e.ino = y.ino;
+				if (x.type == FMT_T_FILE) {
+					/* Same data: take the source's hash too (the
+					 * target scan may not have one). */
+					memcpy(e.hash, y.hash, 16);
+					e.flags = (uint8_t)((e.flags & ~FMT_E_HASH) | (y.flags & FMT_E_HASH));
+					e.nlink = y.nlink;
+				}
+				(*matched)++;
+			} else {
+				e.dev = 0;
+				e.ino = 0;
+			}
+			e.flags &= (uint8_t)~FMT_E_CARRIED;
+			if (fmt_mwriter_add(w, &e) < 0)
+				goto out;
 		}
-		e.flags &= (uint8_t)~FMT_E_CARRIED;
-		if (fmt_mwriter_add(w, &e) < 0)
-			goto out;
 		if ((hx = fmt_mreader_next(t, &x)) < 0)
 			goto out;
 		if (c == 0 && (hy = fmt_mreader_next(s, &y)) < 0)
@@ -226,12 +334,49 @@ int sync_base_rebase(const char *tpath, const char *spath, const char *out, uint
 	}
 	if (hx < 0 || hy < 0)
 		goto out;
-	/* The rebased manifest is "of" the source root, so diff accepts the
-	 * pair without --force; everything else says where it came from. */
-	header_copy(&h, fmt_mreader_header(t));
-	free(h.root);
-	h.root = cut_strndup(fmt_mreader_header(s)->root, strlen(fmt_mreader_header(s)->root));
-	h.has_prev = false;
+	if (w) {
+		/* The rebased manifest is "of" the source root, so diff accepts
+		 * the pair without --force; everything else says where it came
+		 * from. */
+		header_copy(h, fmt_mreader_header(t));
+		free(h->root);
+		h->root = cut_strndup(fmt_mreader_header(s)->root, strlen(fmt_mreader_header(s)->root));
+		h->has_prev = false;
+	}
+	rc = 0;
+out:
+	if (t)
+		fmt_mreader_close(t);
+	if (s)
+		fmt_mreader_close(s);
+	return rc;
+}
+
+int sync_base_rebase(const char *tpath, const char *spath, const char *out, const char *tmpdir,
+		     uint64_t *matched)
+{
+	*matched = 0;
+	int rc = -1;
+	fmt_mwriter *w = NULL;
+	fmt_mheader h = {0};
+	diff_sorter *by_src = diff_sorter_new("rebase-by-source", diff_cmp_inode, REBASE_SORT_MEM, tmpdir);
+	diff_sorter *by_tgt = diff_sorter_new("rebase-by-target", diff_cmp_inode, REBASE_SORT_MEM, tmpdir);
+	diff_sorter *bad = diff_sorter_new("rebase-unlinked", diff_cmp_path, REBASE_SORT_MEM, tmpdir);
+	if (rebase_join(tpath, spath, NULL, by_src, by_tgt, NULL, matched, NULL) < 0)
+		goto out;
+	int64_t n1 = split_groups(by_src, bad, tmpdir);
+	int64_t n2 = n1 < 0 ? -1 : split_groups(by_tgt, bad, tmpdir);
+	if (n1 < 0 || n2 < 0 || diff_sorter_sort(bad) < 0)
+		goto out;
+	if (n1 + n2)
+		CUT_INFO("sync --rebase: %lld target paths are linked otherwise than on the source: "
+			 "they will be copied and linked again", (long long)(n1 + n2));
+	diff_sorter_free(by_src);
+	diff_sorter_free(by_tgt);
+	by_src = by_tgt = NULL;
+	if (!(w = fmt_mwriter_create(out)) ||
+	    rebase_join(tpath, spath, w, NULL, NULL, bad, matched, &h) < 0)
+		goto out;
 	uint8_t id[FMT_ID_LEN];
 	int r = fmt_mwriter_finish(w, &h, id);
 	w = NULL;
@@ -239,10 +384,9 @@ int sync_base_rebase(const char *tpath, const char *spath, const char *out, uint
 out:
 	if (w)
 		fmt_mwriter_abort(w);
-	if (t)
-		fmt_mreader_close(t);
-	if (s)
-		fmt_mreader_close(s);
+	diff_sorter_free(by_src);
+	diff_sorter_free(by_tgt);
+	diff_sorter_free(bad);
 	fmt_mheader_free(&h);
 	return rc;
 }

@@ -931,7 +931,7 @@ static int pass_body(pass *p, sync_hist *h)
 			r = scan_run(&to, &tst, tid);
 			uint64_t matched = 0;
 			if (r == 0)
-				r = sync_base_rebase(tp, mp, bp, &matched);
+				r = sync_base_rebase(tp, mp, bp, o->dir, &matched);
 			else if (r > 0)
 				CUT_ERR("sync --rebase: %llu paths of the target could not be read (listed "
 					"above)", (unsigned long long)tst.errors);

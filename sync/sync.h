@@ -155,9 +155,11 @@ int sync_lock_parse(const char *text, size_t len, sync_lock_holder *h);
 int sync_base_patch(const char *manifest, const char *log, const char *target, const char *out,
 		    uint64_t *patched);
 /* Writes out: the target scan t expressed in the identity (dev, inode) of
- * the source scan s wherever the target's entry matches the source's, so
- * that diff out -> s copies only what differs.  0 or -1 (logged). */
-int sync_base_rebase(const char *t, const char *s, const char *out, uint64_t *matched);
+ * the source scan s wherever the target's entry matches the source's (and is
+ * linked as on the source), so that diff out -> s copies only what differs.
+ * Sorting spills to tmpdir (NULL: $TMPDIR).  0 or -1 (logged). */
+int sync_base_rebase(const char *t, const char *s, const char *out, const char *tmpdir,
+		     uint64_t *matched);
 
 /* ---- verify.c ---------------------------------------------------------- */
 

@@ -147,6 +147,31 @@ expect_rc 4 sync_ --check-target && grep -q "missing  *1 entries" "$T/.err" || n
 expect_rc 0 sync_ --rebase
 [ -e "$f" ] || no "rebase did not bring back $f"
 
+t rebase_restores_links_the_target_lost
+# Two messages COPYed to the Trash (a hard link made where the message's own
+# folder is untouched, so the next scans carry it with its old nlink).  On
+# the target, one copy loses its first name and the other becomes a
+# separate file: the re-base must link both again.
+u=$(dirname "$(dirname "$(find "$S" -path '*/Maildir/.Trash/cur' -type d | head -1)")")
+i=0
+for x in $(find "$u/cur" -type f -links 1 | LC_ALL=C sort | head -2); do
+	i=$((i + 1))
+	ln "$x" "$u/.Trash/cur/1795000000.M$i.copied,S=1:2,S" || no "ln failed"
+done
+[ $i = 2 ] || no "found $i unlinked messages in $u/cur"
+expect_rc 0 sync_
+out=$(rsync_diff "$S" "$D")
+[ -z "$out" ] || no "after the copies rsync sees: $(echo "$out" | head -5)"
+x1=$(find "$u/cur" -type f -links 2 | LC_ALL=C sort | head -1)
+t2="$u/.Trash/cur/1795000000.M2.copied,S=1:2,S"
+rm -f "${x1/$S/$D}"
+cp -p "${t2/$S/$D}" "$T/copy" && mv "$T/copy" "${t2/$S/$D}"
+expect_rc 0 sync_ --rebase
+out=$(rsync_diff "$S" "$D")
+[ -z "$out" ] || no "after --rebase rsync sees: $(echo "$out" | head -5)"
+expect_rc 0 "$CUTOVER" verify --state "$ST"
+expect_rc 0 sync_
+
 t resumes_an_interrupted_replay
 S2="$T/src2" D2="$T/dst2" ST2="$T/state2"
 "$GEN" create "$S2" --users 20 --msgs 150 --seed 5 --size-scale 0.5 >/dev/null

@@ -80,7 +80,8 @@ static size_t walk_n, walk_cap;
 static size_t walk_rootlen;
 static cut_arena walk_arena;
 
-static const char *stale_path; /* this entry is written as carried, nlink 1 */
+static const char *stale_path;   /* this entry is written as carried, nlink 1 */
+static const char *carried_path; /* this one as carried, its nlink as found */
 
 /* A 128-bit content hash for the walk: two FNV-1a lanes (diff only compares
  * hashes, so it need not be the scanner's XXH3). */
@@ -134,6 +135,8 @@ static int walk_cb(const char *p, const struct stat *st, int flag, struct FTW *f
 		e->nlink = 1;
 		e->flags |= FMT_E_CARRIED;
 	}
+	if (carried_path && strcmp(rel, carried_path) == 0)
+		e->flags |= FMT_E_CARRIED;
 	if (e->type == FMT_T_SYMLINK) {
 		char t[4096];
 		ssize_t n = readlink(p, t, sizeof t);
@@ -534,6 +537,24 @@ static void diff_run__link_to_a_carried_entry_with_stale_nlink(void **state)
 	assert_int_equal(nops[FMT_OP_CREATE], 0);
 }
 
+/* Against a base that is not the previous scan (a re-based target lacking a
+ * name), a carried file with a stale nlink of 1 arrives while its partner,
+ * also carried, is already in place: the arrival must become a link, not a
+ * copy (every carried name has to be found by inode). */
+static void diff_run__carried_arrival_links_to_a_carried_partner(void **state)
+{
+	(void)state;
+	in("mkdir -p u1/cur u2/cur && echo m > u2/cur/m && echo n > u1/cur/n");
+	before();
+	in("ln u2/cur/m u1/cur/m");
+	stale_path = "u1/cur/m";
+	carried_path = "u2/cur/m";
+	after();
+	stale_path = carried_path = NULL;
+	assert_int_equal(nops[FMT_OP_LINK], 1);
+	assert_int_equal(nops[FMT_OP_CREATE], 0);
+}
+
 static void diff_run__in_place_update_of_a_linked_file(void **state)
 {
 	(void)state;
@@ -837,6 +858,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(diff_run__type_changes, setup, teardown),
 		cmocka_unit_test_setup_teardown(diff_run__hard_link_groups_change, setup, teardown),
 		cmocka_unit_test_setup_teardown(diff_run__link_to_a_carried_entry_with_stale_nlink, setup, teardown),
+		cmocka_unit_test_setup_teardown(diff_run__carried_arrival_links_to_a_carried_partner, setup, teardown),
 		cmocka_unit_test_setup_teardown(diff_run__in_place_update_of_a_linked_file, setup, teardown),
 		cmocka_unit_test_setup_teardown(diff_run__rewrite_and_rename_over, setup, teardown),
 		cmocka_unit_test_setup_teardown(diff_run__from_empty, setup, teardown),

@@ -429,7 +429,7 @@ static void sync_base_rebase__takes_the_source_identity_only_where_entries_match
 	assert_int_equal(scan_run(&a, &st, id), 0);
 	assert_int_equal(scan_run(&b, &st, id), 0);
 	uint64_t matched;
-	assert_int_equal(sync_base_rebase(mt, ms, out, &matched), 0);
+	assert_int_equal(sync_base_rebase(mt, ms, out, f->dir, &matched), 0);
 	assert_int_equal(matched, 2); /* the root and "same" */
 	fmt_entry e, s;
 	assert_true(find_entry(out, "same", &e));
@@ -447,6 +447,85 @@ static void sync_base_rebase__takes_the_source_identity_only_where_entries_match
 	fmt_mreader_close(r);
 	fmt_mreader_close(rs);
 	free(src), free(dst), free(ms), free(mt), free(out);
+}
+
+/* Rewrites manifest in as an incremental scan could have left it: every
+ * file carried, and "a" with the nlink it had before it was linked. */
+static void as_carried(const char *in, const char *out)
+{
+	fmt_mreader *r = fmt_mreader_open(in);
+	fmt_mwriter *w = fmt_mwriter_create(out);
+	assert_non_null(r);
+	assert_non_null(w);
+	fmt_entry e;
+	int x;
+	while ((x = fmt_mreader_next(r, &e)) > 0) {
+		if (e.type == FMT_T_FILE)
+			e.flags |= FMT_E_CARRIED;
+		if (e.path_len == 1 && e.path[0] == 'a')
+			e.nlink = 1;
+		assert_int_equal(fmt_mwriter_add(w, &e), 0);
+	}
+	assert_int_equal(x, 0);
+	const fmt_mheader *h = fmt_mreader_header(r);
+	fmt_mheader nh = {.root = h->root, .host = h->host, .options = h->options, .policy = h->policy};
+	uint8_t id[FMT_ID_LEN];
+	assert_int_equal(fmt_mwriter_finish(w, &nh, id), 0);
+	fmt_mreader_close(r);
+}
+
+static void link_in(const char *dir, const char *from, const char *to)
+{
+	char *a = sync_path(dir, from), *b = sync_path(dir, to);
+	assert_int_equal(link(a, b), 0);
+	free(a), free(b);
+}
+
+/* Carried entries hold stale nlinks, so only the grouping of names by inode
+ * on both sides tells whether the target is linked as the source is. */
+static void sync_base_rebase__keeps_the_source_identity_only_where_linked_alike(void **state)
+{
+	fx *f = *state;
+	char *src = sync_path(f->dir, "src"), *dst = sync_path(f->dir, "dst");
+	char *ms = sync_path(f->dir, "ms"), *mc = sync_path(f->dir, "mc");
+	char *mt = sync_path(f->dir, "mt"), *out = sync_path(f->dir, "b");
+	mkdir(src, 0755);
+	mkdir(dst, 0755);
+	const char *names[] = {"a", "c", "e", "g"};
+	for (int i = 0; i < 4; i++) {
+		put(src, names[i], names[i], 1000000);
+		put(dst, names[i], names[i], 1000000);
+	}
+	link_in(src, "a", "b"); /* linked on the source, two copies on the target */
+	put(dst, "b", "a", 1000000);
+	put(src, "d", "c", 1000000); /* two copies on the source, linked on the target */
+	link_in(dst, "c", "d");
+	link_in(src, "e", "f"); /* linked alike */
+	link_in(dst, "e", "f");
+	link_in(src, "g", "h"); /* the target lacks one name: what it has is right */
+	scan_stats st;
+	uint8_t id[FMT_ID_LEN];
+	scan_opts a = {.root = src, .out = ms, .threads = 2}, b = {.root = dst, .out = mt, .threads = 2};
+	assert_int_equal(scan_run(&a, &st, id), 0);
+	assert_int_equal(scan_run(&b, &st, id), 0);
+	as_carried(ms, mc);
+	uint64_t matched;
+	assert_int_equal(sync_base_rebase(mt, mc, out, f->dir, &matched), 0);
+	const char *zero[] = {"a", "b", "c", "d"}, *kept[] = {"e", "f", "g"};
+	fmt_entry e, s;
+	for (int i = 0; i < 4; i++) {
+		assert_true(find_entry(out, zero[i], &e));
+		if (e.ino != 0)
+			fail_msg("'%s' keeps the source's inode though it is linked otherwise", zero[i]);
+	}
+	for (int i = 0; i < 3; i++) {
+		assert_true(find_entry(out, kept[i], &e));
+		assert_true(find_entry(mc, kept[i], &s));
+		if (e.ino != s.ino)
+			fail_msg("'%s' lost the source's inode though it is linked alike", kept[i]);
+	}
+	assert_int_equal(matched, 4); /* the root, e, f, g */
+	free(src), free(dst), free(ms), free(mc), free(mt), free(out);
 }
 
 int main(void)
@@ -467,6 +546,7 @@ int main(void)
 		T(sync_write_atomic__replaces_whole_files),
 		T(sync_base_patch__records_what_a_drifted_copy_left),
 		T(sync_base_rebase__takes_the_source_identity_only_where_entries_match),
+		T(sync_base_rebase__keeps_the_source_identity_only_where_linked_alike),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
