@@ -83,10 +83,13 @@ static int run(int argc, char **argv)
 		if (cut_verbosity > 0)
 			fprintf(stderr,
 				"diff: %llu directory renames, %llu file renames (%llu through a temporary "
-				"name), %llu links; %llu passes, %u spilled runs, list memory peak %s\n",
+				"name), %llu links; %llu passes, %u spilled runs, list memory peak %s%s\n",
 				(unsigned long long)st.dir_renames, (unsigned long long)st.file_renames,
 				(unsigned long long)st.evacuations, (unsigned long long)st.links,
-				(unsigned long long)st.passes, st.spilled_runs, cut_bytes_human(b, st.peak_list_mem));
+				(unsigned long long)st.passes, st.spilled_runs, cut_bytes_human(b, st.peak_list_mem),
+				st.dir_lists_dropped ? "; too many directories created and deleted for "
+						       "--mem-limit: directory renames not looked for"
+						     : "");
 	}
 	return CUT_EXIT_OK;
 }

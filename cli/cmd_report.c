@@ -2,6 +2,7 @@
  * cmd_report.c - `cutover report`: command line of diff/report.c.
  */
 #include <getopt.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -10,7 +11,7 @@
 
 static const char usage[] =
 	"usage: cutover report A B [--json] [--ignore FIELD,...] [--mtime-granularity NS]\n"
-	"                          [--by-depth N] [--examples N]\n"
+	"                          [--by-depth N] [--examples N] [--mem-limit BYTES]\n"
 	"A parity audit of two manifests (typically the source and a scan of the target):\n"
 	"entries missing from B, extra in B, differing in content, differing only in\n"
 	"metadata, and paths whose hard-link structure differs; overall and per group.\n"
@@ -25,6 +26,9 @@ static const char usage[] =
 	"  --by-depth N            counts per group of the first N path components\n"
 	"                          (2 = domain/user of a mail store)\n"
 	"  --examples N            first differences listed per kind (default 10)\n"
+	"  --mem-limit BYTES       memory for the link-structure and group lists before\n"
+	"                          they spill to temporary files (default 32M)\n"
+	"  --tmpdir DIR            where spilled lists go (default $TMPDIR or /tmp)\n"
 	"exit: 0 parity, 1 differ, 2 error, 64 usage\n";
 
 static int run(int argc, char **argv)
@@ -36,6 +40,8 @@ static int run(int argc, char **argv)
 		{"mtime-granularity", required_argument, NULL, 'g'},
 		{"by-depth", required_argument, NULL, 'd'},
 		{"examples", required_argument, NULL, 'e'},
+		{"mem-limit", required_argument, NULL, 'M'},
+		{"tmpdir", required_argument, NULL, 'T'},
 		{NULL, 0, NULL, 0}};
 	diff_report_opts o = {.ignore = RF_DEFAULT_IGNORE, .max_examples = 10, .out = stdout};
 	int c;
@@ -69,6 +75,14 @@ static int run(int argc, char **argv)
 				return cli_usage(&cmd_report);
 			o.max_examples = (unsigned)v;
 			break;
+		case 'M':
+			if (cli_parse_u64(optarg, &v) < 0 || v == 0 || v > SIZE_MAX) {
+				fprintf(stderr, "cutover: report: bad --mem-limit '%s'\n", optarg);
+				return cli_usage(&cmd_report);
+			}
+			o.mem_limit = (size_t)v;
+			break;
+		case 'T': o.tmpdir = optarg; break;
 		default: return cli_usage(&cmd_report);
 		}
 	}

@@ -164,8 +164,29 @@ static void cand_note(diff_ctx *x, const fmt_entry *n)
 	diff_iset_add(c, n->dev, n->ino);
 }
 
+/* Keeps a directory found on one side only, for dir_renames.  These lists
+ * grow with the directories created and deleted (a domain of 10,000 users
+ * moved away is 300,000 of them), so they are held to an eighth of the memory
+ * limit: past that they are dropped and no directory rename is looked for.
+ * The log stays right: each file under a renamed directory becomes its own
+ * rename (matched by inode in the spilling lists), the directory an rmdir
+ * and a mkdir. */
 static void dir_keep(diff_ctx *x, fmt_entry **v, size_t *n, size_t *cap, const fmt_entry *e)
 {
+	x->dir_bytes += sizeof(fmt_entry) + e->path_len + 1;
+	if (x->dir_bytes > x->limit / 8) {
+		CUT_INFO("diff: more directories created and deleted than an eighth of --mem-limit "
+			 "holds (%zu bytes): directory renames are sent as renames of their files",
+			 x->dir_bytes);
+		free(x->odirs);
+		free(x->ndirs);
+		x->odirs = x->ndirs = NULL;
+		x->nod = x->cod = x->nnd = x->cnd = 0;
+		cut_arena_free(&x->darena);
+		x->collect_dirs = false;
+		x->st->dir_lists_dropped = true;
+		return;
+	}
 	if (*n == *cap) {
 		*cap = *cap ? *cap * 2 : 64;
 		*v = cut_realloc(*v, cut_size_mul(*cap, sizeof **v));

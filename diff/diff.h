@@ -29,6 +29,7 @@ typedef struct diff_stats {
 	uint64_t dir_renames, file_renames, evacuations, links, passes;
 	unsigned spilled_runs;
 	size_t peak_list_mem;
+	bool dir_lists_dropped; /* too many one-side directories: no directory renames */
 } diff_stats;
 
 /* Writes the change log.  0, or -1 after logging (input corrupt, roots

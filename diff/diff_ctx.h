@@ -43,6 +43,7 @@ typedef struct diff_ctx {
 	cut_arena darena;
 	fmt_entry *odirs, *ndirs;
 	size_t nod, cod, nnd, cnd;
+	size_t dir_bytes;    /* what they take, held to limit/8 (dir_keep) */
 	diff_map map;        /* accepted directory renames (the view uses it) */
 	char **premade;      /* directories made in PH_DIRMV, sorted */
 	size_t npremade;

@@ -69,9 +69,10 @@ typedef struct rep {
 	cut_buf group;            /* current group key */
 	bool in_group;
 	counts g;
-	cut_buf groups;           /* finished group lines / objects */
+	diff_sorter *groups;      /* finished group lines / objects, in order (spills) */
 	uint64_t ngroups;
 	diff_sorter *la, *lb;     /* multi-link files of A and B, by inode */
+	bool failed;              /* a group could not be kept (logged) */
 } rep;
 
 /* ------------------------------------------------------------ formatting */
@@ -192,20 +193,22 @@ static void example(rep *r, int kind, const char *path, size_t len, const fmt_en
 
 /* ------------------------------------------------------------------ groups */
 
-static void group_flush(rep *r)
+/* Ends the current group; a group that differs gets its line (text) or
+ * object (JSON) in r->groups, which keeps them in order and spills past its
+ * limit: a store can have millions of groups.  0 or -1 (logged). */
+static int group_flush(rep *r)
 {
 	if (!r->in_group)
-		return;
+		return 0;
 	r->in_group = false;
 	bool any = false;
 	for (int k = 0; k < K_N; k++)
 		any |= r->g.n[k] != 0;
 	if (!any)
-		return;
-	r->ngroups++;
-	cut_buf *b = &r->groups;
+		return 0;
+	cut_buf line = {0}, *b = &line;
 	if (r->o->json) {
-		if (b->len)
+		if (r->ngroups)
 			cut_buf_putc(b, ',');
 		cut_buf_printf(b, "{\"group\":");
 		json_str(b, (const char *)r->group.p, r->group.len);
@@ -220,6 +223,12 @@ static void group_flush(rep *r)
 				       (unsigned long long)r->g.n[k], (unsigned long long)r->g.bytes[k]);
 		cut_buf_putc(b, '\n');
 	}
+	diff_item it = {.seq = r->ngroups++};
+	it.c.e.path = (const char *)line.p;
+	it.c.e.path_len = (uint32_t)line.len;
+	int rc = diff_sorter_add(r->groups, &it);
+	cut_buf_free(&line);
+	return rc;
 }
 
 /* Length of the group key of path: its first by_depth components. */
@@ -243,7 +252,8 @@ static void count(rep *r, int kind, const char *path, size_t len, uint64_t bytes
 		return;
 	size_t gl = group_len(path, len, r->o->by_depth);
 	if (!r->in_group || gl != r->group.len || memcmp(r->group.p, path, gl)) {
-		group_flush(r);
+		if (group_flush(r) < 0)
+			r->failed = true;
 		r->group.len = 0;
 		cut_buf_put(&r->group, path, gl);
 		memset(&r->g, 0, sizeof r->g);
@@ -357,10 +367,26 @@ static void header_json(cut_buf *b, const char *key, fmt_mreader *m)
 		       (unsigned long long)h->errors);
 }
 
+/* Writes what out holds, then the group lines in order, to o->out; out is
+ * emptied for what follows.  0 or -1 (logged). */
+static int groups_write(rep *r, cut_buf *out)
+{
+	fwrite(out->p, 1, out->len, r->o->out);
+	out->len = 0;
+	if (diff_sorter_sort(r->groups) < 0)
+		return -1;
+	diff_item it;
+	int h;
+	while ((h = diff_sorter_next(r->groups, &it)) > 0)
+		fwrite(it.c.e.path, 1, it.c.e.path_len, r->o->out);
+	return h;
+}
+
 int diff_report(const diff_report_opts *o)
 {
 	rep r = {.o = o};
 	int rc = -1;
+	cut_buf out = {0};
 	fmt_mreader *a = fmt_mreader_open(o->a), *b = NULL;
 	if (!a || !(b = fmt_mreader_open(o->b)))
 		goto out;
@@ -368,6 +394,7 @@ int diff_report(const diff_report_opts *o)
 	bool links = !(o->ignore & RF_LINKS);
 	r.la = diff_sorter_new("report-a", diff_cmp_inode, lim, o->tmpdir);
 	r.lb = diff_sorter_new("report-b", diff_cmp_inode, lim, o->tmpdir);
+	r.groups = diff_sorter_new("report-groups", diff_cmp_seq, lim, o->tmpdir);
 	fmt_entry x, y;
 	int hx = fmt_mreader_next(a, &x), hy = fmt_mreader_next(b, &y);
 	while (hx > 0 || hy > 0) {
@@ -395,13 +422,13 @@ int diff_report(const diff_report_opts *o)
 		if (hx < 0 || hy < 0)
 			goto out;
 	}
-	group_flush(&r);
+	if (group_flush(&r) < 0 || r.failed)
+		goto out;
 	if (links && links_compare(&r) < 0)
 		goto out;
 	bool parity = !r.links_differ;
 	for (int k = 0; k < K_N; k++)
 		parity &= r.total.n[k] == 0;
-	cut_buf out = {0};
 	if (o->json) {
 		cut_buf_printf(&out, "{\"parity\":%s,", parity ? "true" : "false");
 		header_json(&out, "a", a);
@@ -432,7 +459,8 @@ int diff_report(const diff_report_opts *o)
 		cut_buf_printf(&out, "]");
 		if (o->by_depth) {
 			cut_buf_printf(&out, ",\"by_depth\":%u,\"groups\":[", o->by_depth);
-			cut_buf_put(&out, r.groups.p, r.groups.len);
+			if (groups_write(&r, &out) < 0)
+				goto out;
 			cut_buf_printf(&out, "]");
 		}
 		cut_buf_printf(&out, "}\n");
@@ -461,18 +489,19 @@ int diff_report(const diff_report_opts *o)
 		if (o->by_depth && r.ngroups) {
 			cut_buf_printf(&out, "groups that differ (depth %u): %llu\n", o->by_depth,
 				       (unsigned long long)r.ngroups);
-			cut_buf_put(&out, r.groups.p, r.groups.len);
+			if (groups_write(&r, &out) < 0)
+				goto out;
 		}
 		cut_buf_printf(&out, "%s\n", parity ? "parity" : "differ");
 	}
 	fwrite(out.p, 1, out.len, o->out);
-	cut_buf_free(&out);
 	rc = parity ? 0 : 1;
 out:
+	cut_buf_free(&out);
 	for (int k = 0; k <= K_N; k++)
 		cut_buf_free(&r.ex[k]);
 	cut_buf_free(&r.group);
-	cut_buf_free(&r.groups);
+	diff_sorter_free(r.groups);
 	diff_sorter_free(r.la);
 	diff_sorter_free(r.lb);
 	fmt_mreader_close(a);

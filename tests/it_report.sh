@@ -74,10 +74,32 @@ case_ 1 "rm d1/u1/Maildir/cur/2:2,S && echo x > d2/u3/Maildir/cur/8:2, && touch 
 	no "$(cat "$T/r.json")"
 grep -q '^  d1/u1 ' "$T/.out" || no "text groups: $(cat "$T/.out")"
 
+t many_groups_spill_past_the_memory_limit_and_keep_their_order
+# 3000 users who each lack a message: their group lines go past a 64 KiB
+# limit into temporary files and must come back whole and in order.
+(cd "$T" && mkdir -p g/a g/b && cd g && mkdir -p {a,b}/d{1,2,3}/u{1..1000}/cur &&
+	for d in a/*/*/cur; do echo "m $d" >"$d/1:2,S"; done)
+scan "$T/g/a" "$T/g/a.m" && scan "$T/g/b" "$T/g/b.m"
+n=$(ls -d "$T"/g/a/*/* | wc -l)
+for f in "" --json; do
+	expect_rc 1 env TMPDIR="$T/g" "$CUTOVER" report "$T/g/a.m" "$T/g/b.m" --by-depth 2 --mem-limit 64k $f
+	mv "$T/.out" "$T/small$f"
+	expect_rc 1 "$CUTOVER" report "$T/g/a.m" "$T/g/b.m" --by-depth 2 $f
+	cmp -s "$T/.out" "$T/small$f" || no "output $f differs with --mem-limit 64k: $(diff "$T/.out" "$T/small$f" | head -5)"
+done
+[ "$(grep -c '^  d[123]/u[0-9]* .*missing 1 ' "$T/small")" = "$n" ] || no "text lists $(grep -c '^  d' "$T/small") of $n groups"
+# (the root and d1..d3 differ too, in their directory times)
+jq -e --argjson n "$n" '[.groups[] | select(.missing.count == 1)] | length == $n' "$T/small--json" >/dev/null ||
+	no "json groups: $(head -c 300 "$T/small--json")"
+# the order is canonical: what a sort of the directories gives
+[ "$(jq -r '.groups[].group | select(contains("/"))' "$T/small--json" | tr '\n' ' ')" = \
+	"$(cd "$T/g/a" && ls -d */* | LC_ALL=C sort | tr '\n' ' ')" ] || no "groups out of order"
+
 t errors_exit_2_usage_64
 expect_rc 2 "$CUTOVER" report "$T/a.m" "$T/missing.m"
 cp "$T/a.m" "$T/bad.m" && printf '\377' | dd of="$T/bad.m" bs=1 seek=20 conv=notrunc status=none
 expect_rc 2 "$CUTOVER" report "$T/a.m" "$T/bad.m" && { grep -q 'bad.m' "$T/.err" || no "$(cat "$T/.err")"; }
 expect_rc 64 "$CUTOVER" report "$T/a.m"
 expect_rc 64 "$CUTOVER" report "$T/a.m" "$T/a.m" --ignore colour
+expect_rc 64 "$CUTOVER" report "$T/a.m" "$T/a.m" --mem-limit 0
 finish

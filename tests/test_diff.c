@@ -403,12 +403,13 @@ static void before(void)
 }
 
 /* Takes NEW of src, diffs, applies to dst, compares. */
+static diff_stats last_st; /* of the last after() */
+
 static void after_with(size_t limit)
 {
 	manifest_of(src, mnew);
 	diff_opts o = {.old_path = mold, .new_path = mnew, .out_path = chlog, .mem_limit = limit};
-	diff_stats st;
-	assert_int_equal(diff_run(&o, &st), 0);
+	assert_int_equal(diff_run(&o, &last_st), 0);
 	apply(chlog, src, dst);
 	expect_same_trees(src, dst);
 }
@@ -483,8 +484,33 @@ static void diff_run__folder_rename_with_flag_renames_inside(void **state)
 	in("mv 'Maildir/.New/cur/1003.M3P1.host,S=5:2,' 'Maildir/.New/cur/1003.M3P1.host,S=5:2,S'");
 	in("mv 'Maildir/.New/cur/1004.M4P1.host,S=5:2,' 'Maildir/.New/cur/1004.M4P1.host,S=5:2,FS'");
 	after();
+	assert_false(last_st.dir_lists_dropped);
+	assert_int_equal(last_st.dir_renames, 1);
 	assert_int_equal(nops[FMT_OP_RENAME], 3); /* the folder, then two flag changes */
 	assert_int_equal(nops[FMT_OP_CREATE] + nops[FMT_OP_DELETE] + nops[FMT_OP_RMDIR], 0);
+}
+
+/* Past its share of the memory limit, the list of directories found on one
+ * side is dropped: the folder's files are renamed one by one instead. */
+static void diff_run__folder_rename_past_the_memory_limit_renames_the_files(void **state)
+{
+	(void)state;
+	in("mkdir -p Maildir/.Old/cur Maildir/.Old/new Maildir/.Old/tmp Maildir/cur");
+	char name[128];
+	for (int i = 0; i < 20; i++) {
+		snprintf(name, sizeof name, "Maildir/.Old/cur/%d.M%dP1.host,S=5:2,", 1000 + i, i);
+		put(name, "hello", 1000 + i);
+	}
+	before();
+	in("mv Maildir/.Old Maildir/.New");
+	in("mv 'Maildir/.New/cur/1003.M3P1.host,S=5:2,' 'Maildir/.New/cur/1003.M3P1.host,S=5:2,S'");
+	after_with(1024);
+	assert_true(last_st.dir_lists_dropped);
+	assert_int_equal(last_st.dir_renames, 0);
+	assert_int_equal(nops[FMT_OP_RENAME], 20);
+	assert_int_equal(nops[FMT_OP_MKDIR], 4);
+	assert_int_equal(nops[FMT_OP_RMDIR], 4);
+	assert_int_equal(nops[FMT_OP_CREATE] + nops[FMT_OP_DELETE], 0);
 }
 
 static void diff_run__nested_folder_renames(void **state)
@@ -854,6 +880,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(diff_run__swap_goes_through_a_temporary_name, setup, teardown),
 		cmocka_unit_test_setup_teardown(diff_run__rename_chain_and_cycle, setup, teardown),
 		cmocka_unit_test_setup_teardown(diff_run__folder_rename_with_flag_renames_inside, setup, teardown),
+		cmocka_unit_test_setup_teardown(diff_run__folder_rename_past_the_memory_limit_renames_the_files, setup, teardown),
 		cmocka_unit_test_setup_teardown(diff_run__nested_folder_renames, setup, teardown),
 		cmocka_unit_test_setup_teardown(diff_run__type_changes, setup, teardown),
 		cmocka_unit_test_setup_teardown(diff_run__hard_link_groups_change, setup, teardown),
