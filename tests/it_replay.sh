@@ -100,6 +100,32 @@ $GEN mutate srcf --seed 42 --percent 10 >/dev/null
 $C -q scan srcf -o f1 --prev f0 && $C -q diff f0 f1 -o fc1 || no "scan/diff failed"
 expect_rc 0 $C -q replay fc1 --source srcf --target dstf --fsync -j 4 && parity srcf dstf
 
+t replay_shows_progress_on_a_tty_only
+# Through a pseudo-terminal (script(1)): "\rreplay N/M ops (P%) B at R/s
+# ETA Ts" lines, then the line is cleared before the summary.  With stderr on
+# a file, or -q on a terminal: no progress line at all.
+rm -rf srcp dstp ./dstp.cutover-journal
+$GEN create srcp --users 6 --msgs 30 --seed 43 >/dev/null
+$C -q scan srcp -o p0 && $C -q diff --from-empty p0 -o pc0 || no "scan/diff failed"
+total=$($C show pc0 | grep -c '^[a-z]')
+script -qec "$C replay pc0 --source srcp --target dstp -j 1" /dev/null >tty.out 2>&1 ||
+	no "replay under script(1) failed: $(tail -c 300 tty.out)"
+parity srcp dstp
+tr '\r' '\n' <tty.out >tty.lines
+grep -Eq "^replay [0-9]+/$total ops \([0-9]+%\) [0-9.]+ [KMG]?i?B at [0-9.]+ [KMG]?i?B/s" tty.lines ||
+	no "no progress line for $total ops: $(head -c 400 tty.lines)"
+grep -E "^replay [0-9]+/$total ops" tty.lines | grep -v " ETA [0-9]*s" | grep -Ev "^replay (0|$total)/" &&
+	no "a progress line under way without an ETA"
+grep -B1 'cutover: replay: .* created' tty.lines | head -1 | grep -Eq '^ +$' ||
+	no "the progress line was not cleared before the summary"
+rm -rf dstp ./dstp.cutover-journal
+$C replay pc0 --source srcp --target dstp -j 1 2>notty.err || no "replay failed: $(cat notty.err)"
+grep -q $'\r' notty.err && no "progress written to a file: $(head -c 200 notty.err)"
+grep -q 'cutover: replay: .* created' notty.err || no "no summary off a terminal"
+rm -rf dstp ./dstp.cutover-journal
+script -qec "$C -q replay pc0 --source srcp --target dstp -j 1" /dev/null >ttyq.out 2>&1
+grep -q 'ops (' ttyq.out && no "progress shown with -q"
+
 t replay_killed_at_random_points_resumes_to_parity
 rm -rf src dst ./*.cutover-journal m* c*
 $GEN create src --users 60 --msgs 120 --seed 21 --size-scale 0.3 >/dev/null
