@@ -115,6 +115,27 @@ else
 	no "setpriv missing"
 fi
 
+t stale_nfs_handles_are_retried_once_then_reported
+# ESTALE injected by an LD_PRELOAD shim (tests/estale_shim.c), as an NFS
+# client returns it when a file was replaced on the server: one ESTALE is
+# retried (stat of a file, open of a directory), a lasting one is reported
+# with the path and the scan ends incomplete (exit 3).
+SHIM="$PWD/$BUILD/tests/estale_shim.so"
+export ASAN_OPTIONS="${ASAN_OPTIONS:-}${ASAN_OPTIONS:+:}verify_asan_link_order=0"
+mkdir -p "$T/st/d1/sub" && echo a >"$T/st/d1/victim" && echo b >"$T/st/d1/sub/f"
+"$CUTOVER" -q scan "$T/st" -o "$T/st.ref"
+"$CUTOVER" show "$T/st.ref" | grep -v '^#' >"$T/st.ref.txt"
+for mode in local network; do
+	for v in ESTALE_ONCE=victim ESTALE_OPEN_ONCE=sub ESTALE_OPEN_ONCE=d1; do
+		expect_rc 0 env LD_PRELOAD="$SHIM" CUTOVER_FS=$mode "$v" "$CUTOVER" scan "$T/st" -o "$T/st.m" &&
+			grep -q ' 0 errors' "$T/.err" || no "$mode $v: $(cat "$T/.err")"
+		"$CUTOVER" show "$T/st.m" | grep -v '^#' | cmp -s - "$T/st.ref.txt" || no "$mode $v: manifest differs"
+	done
+	expect_rc 3 env LD_PRELOAD="$SHIM" CUTOVER_FS=$mode ESTALE_ALWAYS=victim "$CUTOVER" scan "$T/st" -o "$T/st.m"
+	grep -q "st/d1/victim: cannot stat: Stale file handle" "$T/.err" || no "$mode: message: $(cat "$T/.err")"
+	"$CUTOVER" show "$T/st.m" | grep -q 'd1/sub/f' || no "$mode: the rest of the tree is missing"
+done
+
 t files_vanishing_during_the_scan_are_not_errors
 mkdir -p "$T/live/cur"
 (cd "$T/live/cur" && seq -f '%g:2,' 1 30000 | xargs touch)

@@ -1,0 +1,109 @@
+/*
+ * estale_shim.c - an LD_PRELOAD library for tests/it_scan.sh that makes
+ * stat and open calls fail with ESTALE, as an NFS client does when the
+ * server's file handle went stale (the file was replaced on the server).
+ *
+ *   ESTALE_ONCE=S       the first statx/fstatat whose path contains S fails
+ *                       (once per process): the retry must succeed
+ *   ESTALE_OPEN_ONCE=S  the same for openat
+ *   ESTALE_ALWAYS=S     every such stat or open fails: the path must be
+ *                       reported
+ *
+ * Everything else goes to the C library (dlsym RTLD_NEXT).  A test tool,
+ * never linked into cutover.
+ */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+static int fired_stat, fired_open;
+
+static int stale(const char *path, const char *once_var, int *fired)
+{
+	const char *a = getenv("ESTALE_ALWAYS"), *o = getenv(once_var);
+	if (!path)
+		return 0;
+	if (a && *a && strstr(path, a))
+		return 1;
+	return o && *o && strstr(path, o) && !__atomic_exchange_n(fired, 1, __ATOMIC_SEQ_CST);
+}
+
+#define NEXT(name, type) \
+	static type real;       \
+	if (!real)              \
+	real = (type)dlsym(RTLD_NEXT, name)
+
+typedef int (*statx_fn)(int, const char *, int, unsigned int, struct statx *);
+typedef int (*fstatat_fn)(int, const char *, struct stat *, int);
+typedef int (*fstatat64_fn)(int, const char *, struct stat64 *, int);
+
+int statx(int dirfd, const char *path, int flags, unsigned int mask, struct statx *buf)
+{
+	NEXT("statx", statx_fn);
+	if (stale(path, "ESTALE_ONCE", &fired_stat)) {
+		errno = ESTALE;
+		return -1;
+	}
+	return real(dirfd, path, flags, mask, buf);
+}
+
+int fstatat(int dirfd, const char *path, struct stat *buf, int flags)
+{
+	NEXT("fstatat", fstatat_fn);
+	if (stale(path, "ESTALE_ONCE", &fired_stat)) {
+		errno = ESTALE;
+		return -1;
+	}
+	return real(dirfd, path, buf, flags);
+}
+
+int fstatat64(int dirfd, const char *path, struct stat64 *buf, int flags)
+{
+	NEXT("fstatat64", fstatat64_fn);
+	if (stale(path, "ESTALE_ONCE", &fired_stat)) {
+		errno = ESTALE;
+		return -1;
+	}
+	return real(dirfd, path, buf, flags);
+}
+
+static int open_common(const char *sym, int dirfd, const char *path, int flags, va_list ap)
+{
+	mode_t mode = 0;
+	if (flags & (O_CREAT | __O_TMPFILE))
+		mode = (mode_t)va_arg(ap, int);
+	typedef int (*fn)(int, const char *, int, ...);
+	static fn real_openat, real_openat64;
+	fn *slot = strcmp(sym, "openat") == 0 ? &real_openat : &real_openat64;
+	if (!*slot)
+		*slot = (fn)dlsym(RTLD_NEXT, sym);
+	fn real = *slot;
+	if (stale(path, "ESTALE_OPEN_ONCE", &fired_open)) {
+		errno = ESTALE;
+		return -1;
+	}
+	return real(dirfd, path, flags, mode);
+}
+
+int openat(int dirfd, const char *path, int flags, ...)
+{
+	va_list ap;
+	va_start(ap, flags);
+	int rc = open_common("openat", dirfd, path, flags, ap);
+	va_end(ap);
+	return rc;
+}
+
+int openat64(int dirfd, const char *path, int flags, ...)
+{
+	va_list ap;
+	va_start(ap, flags);
+	int rc = open_common("openat64", dirfd, path, flags, ap);
+	va_end(ap);
+	return rc;
+}
