@@ -308,7 +308,12 @@ static int both(diff_ctx *x, const fmt_entry *o, const fmt_entry *n)
 				return -1;
 			return item_add(x, x->upd, DI_UPDATE, 0, n, o);
 		}
-		if (link_note(x, n, 0, NULL) < 0)
+		/* An unchanged name matters only to a changed group: noted when a
+		 * changed name of its inode came before it; one that came after
+		 * leaves the group short of a name, and the group pass reads NEW
+		 * again for it (order.c, group_complete). */
+		if ((x->cand_all || diff_iset_has(&x->cand, n->dev, n->ino)) &&
+		    link_note(x, n, 0, NULL) < 0)
 			return -1;
 		break;
 	case FMT_T_SYMLINK:
@@ -848,6 +853,7 @@ out:
 	}
 	st->peak_list_mem = diff_sorter_peak_mem;
 	diff_iset_free(&x.cand);
+	diff_iset_free(&x.short_set);
 	cut_arena_free(&x.darena);
 	free(x.odirs);
 	free(x.ndirs);

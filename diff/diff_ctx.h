@@ -37,7 +37,9 @@ typedef struct diff_ctx {
 	diff_stats *st;
 	uint8_t new_id[FMT_ID_LEN];
 	size_t limit;
-	uint64_t seq;
+	uint64_t seq;        /* insertion order of list items (a tie breaker) */
+	uint64_t tmp_seq;    /* numbers of temporary names: counts evacuations only, so
+				that a log does not depend on how lists were filled */
 	/* pass 1: directories only on one side, for directory renames */
 	bool collect_dirs;
 	cut_arena darena;
@@ -57,6 +59,10 @@ typedef struct diff_ctx {
 	bool cand_all;                      /* cand outgrew its share of the memory limit and
 					       was dropped: every file of NEW that may be
 					       linked counts as a candidate (diff_maybe_linked) */
+	diff_iset short_set;                /* inodes of changed groups the join's list
+					       could not decide (order.c, short_note) */
+	bool short_all;                     /* short_set outgrew its share: the slow path
+					       rebuilds every candidate's group */
 } diff_ctx;
 
 /* Whether a file of NEW may share its inode with another path (its nlink is

@@ -48,7 +48,7 @@ static int pair(diff_ctx *x, diff_item *l, diff_item *a)
 		int n = snprintf(tmp, sizeof tmp, "%.*s%s%s%02x%02x%02x%02x.%llx", (int)pl,
 				 l->c.e.path, pl ? "/" : "", DIFF_TMP_PREFIX, x->new_id[0],
 				 x->new_id[1], x->new_id[2], x->new_id[3],
-				 (unsigned long long)x->seq++);
+				 (unsigned long long)x->tmp_seq++);
 		if (n < 0 || (size_t)n >= sizeof tmp) {
 			CUT_ERR("'%s': path too long for a temporary name", l->c.e.path);
 			return -1;
@@ -298,9 +298,25 @@ static bool group_complete(const member *m, size_t n)
 	return true;
 }
 
-/* Walks x->groups (sorted by inode).  With check, only tells whether every
- * changed group is complete (1) or not (0); else decides each group (0).
- * -1 on error. */
+/* Notes an incomplete group's inode in x->short_set, which the slow path
+ * reads NEW for.  The set is held to an eighth of the memory limit (16 B a
+ * group): past it, the slow path takes every candidate (short_all). */
+static void short_note(diff_ctx *x, uint64_t dev, uint64_t ino)
+{
+	diff_iset *s = &x->short_set;
+	if (x->short_all)
+		return;
+	if ((s->n + 1) * 2 > s->cap && (s->cap ? 4 * s->cap : 2048) * sizeof(uint64_t) > x->limit / 8) {
+		diff_iset_free(s);
+		x->short_all = true;
+		return;
+	}
+	diff_iset_add(s, dev, ino);
+}
+
+/* Walks x->groups (sorted by inode).  With check, notes the changed groups
+ * that are not complete (short_note) and returns 1 when there is none, 0
+ * otherwise; else decides each group (0).  -1 on error. */
 static int walk_groups(diff_ctx *x, bool check)
 {
 	cut_arena ar = {0};
@@ -315,7 +331,7 @@ static int walk_groups(diff_ctx *x, bool check)
 		if (n && (hg == 0 || m[0].e.dev != g.c.e.dev || m[0].e.ino != g.c.e.ino)) {
 			if (check && !group_complete(m, n)) {
 				rc = 0;
-				break;
+				short_note(x, m[0].e.dev, m[0].e.ino);
 			}
 			if (!check && group(x, m, n) < 0) {
 				hg = -1;
@@ -343,7 +359,22 @@ static int walk_groups(diff_ctx *x, bool check)
 	return check ? rc : 0;
 }
 
-/* The slow path: every path of NEW whose inode is a candidate's.  0 or -1. */
+/* Whether entry e of NEW (only type, flags, dev, ino and nlink are needed)
+ * belongs to a group the slow path rebuilds. */
+static bool wanted(const diff_ctx *x, const fmt_entry *e)
+{
+	if (e->type != FMT_T_FILE)
+		return false;
+	if (!x->short_all)
+		return diff_iset_has(&x->short_set, e->dev, e->ino);
+	return x->cand_all ? diff_maybe_linked(e) : diff_iset_has(&x->cand, e->dev, e->ino);
+}
+
+/* The slow path: the groups the join's list could not decide are rebuilt
+ * from every path of NEW with their inodes; the others are kept as they
+ * are.  NEW is skimmed block by block (attributes only, fmt_dec_skim) and a
+ * block is decoded only where it holds such an inode, so the pass costs a
+ * fraction of a full read.  Then every group is decided.  0 or -1. */
 static int groups_from_new(diff_ctx *x)
 {
 	int rc = -1;
@@ -351,39 +382,77 @@ static int groups_from_new(diff_ctx *x)
 	if (!nw)
 		return -1;
 	x->st->passes++;
-	diff_sorter_reset(x->groups);
-	diff_item a, u;
-	int ha = diff_sorter_next(x->arrive2, &a), hu = diff_sorter_next(x->upd, &u);
-	fmt_entry e;
-	int r;
-	while ((r = fmt_mreader_next(nw, &e)) > 0) {
-		if (e.type != FMT_T_FILE ||
-		    !(x->cand_all ? diff_maybe_linked(&e) : diff_iset_has(&x->cand, e.dev, e.ino)))
-			continue;
-		diff_item it = {.kind = DI_MEMBER, .seq = x->seq++};
-		it.c.e = e;
-		int sa = seek_path(x->arrive2, &a, &ha, &e), su = seek_path(x->upd, &u, &hu, &e);
-		if (sa < 0 || su < 0)
+	diff_sorter *out = diff_sorter_new("groups", diff_cmp_inode, x->limit / 4, x->o->tmpdir);
+	cut_buf raw = {0};
+	fmt_dec dec = {0};
+	diff_item a, u, g;
+	int ha = diff_sorter_next(x->arrive2, &a), hu = diff_sorter_next(x->upd, &u), hg;
+	/* The decided groups, as they are. */
+	if (!x->short_all) {
+		if (diff_sorter_rewind(x->groups) < 0)
 			goto out;
-		if (sa) {
-			it.flags = (a.flags & DI_F_MATCHED) ? ST_RENAMED : ST_FRESH;
-			it.c.flags = a.c.flags;
-			it.c.old = a.c.old;
-		} else if (su) {
-			it.flags = ST_UPDATED;
-			it.c.flags = u.c.flags;
-			it.c.old = u.c.old;
-		} else {
-			it.flags = ST_EXISTING;
-		}
-		if (diff_sorter_add(x->groups, &it) < 0)
+		while ((hg = diff_sorter_next(x->groups, &g)) > 0)
+			if (!diff_iset_has(&x->short_set, g.c.e.dev, g.c.e.ino) &&
+			    diff_sorter_add(out, &g) < 0)
+				goto out;
+		if (hg < 0)
 			goto out;
 	}
-	if (r < 0 || diff_sorter_rewind(x->arrive2) < 0 || diff_sorter_rewind(x->upd) < 0 ||
-	    diff_sorter_sort(x->groups) < 0)
+	uint32_t nb = fmt_mreader_nblocks(nw), decoded = 0;
+	for (uint32_t b = 0; b < nb; b++) {
+		if (fmt_mreader_load_block(nw, b, &raw, &dec) < 0)
+			goto out;
+		fmt_entry e;
+		int r;
+		while ((r = fmt_dec_skim(&dec, &e)) > 0 && !wanted(x, &e))
+			;
+		if (r == 0)
+			continue;
+		if (r < 0 || fmt_dec_init(&dec, raw.p, raw.len, fmt_mreader_block_info(nw, b)->count) < 0) {
+			fmt_mreader_corrupt(nw, b, dec.err);
+			goto out;
+		}
+		decoded++;
+		while ((r = fmt_dec_next(&dec, &e)) > 0) {
+			if (!wanted(x, &e))
+				continue;
+			diff_item it = {.kind = DI_MEMBER, .seq = x->seq++};
+			it.c.e = e;
+			int sa = seek_path(x->arrive2, &a, &ha, &e), su = seek_path(x->upd, &u, &hu, &e);
+			if (sa < 0 || su < 0)
+				goto out;
+			if (sa) {
+				it.flags = (a.flags & DI_F_MATCHED) ? ST_RENAMED : ST_FRESH;
+				it.c.flags = a.c.flags;
+				it.c.old = a.c.old;
+			} else if (su) {
+				it.flags = ST_UPDATED;
+				it.c.flags = u.c.flags;
+				it.c.old = u.c.old;
+			} else {
+				it.flags = ST_EXISTING;
+			}
+			if (diff_sorter_add(out, &it) < 0)
+				goto out;
+		}
+		if (r < 0) {
+			fmt_mreader_corrupt(nw, b, dec.err);
+			goto out;
+		}
+	}
+	CUT_DEBUG("diff: link groups rebuilt from NEW (%s): %u of %u blocks decoded",
+		  x->short_all ? "every candidate" : "the undecided groups", decoded, nb);
+	if (diff_sorter_rewind(x->arrive2) < 0 || diff_sorter_rewind(x->upd) < 0 ||
+	    diff_sorter_sort(out) < 0)
 		goto out;
+	diff_sorter_free(x->groups);
+	x->groups = out;
+	out = NULL;
 	rc = walk_groups(x, false);
 out:
+	diff_sorter_free(out);
+	cut_buf_free(&raw);
+	fmt_dec_free(&dec);
 	fmt_mreader_close(nw);
 	return rc;
 }

@@ -530,6 +530,48 @@ int fmt_dec_next(fmt_dec *d, fmt_entry *en)
 	return 1;
 }
 
+int fmt_dec_skim(fmt_dec *d, fmt_entry *en)
+{
+	if (!d->left)
+		return 0;
+	uint64_t v;
+	memset(en, 0, sizeof *en);
+	NEED(d->meta < d->meta_end, "attributes cut short");
+	uint8_t m = *d->meta++;
+	en->type = m & 7;
+	NEED(en->type >= 1, "entry type 0 is not defined");
+	if (m & M_HASH)
+		en->flags |= FMT_E_HASH;
+	if (m & M_CARRIED)
+		en->flags |= FMT_E_CARRIED;
+	/* Fields this pass does not keep are read past, in format order. */
+#define SKIPV(what) NEED(get_varint(&d->meta, d->meta_end, &v) == 0, what " cut short")
+	if (!(m & M_SAME_MODE))
+		SKIPV("mode");
+	if (!(m & M_SAME_OWNER)) {
+		SKIPV("uid");
+		SKIPV("gid");
+	}
+	if (m & M_SAME_DEV)
+		en->dev = d->prev_dev;
+	else
+		GETV(en->dev, "device");
+	SKIPV("size");
+	SKIPV("mtime");
+	SKIPV("mtime nanoseconds");
+	SKIPV("ctime");
+	GETV(v, "inode");
+	en->ino = d->prev_ino + (uint64_t)cut_unzigzag(v);
+	GETV(en->nlink, "link count");
+	if (en->type == FMT_T_CHR || en->type == FMT_T_BLK)
+		SKIPV("device number");
+#undef SKIPV
+	d->prev_ino = en->ino;
+	d->prev_dev = en->dev;
+	d->left--;
+	return 1;
+}
+
 void fmt_dec_free(fmt_dec *d)
 {
 	cut_buf_free(&d->paths[0]);

@@ -97,6 +97,12 @@ int fmt_dec_init(fmt_dec *d, const uint8_t *raw, size_t len, uint32_t count);
  * Returns 1, 0 after the last entry (when all streams must be used up), or -1
  * with d->err set. */
 int fmt_dec_next(fmt_dec *d, fmt_entry *en);
+/* Skims the next entry: only its type, flags, dev, ino and nlink are filled
+ * in (no path, no other field), reading the attribute stream alone.  For a
+ * pass that looks for inodes in a block and decodes it fully (with a fresh
+ * fmt_dec_init) only where it finds one.  Once skimmed, a decoder can only
+ * skim on.  Returns 1, 0 after the last entry, or -1 with d->err set. */
+int fmt_dec_skim(fmt_dec *d, fmt_entry *en);
 void fmt_dec_free(fmt_dec *d);
 
 #endif

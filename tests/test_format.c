@@ -313,6 +313,29 @@ static void manifest__round_trips_every_field(void **state)
 	}
 	assert_int_equal(fmt_mcursor_find(c, "d000/zzz", 8, &e), 0);
 	fmt_mcursor_free(c);
+
+	/* Skimming every block gives each entry's type, flags, dev, ino and
+	 * nlink, and uses up exactly the block's entries. */
+	cut_buf raw = {0};
+	fmt_dec dec = {0};
+	int k = 0;
+	for (uint32_t b = 0; b < fmt_mreader_nblocks(r); b++) {
+		assert_int_equal(fmt_mreader_load_block(r, b, &raw, &dec), 0);
+		int x;
+		while ((x = fmt_dec_skim(&dec, &e)) > 0) {
+			assert_true(k < n);
+			if (e.type != v[k].type || e.flags != v[k].flags || e.dev != v[k].dev ||
+			    e.ino != v[k].ino || e.nlink != v[k].nlink)
+				fail_msg("skim of entry %d (%s) differs", k, v[k].path);
+			assert_null(e.path);
+			k++;
+		}
+		assert_int_equal(x, 0);
+	}
+	assert_true(fmt_mreader_nblocks(r) > 1);
+	assert_int_equal(k, n);
+	cut_buf_free(&raw);
+	fmt_dec_free(&dec);
 	fmt_mreader_close(r);
 	cut_arena_free(&a);
 	free(paths);

@@ -46,6 +46,17 @@ static void manifest(void)
 			first.path_len = e.path_len;
 		}
 	}
+	cut_buf raw = {0};
+	fmt_dec dec = {0};
+	for (uint32_t b = 0; b < fmt_mreader_nblocks(r); b++) {
+		if (fmt_mreader_load_block(r, b, &raw, &dec) < 0)
+			continue;
+		fmt_entry s;
+		while (fmt_dec_skim(&dec, &s) > 0)
+			;
+	}
+	cut_buf_free(&raw);
+	fmt_dec_free(&dec);
 	fmt_mcursor *c = fmt_mcursor_new(r);
 	if (c) {
 		fmt_entry f;
