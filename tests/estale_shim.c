@@ -33,10 +33,16 @@ static int stale(const char *path, const char *once_var, int *fired)
 	return o && *o && strstr(path, o) && !__atomic_exchange_n(fired, 1, __ATOMIC_SEQ_CST);
 }
 
-#define NEXT(name, type) \
-	static type real;       \
-	if (!real)              \
-	real = (type)dlsym(RTLD_NEXT, name)
+/* The body of a stat wrapper: ESTALE when asked, else the C library's. */
+#define STAT_WRAPPER(name, type, ...)                                  \
+	static type real;                                              \
+	if (!real)                                                     \
+		real = (type)dlsym(RTLD_NEXT, name);                   \
+	if (stale(path, "ESTALE_ONCE", &fired_stat)) {                 \
+		errno = ESTALE;                                        \
+		return -1;                                             \
+	}                                                              \
+	return real(__VA_ARGS__)
 
 typedef int (*statx_fn)(int, const char *, int, unsigned int, struct statx *);
 typedef int (*fstatat_fn)(int, const char *, struct stat *, int);
@@ -44,32 +50,17 @@ typedef int (*fstatat64_fn)(int, const char *, struct stat64 *, int);
 
 int statx(int dirfd, const char *path, int flags, unsigned int mask, struct statx *buf)
 {
-	NEXT("statx", statx_fn);
-	if (stale(path, "ESTALE_ONCE", &fired_stat)) {
-		errno = ESTALE;
-		return -1;
-	}
-	return real(dirfd, path, flags, mask, buf);
+	STAT_WRAPPER("statx", statx_fn, dirfd, path, flags, mask, buf);
 }
 
 int fstatat(int dirfd, const char *path, struct stat *buf, int flags)
 {
-	NEXT("fstatat", fstatat_fn);
-	if (stale(path, "ESTALE_ONCE", &fired_stat)) {
-		errno = ESTALE;
-		return -1;
-	}
-	return real(dirfd, path, buf, flags);
+	STAT_WRAPPER("fstatat", fstatat_fn, dirfd, path, buf, flags);
 }
 
 int fstatat64(int dirfd, const char *path, struct stat64 *buf, int flags)
 {
-	NEXT("fstatat64", fstatat64_fn);
-	if (stale(path, "ESTALE_ONCE", &fired_stat)) {
-		errno = ESTALE;
-		return -1;
-	}
-	return real(dirfd, path, buf, flags);
+	STAT_WRAPPER("fstatat64", fstatat64_fn, dirfd, path, buf, flags);
 }
 
 static int open_common(const char *sym, int dirfd, const char *path, int flags, va_list ap)

@@ -470,9 +470,10 @@ static void diff_run__rename_chain_and_cycle(void **state)
 	assert_int_equal(nops[FMT_OP_CREATE] + nops[FMT_OP_UPDATE] + nops[FMT_OP_DELETE], 0);
 }
 
-static void diff_run__folder_rename_with_flag_renames_inside(void **state)
+/* A folder of 20 messages, renamed .Old -> .New after OLD was taken, with one
+ * message flagged in it since. */
+static void rename_a_folder_of_20(void)
 {
-	(void)state;
 	in("mkdir -p Maildir/.Old/cur Maildir/.Old/new Maildir/.Old/tmp Maildir/cur");
 	char name[128];
 	for (int i = 0; i < 20; i++) {
@@ -482,6 +483,12 @@ static void diff_run__folder_rename_with_flag_renames_inside(void **state)
 	before();
 	in("mv Maildir/.Old Maildir/.New");
 	in("mv 'Maildir/.New/cur/1003.M3P1.host,S=5:2,' 'Maildir/.New/cur/1003.M3P1.host,S=5:2,S'");
+}
+
+static void diff_run__folder_rename_with_flag_renames_inside(void **state)
+{
+	(void)state;
+	rename_a_folder_of_20();
 	in("mv 'Maildir/.New/cur/1004.M4P1.host,S=5:2,' 'Maildir/.New/cur/1004.M4P1.host,S=5:2,FS'");
 	after();
 	assert_false(last_st.dir_lists_dropped);
@@ -495,15 +502,7 @@ static void diff_run__folder_rename_with_flag_renames_inside(void **state)
 static void diff_run__folder_rename_past_the_memory_limit_renames_the_files(void **state)
 {
 	(void)state;
-	in("mkdir -p Maildir/.Old/cur Maildir/.Old/new Maildir/.Old/tmp Maildir/cur");
-	char name[128];
-	for (int i = 0; i < 20; i++) {
-		snprintf(name, sizeof name, "Maildir/.Old/cur/%d.M%dP1.host,S=5:2,", 1000 + i, i);
-		put(name, "hello", 1000 + i);
-	}
-	before();
-	in("mv Maildir/.Old Maildir/.New");
-	in("mv 'Maildir/.New/cur/1003.M3P1.host,S=5:2,' 'Maildir/.New/cur/1003.M3P1.host,S=5:2,S'");
+	rename_a_folder_of_20();
 	after_with(1024);
 	assert_true(last_st.dir_lists_dropped);
 	assert_int_equal(last_st.dir_renames, 0);
