@@ -212,9 +212,8 @@ static int note_pair(diff_sorter *by, const fmt_entry *path, uint64_t kdev, uint
 }
 
 /* Reads a list sorted by key inode; adds to bad every name of a group whose
- * names do not all map to one other inode.  Returns the number of such
- * names, or -1. */
-static int64_t split_groups(diff_sorter *by, diff_sorter *bad, const char *tmpdir)
+ * names do not all map to one other inode.  0 or -1 (logged). */
+static int split_groups(diff_sorter *by, diff_sorter *bad, const char *tmpdir)
 {
 	if (diff_sorter_sort(by) < 0)
 		return -1;
@@ -222,7 +221,6 @@ static int64_t split_groups(diff_sorter *by, diff_sorter *bad, const char *tmpdi
 	diff_item it, first = {0};
 	int h;
 	bool mixed = false, have = false;
-	int64_t nbad = 0;
 	for (;;) {
 		h = diff_sorter_next(by, &it);
 		if (h < 0)
@@ -240,7 +238,6 @@ static int64_t split_groups(diff_sorter *by, diff_sorter *bad, const char *tmpdi
 						hg = -1;
 						break;
 					}
-					nbad++;
 				}
 				if (hg < 0) {
 					h = -1;
@@ -264,14 +261,17 @@ static int64_t split_groups(diff_sorter *by, diff_sorter *bad, const char *tmpdi
 		}
 	}
 	diff_sorter_free(grp);
-	return h < 0 ? -1 : nbad;
+	return h < 0 ? -1 : 0;
 }
 
 /* One merge-join of the target and source scans by path.  Without w, it
  * fills by_src and by_tgt; with w, it writes the rebased manifest, giving
- * inode 0 to the names listed in bad (sorted by path). */
+ * inode 0 to the names listed in bad (sorted by path), counted in
+ * *relinked, and counting the others that keep the source's identity in
+ * *matched. */
 static int rebase_join(const char *tpath, const char *spath, fmt_mwriter *w, diff_sorter *by_src,
-		       diff_sorter *by_tgt, diff_sorter *bad, uint64_t *matched, fmt_mheader *h)
+		       diff_sorter *by_tgt, diff_sorter *bad, uint64_t *matched, uint64_t *relinked,
+		       fmt_mheader *h)
 {
 	int rc = -1;
 	fmt_mreader *t = fmt_mreader_open(tpath), *s = NULL;
@@ -305,8 +305,10 @@ static int rebase_join(const char *tpath, const char *spath, fmt_mwriter *w, dif
 			if (hb < 0)
 				goto out;
 			if (same && hb > 0 && b.c.e.path_len == x.path_len &&
-			    !memcmp(b.c.e.path, x.path, x.path_len))
+			    !memcmp(b.c.e.path, x.path, x.path_len)) {
 				same = false; /* linked otherwise than on the source */
+				(*relinked)++;
+			}
 			fmt_entry e = x;
 			if (same) {
 				e.dev = y.dev;
@@ -362,21 +364,20 @@ int sync_base_rebase(const char *tpath, const char *spath, const char *out, cons
 	diff_sorter *by_src = diff_sorter_new("rebase-by-source", diff_cmp_inode, REBASE_SORT_MEM, tmpdir);
 	diff_sorter *by_tgt = diff_sorter_new("rebase-by-target", diff_cmp_inode, REBASE_SORT_MEM, tmpdir);
 	diff_sorter *bad = diff_sorter_new("rebase-unlinked", diff_cmp_path, REBASE_SORT_MEM, tmpdir);
-	if (rebase_join(tpath, spath, NULL, by_src, by_tgt, NULL, matched, NULL) < 0)
+	uint64_t relinked = 0;
+	if (rebase_join(tpath, spath, NULL, by_src, by_tgt, NULL, matched, &relinked, NULL) < 0 ||
+	    split_groups(by_src, bad, tmpdir) < 0 || split_groups(by_tgt, bad, tmpdir) < 0 ||
+	    diff_sorter_sort(bad) < 0)
 		goto out;
-	int64_t n1 = split_groups(by_src, bad, tmpdir);
-	int64_t n2 = n1 < 0 ? -1 : split_groups(by_tgt, bad, tmpdir);
-	if (n1 < 0 || n2 < 0 || diff_sorter_sort(bad) < 0)
-		goto out;
-	if (n1 + n2)
-		CUT_INFO("sync --rebase: %lld target paths are linked otherwise than on the source: "
-			 "they will be copied and linked again", (long long)(n1 + n2));
 	diff_sorter_free(by_src);
 	diff_sorter_free(by_tgt);
 	by_src = by_tgt = NULL;
 	if (!(w = fmt_mwriter_create(out)) ||
-	    rebase_join(tpath, spath, w, NULL, NULL, bad, matched, &h) < 0)
+	    rebase_join(tpath, spath, w, NULL, NULL, bad, matched, &relinked, &h) < 0)
 		goto out;
+	if (relinked)
+		CUT_INFO("sync --rebase: %llu target paths are linked otherwise than on the source: "
+			 "they will be copied and linked again", (unsigned long long)relinked);
 	uint8_t id[FMT_ID_LEN];
 	int r = fmt_mwriter_finish(w, &h, id);
 	w = NULL;
