@@ -47,34 +47,19 @@ static void header_copy(fmt_mheader *dst, const fmt_mheader *src)
 	memcpy(dst->prev_id, src->prev_id, FMT_ID_LEN);
 }
 
-typedef struct pathv {
-	char **v;
-	size_t n, cap;
-} pathv;
-
-static int pathv_cmp(const void *a, const void *b)
-{
-	const char *x = *(char *const *)a, *y = *(char *const *)b;
-	return fmt_path_cmp(x, strlen(x), y, strlen(y));
-}
-
-static void pathv_free(pathv *p)
-{
-	for (size_t i = 0; i < p->n; i++)
-		free(p->v[i]);
-	free(p->v);
-}
-
 int sync_base_patch(const char *manifest, const char *log, const char *target, const char *out,
-		    uint64_t *patched)
+		    const char *tmpdir, uint64_t *patched)
 {
 	*patched = 0;
 	int rc = -1;
-	pathv pv = {0};
 	fmt_mreader *m = NULL;
 	fmt_mwriter *w = NULL;
 	fmt_mheader h = {0};
 	int tfd = -1;
+	/* The paths the log copied, by path: as many as the log's creates and
+	 * updates (all of the tree for an initial copy), so in the spilling
+	 * sorter, not in memory. */
+	diff_sorter *copied = diff_sorter_new("patched-paths", diff_cmp_path, 8u << 20, tmpdir);
 	fmt_creader *cr = fmt_creader_open(log);
 	if (!cr)
 		goto out;
@@ -83,16 +68,17 @@ int sync_base_patch(const char *manifest, const char *log, const char *target, c
 	while ((r = fmt_creader_next(cr, &c)) > 0) {
 		if (c.op != FMT_OP_CREATE && c.op != FMT_OP_UPDATE)
 			continue;
-		if (pv.n == pv.cap) {
-			pv.cap = pv.cap ? 2 * pv.cap : 256;
-			pv.v = cut_realloc(pv.v, cut_size_mul(pv.cap, sizeof *pv.v));
+		diff_item it = {0};
+		it.c.e.path = c.e.path;
+		it.c.e.path_len = c.e.path_len;
+		if (diff_sorter_add(copied, &it) < 0) {
+			r = -1;
+			break;
 		}
-		pv.v[pv.n++] = cut_strndup(c.e.path, c.e.path_len);
 	}
 	fmt_creader_close(cr);
-	if (r < 0)
+	if (r < 0 || diff_sorter_sort(copied) < 0)
 		goto out;
-	qsort(pv.v, pv.n, sizeof *pv.v, pathv_cmp);
 	tfd = open(target, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (tfd < 0) {
 		CUT_SYSERR("%s: cannot open the target", target);
@@ -100,16 +86,19 @@ int sync_base_patch(const char *manifest, const char *log, const char *target, c
 	}
 	if (!(m = fmt_mreader_open(manifest)) || !(w = fmt_mwriter_create(out)))
 		goto out;
-	size_t i = 0;
+	diff_item cp;
+	int hc = diff_sorter_next(copied, &cp);
 	fmt_entry e;
 	while ((r = fmt_mreader_next(m, &e)) > 0) {
-		while (i < pv.n && fmt_path_cmp(pv.v[i], strlen(pv.v[i]), e.path, e.path_len) < 0)
-			i++;
-		if (i < pv.n && fmt_path_cmp(pv.v[i], strlen(pv.v[i]), e.path, e.path_len) == 0) {
+		while (hc > 0 && fmt_path_cmp(cp.c.e.path, cp.c.e.path_len, e.path, e.path_len) < 0)
+			hc = diff_sorter_next(copied, &cp);
+		if (hc < 0)
+			goto out;
+		if (hc > 0 && fmt_path_cmp(cp.c.e.path, cp.c.e.path_len, e.path, e.path_len) == 0) {
 			struct stat st;
-			if (fstatat(tfd, pv.v[i], &st, AT_SYMLINK_NOFOLLOW) < 0) {
+			if (fstatat(tfd, cp.c.e.path, &st, AT_SYMLINK_NOFOLLOW) < 0) {
 				if (errno != ENOENT && errno != ENOTDIR) {
-					CUT_SYSERR("%s/%s: cannot stat", target, pv.v[i]);
+					CUT_SYSERR("%s/%s: cannot stat", target, cp.c.e.path);
 					goto out;
 				}
 				(*patched)++;
@@ -149,7 +138,7 @@ out:
 	if (tfd >= 0)
 		close(tfd);
 	fmt_mheader_free(&h);
-	pathv_free(&pv);
+	diff_sorter_free(copied);
 	return rc;
 }
 

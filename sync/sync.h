@@ -151,9 +151,10 @@ int sync_lock_parse(const char *text, size_t len, sync_lock_holder *h);
 
 /* Writes out: manifest m with the entries of the files a replay of log
  * created or updated replaced by what the target holds now (after drift),
- * and entries the target lacks dropped.  0 or -1 (logged). */
+ * and entries the target lacks dropped.  The log's paths are sorted in
+ * bounded memory, spilling to tmpdir (NULL: $TMPDIR).  0 or -1 (logged). */
 int sync_base_patch(const char *manifest, const char *log, const char *target, const char *out,
-		    uint64_t *patched);
+		    const char *tmpdir, uint64_t *patched);
 /* Writes out: the target scan t expressed in the identity (dev, inode) of
  * the source scan s wherever the target's entry matches the source's (and is
  * linked as on the source), so that diff out -> s copies only what differs.

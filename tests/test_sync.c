@@ -399,7 +399,7 @@ static void sync_base_patch__records_what_a_drifted_copy_left(void **state)
 	put(dst, "a", "aaaa", 1000000);
 	put(dst, "b", "bbbbbb", 2000000);
 	uint64_t patched;
-	assert_int_equal(sync_base_patch(m, lg, dst, out, &patched), 0);
+	assert_int_equal(sync_base_patch(m, lg, dst, out, f->dir, &patched), 0);
 	assert_int_equal(patched, 2);
 	fmt_entry e;
 	assert_true(find_entry(out, "a", &e));
