@@ -728,8 +728,28 @@ static int resume(pass *p, sync_hist *h)
 	return rc;
 }
 
+/* Sorts ps and keeps each subtree once, dropping those inside another. */
+static void subtrees_compact(pathset *ps)
+{
+	ps_sort_unique(ps);
+	size_t o = 0;
+	for (size_t i = 0; i < ps->n; i++) {
+		if (o && (ps->v[o - 1][0] == 0 ||
+			  fmt_path_is_under(ps->v[i], strlen(ps->v[i]), ps->v[o - 1], strlen(ps->v[o - 1])))) {
+			free(ps->v[i]);
+			continue;
+		}
+		ps->v[o++] = ps->v[i];
+	}
+	ps->n = o;
+}
+
 /* The changed subtrees of a log: the first depth components of each path
- * (and of each rename/link destination), less for shallower paths. */
+ * (and of each rename/link destination), less for shallower paths.  The
+ * list is compacted every SUBTREES_BATCH paths, and once it holds more than
+ * FINAL_MAX_SUBTREES (the caller then verifies the whole tree) no more are
+ * taken: memory stays small whatever the log's length. */
+#define SUBTREES_BATCH 1024
 static int changed_subtrees(const char *log, unsigned depth, pathset *ps)
 {
 	fmt_creader *cr = fmt_creader_open(log);
@@ -737,8 +757,11 @@ static int changed_subtrees(const char *log, unsigned depth, pathset *ps)
 		return -1;
 	fmt_change c;
 	int r;
+	bool full = false;
+	/* Read to the end even when full: closing a reader half way logs a
+	 * false corruption (fmt_creader_close checks the whole-file id). */
 	while ((r = fmt_creader_next(cr, &c)) > 0) {
-		for (int k = 0; k < 2; k++) {
+		for (int k = 0; k < 2 && !full; k++) {
 			const char *p = k ? c.to : c.e.path;
 			size_t n = k ? c.to_len : c.e.path_len;
 			if (!p)
@@ -750,23 +773,16 @@ static int changed_subtrees(const char *log, unsigned depth, pathset *ps)
 					if (p[l] == '/' && ++seen == keep)
 						break;
 			ps_add(ps, p, keep ? l : 0);
+			if (ps->n >= SUBTREES_BATCH) {
+				subtrees_compact(ps);
+				full = ps->n > FINAL_MAX_SUBTREES;
+			}
 		}
 	}
 	fmt_creader_close(cr);
 	if (r < 0)
 		return -1;
-	ps_sort_unique(ps);
-	/* Drop subtrees inside another one. */
-	size_t o = 0;
-	for (size_t i = 0; i < ps->n; i++) {
-		if (o && (ps->v[o - 1][0] == 0 ||
-			  fmt_path_is_under(ps->v[i], strlen(ps->v[i]), ps->v[o - 1], strlen(ps->v[o - 1])))) {
-			free(ps->v[i]);
-			continue;
-		}
-		ps->v[o++] = ps->v[i];
-	}
-	ps->n = o;
+	subtrees_compact(ps);
 	return 0;
 }
 

@@ -259,6 +259,30 @@ expect_rc 0 sync_ --final --attr-cache-expired
 grep -q '^PARITY: ' "$T/.out" || no "second final: $(cat "$T/.out")"
 expect_rc 0 "$CUTOVER" verify --state "$ST"
 
+t final_pass_verifies_changed_subtrees_or_the_whole_tree_from_long_logs
+# The final pass verifies the subtrees (domain/user) its log touched, or the
+# whole tree past 32 of them; the log's paths are gathered in batches of
+# 1,024, so both cases are run with logs longer than a batch.
+for c in "4 500 40 few" "45 40 40 many"; do
+	set -- $c
+	S5="$T/src5-$4" D5="$T/dst5-$4" ST5="$T/state5-$4"
+	"$GEN" create "$S5" --users "$1" --msgs "$2" --seed 17 --size-scale 0.05 >/dev/null
+	"$CUTOVER" init --source "$S5" --target "$D5" --state "$ST5" --maildir
+	expect_rc 0 "$CUTOVER" sync --state "$ST5" --no-syslog || continue
+	"$GEN" mutate "$S5" --seed 18 --percent "$3" >/dev/null
+	expect_rc 0 "$CUTOVER" sync --state "$ST5" --no-syslog --final --force || continue
+	ops=$(sed -n 's/.* ops=\([0-9]*\) .*/\1/p' "$ST5/history" | tail -1)
+	[ "${ops:-0}" -gt 1024 ] || no "$4: the final log has $ops ops, fewer than a batch of paths"
+	if [ "$4" = few ]; then
+		grep -Eq '^PARITY: the changed subtrees of the target match.*; [1-4] subtrees?$' "$T/.out" ||
+			no "$4: verdict: $(cat "$T/.out")"
+	else
+		grep -q '^PARITY: the whole target matches' "$T/.out" || no "$4: verdict: $(cat "$T/.out")"
+	fi
+	out=$(rsync_diff "$S5" "$D5")
+	[ -z "$out" ] || no "$4: after --final rsync sees: $(echo "$out" | head -5)"
+done
+
 t cron_mode_wrote_one_line_per_pass_and_nothing_else
 n=$(wc -l <"$L")
 p=$(grep -c 'kind=' "$ST/history")
