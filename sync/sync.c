@@ -612,7 +612,8 @@ static int commit(pass *p, unsigned seq, const char *manifest_rel, const char *l
 		sync_rel_manifest(t.base, seq, ".base");
 		bp = sync_path(p->o->dir, t.base);
 		uint64_t patched;
-		if (sync_base_patch(mp, lp, p->cfg.target, bp, p->o->dir, &patched) < 0 || manifest_id(bp, t.base_id) < 0)
+		if (sync_base_patch(mp, lp, p->cfg.target, bp, p->o->dir, &patched) < 0 ||
+		    manifest_id(bp, t.base_id) < 0)
 			goto out;
 		CUT_INFO("sync: %llu paths drifted, vanished or were skipped during the copy; the next "
 			 "pass starts from what the target holds (%s)", (unsigned long long)patched, t.base);
