@@ -95,6 +95,40 @@ static uint8_t *enc_number(const fmt_enc *e, uint8_t *o, unsigned idx, uint64_t 
  * most eleven varints. */
 #define META_MAX (1 + 11 * CUT_VARINT_MAX)
 
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#define WORD_COPY 1
+/* Name text is copied eight bytes at a time up to the first stop byte: one
+ * whose value XOR pat is below lim (a digit: '0', 10; a NUL: 0, 1).  The
+ * has-less-than test flags the lowest such byte exactly on a little-endian
+ * machine.  The stop byte is not copied; *dst must have 8 bytes of slack. */
+static inline void copy_words_until(const uint8_t **src, const uint8_t *end, uint8_t **dst,
+				    uint8_t pat, uint8_t lim)
+{
+	const uint64_t ones = 0x0101010101010101ull;
+	const uint8_t *p = *src;
+	uint8_t *o = *dst;
+	while (end - p >= 8) {
+		uint64_t w;
+		memcpy(&w, p, 8);
+		memcpy(o, &w, 8);
+		uint64_t x = w ^ (ones * pat);
+		uint64_t z = (x - ones * lim) & ~x & (ones * 0x80);
+		if (z) {
+			unsigned k = (unsigned)__builtin_ctzll(z) >> 3;
+			p += k;
+			o += k;
+			break;
+		}
+		p += 8;
+		o += 8;
+	}
+	*src = p;
+	*dst = o;
+}
+#else
+#define WORD_COPY 0
+#endif
+
 /* Each stream's room is reserved once per entry and written through a
  * pointer: this runs once per entry of every scan, the hottest loop after
  * the kernel's. */
@@ -122,27 +156,10 @@ void fmt_enc_add(fmt_enc *e, const fmt_entry *en)
 	uint64_t nums[FMT_NAME_NUMS];
 	unsigned nn = 0;
 	while (p < end) {
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-		/* Copy eight bytes at once, up to the first digit among them (a
-		 * byte below 10 after XOR with '0'; the has-less-than test flags
-		 * the lowest such byte exactly on a little-endian machine).  The
-		 * room reserved above has the slack: suffix + 2 varints >= 8. */
-		while (end - p >= 8) {
-			uint64_t w;
-			memcpy(&w, p, 8);
-			memcpy(o, &w, 8);
-			uint64_t x = w ^ 0x3030303030303030ull;
-			uint64_t z = (x - 0x0a0a0a0a0a0a0a0aull) & ~x & 0x8080808080808080ull;
-			if (!z) {
-				p += 8;
-				o += 8;
-				continue;
-			}
-			unsigned k = (unsigned)__builtin_ctzll(z) >> 3;
-			p += k;
-			o += k;
-			break;
-		}
+#if WORD_COPY
+		/* Up to the first digit.  The room reserved above has the
+		 * slack: suffix + 2 varints >= 8. */
+		copy_words_until(&p, end, &o, '0', 10);
 		if (p == end)
 			break;
 #endif
@@ -389,25 +406,9 @@ int fmt_dec_next(fmt_dec *d, fmt_entry *en)
 	uint64_t nums[FMT_NAME_NUMS];
 	unsigned nn = 0;
 	for (; t < tend; t++) {
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-		/* Copy eight text bytes at once, up to the first NUL among them
-		 * (the classic has-zero-byte test; the lowest flagged byte is
-		 * the first NUL, exactly, on a little-endian machine). */
-		while (tend - t >= 8) {
-			uint64_t w;
-			memcpy(&w, t, 8);
-			memcpy(o, &w, 8);
-			uint64_t z = (w - 0x0101010101010101ull) & ~w & 0x8080808080808080ull;
-			if (!z) {
-				t += 8;
-				o += 8;
-				continue;
-			}
-			unsigned k = (unsigned)__builtin_ctzll(z) >> 3;
-			t += k;
-			o += k;
-			break;
-		}
+#if WORD_COPY
+		/* Up to the first NUL (a number token). */
+		copy_words_until(&t, tend, &o, 0, 1);
 		if (t == tend)
 			break;
 #endif

@@ -63,38 +63,28 @@ int fstatat64(int dirfd, const char *path, struct stat64 *buf, int flags)
 	STAT_WRAPPER("fstatat64", fstatat64_fn, dirfd, path, buf, flags);
 }
 
-static int open_common(const char *sym, int dirfd, const char *path, int flags, va_list ap)
-{
-	mode_t mode = 0;
-	if (flags & (O_CREAT | __O_TMPFILE))
-		mode = (mode_t)va_arg(ap, int);
-	typedef int (*fn)(int, const char *, int, ...);
-	static fn real_openat, real_openat64;
-	fn *slot = strcmp(sym, "openat") == 0 ? &real_openat : &real_openat64;
-	if (!*slot)
-		*slot = (fn)dlsym(RTLD_NEXT, sym);
-	fn real = *slot;
-	if (stale(path, "ESTALE_OPEN_ONCE", &fired_open)) {
-		errno = ESTALE;
-		return -1;
+typedef int (*open_fn)(int, const char *, int, ...);
+
+/* openat and openat64: ESTALE when asked, else the C library's. */
+#define OPEN_WRAPPER(name)                                                     \
+	int name(int dirfd, const char *path, int flags, ...)                  \
+	{                                                                      \
+		static open_fn real;                                           \
+		if (!real)                                                     \
+			real = (open_fn)dlsym(RTLD_NEXT, #name);               \
+		mode_t mode = 0;                                               \
+		if (flags & (O_CREAT | __O_TMPFILE)) {                         \
+			va_list ap;                                            \
+			va_start(ap, flags);                                   \
+			mode = (mode_t)va_arg(ap, int);                        \
+			va_end(ap);                                            \
+		}                                                              \
+		if (stale(path, "ESTALE_OPEN_ONCE", &fired_open)) {            \
+			errno = ESTALE;                                        \
+			return -1;                                             \
+		}                                                              \
+		return real(dirfd, path, flags, mode);                         \
 	}
-	return real(dirfd, path, flags, mode);
-}
 
-int openat(int dirfd, const char *path, int flags, ...)
-{
-	va_list ap;
-	va_start(ap, flags);
-	int rc = open_common("openat", dirfd, path, flags, ap);
-	va_end(ap);
-	return rc;
-}
-
-int openat64(int dirfd, const char *path, int flags, ...)
-{
-	va_list ap;
-	va_start(ap, flags);
-	int rc = open_common("openat64", dirfd, path, flags, ap);
-	va_end(ap);
-	return rc;
-}
+OPEN_WRAPPER(openat)
+OPEN_WRAPPER(openat64)
