@@ -6,7 +6,7 @@
  * target then matches the scan except at those paths, and the next diff must
  * start from what the target really holds, or replay would find the target
  * "not as the log expects".  The patch stats, on the target, every path the
- * log created or updated (only these can drift) and writes the manifest with
+ * log created, updated or linked (only these can drift or be missing) and writes the manifest with
  * those entries as found (dropped when absent).  Cost: one lstat per copied
  * file, and a sequential rewrite of the manifest.
  *
@@ -66,11 +66,13 @@ int sync_base_patch(const char *manifest, const char *log, const char *target, c
 	fmt_change c;
 	int r;
 	while ((r = fmt_creader_next(cr, &c)) > 0) {
-		if (c.op != FMT_OP_CREATE && c.op != FMT_OP_UPDATE)
+		/* A link's name is made only if its anchor was: an anchor whose
+		 * create vanished leaves the link's name absent too. */
+		if (c.op != FMT_OP_CREATE && c.op != FMT_OP_UPDATE && c.op != FMT_OP_LINK)
 			continue;
 		diff_item it = {0};
-		it.c.e.path = c.e.path;
-		it.c.e.path_len = c.e.path_len;
+		it.c.e.path = c.op == FMT_OP_LINK ? c.to : c.e.path;
+		it.c.e.path_len = c.op == FMT_OP_LINK ? c.to_len : c.e.path_len;
 		if (diff_sorter_add(copied, &it) < 0) {
 			r = -1;
 			break;

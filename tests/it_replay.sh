@@ -75,8 +75,12 @@ round m6 m7 c7 || no "scan/diff failed"
 # the source changes after the scan: a message appended, one removed
 f=$(cd src && find . -path '*/cur/*' -type f | sort | head -1)
 printf 'late line\n' >>"src/$f"
-# (`show` writes spaces and other special bytes as \ooo: take a plain name)
-g=$($C show c7 | awk '$1 == "create" && $2 !~ /\\/ {print $2; exit}')
+# (`show` writes spaces and other special bytes as \ooo: take a plain name,
+# and not the anchor of a link group: a bare scan+diff+replay round starts
+# from m7 and cannot see that the group's other names were never made; `sync`
+# does, through its drift patch, docs/SYNC.md §3)
+g=$($C show c7 | awk '$1 == "link" {a[$2] = 1} $1 == "create" && $2 !~ /\\/ {c[++n] = $2}
+	END {for (i = 1; i <= n; i++) if (!(c[i] in a)) {print c[i]; exit}}')
 if [ -n "$g" ]; then rm -f "src/$g"; else no "no create with a plain name in the log"; fi
 expect_rc 3 $C replay c7 --source src --target dst
 grep -q "drifted\|vanished" "$T/.err" || no "summary does not name drift: $(cat "$T/.err")"

@@ -360,6 +360,13 @@ static void put(const char *dir, const char *rel, const char *text, time_t mtime
 	free(p);
 }
 
+static void link_in(const char *dir, const char *from, const char *to)
+{
+	char *a = sync_path(dir, from), *b = sync_path(dir, to);
+	assert_int_equal(link(a, b), 0);
+	free(a), free(b);
+}
+
 static int find_entry(const char *m, const char *path, fmt_entry *out)
 {
 	fmt_mreader *r = fmt_mreader_open(m);
@@ -387,6 +394,7 @@ static void sync_base_patch__records_what_a_drifted_copy_left(void **state)
 	put(src, "a", "aaaa", 1000000);
 	put(src, "b", "bbbb", 1000000);
 	put(src, "c", "cccc", 1000000);
+	link_in(src, "a", "l"); /* the log links l to a */
 	scan_opts so = {.root = src, .out = m, .threads = 2};
 	scan_stats st;
 	uint8_t id[FMT_ID_LEN];
@@ -400,7 +408,7 @@ static void sync_base_patch__records_what_a_drifted_copy_left(void **state)
 	put(dst, "b", "bbbbbb", 2000000);
 	uint64_t patched;
 	assert_int_equal(sync_base_patch(m, lg, dst, out, f->dir, &patched), 0);
-	assert_int_equal(patched, 2);
+	assert_int_equal(patched, 3); /* b, c, and l: its link was never made */
 	fmt_entry e;
 	assert_true(find_entry(out, "a", &e));
 	assert_int_equal(e.size, 4);
@@ -408,6 +416,7 @@ static void sync_base_patch__records_what_a_drifted_copy_left(void **state)
 	assert_int_equal(e.size, 6);
 	assert_int_equal(e.mtime_ns, 2000000LL * 1000000000LL);
 	assert_false(find_entry(out, "c", &e));
+	assert_false(find_entry(out, "l", &e));
 	free(src), free(dst), free(m), free(lg), free(out);
 }
 
@@ -474,12 +483,6 @@ static void as_carried(const char *in, const char *out)
 	fmt_mreader_close(r);
 }
 
-static void link_in(const char *dir, const char *from, const char *to)
-{
-	char *a = sync_path(dir, from), *b = sync_path(dir, to);
-	assert_int_equal(link(a, b), 0);
-	free(a), free(b);
-}
 
 /* Carried entries hold stale nlinks, so only the grouping of names by inode
  * on both sides tells whether the target is linked as the source is. */
