@@ -402,12 +402,95 @@ static void dk_leave(const rp_ctx *cx, const char *path, int pfd)
 	pthread_mutex_unlock(&k->mu);
 }
 
+/* ------------------------------------------- links whose file vanished */
+
+/* A link record names the file at path, made by an earlier create of the
+ * log.  When that create found the file gone from the source (a message
+ * expunged from one folder between scan and replay), the group's other
+ * names may still be in the source (the same message in another folder or
+ * user).  Leaving them absent would lose them for good in a bare
+ * scan+diff+replay round: the next diff sees no change at those names.  So
+ * the first link of such a group copies its own name from the source, and
+ * this table remembers that name as the group's anchor on the target, for
+ * the group's later links.  The scheduler runs the links of one path one
+ * at a time (they conflict on it).  Bounded: past ORPHAN_MAX groups, later
+ * links copy too (contents right, the link made by the next sync --rebase). */
+#define ORPHAN_MAX 4096
+
+typedef struct orphan {
+	struct orphan *next;
+	char *name;     /* into path[]: the name copied on the target */
+	char path[];    /* the vanished file the log's links name */
+} orphan;
+
+struct rp_orphans {
+	pthread_mutex_t mu;
+	orphan *head;
+	size_t n;
+};
+
+rp_orphans *rp_orphans_new(void)
+{
+	rp_orphans *o = cut_calloc(1, sizeof *o);
+	pthread_mutex_init(&o->mu, NULL);
+	return o;
+}
+
+void rp_orphans_free(rp_orphans *o)
+{
+	if (!o)
+		return;
+	while (o->head) {
+		orphan *e = o->head;
+		o->head = e->next;
+		free(e);
+	}
+	pthread_mutex_destroy(&o->mu);
+	free(o);
+}
+
+/* The name standing in for path on the target (malloc'd), or NULL. */
+static char *orphan_get(const rp_ctx *cx, const char *path)
+{
+	rp_orphans *o = cx->orphans;
+	char *r = NULL;
+	if (!o)
+		return NULL;
+	pthread_mutex_lock(&o->mu);
+	for (orphan *e = o->head; e; e = e->next)
+		if (strcmp(e->path, path) == 0) {
+			r = cut_strndup(e->name, strlen(e->name));
+			break;
+		}
+	pthread_mutex_unlock(&o->mu);
+	return r;
+}
+
+static void orphan_put(const rp_ctx *cx, const char *path, const char *name)
+{
+	rp_orphans *o = cx->orphans;
+	if (!o)
+		return;
+	size_t pl = strlen(path) + 1, nl = strlen(name) + 1;
+	pthread_mutex_lock(&o->mu);
+	if (o->n < ORPHAN_MAX) {
+		orphan *e = cut_calloc(1, sizeof *e + pl + nl);
+		memcpy(e->path, path, pl);
+		e->name = e->path + pl;
+		memcpy(e->name, name, nl);
+		e->next = o->head;
+		o->head = e;
+		o->n++;
+	}
+	pthread_mutex_unlock(&o->mu);
+}
+
 /* ------------------------------------------------------- create, update */
 
 /* Copies the source file path into tmp in pfd and renames it to base. */
-static void copy_file(const rp_ctx *cx, rp_op *op, int pfd, const char *base, bool replace)
+static void copy_file(const rp_ctx *cx, rp_op *op, const char *path, int pfd, const char *base,
+		      bool replace)
 {
-	const char *path = op->e.path;
 	char tmp[32];
 	rp_tmp_name(tmp, op->idx);
 	int sfd = sys_open_beneath(cx->srcfd, path, O_RDONLY | O_NONBLOCK, 0);
@@ -534,7 +617,7 @@ static void ap_file(const rp_ctx *cx, rp_op *op)
 	}
 	if (replace)
 		dk_enter(cx, path, pfd);
-	copy_file(cx, op, pfd, base, replace);
+	copy_file(cx, op, path, pfd, base, replace);
 	if (replace)
 		dk_leave(cx, path, pfd);
 out:
@@ -543,10 +626,67 @@ out:
 
 /* ------------------------------------------------------------------ link */
 
+/* The link record's file (path) is missing on the target and gone from the
+ * source (see rp_orphans).  Either the name standing in for it on the target
+ * is opened (1: *afd, *ab, *sa and *sub replaced; *sub owns what *ab points
+ * into), or `to` is copied from the source under its own name and stands in
+ * for the group's later links (0: op's result set), or `to` is gone too
+ * (0: vanished). */
+static int link_orphan(const rp_ctx *cx, rp_op *op, int bfd, const char *bb, int hb,
+		       const sys_stat *sb, int *afd, const char **ab, sys_stat *sa, char **sub)
+{
+	const char *path = op->e.path, *to = op->to;
+	sys_stat ss;
+	if (src_lstat(cx, to, &ss) < 0 || fmt_type_from_mode(ss.mode) != FMT_T_FILE) {
+		set_res(op, RP_R_VANISHED, "link %s -> %s: both are gone from the source", to, path);
+		return 0;
+	}
+	op->drifted = true; /* the log's file is gone: the name is made from what is there */
+	char *name = orphan_get(cx, path);
+	if (name) {
+		const char *nb;
+		int fd = sys_open_parent_beneath(cx->dstfd, name, &nb);
+		if (fd >= 0 && sys_statat(fd, nb, false, sa) == 0 &&
+		    fmt_type_from_mode(sa->mode) == FMT_T_FILE && sa->size == ss.size &&
+		    sa->mtime_ns == ss.mtime_ns) {
+			close(*afd);
+			*afd = fd;
+			*ab = nb;
+			*sub = name;
+			return 1;
+		}
+		if (fd >= 0)
+			close(fd);
+		free(name); /* moved or changed since: copy this name as well */
+	}
+	bool replace = false;
+	if (hb) {
+		if (fmt_type_from_mode(sb->mode) == FMT_T_FILE && sb->size == ss.size &&
+		    sb->mtime_ns == ss.mtime_ns) {
+			noop_clean(op, bfd); /* an earlier, unjournaled run copied it */
+			orphan_put(cx, path, to);
+			return 0;
+		}
+		if (!may_replace(cx, op, sb, to))
+			return 0;
+		replace = true;
+	}
+	if (replace)
+		dk_enter(cx, to, bfd);
+	copy_file(cx, op, to, bfd, bb, replace);
+	if (replace)
+		dk_leave(cx, to, bfd);
+	if (op->res == RP_R_DONE) {
+		op->drifted = true;
+		orphan_put(cx, path, to);
+	}
+	return 0;
+}
+
 static void ap_link(const rp_ctx *cx, rp_op *op)
 {
 	const char *path = op->e.path, *to = op->to, *ab, *bb;
-	char tmp[32];
+	char tmp[32], *sub = NULL;
 	rp_tmp_name(tmp, op->idx);
 	int bfd = -1, afd = tparent(cx, op, path, &ab);
 	if (afd < 0)
@@ -559,16 +699,15 @@ static void ap_link(const rp_ctx *cx, rp_op *op)
 	int ha = tstat(op, afd, ab, path, &sa), hb;
 	if (ha < 0 || (hb = tstat(op, bfd, bb, to, &sb)) < 0)
 		goto out;
-	if (ha && hb && sa.dev == sb.dev && sa.ino == sb.ino) {
-		noop_clean(op, bfd);
-		goto out;
-	}
 	sys_stat ss;
 	if (!ha && src_lstat(cx, path, &ss) == -ENOENT) {
-		/* Its create found the source gone (vanished): source-side, the
-		 * next pass reconciles the group. */
-		set_res(op, RP_R_VANISHED, "link %s -> %s: %s is gone from the source", to, path,
-			path);
+		/* Its create found the source gone (vanished). */
+		if (!link_orphan(cx, op, bfd, bb, hb, &sb, &afd, &ab, &sa, &sub))
+			goto out;
+		ha = 1;
+	}
+	if (ha && hb && sa.dev == sb.dev && sa.ino == sb.ino) {
+		noop_clean(op, bfd);
 		goto out;
 	}
 	if (!ha || fmt_type_from_mode(sa.mode) != FMT_T_FILE) {
@@ -615,6 +754,7 @@ out:
 	if (bfd >= 0)
 		close(bfd);
 	close(afd);
+	free(sub);
 }
 
 /* ---------------------------------------------------- symlink, special */

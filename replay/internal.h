@@ -52,9 +52,16 @@ typedef struct rp_dirkeep rp_dirkeep;
 rp_dirkeep *rp_dirkeep_new(void);
 void rp_dirkeep_free(rp_dirkeep *k);
 
+/* The names that stand in on the target for files whose link records
+ * found them vanished (apply.c). */
+typedef struct rp_orphans rp_orphans;
+rp_orphans *rp_orphans_new(void);
+void rp_orphans_free(rp_orphans *o);
+
 /* Read-only during a run; shared by all workers. */
 typedef struct rp_ctx {
 	rp_dirkeep *keep;  /* thread-safe itself */
+	rp_orphans *orphans; /* thread-safe itself */
 	int srcfd, dstfd;  /* O_DIRECTORY roots */
 	bool fsync, root, dry_run;
 	bool redo;         /* an earlier run of this log may have left temporaries */

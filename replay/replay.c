@@ -350,6 +350,7 @@ int rp_run(const rp_opts *o, rp_stats *st)
 	}
 	cx.redo = rp_journal_resumed(E.j);
 	cx.keep = rp_dirkeep_new();
+	cx.orphans = rp_orphans_new();
 
 	/* 3. Phase 1: the records. */
 	rc = CUT_EXIT_ERROR;
@@ -407,6 +408,7 @@ int rp_run(const rp_opts *o, rp_stats *st)
 out:
 	rp_sched_free(E.s);
 	rp_dirkeep_free(cx.keep);
+	rp_orphans_free(cx.orphans);
 	rp_journal_close(E.j);
 	fmt_creader_close(E.r);
 	if (cx.srcfd >= 0)

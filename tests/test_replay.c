@@ -629,6 +629,52 @@ static void rp_run__link_to_a_vanished_file_is_vanished_not_a_conflict(void **st
 	assert_int_equal(x->st.conflicts, 0);
 }
 
+/* A message delivered to three folders, expunged from the first between
+ * scan and replay: the other two names are still mail, and a bare replay
+ * must make them (linked), since the next diff sees no change there. */
+static void rp_run__link_whose_file_vanished_makes_the_names_left_in_the_source(void **state)
+{
+	fx *x = *state;
+	const char *dirs[] = {"a", "b", "c"};
+	char p[3][512];
+	for (int i = 0; i < 3; i++) {
+		mkd(x->src, dirs[i]);
+		pathf(p[i], sizeof p[i], x->src, i == 0 ? "a/m" : i == 1 ? "b/m" : "c/m");
+	}
+	wfile(x->src, "a/m", "mail to three\n", T0);
+	assert_int_equal(link(p[0], p[1]), 0);
+	assert_int_equal(link(p[0], p[2]), 0);
+	for (int i = 0; i < 3; i++)
+		settime(x->src, dirs[i], T0);
+	lw_begin(x);
+	for (int i = 0; i < 3; i++)
+		lw(x, FMT_OP_MKDIR, dirs[i]);
+	lw(x, FMT_OP_CREATE, "a/m");
+	lw_add(x, FMT_OP_LINK, ent(x, "a/m"), "b/m", NULL);
+	lw_add(x, FMT_OP_LINK, ent(x, "a/m"), "c/m", NULL);
+	lw_finish(x);
+	unlink(p[0]); /* expunged from a/ after the scan */
+	settime(x->src, "a", T0); /* (the next pass would bring a/'s new time) */
+	assert_int_equal(replay(x), CUT_EXIT_INCOMPLETE);
+	assert_int_equal(x->st.vanished, 1);
+	assert_int_equal(x->st.drifted, 2);
+	assert_int_equal(x->st.conflicts, 0);
+	assert_false(exists(x->dst, "a/m"));
+	assert_string_equal(slurp(x->dst, "b/m"), "mail to three\n");
+	struct stat b = lst(x->dst, "b/m"), c = lst(x->dst, "c/m");
+	assert_int_equal(b.st_ino, c.st_ino);
+	assert_int_equal(b.st_nlink, 2);
+	assert_int_equal(b.st_mtim.tv_nsec, T0 % 1000000000);
+	assert_parity(x);
+	/* a redo after a lost journal finds both names in place */
+	assert_int_equal(truncate(x->jn, 40), 0);
+	assert_int_equal(replay(x), CUT_EXIT_INCOMPLETE);
+	assert_int_equal(x->st.noop, 5); /* 3 mkdirs, 2 names */
+	assert_int_equal(x->st.vanished, 1);
+	assert_int_equal(lst(x->dst, "c/m").st_ino, b.st_ino);
+	assert_parity(x);
+}
+
 static void rp_run__planted_symlink_never_leads_outside(void **state)
 {
 	fx *x = *state;
@@ -963,6 +1009,7 @@ int main(void)
 		T(rp_run__rmdir_after_contents_and_refuses_unknown_contents),
 		T(rp_run__source_drift_is_copied_and_counted),
 		T(rp_run__link_to_a_vanished_file_is_vanished_not_a_conflict),
+		T(rp_run__link_whose_file_vanished_makes_the_names_left_in_the_source),
 		T(rp_run__planted_symlink_never_leads_outside),
 		T(rp_run__refuses_reserved_temporary_names),
 		T(rp_run__refuses_traversal_paths_before_any_change),
