@@ -212,8 +212,55 @@ static bool premade(const diff_ctx *x, const char *p, size_t len)
 
 /* ------------------------------------------------------------------- join */
 
+/* A directory's times are set in phase 9 when NEW's differ from OLD's.  But
+ * the log's own changes of names in a directory (a file created, linked,
+ * renamed in or out, replaced or deleted, a subdirectory made or removed)
+ * move its mtime on the target, and NEW may give it OLD's mtime all the
+ * same: after a change in the same timestamp tick as the previous scan, or
+ * against a base that sync patched after drift (entries the target lacked
+ * dropped, their directory's time kept).  So the join keeps the directories
+ * of NEW above its current entry (as deep as the tree, no more), and the
+ * first change of a name in one adds its phase-9 meta if it has none. */
+static void dstk_to(diff_ctx *x, const char *p, size_t len)
+{
+	while (x->ndstk) {
+		diff_dstk *t = &x->dstk[x->ndstk - 1];
+		if (fmt_path_is_under(p, len, t->e.path, t->e.path_len))
+			break;
+		free((char *)t->e.path);
+		x->ndstk--;
+	}
+}
+
+static void dstk_push(diff_ctx *x, const fmt_entry *n, bool meta)
+{
+	if (x->ndstk == x->cdstk) {
+		x->cdstk = x->cdstk ? 2 * x->cdstk : 16;
+		x->dstk = cut_realloc(x->dstk, cut_size_mul(x->cdstk, sizeof *x->dstk));
+	}
+	diff_dstk *t = &x->dstk[x->ndstk++];
+	t->e = *n;
+	t->e.path = cut_strndup(n->path, n->path_len);
+	t->e.target = NULL;
+	t->meta = meta;
+}
+
+/* A name of NEW or OLD at p comes or goes: its directory's times are set. */
+static int dstk_touch(diff_ctx *x, const char *p, size_t len)
+{
+	if (!x->ndstk || !len)
+		return 0;
+	diff_dstk *t = &x->dstk[x->ndstk - 1];
+	if (t->meta || t->e.path_len != fmt_path_parent_len(p, len))
+		return 0;
+	t->meta = true;
+	return op_simple(x, PH_DIRMETA, FMT_OP_META, &t->e, NULL);
+}
+
 static int only_old(diff_ctx *x, const fmt_entry *o)
 {
+	if (dstk_touch(x, o->path, o->path_len) < 0)
+		return -1;
 	if (o->type == FMT_T_DIR) {
 		if (x->collect_dirs)
 			dir_keep(x, &x->odirs, &x->nod, &x->cod, o);
@@ -224,6 +271,7 @@ static int only_old(diff_ctx *x, const fmt_entry *o)
 
 static int new_dir(diff_ctx *x, const fmt_entry *n)
 {
+	dstk_push(x, n, true);
 	if (x->collect_dirs)
 		dir_keep(x, &x->ndirs, &x->nnd, &x->cnd, n);
 	if (!premade(x, n->path, n->path_len) && op_simple(x, PH_MKDIR, FMT_OP_MKDIR, n, NULL) < 0)
@@ -255,6 +303,8 @@ static int link_note(diff_ctx *x, const fmt_entry *n, int st, const fmt_entry *o
 
 static int only_new(diff_ctx *x, const fmt_entry *n)
 {
+	if (dstk_touch(x, n->path, n->path_len) < 0)
+		return -1;
 	if (n->type == FMT_T_DIR)
 		return new_dir(x, n);
 	cand_note(x, n);
@@ -266,7 +316,7 @@ static int only_new(diff_ctx *x, const fmt_entry *n)
 /* The old entry leaves and the new one arrives at the same path. */
 static int replace(diff_ctx *x, const fmt_entry *o, const fmt_entry *n)
 {
-	if (item_add(x, x->leave, DI_LEAVE, DI_F_INBOTH, o, NULL) < 0)
+	if (dstk_touch(x, n->path, n->path_len) < 0 || item_add(x, x->leave, DI_LEAVE, DI_F_INBOTH, o, NULL) < 0)
 		return -1;
 	cand_note(x, n);
 	if (link_note(x, n, 1, o) < 0)
@@ -278,7 +328,8 @@ static int both(diff_ctx *x, const fmt_entry *o, const fmt_entry *n)
 {
 	if (o->type != n->type) {
 		if (o->type == FMT_T_DIR) {
-			if (op_simple(x, PH_RMDIR, FMT_OP_RMDIR, o, o) < 0)
+			if (dstk_touch(x, n->path, n->path_len) < 0 ||
+			    op_simple(x, PH_RMDIR, FMT_OP_RMDIR, o, o) < 0)
 				return -1;
 			cand_note(x, n);
 			if (link_note(x, n, 1, o) < 0)
@@ -286,7 +337,8 @@ static int both(diff_ctx *x, const fmt_entry *o, const fmt_entry *n)
 			return item_add(x, x->arrive, DI_ARRIVE, DI_F_INBOTH | DI_F_FROMDIR, n, o);
 		}
 		if (n->type == FMT_T_DIR) {
-			if (item_add(x, x->leave, DI_LEAVE, DI_F_INBOTH, o, NULL) < 0)
+			if (dstk_touch(x, n->path, n->path_len) < 0 ||
+			    item_add(x, x->leave, DI_LEAVE, DI_F_INBOTH, o, NULL) < 0)
 				return -1;
 			return new_dir(x, n);
 		}
@@ -296,6 +348,7 @@ static int both(diff_ctx *x, const fmt_entry *o, const fmt_entry *n)
 	case FMT_T_DIR:
 		/* A directory at the same path is the same directory, whatever its
 		 * inode: its contents are compared one by one. */
+		dstk_push(x, n, attrs_differ(o, n));
 		if (attrs_differ(o, n))
 			return op_simple(x, PH_DIRMETA, FMT_OP_META, n, NULL);
 		return 0;
@@ -413,6 +466,10 @@ static int join(diff_ctx *x, bool moved)
 		int c = ro <= 0 ? 1 : rn <= 0 ? -1 : fmt_path_cmp(o.path, o.path_len, n.path, n.path_len);
 		int r;
 		if (c < 0)
+			dstk_to(x, o.path, o.path_len);
+		else
+			dstk_to(x, n.path, n.path_len);
+		if (c < 0)
 			r = only_old(x, &o);
 		else if (c > 0)
 			r = only_new(x, &n);
@@ -435,6 +492,7 @@ static int join(diff_ctx *x, bool moved)
 	}
 	rc = 0;
 out:
+	dstk_to(x, "", 0);
 	free(ns.tops);
 	fmt_mcursor_free(ns.cur);
 	diff_pf_stop(pf);
@@ -857,6 +915,7 @@ out:
 	cut_arena_free(&x.darena);
 	free(x.odirs);
 	free(x.ndirs);
+	free(x.dstk);
 	for (size_t i = 0; i < x.map.n; i++) {
 		free(x.map.v[i].src);
 		free(x.map.v[i].dst);

@@ -32,6 +32,12 @@ void diff_iset_add(diff_iset *s, uint64_t dev, uint64_t ino);
 bool diff_iset_has(const diff_iset *s, uint64_t dev, uint64_t ino);
 void diff_iset_free(diff_iset *s);
 
+/* A directory of NEW above the join's current entry (diff.c, dstk_*). */
+typedef struct diff_dstk {
+	fmt_entry e;  /* e.path malloc'd */
+	bool meta;    /* its phase-9 meta is in the log */
+} diff_dstk;
+
 typedef struct diff_ctx {
 	const diff_opts *o;
 	diff_stats *st;
@@ -47,6 +53,8 @@ typedef struct diff_ctx {
 	size_t nod, cod, nnd, cnd;
 	size_t dir_bytes;    /* what they take, held to limit/8 (dir_keep) */
 	diff_map map;        /* accepted directory renames (the view uses it) */
+	diff_dstk *dstk;     /* the join's directories above its current entry */
+	size_t ndstk, cdstk;
 	char **premade;      /* directories made in PH_DIRMV, sorted */
 	size_t npremade;
 	/* lists */

@@ -603,6 +603,21 @@ static void diff_run__rewrite_and_rename_over(void **state)
 	assert_int_equal(nops[FMT_OP_RENAME], 1);
 }
 
+/* Names change in a directory whose mtime NEW gives as OLD's: a change in
+ * the same timestamp tick as the scan, or a base that sync patched after
+ * drift (its entries dropped, the directory's time kept).  Applying the log
+ * changes the target directory's mtime, so the log must set it again. */
+static void diff_run__names_changed_under_an_unchanged_directory_time(void **state)
+{
+	(void)state;
+	in("mkdir -p a b c d && echo 1 > a/x && echo 2 > c/y && echo 3 > d/z");
+	in("touch -d @7000 a b c d");
+	before();
+	in("echo new > a/n && mv c/y b/y && rm d/z && touch -d @7000 a b c d");
+	after();
+	assert_int_equal(nops[FMT_OP_META], 4);
+}
+
 static void diff_run__from_empty(void **state)
 {
 	(void)state;
@@ -887,6 +902,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(diff_run__carried_arrival_links_to_a_carried_partner, setup, teardown),
 		cmocka_unit_test_setup_teardown(diff_run__in_place_update_of_a_linked_file, setup, teardown),
 		cmocka_unit_test_setup_teardown(diff_run__rewrite_and_rename_over, setup, teardown),
+		cmocka_unit_test_setup_teardown(diff_run__names_changed_under_an_unchanged_directory_time, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(diff_run__from_empty, setup, teardown),
 		cmocka_unit_test_setup_teardown(diff_run__refuses_other_root_and_corrupt_input, setup, teardown),
 		cmocka_unit_test_setup_teardown(diff_run__same_content_with_a_new_inode_is_a_rename, setup, teardown),
