@@ -32,6 +32,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
 #include "format/path.h"
 #include "replay/internal.h"
 
@@ -406,33 +409,41 @@ static void dk_leave(const rp_ctx *cx, const char *path, int pfd)
 
 /* A link record names the file at path, made by an earlier create of the
  * log.  When that create found the file gone from the source (a message
- * expunged from one folder between scan and replay), the group's other
- * names may still be in the source (the same message in another folder or
- * user).  Leaving them absent would lose them for good in a bare
- * scan+diff+replay round: the next diff sees no change at those names.  So
- * the first link of such a group copies its own name from the source, and
- * this table remembers that name as the group's anchor on the target, for
- * the group's later links.  The scheduler runs the links of one path one
- * at a time (they conflict on it).  Bounded: past ORPHAN_MAX groups, later
- * links copy too (contents right, the link made by the next sync --rebase). */
-#define ORPHAN_MAX 4096
+ * expunged or renamed between scan and replay), the group's other names may
+ * still be in the source (the same message in another folder or user).  The
+ * link finds its file missing on the target: that is drift, not a conflict
+ * (nothing outside cutover changed the target), and leaving the names absent
+ * would lose them for good in a bare scan+diff+replay round, since the next
+ * diff sees no change there.  So the first link of such a group copies its
+ * own name from the source, and this table remembers that name as the
+ * group's stand-in on the target, for the group's later links.  It also
+ * holds the creates that vanished (this run's, and an earlier run's from
+ * the journal): the source may hold a file at path again by the time of the
+ * link (renamed back), and the missing file is drift all the same.  The
+ * scheduler runs the links of one path one at a time (they conflict on it).
+ * Bounded: past ORPHAN_MAX paths, nothing more is noted (a later link then
+ * copies its name too, or, if the source holds the file again, stops at a
+ * conflict as before). */
+#define ORPHAN_MAX 65536
 
 typedef struct orphan {
 	struct orphan *next;
-	char *name;     /* into path[]: the name copied on the target */
+	char *name;     /* malloc'd: the name standing in on the target, or NULL */
 	char path[];    /* the vanished file the log's links name */
 } orphan;
 
 struct rp_orphans {
 	pthread_mutex_t mu;
-	orphan *head;
-	size_t n;
+	orphan **b;     /* hash buckets */
+	size_t nb, n;
 };
 
 rp_orphans *rp_orphans_new(void)
 {
 	rp_orphans *o = cut_calloc(1, sizeof *o);
 	pthread_mutex_init(&o->mu, NULL);
+	o->nb = 1024;
+	o->b = cut_calloc(o->nb, sizeof *o->b);
 	return o;
 }
 
@@ -440,49 +451,77 @@ void rp_orphans_free(rp_orphans *o)
 {
 	if (!o)
 		return;
-	while (o->head) {
-		orphan *e = o->head;
-		o->head = e->next;
-		free(e);
-	}
+	for (size_t i = 0; i < o->nb; i++)
+		while (o->b[i]) {
+			orphan *e = o->b[i];
+			o->b[i] = e->next;
+			free(e->name);
+			free(e);
+		}
+	free(o->b);
 	pthread_mutex_destroy(&o->mu);
 	free(o);
 }
 
-/* The name standing in for path on the target (malloc'd), or NULL. */
-static char *orphan_get(const rp_ctx *cx, const char *path)
+static orphan **orphan_slot(rp_orphans *o, const char *path)
 {
-	rp_orphans *o = cx->orphans;
-	char *r = NULL;
+	uint64_t h = XXH3_64bits(path, strlen(path));
+	orphan **pp = &o->b[h & (o->nb - 1)];
+	while (*pp && strcmp((*pp)->path, path) != 0)
+		pp = &(*pp)->next;
+	return pp;
+}
+
+/* Notes path (and, unless NULL, the name standing in for it).  Locked. */
+static void orphan_note(rp_orphans *o, const char *path, const char *name)
+{
+	orphan **pp = orphan_slot(o, path);
+	if (!*pp) {
+		if (o->n >= ORPHAN_MAX)
+			return;
+		size_t pl = strlen(path) + 1;
+		*pp = cut_calloc(1, sizeof **pp + pl);
+		memcpy((*pp)->path, path, pl);
+		o->n++;
+	}
+	if (name) {
+		free((*pp)->name);
+		(*pp)->name = cut_strndup(name, strlen(name));
+	}
+}
+
+void rp_orphans_vanished(rp_orphans *o, const char *path)
+{
 	if (!o)
-		return NULL;
+		return;
 	pthread_mutex_lock(&o->mu);
-	for (orphan *e = o->head; e; e = e->next)
-		if (strcmp(e->path, path) == 0) {
-			r = cut_strndup(e->name, strlen(e->name));
-			break;
-		}
+	orphan_note(o, path, NULL);
 	pthread_mutex_unlock(&o->mu);
-	return r;
 }
 
 static void orphan_put(const rp_ctx *cx, const char *path, const char *name)
 {
-	rp_orphans *o = cx->orphans;
-	if (!o)
+	if (!cx->orphans)
 		return;
-	size_t pl = strlen(path) + 1, nl = strlen(name) + 1;
+	pthread_mutex_lock(&cx->orphans->mu);
+	orphan_note(cx->orphans, path, name);
+	pthread_mutex_unlock(&cx->orphans->mu);
+}
+
+/* Whether path is noted, and the name standing in for it (malloc'd, or
+ * NULL when none yet). */
+static bool orphan_get(const rp_ctx *cx, const char *path, char **name)
+{
+	rp_orphans *o = cx->orphans;
+	*name = NULL;
+	if (!o)
+		return false;
 	pthread_mutex_lock(&o->mu);
-	if (o->n < ORPHAN_MAX) {
-		orphan *e = cut_calloc(1, sizeof *e + pl + nl);
-		memcpy(e->path, path, pl);
-		e->name = e->path + pl;
-		memcpy(e->name, name, nl);
-		e->next = o->head;
-		o->head = e;
-		o->n++;
-	}
+	orphan *e = *orphan_slot(o, path);
+	if (e && e->name)
+		*name = cut_strndup(e->name, strlen(e->name));
 	pthread_mutex_unlock(&o->mu);
+	return e != NULL;
 }
 
 /* ------------------------------------------------------- create, update */
@@ -620,29 +659,46 @@ static void ap_file(const rp_ctx *cx, rp_op *op)
 	copy_file(cx, op, path, pfd, base, replace);
 	if (replace)
 		dk_leave(cx, path, pfd);
+	if (op->res == RP_R_VANISHED && !upd)
+		orphan_put(cx, path, NULL);
 out:
 	close(pfd);
 }
 
 /* ------------------------------------------------------------------ link */
 
-/* The link record's file (path) is missing on the target and gone from the
- * source (see rp_orphans).  Either the name standing in for it on the target
- * is opened (1: *afd, *ab, *sa and *sub replaced; *sub owns what *ab points
- * into), or `to` is copied from the source under its own name and stands in
- * for the group's later links (0: op's result set), or `to` is gone too
- * (0: vanished). */
+/* The link record's file (path) is missing on the target because its create
+ * found it gone from the source (see rp_orphans).  If the source holds it
+ * again, it is copied now (1: *sa set).  Else either the name standing in
+ * for it on the target is opened (1: *afd, *ab, *sa and *sub replaced; *sub
+ * owns what *ab points into), or `to` is copied from the source under its
+ * own name and stands in for the group's later links (0: op's result set),
+ * or `to` is gone too (0: vanished). */
 static int link_orphan(const rp_ctx *cx, rp_op *op, int bfd, const char *bb, int hb,
 		       const sys_stat *sb, int *afd, const char **ab, sys_stat *sa, char **sub)
 {
 	const char *path = op->e.path, *to = op->to;
 	sys_stat ss;
+	if (src_lstat(cx, path, &ss) == 0 && fmt_type_from_mode(ss.mode) == FMT_T_FILE) {
+		/* Back (renamed back after its create missed it). */
+		copy_file(cx, op, path, *afd, *ab, false);
+		if (op->res != RP_R_DONE)
+			return 0;
+		op->drifted = true;
+		if (tstat(op, *afd, *ab, path, sa) <= 0) {
+			if (op->res == RP_R_DONE)
+				set_res(op, RP_R_ERROR, "link %s: %s vanished from the target", to, path);
+			return 0;
+		}
+		return 1;
+	}
 	if (src_lstat(cx, to, &ss) < 0 || fmt_type_from_mode(ss.mode) != FMT_T_FILE) {
 		set_res(op, RP_R_VANISHED, "link %s -> %s: both are gone from the source", to, path);
 		return 0;
 	}
 	op->drifted = true; /* the log's file is gone: the name is made from what is there */
-	char *name = orphan_get(cx, path);
+	char *name;
+	orphan_get(cx, path, &name);
 	if (name) {
 		const char *nb;
 		int fd = sys_open_parent_beneath(cx->dstfd, name, &nb);
@@ -700,8 +756,10 @@ static void ap_link(const rp_ctx *cx, rp_op *op)
 	if (ha < 0 || (hb = tstat(op, bfd, bb, to, &sb)) < 0)
 		goto out;
 	sys_stat ss;
-	if (!ha && src_lstat(cx, path, &ss) == -ENOENT) {
+	char *known = NULL;
+	if (!ha && (orphan_get(cx, path, &known) || src_lstat(cx, path, &ss) == -ENOENT)) {
 		/* Its create found the source gone (vanished). */
+		free(known);
 		if (!link_orphan(cx, op, bfd, bb, hb, &sb, &afd, &ab, &sa, &sub))
 			goto out;
 		ha = 1;

@@ -57,6 +57,9 @@ void rp_dirkeep_free(rp_dirkeep *k);
 typedef struct rp_orphans rp_orphans;
 rp_orphans *rp_orphans_new(void);
 void rp_orphans_free(rp_orphans *o);
+/* Notes that the create of path found it gone from the source (in this run,
+ * or in an earlier run of the same log, from the journal). */
+void rp_orphans_vanished(rp_orphans *o, const char *path);
 
 /* Read-only during a run; shared by all workers. */
 typedef struct rp_ctx {
@@ -83,9 +86,9 @@ typedef int (*rp_pull_fn)(void *ctx, rp_op **op);
  * Returns 0 to go on, or an enum cut_exit to stop admitting work (in-flight
  * ops still finish and are reported). */
 typedef int (*rp_done_fn)(void *ctx, rp_op *op);
-/* Tells whether record idx is already finished (journal): it is then not
- * dispatched, only reported to skip_fn. */
-typedef bool (*rp_skip_fn)(void *ctx, uint64_t idx);
+/* Tells whether op's record is already finished (journal): it is then not
+ * dispatched. */
+typedef bool (*rp_skip_fn)(void *ctx, const rp_op *op);
 /* Called after each batch of done_fn calls, before any op waiting for the
  * batch's paths may start (the journal flush).  0, or an enum cut_exit to
  * stop. */
@@ -120,6 +123,8 @@ int rp_journal_open(const char *path, const uint8_t log_id[FMT_ID_LEN], bool rea
 		    bool fsync, rp_journal **out);
 /* True when the journal says record idx is finished. */
 bool rp_journal_done(const rp_journal *j, uint64_t idx);
+/* True when an earlier run noted record idx as vanished. */
+bool rp_journal_vanished(const rp_journal *j, uint64_t idx);
 /* True when the journal holds the completion record; *st then receives the
  * counters of the run that completed it. */
 bool rp_journal_complete(const rp_journal *j, rp_stats *st);

@@ -45,6 +45,7 @@
 #define J_COMPLETE 2
 #define J_MAX_N (1u << 24)
 #define RP_J_IDX_MASK ((1ull << 56) - 1)
+#define J_MAX_VANISHED 65536
 
 struct rp_journal {
 	int fd;
@@ -57,6 +58,9 @@ struct rp_journal {
 	bool complete, existed;
 	rp_stats cstats;      /* counters of the COMPLETE record */
 	uint64_t earlier;     /* records with an outcome != 0 in PROGRESS records */
+	uint64_t *vanished;   /* sorted indices noted RP_J_VANISHED (as loaded), at most
+				 J_MAX_VANISHED: apply.c's links whose file vanished */
+	size_t nvanished;
 	cut_buf pending;      /* u64 indices noted since the last flush */
 };
 
@@ -149,10 +153,17 @@ static void j_parse(rp_journal *j, const uint8_t *p, size_t len)
 		uint64_t v = cut_get_le64(all.p + 8 * i), idx = v & RP_J_IDX_MASK;
 		if (v >> 56)
 			j->earlier++;
+		if (v >> 56 == RP_J_VANISHED && j->nvanished < J_MAX_VANISHED) {
+			if (!j->vanished)
+				j->vanished = cut_malloc(cut_size_mul(nv < J_MAX_VANISHED ? nv : J_MAX_VANISHED, 8));
+			j->vanished[j->nvanished++] = idx;
+		}
 		if (idx >= j->w)
 			j->done[nd++] = idx;
 	}
 	qsort(j->done, nd, 8, u64cmp);
+	if (j->nvanished)
+		qsort(j->vanished, j->nvanished, 8, u64cmp);
 	size_t u = 0;
 	for (size_t i = 0; i < nd; i++)
 		if (u == 0 || j->done[u - 1] != j->done[i])
@@ -239,6 +250,9 @@ int rp_journal_open(const char *path, const uint8_t log_id[FMT_ID_LEN], bool rea
 		free(j->done);
 		j->done = cut_malloc(8);
 		j->ndone = 0;
+		free(j->vanished);
+		j->vanished = NULL;
+		j->nvanished = 0;
 		j->w = 0;
 		j->earlier = 0;
 		j->existed = false;
@@ -279,6 +293,19 @@ bool rp_journal_done(const rp_journal *j, uint64_t idx)
 			hi = mid;
 	}
 	return lo < j->ndone && j->done[lo] == idx;
+}
+
+bool rp_journal_vanished(const rp_journal *j, uint64_t idx)
+{
+	size_t lo = 0, hi = j->nvanished;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (j->vanished[mid] < idx)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < j->nvanished && j->vanished[lo] == idx;
 }
 
 bool rp_journal_complete(const rp_journal *j, rp_stats *st)
@@ -383,6 +410,7 @@ void rp_journal_close(rp_journal *j)
 		close(j->fd);
 	free(j->path);
 	free(j->done);
+	free(j->vanished);
 	cut_buf_free(&j->pending);
 	free(j);
 }

@@ -77,6 +77,7 @@ typedef struct rp_engine {
 	fmt_creader *r;
 	rp_journal *j;
 	rp_sched *s;
+	rp_orphans *orphans;
 	uint64_t next_idx;
 } rp_engine;
 
@@ -91,11 +92,15 @@ static int pull_record(void *ctx, rp_op **out)
 	return 1;
 }
 
-static bool skip_journaled(void *ctx, uint64_t idx)
+static bool skip_journaled(void *ctx, const rp_op *op)
 {
 	rp_engine *E = ctx;
-	if (!rp_journal_done(E->j, idx))
+	if (!rp_journal_done(E->j, op->idx))
 		return false;
+	/* A link to the file this create did not find is drift, not a
+	 * conflict, in this run too (apply.c, rp_orphans). */
+	if (op->op == FMT_OP_CREATE && rp_journal_vanished(E->j, op->idx))
+		rp_orphans_vanished(E->orphans, op->e.path);
 	E->st->journaled++;
 	return true;
 }
@@ -350,7 +355,7 @@ int rp_run(const rp_opts *o, rp_stats *st)
 	}
 	cx.redo = rp_journal_resumed(E.j);
 	cx.keep = rp_dirkeep_new();
-	cx.orphans = rp_orphans_new();
+	cx.orphans = E.orphans = rp_orphans_new();
 
 	/* 3. Phase 1: the records. */
 	rc = CUT_EXIT_ERROR;

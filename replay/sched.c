@@ -357,7 +357,7 @@ int rp_sched_run(rp_sched *s, rp_pull_fn pull, rp_skip_fn skip, rp_done_fn done,
 				break;
 			}
 			s->next = op->idx + 1;
-			if (skip && skip(ctx, op->idx)) {
+			if (skip && skip(ctx, op)) {
 				mark_finished(s, op->idx);
 				rp_op_free(op);
 				continue;

@@ -675,6 +675,47 @@ static void rp_run__link_whose_file_vanished_makes_the_names_left_in_the_source(
 	assert_parity(x);
 }
 
+/* The file a link names vanished under its create, and is back in the
+ * source (renamed back) when the link runs, in a resumed run that knows the
+ * create vanished only from the journal: drift, not a conflict that would
+ * stop every later run of this log. */
+static void rp_run__link_whose_file_came_back_is_drift_after_a_resume(void **state)
+{
+	fx *x = *state;
+	mkd(x->src, "a");
+	mkd(x->src, "b");
+	wfile(x->src, "a/m", "mail to two\n", T0);
+	char p[512], q[512];
+	pathf(p, sizeof p, x->src, "a/m");
+	pathf(q, sizeof q, x->src, "b/m");
+	assert_int_equal(link(p, q), 0);
+	settime(x->src, "a", T0);
+	settime(x->src, "b", T0);
+	lw_begin(x);
+	lw(x, FMT_OP_MKDIR, "a");
+	lw(x, FMT_OP_MKDIR, "b");
+	lw(x, FMT_OP_CREATE, "a/m");
+	lw_add(x, FMT_OP_LINK, ent(x, "a/m"), "b/m", NULL);
+	lw_finish(x);
+	/* The earlier run: both directories made, the create vanished. */
+	mkd(x->dst, "a");
+	mkd(x->dst, "b");
+	fmt_creader *r = fmt_creader_open(x->log);
+	assert_non_null(r);
+	rp_journal *j;
+	assert_int_equal(rp_journal_open(x->jn, fmt_creader_id(r), false, false, &j), 0);
+	fmt_creader_close(r);
+	rp_journal_note(j, 2, RP_J_VANISHED);
+	assert_int_equal(rp_journal_flush(j, 3, true), 0);
+	rp_journal_close(j);
+	assert_int_equal(replay(x), CUT_EXIT_INCOMPLETE);
+	assert_int_equal(x->st.conflicts, 0);
+	assert_int_equal(x->st.drifted, 1);
+	assert_string_equal(slurp(x->dst, "a/m"), "mail to two\n");
+	assert_int_equal(lst(x->dst, "a/m").st_ino, lst(x->dst, "b/m").st_ino);
+	assert_parity(x);
+}
+
 static void rp_run__planted_symlink_never_leads_outside(void **state)
 {
 	fx *x = *state;
@@ -1010,6 +1051,7 @@ int main(void)
 		T(rp_run__source_drift_is_copied_and_counted),
 		T(rp_run__link_to_a_vanished_file_is_vanished_not_a_conflict),
 		T(rp_run__link_whose_file_vanished_makes_the_names_left_in_the_source),
+		T(rp_run__link_whose_file_came_back_is_drift_after_a_resume),
 		T(rp_run__planted_symlink_never_leads_outside),
 		T(rp_run__refuses_reserved_temporary_names),
 		T(rp_run__refuses_traversal_paths_before_any_change),
