@@ -299,6 +299,21 @@ static void noop_clean(rp_op *op, int pfd)
 	op->res = RP_R_NOOP;
 }
 
+/* On a resumed run: whether the file at a destination is this log's own
+ * earlier copy, put in place by a run that was killed before its journal
+ * said so.  A drifted copy (the source changed while replay ran) is neither
+ * the log's version nor, once the source has changed again (Dovecot's index
+ * files change all day), the source's, and without this every later run of
+ * the log would stop at it.  Told by its ctime: changed after the first run
+ * of the log began (the journal's START record), while the target is
+ * cutover's alone; a file someone else wrote there before is still a
+ * conflict, on every run. */
+static bool own_earlier_copy(const rp_ctx *cx, const sys_stat *st)
+{
+	return cx->redo && cx->first_ns > 0 && fmt_type_from_mode(st->mode) == FMT_T_FILE &&
+	       st->ctime_ns >= cx->first_ns;
+}
+
 /* Decides what to do with an existing, unexpected entry at a destination:
  * true to replace it (old matches, or --on-conflict overwrite and it is not
  * a directory), false with a conflict set. */
@@ -643,7 +658,7 @@ static void ap_file(const rp_ctx *cx, rp_op *op)
 		}
 		if (upd && t == FMT_T_FILE && !(op->flags & FMT_C_OLD))
 			replace = true;
-		else if (!may_replace(cx, op, &ts, path))
+		else if (!own_earlier_copy(cx, &ts) && !may_replace(cx, op, &ts, path))
 			goto out;
 		replace = true;
 	} else if (upd) {
@@ -723,7 +738,7 @@ static int link_orphan(const rp_ctx *cx, rp_op *op, int bfd, const char *bb, int
 			orphan_put(cx, path, to);
 			return 0;
 		}
-		if (!may_replace(cx, op, sb, to))
+		if (!own_earlier_copy(cx, sb) && !may_replace(cx, op, sb, to))
 			return 0;
 		replace = true;
 	}

@@ -68,6 +68,7 @@ typedef struct rp_ctx {
 	int srcfd, dstfd;  /* O_DIRECTORY roots */
 	bool fsync, root, dry_run;
 	bool redo;         /* an earlier run of this log may have left temporaries */
+	int64_t first_ns;  /* when the first run of this log began (journal), or 0 */
 	int on_conflict;
 } rp_ctx;
 
@@ -139,6 +140,9 @@ uint64_t rp_journal_earlier(const rp_journal *j);
 /* True when an earlier run of this same log started (the journal held its
  * header before this run). */
 bool rp_journal_resumed(const rp_journal *j);
+/* When the first run of this log began (its START record), or 0 when the
+ * journal has none. */
+int64_t rp_journal_started(const rp_journal *j);
 /* Appends one record: watermark and the noted indices at or above it; fsyncs
  * when opened with fsync or when sync is true.  0 or -errno (logged). */
 int rp_journal_flush(rp_journal *j, uint64_t watermark, bool sync);

@@ -16,6 +16,10 @@
  *                       indices < w are written only with an outcome != 0
  *     type 2 COMPLETE   the log is applied (w = number of records); the n
  *                       values are the counters of the completing run
+ *     type 3 START      written with the header: n = 1, w = 0, the value is
+ *                       when the first run of the log began (ns since the
+ *                       epoch): a file at a destination changed since then
+ *                       is that run's own (apply.c, own_earlier_copy)
  *
  * A torn or corrupt record can only be the tail of an append-only file (a
  * crash while appending): the reader keeps the records before it and
@@ -43,6 +47,7 @@
 #define J_REC_MIN 24
 #define J_PROGRESS 1
 #define J_COMPLETE 2
+#define J_START 3
 #define J_MAX_N (1u << 24)
 #define RP_J_IDX_MASK ((1ull << 56) - 1)
 #define J_MAX_VANISHED 65536
@@ -56,6 +61,7 @@ struct rp_journal {
 	uint64_t *done;       /* sorted finished indices >= w (as loaded) */
 	size_t ndone;
 	bool complete, existed;
+	int64_t start_ns;     /* the START record's value, or 0 (none) */
 	rp_stats cstats;      /* counters of the COMPLETE record */
 	uint64_t earlier;     /* records with an outcome != 0 in PROGRESS records */
 	uint64_t *vanished;   /* sorted indices noted RP_J_VANISHED (as loaded), at most
@@ -99,19 +105,27 @@ static void make_header(uint8_t h[J_HDR], const uint8_t id[FMT_ID_LEN])
 	cut_put_le64(h + 32, XXH3_64bits(h, 32));
 }
 
-/* Writes a fresh header over whatever the file held.  0 or -errno. */
+/* Writes a fresh header and START record over whatever the file held.
+ * 0 or -errno. */
 static int j_reset(rp_journal *j, const uint8_t id[FMT_ID_LEN])
 {
-	uint8_t h[J_HDR];
+	uint8_t h[J_HDR + J_REC_MIN + 8];
 	make_header(h, id);
+	j->start_ns = cut_now_ns();
+	uint8_t *r = h + J_HDR;
+	cut_put_le32(r, J_START);
+	cut_put_le32(r + 4, 1);
+	cut_put_le64(r + 8, 0);
+	cut_put_le64(r + 16, (uint64_t)j->start_ns);
+	cut_put_le64(r + 24, XXH3_64bits(r, 24));
 	if (ftruncate(j->fd, 0) < 0)
 		return -errno;
-	int rc = cut_write_all(j->fd, h, J_HDR);
+	int rc = cut_write_all(j->fd, h, sizeof h);
 	if (rc < 0)
 		return rc;
 	if (fsync(j->fd) < 0)
 		return -errno;
-	j->off = J_HDR;
+	j->off = sizeof h;
 	return 0;
 }
 
@@ -122,7 +136,7 @@ static void j_parse(rp_journal *j, const uint8_t *p, size_t len)
 	size_t off = J_HDR;
 	while (off + J_REC_MIN <= len) {
 		uint32_t type = cut_get_le32(p + off), n = cut_get_le32(p + off + 4);
-		if ((type != J_PROGRESS && type != J_COMPLETE) || n > J_MAX_N)
+		if ((type != J_PROGRESS && type != J_COMPLETE && type != J_START) || n > J_MAX_N)
 			break;
 		size_t rl = J_REC_MIN + 8 * (size_t)n;
 		if (rl > len - off)
@@ -134,6 +148,9 @@ static void j_parse(rp_journal *j, const uint8_t *p, size_t len)
 			j->w = w;
 		if (type == J_PROGRESS) {
 			cut_buf_put(&all, p + off + 16, 8 * (size_t)n);
+		} else if (type == J_START) {
+			if (n >= 1 && !j->start_ns)
+				j->start_ns = (int64_t)cut_get_le64(p + off + 16);
 		} else {
 			j->complete = true;
 			uint64_t v[J_NSTATS] = {0};
@@ -320,6 +337,8 @@ bool rp_journal_complete(const rp_journal *j, rp_stats *st)
 
 uint64_t rp_journal_earlier(const rp_journal *j) { return j->earlier; }
 bool rp_journal_resumed(const rp_journal *j) { return j->existed; }
+
+int64_t rp_journal_started(const rp_journal *j) { return j->start_ns; }
 
 void rp_journal_note(rp_journal *j, uint64_t idx, unsigned outcome)
 {

@@ -354,6 +354,7 @@ int rp_run(const rp_opts *o, rp_stats *st)
 		goto out;
 	}
 	cx.redo = rp_journal_resumed(E.j);
+	cx.first_ns = rp_journal_started(E.j);
 	cx.keep = rp_dirkeep_new();
 	cx.orphans = E.orphans = rp_orphans_new();
 

@@ -716,6 +716,38 @@ static void rp_run__link_whose_file_came_back_is_drift_after_a_resume(void **sta
 	assert_parity(x);
 }
 
+/* A run killed after putting a drifted copy in place, before its journal
+ * said so; the source changed again since (an index file Dovecot writes all
+ * day): the resumed run knows the file for its own copy and copies the
+ * source again.  The same file without an earlier run is a conflict. */
+static void rp_run__resume_replaces_its_own_drifted_copy(void **state)
+{
+	fx *x = *state;
+	wfile(x->src, "dovecot.index.log", "v1\n", T0);
+	lw_begin(x);
+	lw(x, FMT_OP_CREATE, "dovecot.index.log");
+	lw_finish(x);
+	wfile(x->dst, "dovecot.index.log", "v1\nv2\n", T0 + 10); /* before any run */
+	wfile(x->src, "dovecot.index.log", "v1\nv2\nv3\n", T0 + 20);
+	assert_int_equal(replay(x), CUT_EXIT_CONFLICT);
+	assert_int_equal(replay(x), CUT_EXIT_CONFLICT); /* a rerun: still not ours */
+	assert_string_equal(slurp(x->dst, "dovecot.index.log"), "v1\nv2\n");
+	unlink(x->jn);
+	fmt_creader *r = fmt_creader_open(x->log);
+	assert_non_null(r);
+	rp_journal *j;
+	assert_int_equal(rp_journal_open(x->jn, fmt_creader_id(r), false, false, &j), 0);
+	fmt_creader_close(r);
+	rp_journal_close(j); /* an earlier run began, and nothing is journaled ... */
+	usleep(20000);       /* (file times come from the kernel's coarse clock) */
+	wfile(x->dst, "dovecot.index.log", "v1\nv2\n", T0 + 10); /* ... but its copy */
+	assert_int_equal(replay(x), CUT_EXIT_INCOMPLETE);
+	assert_int_equal(x->st.conflicts, 0);
+	assert_int_equal(x->st.drifted, 1);
+	assert_string_equal(slurp(x->dst, "dovecot.index.log"), "v1\nv2\nv3\n");
+	assert_parity(x);
+}
+
 static void rp_run__planted_symlink_never_leads_outside(void **state)
 {
 	fx *x = *state;
@@ -1052,6 +1084,7 @@ int main(void)
 		T(rp_run__link_to_a_vanished_file_is_vanished_not_a_conflict),
 		T(rp_run__link_whose_file_vanished_makes_the_names_left_in_the_source),
 		T(rp_run__link_whose_file_came_back_is_drift_after_a_resume),
+		T(rp_run__resume_replaces_its_own_drifted_copy),
 		T(rp_run__planted_symlink_never_leads_outside),
 		T(rp_run__refuses_reserved_temporary_names),
 		T(rp_run__refuses_traversal_paths_before_any_change),
