@@ -412,7 +412,13 @@ scan_listing *scan_list_dir(scan_ctx *ctx, scan_job *job, scan_counters *c)
 		}
 		names[nn++] = (name_ent){cut_arena_strndup(&tmp, nm, nl), nl, dt};
 	}
-	if (rc < 0) {
+	if (rc == -ENOENT) {
+		/* Removed while listed (Dovecot deletes a folder by renaming it
+		 * to .DOVECOT-TRASHED and removing that): nothing left in it,
+		 * normal on a live tree. */
+		c->vanished++;
+		nn = 0;
+	} else if (rc < 0) {
 		errno = -rc;
 		CUT_SYSWARN("%s/%s: error reading directory (listing kept as far as read)", o->root,
 			    job->path);

@@ -8,6 +8,10 @@
  *   ESTALE_OPEN_ONCE=S  the same for openat
  *   ESTALE_ALWAYS=S     every such stat or open fails: the path must be
  *                       reported
+ *   RMDIR_AFTER_OPEN=S  a directory whose path contains S is removed right
+ *                       after it is opened (it must be empty): its listing
+ *                       then fails with ENOENT, as when Dovecot deletes a
+ *                       folder while a scan lists it
  *
  * Everything else goes to the C library (dlsym RTLD_NEXT).  A test tool,
  * never linked into cutover.
@@ -20,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 static int fired_stat, fired_open;
 
@@ -65,6 +70,15 @@ int fstatat64(int dirfd, const char *path, struct stat64 *buf, int flags)
 
 typedef int (*open_fn)(int, const char *, int, ...);
 
+static void rmdir_if_asked(int dirfd, const char *path)
+{
+	const char *r = getenv("RMDIR_AFTER_OPEN");
+	int saved = errno;
+	if (r && *r && strstr(path, r))
+		unlinkat(dirfd, path, AT_REMOVEDIR);
+	errno = saved;
+}
+
 /* openat and openat64: ESTALE when asked, else the C library's. */
 #define OPEN_WRAPPER(name)                                                     \
 	int name(int dirfd, const char *path, int flags, ...)                  \
@@ -83,7 +97,10 @@ typedef int (*open_fn)(int, const char *, int, ...);
 			errno = ESTALE;                                        \
 			return -1;                                             \
 		}                                                              \
-		return real(dirfd, path, flags, mode);                         \
+		int fd = real(dirfd, path, flags, mode);                       \
+		if (fd >= 0 && (flags & O_DIRECTORY))                          \
+			rmdir_if_asked(dirfd, path);                           \
+		return fd;                                                     \
 	}
 
 OPEN_WRAPPER(openat)
