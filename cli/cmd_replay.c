@@ -88,6 +88,11 @@ static void summary(const rp_stats *st, int rc)
 	if (st->earlier)
 		fprintf(stderr, "cutover: replay: %llu paths drifted, vanished or were skipped in "
 			"earlier runs of this log\n", (unsigned long long)st->earlier);
+	if (st->racy)
+		fprintf(stderr, "cutover: replay: %llu files were copied within %llds of their last "
+			"change (racy: a change in the same timestamp tick would look the same); "
+			"`cutover sync` copies them again on its next pass\n",
+			(unsigned long long)st->racy, RP_RACY_NS / 1000000000);
 }
 
 static int run(int argc, char **argv)

@@ -614,6 +614,7 @@ static void copy_file(const rp_ctx *cx, rp_op *op, const char *path, int pfd, co
 	if (put_in_place(cx, op, pfd, tmp, base, path, replace) < 0)
 		return;
 	op->copied = (uint64_t)n;
+	op->racy = ss.mtime_ns >= cut_now_ns() - RP_RACY_NS;
 	op->res = RP_R_DONE;
 	return;
 fail:
@@ -644,6 +645,8 @@ static void ap_file(const rp_ctx *cx, rp_op *op)
 		bool ambiguous = upd && (op->flags & FMT_C_OLD) && op->old.size == op->e.size &&
 				 op->old.mtime_ns == op->e.mtime_ns;
 		if (t == FMT_T_FILE && !ambiguous) {
+			/* (put in place by an earlier run, when racy then) */
+			op->racy = ts.mtime_ns >= ts.ctime_ns - RP_RACY_NS;
 			if (ts.size == op->e.size && ts.mtime_ns == op->e.mtime_ns) {
 				noop_clean(op, pfd);
 				goto out;
@@ -1293,7 +1296,7 @@ void rp_apply(const rp_ctx *cx, rp_op *op)
 {
 	op->res = RP_R_ERROR;
 	op->copied = 0;
-	op->drifted = op->overwrote = false;
+	op->drifted = op->overwrote = op->racy = false;
 	if (op->kind == RP_K_DIRATTR) {
 		ap_dirattr(cx, op);
 		return;

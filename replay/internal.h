@@ -37,6 +37,7 @@ typedef struct rp_op {
 	/* set by the worker */
 	uint8_t res;
 	bool drifted;         /* DONE, but the source differed from the log */
+	bool racy;            /* DONE or NOOP, and the file is racy (RP_RACY_NS) */
 	bool overwrote;       /* DONE over a conflicting target (--on-conflict overwrite) */
 	uint64_t copied;      /* bytes written to the target */
 	char *msg;            /* malloc'd explanation for CONFLICT/SKIPPED/ERROR/... */

@@ -74,7 +74,7 @@ struct rp_journal {
 #define J_STAT_FIELDS(X) \
 	X(created) X(updated) X(renamed) X(linked) X(deleted) X(mkdirs) X(rmdirs) X(symlinks) \
 	X(specials) X(metas) X(noop) X(bytes_copied) X(drifted) X(vanished) X(skipped) \
-	X(conflicts) X(conflicts_skipped) X(conflicts_overwritten)
+	X(conflicts) X(conflicts_skipped) X(conflicts_overwritten) X(racy)
 #define J_COUNT(f) +1
 #define J_NSTATS (0 J_STAT_FIELDS(J_COUNT))
 

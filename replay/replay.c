@@ -133,6 +133,7 @@ static int done_record(void *ctx, rp_op *op)
 		case FMT_OP_SPECIAL: st->specials++; break;
 		}
 		st->bytes_copied += op->copied;
+		st->racy += op->racy;
 		if (op->drifted) {
 			st->drifted++;
 			outcome = RP_J_DRIFTED;
@@ -147,6 +148,7 @@ static int done_record(void *ctx, rp_op *op)
 		break;
 	case RP_R_NOOP:
 		st->noop++;
+		st->racy += op->racy;
 		break;
 	case RP_R_VANISHED:
 		st->vanished++;

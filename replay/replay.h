@@ -33,6 +33,13 @@
 #define RP_JOBS_DEFAULT 16
 #define RP_JOBS_MAX 256
 
+/* A file whose mtime is less than this before the moment it is put in place
+ * on the target is racy (rp_stats.racy): a later change of the source in the
+ * same timestamp tick (up to a second on some file systems and NFS servers,
+ * the scanner's racy guard allows 2 s) keeps its size and mtime.  Generous,
+ * to cover the copy's own duration. */
+#define RP_RACY_NS (5 * 1000000000LL)
+
 enum rp_conflict { RP_CONFLICT_STOP = 0, RP_CONFLICT_OVERWRITE = 1, RP_CONFLICT_SKIP = 2 };
 
 /* Counters of a run; every field is a count of log records unless named
@@ -47,6 +54,11 @@ typedef struct rp_stats {
 	uint64_t noop;         /* already as the log wants on the target (redo) */
 	uint64_t bytes_copied;
 	uint64_t drifted;      /* source differed from the log: copied as it is now */
+	uint64_t racy;         /* files put in place (or found in place) less than
+				  RP_RACY_NS after their last change: the source
+				  may change again within the same timestamp tick,
+				  unseen by size and mtime; sync copies them again
+				  next pass (sync/base.c).  Not drift: no exit 3 */
 	uint64_t vanished;     /* source gone: skipped */
 	uint64_t skipped;      /* not applied for another reason (device nodes when
 				  not root, source unreadable), listed on stderr */

@@ -30,6 +30,7 @@
 #include "format/manifest.h"
 #include "diff/diff_item.h"
 #include "format/path.h"
+#include "replay/replay.h"
 #include "sync/sync.h"
 
 static void header_copy(fmt_mheader *dst, const fmt_mheader *src)
@@ -106,8 +107,19 @@ int sync_base_patch(const char *manifest, const char *log, const char *target, c
 				(*patched)++;
 				continue; /* vanished before the copy */
 			}
-			int64_t mt = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
+			int64_t mt = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec,
+				ct = (int64_t)st.st_ctim.tv_sec * 1000000000 + st.st_ctim.tv_nsec;
 			unsigned ty = fmt_type_from_mode(st.st_mode);
+			if (ty == FMT_T_FILE && mt >= ct - RP_RACY_NS && e.ino) {
+				/* Racy: copied within a tick or so of the source's
+				 * last change, which a later change in the same tick
+				 * would leave looking the same.  Inode 0 makes the
+				 * next diff send an update with old = new, which
+				 * replay copies whatever the target holds. */
+				e.ino = 0;
+				e.flags &= (uint8_t)~FMT_E_HASH;
+				(*patched)++;
+			}
 			if (ty != e.type || (uint64_t)st.st_size != e.size || mt != e.mtime_ns ||
 			    (st.st_mode & 07777) != e.mode || st.st_uid != e.uid || st.st_gid != e.gid) {
 				e.type = (uint8_t)ty;

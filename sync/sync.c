@@ -607,8 +607,10 @@ static int commit(pass *p, unsigned seq, const char *manifest_rel, const char *l
 	int rc = -1;
 	if (manifest_id(mp, t.manifest_id) < 0)
 		goto out;
-	if (st->drifted || st->vanished || st->skipped || st->conflicts_skipped || st->earlier) {
-		/* The target is not exactly M: record what it holds. */
+	if (st->drifted || st->vanished || st->skipped || st->conflicts_skipped || st->earlier ||
+	    st->racy) {
+		/* The target is not exactly M, or may not be (racy copies):
+		 * record what it holds. */
 		sync_rel_manifest(t.base, seq, ".base");
 		bp = sync_path(p->o->dir, t.base);
 		uint64_t patched;

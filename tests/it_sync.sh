@@ -287,8 +287,9 @@ t live_mail_all_through_the_passes_then_the_final_pass_finds_parity
 # Mail goes on while nightly passes run: the generator's Dovecot-like days,
 # back to back (deliveries through tmp/, new->cur moves, flag renames,
 # expunges, COPY links, folders made, renamed and deleted, uidlist and index
-# writes).  Then it stops, and the final pass must find parity: no message
-# lost, no drift left over, every directory's time right.
+# writes); every other pass is killed (-9) at a random point, and the next
+# one resumes it.  Then mail stops, and the final pass must find parity: no
+# message lost, no drift left over, every directory's time right.
 S6="$T/src6" D6="$T/dst6" ST6="$T/state6"
 "$GEN" create "$S6" --users 10 --msgs 120 --seed 61 --size-scale 0.2 >/dev/null
 "$CUTOVER" init --source "$S6" --target "$D6" --state "$ST6" --maildir
@@ -297,7 +298,14 @@ S6="$T/src6" D6="$T/dst6" ST6="$T/state6"
 	i=$((i + 1)); sleep 0.02
 done; echo $i >"$T/days6" ) &
 mail=$!
-for p in 1 2 3 4 5; do
+for p in 1 2 3 4 5 6 7; do
+	if [ $((p % 2)) = 0 ]; then
+		"$CUTOVER" sync --state "$ST6" --no-syslog -j 4 >/dev/null 2>&1 &
+		sleep "0.$((RANDOM % 5))"
+		kill -9 $! 2>/dev/null
+		wait $! 2>/dev/null
+		continue
+	fi
 	expect_rc 0 "$CUTOVER" sync --state "$ST6" --no-syslog -j 4 || break
 done
 touch "$T/stop6"
@@ -306,13 +314,33 @@ wait $mail
 [ "$(cat "$T/days6")" -ge 2 ] || no "only $(cat "$T/days6") mail days ran during the passes"
 moved=$(awk '{for (i = 1; i <= NF; i++) if ($i ~ /^(drifted|vanished)=/) {split($i, a, "="); n += a[2]}}
 	END {print n + 0}' "$ST6/history")
-echo "  ($(cat "$T/days6") mail days during 5 passes; $moved files drifted or vanished under replay)"
+echo "  ($(cat "$T/days6") mail days during 7 passes, 3 killed; $moved files drifted or vanished under replay)"
 sleep 2.2 # the last changes age past the racy window, as after stopping mail
 expect_rc 0 "$CUTOVER" sync --state "$ST6" --no-syslog --final &&
 	grep -q '^PARITY: ' "$T/.out" || no "final pass: $(cat "$T/.out") $(head -20 "$T/.err")"
 out=$(rsync_diff "$S6" "$D6")
 [ -z "$out" ] || no "after the final pass rsync sees: $(echo "$out" | head -5)"
 expect_rc 0 "$CUTOVER" verify "$S6" "$D6" --maildir || no "verify: $(head -12 "$T/.out")"
+
+t a_change_in_the_tick_of_the_last_copy_is_copied_next_pass
+# A file that changes again within the same timestamp tick as the copy a pass
+# made of it keeps its size and mtime (a whole second on some NFS servers):
+# no scan can see it.  A copy made within RP_RACY_NS of the file's last
+# change is racy, and the next pass copies it again.  The unseen change is
+# made here by hand: same length, the mtime put back.
+S7="$T/src7" D7="$T/dst7" ST7="$T/state7"
+"$GEN" create "$S7" --users 2 --msgs 10 --seed 71 --size-scale 0.1 >/dev/null
+"$CUTOVER" init --source "$S7" --target "$D7" --state "$ST7" --maildir
+expect_rc 0 "$CUTOVER" sync --state "$ST7" --no-syslog
+f=$(find "$S7" -name dovecot.index.cache | LC_ALL=C sort | head -1)
+printf 'cache written at the copy\n' >"$f"
+expect_rc 0 "$CUTOVER" sync --state "$ST7" --no-syslog # copies it, racy
+touch -r "$f" "$T/ref7"
+printf 'CACHE WRITTEN IN THE TICK\n' >"$f" # same length, same inode
+touch -r "$T/ref7" "$f"
+expect_rc 0 "$CUTOVER" sync --state "$ST7" --no-syslog
+out=$(rsync_diff "$S7" "$D7")
+[ -z "$out" ] || no "the change in the copy's tick was not copied: $(echo "$out" | head -3)"
 
 t cron_mode_wrote_one_line_per_pass_and_nothing_else
 n=$(wc -l <"$L")

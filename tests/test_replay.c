@@ -748,6 +748,24 @@ static void rp_run__resume_replaces_its_own_drifted_copy(void **state)
 	assert_parity(x);
 }
 
+/* A copy made within RP_RACY_NS of the file's last change is counted racy
+ * (sync copies it again next pass); neither drift nor a change of the exit
+ * code. */
+static void rp_run__copies_of_files_changed_just_now_are_racy(void **state)
+{
+	fx *x = *state;
+	wfile(x->src, "old", "written long ago\n", T0);
+	wfile(x->src, "new", "written just now\n", cut_now_ns());
+	lw_begin(x);
+	lw(x, FMT_OP_CREATE, "old");
+	lw(x, FMT_OP_CREATE, "new");
+	lw_finish(x);
+	assert_int_equal(replay(x), CUT_EXIT_OK);
+	assert_int_equal(x->st.created, 2);
+	assert_int_equal(x->st.racy, 1);
+	assert_int_equal(x->st.drifted, 0);
+}
+
 static void rp_run__planted_symlink_never_leads_outside(void **state)
 {
 	fx *x = *state;
@@ -1085,6 +1103,7 @@ int main(void)
 		T(rp_run__link_whose_file_vanished_makes_the_names_left_in_the_source),
 		T(rp_run__link_whose_file_came_back_is_drift_after_a_resume),
 		T(rp_run__resume_replaces_its_own_drifted_copy),
+		T(rp_run__copies_of_files_changed_just_now_are_racy),
 		T(rp_run__planted_symlink_never_leads_outside),
 		T(rp_run__refuses_reserved_temporary_names),
 		T(rp_run__refuses_traversal_paths_before_any_change),
