@@ -172,7 +172,7 @@ static void j_parse(rp_journal *j, const uint8_t *p, size_t len)
 			j->earlier++;
 		if (v >> 56 == RP_J_VANISHED && j->nvanished < J_MAX_VANISHED) {
 			if (!j->vanished)
-				j->vanished = cut_malloc(cut_size_mul(nv < J_MAX_VANISHED ? nv : J_MAX_VANISHED, 8));
+				j->vanished = cut_malloc(8 * (nv < J_MAX_VANISHED ? nv : J_MAX_VANISHED));
 			j->vanished[j->nvanished++] = idx;
 		}
 		if (idx >= j->w)
@@ -297,32 +297,28 @@ fail:
 	return rc;
 }
 
-bool rp_journal_done(const rp_journal *j, uint64_t idx)
+/* Whether the sorted v[0..n) holds x. */
+static bool u64_has(const uint64_t *v, size_t n, uint64_t x)
 {
-	if (idx < j->w)
-		return true;
-	size_t lo = 0, hi = j->ndone;
+	size_t lo = 0, hi = n;
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
-		if (j->done[mid] < idx)
+		if (v[mid] < x)
 			lo = mid + 1;
 		else
 			hi = mid;
 	}
-	return lo < j->ndone && j->done[lo] == idx;
+	return lo < n && v[lo] == x;
+}
+
+bool rp_journal_done(const rp_journal *j, uint64_t idx)
+{
+	return idx < j->w || u64_has(j->done, j->ndone, idx);
 }
 
 bool rp_journal_vanished(const rp_journal *j, uint64_t idx)
 {
-	size_t lo = 0, hi = j->nvanished;
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		if (j->vanished[mid] < idx)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo < j->nvanished && j->vanished[lo] == idx;
+	return u64_has(j->vanished, j->nvanished, idx);
 }
 
 bool rp_journal_complete(const rp_journal *j, rp_stats *st)
