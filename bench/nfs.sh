@@ -127,7 +127,7 @@ plot "$B/nfs-threads.dat" every ::1 using 1:2 with linespoints lw 2 title "cutov
 set output "$ROOT/docs/nfs-passes.png"
 set title "Pass times against rsync -a --delete ($DELAY us per operation)"
 set style data histograms; set style fill solid 0.8; set logscale y; set ylabel "seconds (log)"
-unset logscale x; set xlabel ""; set key left top
+unset logscale x; set xlabel ""; set key outside bottom center horizontal
 plot "$B/nfs-passes.dat" using 2:xtic(1) title "cutover (scan+diff+replay)", "" using 3 title "rsync -a --delete"
 GP
 fi
