@@ -138,15 +138,15 @@ done
 
 t folder_removed_while_listed_is_not_an_error
 # Dovecot deletes a folder by renaming it to .DOVECOT-TRASHED and removing
-# that; a scan that opened it just before lists nothing (ENOENT).  The shim
+# that; a scan that opened it just before lists nothing (getdents: ENOENT;
+# glibc's readdir, in the portable build, reads that as the end).  The shim
 # removes the (empty) directory right after the scanner opens it.
 mkdir -p "$T/rm/Maildir/.DOVECOT-TRASHED" "$T/rm/Maildir/cur" && echo m >"$T/rm/Maildir/cur/1:2,"
 for mode in local network; do
 	mkdir -p "$T/rm/Maildir/.DOVECOT-TRASHED"
 	expect_rc 0 env LD_PRELOAD="$SHIM" CUTOVER_FS=$mode RMDIR_AFTER_OPEN=.DOVECOT-TRASHED \
 		"$CUTOVER" scan "$T/rm" -o "$T/rm.m" &&
-		grep -q ' 0 errors' "$T/.err" && grep -q ' [1-9][0-9]* vanished' "$T/.err" ||
-		no "$mode: $(cat "$T/.err")"
+		grep -q ' 0 errors' "$T/.err" || no "$mode: $(cat "$T/.err")"
 	[ -e "$T/rm/Maildir/.DOVECOT-TRASHED" ] && no "$mode: the shim did not remove the directory"
 	"$CUTOVER" show "$T/rm.m" | grep -q 'Maildir/cur/1:2,' || no "$mode: the rest of the tree is missing"
 done
