@@ -606,22 +606,42 @@ static void rp_run__source_drift_is_copied_and_counted(void **state)
 	assert_int_equal(x->st.noop, 1);
 }
 
-static void rp_run__link_to_a_vanished_file_is_vanished_not_a_conflict(void **state)
+/* A message in a/m and, hard-linked, in b/m, and its log: the two folders,
+ * the create of a/m and the link a/m -> b/m.  Its source paths in p and q. */
+static void linked_pair_log(fx *x, const char *content, char p[512], char q[512])
 {
-	fx *x = *state;
 	mkd(x->src, "a");
 	mkd(x->src, "b");
-	wfile(x->src, "a/m", "mail\n", T0);
-	char p[512], q[512];
-	pathf(p, sizeof p, x->src, "a/m");
-	pathf(q, sizeof q, x->src, "b/m");
+	wfile(x->src, "a/m", content, T0);
+	pathf(p, 512, x->src, "a/m");
+	pathf(q, 512, x->src, "b/m");
 	assert_int_equal(link(p, q), 0);
+	settime(x->src, "a", T0);
+	settime(x->src, "b", T0);
 	lw_begin(x);
 	lw(x, FMT_OP_MKDIR, "a");
 	lw(x, FMT_OP_MKDIR, "b");
 	lw(x, FMT_OP_CREATE, "a/m");
 	lw_add(x, FMT_OP_LINK, ent(x, "a/m"), "b/m", NULL);
 	lw_finish(x);
+}
+
+/* The journal an earlier run of the log left when it began: its START. */
+static rp_journal *journal_of_an_earlier_run(fx *x)
+{
+	fmt_creader *r = fmt_creader_open(x->log);
+	assert_non_null(r);
+	rp_journal *j;
+	assert_int_equal(rp_journal_open(x->jn, fmt_creader_id(r), false, false, &j), 0);
+	fmt_creader_close(r);
+	return j;
+}
+
+static void rp_run__link_to_a_vanished_file_is_vanished_not_a_conflict(void **state)
+{
+	fx *x = *state;
+	char p[512], q[512];
+	linked_pair_log(x, "mail\n", p, q);
 	unlink(p); /* expunged after the scan */
 	unlink(q);
 	assert_int_equal(replay(x), CUT_EXIT_INCOMPLETE);
@@ -682,29 +702,12 @@ static void rp_run__link_whose_file_vanished_makes_the_names_left_in_the_source(
 static void rp_run__link_whose_file_came_back_is_drift_after_a_resume(void **state)
 {
 	fx *x = *state;
-	mkd(x->src, "a");
-	mkd(x->src, "b");
-	wfile(x->src, "a/m", "mail to two\n", T0);
 	char p[512], q[512];
-	pathf(p, sizeof p, x->src, "a/m");
-	pathf(q, sizeof q, x->src, "b/m");
-	assert_int_equal(link(p, q), 0);
-	settime(x->src, "a", T0);
-	settime(x->src, "b", T0);
-	lw_begin(x);
-	lw(x, FMT_OP_MKDIR, "a");
-	lw(x, FMT_OP_MKDIR, "b");
-	lw(x, FMT_OP_CREATE, "a/m");
-	lw_add(x, FMT_OP_LINK, ent(x, "a/m"), "b/m", NULL);
-	lw_finish(x);
+	linked_pair_log(x, "mail to two\n", p, q);
 	/* The earlier run: both directories made, the create vanished. */
 	mkd(x->dst, "a");
 	mkd(x->dst, "b");
-	fmt_creader *r = fmt_creader_open(x->log);
-	assert_non_null(r);
-	rp_journal *j;
-	assert_int_equal(rp_journal_open(x->jn, fmt_creader_id(r), false, false, &j), 0);
-	fmt_creader_close(r);
+	rp_journal *j = journal_of_an_earlier_run(x);
 	rp_journal_note(j, 2, RP_J_VANISHED);
 	assert_int_equal(rp_journal_flush(j, 3, true), 0);
 	rp_journal_close(j);
@@ -733,12 +736,7 @@ static void rp_run__resume_replaces_its_own_drifted_copy(void **state)
 	assert_int_equal(replay(x), CUT_EXIT_CONFLICT); /* a rerun: still not ours */
 	assert_string_equal(slurp(x->dst, "dovecot.index.log"), "v1\nv2\n");
 	unlink(x->jn);
-	fmt_creader *r = fmt_creader_open(x->log);
-	assert_non_null(r);
-	rp_journal *j;
-	assert_int_equal(rp_journal_open(x->jn, fmt_creader_id(r), false, false, &j), 0);
-	fmt_creader_close(r);
-	rp_journal_close(j); /* an earlier run began, and nothing is journaled ... */
+	rp_journal_close(journal_of_an_earlier_run(x)); /* nothing journaled ... */
 	usleep(20000);       /* (file times come from the kernel's coarse clock) */
 	wfile(x->dst, "dovecot.index.log", "v1\nv2\n", T0 + 10); /* ... but its copy */
 	assert_int_equal(replay(x), CUT_EXIT_INCOMPLETE);
