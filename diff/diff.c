@@ -316,7 +316,8 @@ static int only_new(diff_ctx *x, const fmt_entry *n)
 /* The old entry leaves and the new one arrives at the same path. */
 static int replace(diff_ctx *x, const fmt_entry *o, const fmt_entry *n)
 {
-	if (dstk_touch(x, n->path, n->path_len) < 0 || item_add(x, x->leave, DI_LEAVE, DI_F_INBOTH, o, NULL) < 0)
+	if (dstk_touch(x, n->path, n->path_len) < 0 ||
+	    item_add(x, x->leave, DI_LEAVE, DI_F_INBOTH, o, NULL) < 0)
 		return -1;
 	cand_note(x, n);
 	if (link_note(x, n, 1, o) < 0)
@@ -348,10 +349,9 @@ static int both(diff_ctx *x, const fmt_entry *o, const fmt_entry *n)
 	case FMT_T_DIR:
 		/* A directory at the same path is the same directory, whatever its
 		 * inode: its contents are compared one by one. */
-		dstk_push(x, n, attrs_differ(o, n));
-		if (attrs_differ(o, n))
-			return op_simple(x, PH_DIRMETA, FMT_OP_META, n, NULL);
-		return 0;
+		bool d = attrs_differ(o, n);
+		dstk_push(x, n, d);
+		return d ? op_simple(x, PH_DIRMETA, FMT_OP_META, n, NULL) : 0;
 	case FMT_T_FILE:
 		if (o->ino != n->ino)
 			return replace(x, o, n);
@@ -465,10 +465,8 @@ static int join(diff_ctx *x, bool moved)
 	while (ro > 0 || rn > 0) {
 		int c = ro <= 0 ? 1 : rn <= 0 ? -1 : fmt_path_cmp(o.path, o.path_len, n.path, n.path_len);
 		int r;
-		if (c < 0)
-			dstk_to(x, o.path, o.path_len);
-		else
-			dstk_to(x, n.path, n.path_len);
+		const fmt_entry *cur = c < 0 ? &o : &n;
+		dstk_to(x, cur->path, cur->path_len);
 		if (c < 0)
 			r = only_old(x, &o);
 		else if (c > 0)

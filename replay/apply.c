@@ -523,17 +523,18 @@ static void orphan_put(const rp_ctx *cx, const char *path, const char *name)
 	pthread_mutex_unlock(&cx->orphans->mu);
 }
 
-/* Whether path is noted, and the name standing in for it (malloc'd, or
- * NULL when none yet). */
+/* Whether path is noted, and, unless name is NULL, the name standing in for
+ * it (malloc'd, or NULL when none yet). */
 static bool orphan_get(const rp_ctx *cx, const char *path, char **name)
 {
 	rp_orphans *o = cx->orphans;
-	*name = NULL;
+	if (name)
+		*name = NULL;
 	if (!o)
 		return false;
 	pthread_mutex_lock(&o->mu);
 	orphan *e = *orphan_slot(o, path);
-	if (e && e->name)
+	if (name && e && e->name)
 		*name = cut_strndup(e->name, strlen(e->name));
 	pthread_mutex_unlock(&o->mu);
 	return e != NULL;
@@ -614,7 +615,7 @@ static void copy_file(const rp_ctx *cx, rp_op *op, const char *path, int pfd, co
 	if (put_in_place(cx, op, pfd, tmp, base, path, replace) < 0)
 		return;
 	op->copied = (uint64_t)n;
-	op->racy = ss.mtime_ns >= cut_now_ns() - RP_RACY_NS;
+	op->racy = rp_racy(ss.mtime_ns, cut_now_ns());
 	op->res = RP_R_DONE;
 	return;
 fail:
@@ -646,7 +647,7 @@ static void ap_file(const rp_ctx *cx, rp_op *op)
 				 op->old.mtime_ns == op->e.mtime_ns;
 		if (t == FMT_T_FILE && !ambiguous) {
 			/* (put in place by an earlier run, when racy then) */
-			op->racy = ts.mtime_ns >= ts.ctime_ns - RP_RACY_NS;
+			op->racy = rp_racy(ts.mtime_ns, ts.ctime_ns);
 			if (ts.size == op->e.size && ts.mtime_ns == op->e.mtime_ns) {
 				noop_clean(op, pfd);
 				goto out;
@@ -686,18 +687,19 @@ out:
 /* ------------------------------------------------------------------ link */
 
 /* The link record's file (path) is missing on the target because its create
- * found it gone from the source (see rp_orphans).  If the source holds it
- * again, it is copied now (1: *sa set).  Else either the name standing in
+ * found it gone from the source (see rp_orphans); ps is the source's lstat
+ * of path, or NULL when it is not there.  If the source holds it again, it
+ * is copied now (1: *sa set).  Else either the name standing in
  * for it on the target is opened (1: *afd, *ab, *sa and *sub replaced; *sub
  * owns what *ab points into), or `to` is copied from the source under its
  * own name and stands in for the group's later links (0: op's result set),
  * or `to` is gone too (0: vanished). */
-static int link_orphan(const rp_ctx *cx, rp_op *op, int bfd, const char *bb, int hb,
-		       const sys_stat *sb, int *afd, const char **ab, sys_stat *sa, char **sub)
+static int link_orphan(const rp_ctx *cx, rp_op *op, const sys_stat *ps, int bfd, const char *bb,
+		       int hb, const sys_stat *sb, int *afd, const char **ab, sys_stat *sa, char **sub)
 {
 	const char *path = op->e.path, *to = op->to;
 	sys_stat ss;
-	if (src_lstat(cx, path, &ss) == 0 && fmt_type_from_mode(ss.mode) == FMT_T_FILE) {
+	if (ps && fmt_type_from_mode(ps->mode) == FMT_T_FILE) {
 		/* Back (renamed back after its create missed it). */
 		copy_file(cx, op, path, *afd, *ab, false);
 		if (op->res != RP_R_DONE)
@@ -773,12 +775,11 @@ static void ap_link(const rp_ctx *cx, rp_op *op)
 	int ha = tstat(op, afd, ab, path, &sa), hb;
 	if (ha < 0 || (hb = tstat(op, bfd, bb, to, &sb)) < 0)
 		goto out;
-	sys_stat ss;
-	char *known = NULL;
-	if (!ha && (orphan_get(cx, path, &known) || src_lstat(cx, path, &ss) == -ENOENT)) {
+	sys_stat ps;
+	int pr = ha ? 0 : src_lstat(cx, path, &ps);
+	if (!ha && (pr == -ENOENT || orphan_get(cx, path, NULL))) {
 		/* Its create found the source gone (vanished). */
-		free(known);
-		if (!link_orphan(cx, op, bfd, bb, hb, &sb, &afd, &ab, &sa, &sub))
+		if (!link_orphan(cx, op, pr == 0 ? &ps : NULL, bfd, bb, hb, &sb, &afd, &ab, &sa, &sub))
 			goto out;
 		ha = 1;
 	}

@@ -40,6 +40,13 @@
  * to cover the copy's own duration. */
 #define RP_RACY_NS (5 * 1000000000LL)
 
+/* Whether a file whose mtime is mtime_ns, put in place at put_ns (the
+ * moment of the copy, or the target file's ctime), is racy. */
+static inline bool rp_racy(int64_t mtime_ns, int64_t put_ns)
+{
+	return mtime_ns >= put_ns - RP_RACY_NS;
+}
+
 enum rp_conflict { RP_CONFLICT_STOP = 0, RP_CONFLICT_OVERWRITE = 1, RP_CONFLICT_SKIP = 2 };
 
 /* Counters of a run; every field is a count of log records unless named

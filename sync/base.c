@@ -110,7 +110,7 @@ int sync_base_patch(const char *manifest, const char *log, const char *target, c
 			int64_t mt = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec,
 				ct = (int64_t)st.st_ctim.tv_sec * 1000000000 + st.st_ctim.tv_nsec;
 			unsigned ty = fmt_type_from_mode(st.st_mode);
-			if (ty == FMT_T_FILE && mt >= ct - RP_RACY_NS && e.ino) {
+			if (ty == FMT_T_FILE && rp_racy(mt, ct) && e.ino) {
 				/* Racy: copied within a tick or so of the source's
 				 * last change, which a later change in the same tick
 				 * would leave looking the same.  Inode 0 makes the
