@@ -195,6 +195,25 @@ void cut_arena_free(cut_arena *a)
 	a->reserved = 0;
 }
 
+void cut_arena_absorb(cut_arena *dst, cut_arena *src)
+{
+	struct cut_arena_chunk *tail = src->head;
+	if (!tail)
+		return;
+	while (tail->next)
+		tail = tail->next;
+	if (dst->head) { /* behind dst's current chunk, which keeps serving */
+		tail->next = dst->head->next;
+		dst->head->next = src->head;
+	} else {
+		dst->head = src->head;
+	}
+	dst->used += src->used;
+	dst->reserved += src->reserved;
+	src->head = NULL;
+	src->used = src->reserved = 0;
+}
+
 int64_t cut_now_ns(void)
 {
 	struct timespec ts;

@@ -94,6 +94,10 @@ typedef struct cut_arena {
 void *cut_arena_alloc(cut_arena *a, size_t n);
 char *cut_arena_strndup(cut_arena *a, const char *s, size_t n);
 void cut_arena_free(cut_arena *a);
+/* Moves every chunk of src into dst (what src handed out stays valid, now
+ * owned by dst); src is left empty.  New allocations still come from dst's
+ * current chunk. */
+void cut_arena_absorb(cut_arena *dst, cut_arena *src);
 
 /* Little-endian fixed-width fields (the whole on-disk format is little-endian). */
 static inline void cut_put_le16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); }

@@ -86,6 +86,9 @@ typedef struct scan_dirref {
 	atomic_int *live; /* the engine's count of open references */
 } scan_dirref;
 void scan_dirref_put(scan_dirref *r);
+/* Takes the fd out of a reference held by one holder only (a job's own,
+ * see scan_job.self_ref); the reference is freed, the fd is the caller's. */
+int scan_dirref_take(scan_dirref *r);
 
 typedef struct scan_child {
 	fmt_entry e;   /* strings in the listing's arena */
@@ -106,6 +109,9 @@ struct scan_job {
 	bool have_prev;      /* prev_self is valid */
 	scan_dirref *parent; /* the parent's fd while it is open (network file
 				systems only), or NULL; the job holds a reference */
+	scan_dirref *self_ref; /* the directory itself, opened (lookup only) by
+				  the parent's job when it stat'ed it through
+				  that fd (network file systems only), or NULL */
 	fmt_entry prev_self; /* strings owned by the parent's listing arena */
 	bool done;
 	scan_listing *out;   /* set when done */
@@ -129,6 +135,19 @@ typedef struct scan_ctx {
 	scan_prev *prev;           /* NULL without --prev */
 	int64_t racy_limit_ns;     /* times at or after this are not trusted */
 } scan_ctx;
+
+/* Work split into n pieces that idle workers help with (scan.c): fn runs
+ * once for each i in [0, n), in any thread, with that thread's counters. */
+typedef struct scan_task {
+	void (*fn)(void *arg, size_t i, scan_counters *c);
+	void *arg;
+	size_t n;
+	size_t next, done;      /* the engine's, under its lock */
+	struct scan_task *link; /* the engine's list of tasks with pieces left */
+} scan_task;
+/* Runs every piece of t, the calling thread taking pieces too, and returns
+ * when all are done.  ctx must be the engine's (scan_list_dir's). */
+void scan_fanout(scan_ctx *ctx, scan_task *t, scan_counters *c);
 
 /* Lists one directory into a new listing (children sorted, child jobs
  * created for directories to descend into).  Never fails as a whole: what

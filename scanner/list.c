@@ -62,11 +62,20 @@ void scan_dirref_put(scan_dirref *r)
 	}
 }
 
+int scan_dirref_take(scan_dirref *r)
+{
+	int fd = r->fd;
+	atomic_fetch_sub(r->live, 1);
+	free(r);
+	return fd;
+}
+
 void scan_job_free(scan_job *j)
 {
 	if (!j)
 		return;
 	scan_dirref_put(j->parent);
+	scan_dirref_put(j->self_ref);
 	free(j->path);
 	free(j);
 }
@@ -138,14 +147,23 @@ static int open_dir(job_state *s)
 	const char *p = s->job->path_len ? s->job->path : ".";
 	int flags = (s->lookup_only ? SYS_O_LOOKUP : O_RDONLY) | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC;
 	int fd = -1;
-	scan_dirref *parent = s->job->parent;
+	scan_dirref *self = s->job->self_ref, *parent = s->job->parent;
+	s->job->self_ref = NULL;
 	s->job->parent = NULL;
-	if (parent) { /* one lookup beneath the parent; on failure, the walk from the root */
+	if (self) { /* the parent's job opened it: no lookup at all */
+		if (s->lookup_only) {
+			fd = scan_dirref_take(self);
+		} else {
+			fd = openat(self->fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+			scan_dirref_put(self);
+		}
+	}
+	if (fd < 0 && parent) { /* one lookup beneath the parent; on failure, the walk from the root */
 		size_t bl;
 		const char *base = fmt_path_base(s->job->path, s->job->path_len, &bl);
 		fd = openat(parent->fd, base, flags);
-		scan_dirref_put(parent);
 	}
+	scan_dirref_put(parent);
 	for (int attempt = 0; fd < 0 && attempt < 2; attempt++) {
 		fd = openat(s->ctx->rootfd, p, flags);
 		if (fd >= 0 || errno != ESTALE)
@@ -165,12 +183,45 @@ static int open_dir(job_state *s)
 	return 0;
 }
 
+/* On a network file system, a subdirectory that will be descended into is
+ * opened (lookup only) and stat'ed through that fd, and the fd goes to its
+ * job: one lookup then serves both the stat and the child's own open, where a
+ * stat by name and the child's open beneath this directory cost one each
+ * (the attributes come with the lookup: NFS's post-op attributes, FUSE's
+ * entry reply).  Returns the reference with *st filled, or NULL with *rc
+ * -ENOENT (vanished) or left alone (the caller stats by name: no longer a
+ * directory, no fd to spare, or another error the stat will report). */
+static scan_dirref *open_child_dir(job_state *s, const char *name, sys_stat *st, int *rc)
+{
+	scan_ctx *ctx = s->ctx;
+	if (atomic_fetch_add(&ctx->dirrefs, 1) >= ctx->max_dirrefs) {
+		atomic_fetch_sub(&ctx->dirrefs, 1);
+		return NULL;
+	}
+	int fd = openat(s->dirfd, name, SYS_O_LOOKUP | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd >= 0 && sys_fstat(fd, st) == 0) {
+		scan_dirref *r = cut_malloc(sizeof *r);
+		r->fd = fd;
+		r->live = &ctx->dirrefs;
+		atomic_init(&r->refs, 1);
+		*rc = 0;
+		return r;
+	}
+	if (fd < 0 && errno == ENOENT)
+		*rc = -ENOENT;
+	if (fd >= 0)
+		close(fd);
+	atomic_fetch_sub(&ctx->dirrefs, 1);
+	return NULL;
+}
+
 /* Fills a child from a stat of its name; reads a symlink's target and a
  * file's hash as the options say.  old: the previous scan's entry of the
- * same name, or NULL.  Returns 1 (added), 0 (vanished or excluded), -1
- * (error, logged and counted). */
+ * same name, or NULL; dir: the child is known to have been a directory
+ * (readdir's type or the previous scan).  Returns 1 (added), 0 (vanished or
+ * excluded), -1 (error, logged and counted). */
 static int stat_child(job_state *s, const char *name, size_t nl, const fmt_entry *old,
-		      prev_pos oldpos)
+		      prev_pos oldpos, bool dir)
 {
 	scan_ctx *ctx = s->ctx;
 	const scan_opts *o = ctx->o;
@@ -182,6 +233,9 @@ static int stat_child(job_state *s, const char *name, size_t nl, const fmt_entry
 	const char *path = child_path(s, name, nl);
 	sys_stat st;
 	int rc = -ESTALE;
+	scan_dirref *self = NULL;
+	if (dir && ctx->remote && !scan_contents_excluded(&ctx->policy, path, s->path.len))
+		self = open_child_dir(s, name, &st, &rc);
 	for (int attempt = 0; attempt < 2 && rc == -ESTALE; attempt++)
 		rc = sys_statat(s->dirfd, name, false, &st);
 	s->c->stats++;
@@ -200,11 +254,14 @@ static int stat_child(job_state *s, const char *name, size_t nl, const fmt_entry
 	scan_entry_from_stat(&e, &st);
 	if (!e.type) {
 		CUT_WARN("%s/%s: unknown file type %o, skipped", o->root, path, st.mode & 0170000);
+		scan_dirref_put(self);
 		s->c->errors++;
 		return -1;
 	}
-	if (scan_excluded(&ctx->policy, path, s->path.len, name, e.type))
+	if (scan_excluded(&ctx->policy, path, s->path.len, name, e.type)) {
+		scan_dirref_put(self);
 		return 0;
+	}
 	e.path = path;
 	e.path_len = (uint32_t)s->path.len;
 	char *target = NULL;
@@ -271,6 +328,8 @@ static int stat_child(job_state *s, const char *name, size_t nl, const fmt_entry
 	if (e.type == FMT_T_DIR && !(o->one_fs && e.dev != ctx->root_dev) &&
 	    !scan_contents_excluded(&ctx->policy, e.path, e.path_len)) {
 		ch->job = scan_job_new(&ch->e);
+		ch->job->self_ref = self;
+		self = NULL;
 		if (old && old->type == FMT_T_DIR && oldpos.block != UINT32_MAX) {
 			ch->job->prev = oldpos;
 			ch->job->have_prev = true;
@@ -279,6 +338,7 @@ static int stat_child(job_state *s, const char *name, size_t nl, const fmt_entry
 			ch->job->prev_self.target = NULL;
 		}
 	}
+	scan_dirref_put(self); /* not descended into after all */
 	return 1;
 }
 
@@ -307,7 +367,7 @@ static void share_dirfd(job_state *s)
 	scan_listing *l = s->l;
 	int n = 0;
 	for (size_t i = 0; i < l->n; i++)
-		n += l->v[i].job != NULL;
+		n += l->v[i].job && !l->v[i].job->self_ref;
 	if (!s->ctx->remote || s->dirfd < 0 || n == 0)
 		return;
 	if (atomic_fetch_add(&s->ctx->dirrefs, 1) >= s->ctx->max_dirrefs) {
@@ -326,7 +386,7 @@ static void share_dirfd(job_state *s)
 	r->live = &s->ctx->dirrefs;
 	atomic_init(&r->refs, n);
 	for (size_t i = 0; i < l->n; i++)
-		if (l->v[i].job)
+		if (l->v[i].job && !l->v[i].job->self_ref)
 			l->v[i].job->parent = r;
 }
 
@@ -350,6 +410,79 @@ static bool dtype_matches(unsigned dtype, unsigned type)
 		return true;
 	return (dtype == DT_REG && type == FMT_T_FILE) || (dtype == DT_DIR && type == FMT_T_DIR) ||
 	       (dtype == DT_LNK && type == FMT_T_SYMLINK);
+}
+
+/* One name of a listed directory and what it needs. */
+typedef struct name_work {
+	const name_ent *n;
+	const fmt_entry *old; /* the previous scan's entry, or NULL */
+	prev_pos oldpos;
+	bool carry;           /* immutable and known: carried without a stat */
+	bool dir;             /* a directory, as far as readdir or the last scan knows */
+} name_work;
+
+static void do_name(job_state *s, const name_work *w)
+{
+	if (w->carry)
+		carry_child(s, w->old);
+	else
+		stat_child(s, w->n->name, w->n->len, w->old, w->oldpos, w->dir);
+}
+
+/* Fan-out.  A directory job is one thread's, and its stats run one after
+ * the other: behind latency, a maildir cur/ of 100,000 messages would take
+ * 100,000 round trips in a row, whatever the thread count, and the writer
+ * (and with it the memory budget) waits for it.  So on a network file
+ * system the names of a directory with at least FANOUT_MIN stats to make
+ * are cut into pieces of FANOUT_PIECE stats that idle workers help with
+ * (scan_fanout); each piece fills its own listing, and the pieces are joined
+ * in name order. */
+#define FANOUT_MIN 64
+#define FANOUT_PIECE 32
+
+typedef struct fan {
+	const job_state *owner;
+	const name_work *w;
+	size_t *cut;          /* piece p is w[cut[p]] up to w[cut[p + 1]] */
+	scan_listing *parts;  /* one per piece */
+} fan;
+
+static void fan_piece(void *arg, size_t p, scan_counters *c)
+{
+	fan *f = arg;
+	job_state s = {.ctx = f->owner->ctx, .job = f->owner->job, .c = c, .l = &f->parts[p],
+		       .dirfd = f->owner->dirfd, .lookup_only = f->owner->lookup_only};
+	for (size_t i = f->cut[p]; i < f->cut[p + 1]; i++)
+		do_name(&s, &f->w[i]);
+	cut_buf_free(&s.path); /* s.dirfd is the owner's */
+}
+
+static void fan_out(job_state *s, const name_work *w, size_t nn, size_t nstat)
+{
+	size_t np = (nstat + FANOUT_PIECE - 1) / FANOUT_PIECE;
+	fan f = {.owner = s, .w = w};
+	f.cut = cut_malloc(cut_size_mul(np + 1, sizeof *f.cut));
+	f.parts = cut_calloc(np, sizeof *f.parts);
+	size_t p = 0, in_piece = 0;
+	f.cut[0] = 0;
+	for (size_t i = 0; i < nn; i++)
+		if (!w[i].carry && ++in_piece == FANOUT_PIECE && p + 1 < np) {
+			f.cut[++p] = i + 1;
+			in_piece = 0;
+		}
+	np = p + 1;
+	f.cut[np] = nn;
+	scan_task t = {.fn = fan_piece, .arg = &f, .n = np};
+	scan_fanout(s->ctx, &t, s->c);
+	for (p = 0; p < np; p++) {
+		scan_listing *pl = &f.parts[p];
+		for (size_t j = 0; j < pl->n; j++)
+			*listing_add(s->l) = pl->v[j];
+		cut_arena_absorb(&s->l->arena, &pl->arena);
+		free(pl->v);
+	}
+	free(f.parts);
+	free(f.cut);
 }
 
 scan_listing *scan_list_dir(scan_ctx *ctx, scan_job *job, scan_counters *c)
@@ -384,7 +517,7 @@ scan_listing *scan_list_dir(scan_ctx *ctx, scan_job *job, scan_counters *c)
 			}
 			size_t bl;
 			const char *base = fmt_path_base(old->path, old->path_len, &bl);
-			stat_child(&s, base, bl, old, pc[i].pos);
+			stat_child(&s, base, bl, old, pc[i].pos, old->type == FMT_T_DIR);
 		}
 		goto out;
 	}
@@ -426,6 +559,9 @@ scan_listing *scan_list_dir(scan_ctx *ctx, scan_job *job, scan_counters *c)
 	}
 	if (nn)
 		qsort(names, nn, sizeof *names, name_cmp);
+	/* What each name needs: carried from the previous scan, or stat'ed. */
+	name_work *w = cut_malloc(cut_size_mul(nn ? nn : 1, sizeof *w));
+	size_t nstat = 0;
 	size_t k = 0; /* merge with the previous children, both in name order */
 	for (size_t i = 0; i < nn; i++) {
 		const fmt_entry *old = NULL;
@@ -446,13 +582,20 @@ scan_listing *scan_list_dir(scan_ctx *ctx, scan_job *job, scan_counters *c)
 			}
 			break;
 		}
-		if (old && !o->full && old->type == FMT_T_FILE && dtype_matches(names[i].dtype, FMT_T_FILE) &&
-		    scan_immutable(&ctx->policy, old->path, old->path_len)) {
-			carry_child(&s, old);
-			continue;
-		}
-		stat_child(&s, names[i].name, names[i].len, old, oldpos);
+		bool carry = old && !o->full && old->type == FMT_T_FILE &&
+			     dtype_matches(names[i].dtype, FMT_T_FILE) &&
+			     scan_immutable(&ctx->policy, old->path, old->path_len);
+		bool dir = names[i].dtype == DT_DIR ||
+			   (names[i].dtype == DT_UNKNOWN && old && old->type == FMT_T_DIR);
+		w[i] = (name_work){&names[i], old, oldpos, carry, dir};
+		nstat += !carry;
 	}
+	if (ctx->remote && nstat >= FANOUT_MIN)
+		fan_out(&s, w, nn, nstat);
+	else
+		for (size_t i = 0; i < nn; i++)
+			do_name(&s, &w[i]);
+	free(w);
 	free(names);
 out:
 	share_dirfd(&s);

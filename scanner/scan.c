@@ -50,6 +50,8 @@ typedef struct engine {
 	pthread_mutex_t mu;
 	pthread_cond_t work_cv; /* workers: a job is pending or the budget moved */
 	pthread_cond_t done_cv; /* the writer: a job finished */
+	pthread_cond_t task_cv; /* a task's last piece finished */
+	scan_task *tasks;       /* tasks with pieces nobody has taken yet */
 	scan_job **heap;
 	size_t hn, hcap;
 	scan_job *awaited;      /* the job the writer waits for, or NULL */
@@ -154,6 +156,48 @@ static bool may_take_paused(const engine *e)
 		fmt_path_cmp(j->path, j->path_len, (const char *)e->frontier.p, e->frontier.len) < 0);
 }
 
+/* Takes the next piece of t, with the engine's lock held; a task whose last
+ * piece is taken leaves the list. */
+static size_t task_take(engine *e, scan_task *t)
+{
+	size_t i = t->next++;
+	if (t->next == t->n)
+		for (scan_task **p = &e->tasks; *p; p = &(*p)->link)
+			if (*p == t) {
+				*p = t->link;
+				break;
+			}
+	return i;
+}
+
+/* Runs piece i of t, called and returning with the engine's lock held. */
+static void task_run(engine *e, scan_task *t, size_t i, scan_counters *c)
+{
+	pthread_mutex_unlock(&e->mu);
+	t->fn(t->arg, i, c);
+	pthread_mutex_lock(&e->mu);
+	if (++t->done == t->n)
+		pthread_cond_broadcast(&e->task_cv);
+}
+
+/* A task's pieces come before new jobs: the job that split its work waits
+ * for them, and the writer may be waiting for that job. */
+void scan_fanout(scan_ctx *ctx, scan_task *t, scan_counters *c)
+{
+	engine *e = (engine *)ctx; /* ctx is the engine's first member */
+	pthread_mutex_lock(&e->mu);
+	t->next = t->done = 0;
+	t->link = e->tasks;
+	e->tasks = t;
+	for (size_t i = 1; i < t->n && i < (size_t)e->nthreads; i++)
+		pthread_cond_signal(&e->work_cv);
+	while (t->next < t->n)
+		task_run(e, t, task_take(e, t), c);
+	while (t->done < t->n)
+		pthread_cond_wait(&e->task_cv, &e->mu);
+	pthread_mutex_unlock(&e->mu);
+}
+
 static void *worker(void *arg)
 {
 	worker_arg *wa = arg;
@@ -161,10 +205,15 @@ static void *worker(void *arg)
 	scan_counters *c = &e->counters[wa->id];
 	pthread_mutex_lock(&e->mu);
 	for (;;) {
-		while (!e->stop && (e->hn == 0 || (e->paused && !may_take_paused(e))))
+		while (!e->stop && !e->tasks && (e->hn == 0 || (e->paused && !may_take_paused(e))))
 			pthread_cond_wait(&e->work_cv, &e->mu);
 		if (e->stop)
 			break;
+		if (e->tasks) {
+			scan_task *t = e->tasks;
+			task_run(e, t, task_take(e, t), c);
+			continue;
+		}
 		scan_job *j = heap_pop(e);
 		pthread_mutex_unlock(&e->mu);
 		scan_listing *l = scan_list_dir(&e->ctx, j, c);
@@ -390,6 +439,7 @@ int scan_run(const scan_opts *o, scan_stats *stats, uint8_t id[FMT_ID_LEN])
 	pthread_mutexattr_destroy(&ma);
 	pthread_cond_init(&e.work_cv, NULL);
 	pthread_cond_init(&e.done_cv, NULL);
+	pthread_cond_init(&e.task_cv, NULL);
 	e.counters = cut_calloc((size_t)e.nthreads + 1, sizeof *e.counters); /* + the writer's */
 	threads = cut_calloc((size_t)e.nthreads, sizeof *threads);
 	wargs = cut_calloc((size_t)e.nthreads, sizeof *wargs);
@@ -473,6 +523,7 @@ stop:
 	stats->peak_buffered = e.peak;
 	pthread_cond_destroy(&e.work_cv);
 	pthread_cond_destroy(&e.done_cv);
+	pthread_cond_destroy(&e.task_cv);
 	pthread_mutex_destroy(&e.mu);
 	if (ret < 0)
 		goto out;

@@ -12,6 +12,12 @@
  *                       after it is opened (it must be empty): its listing
  *                       then fails with ENOENT, as when Dovecot deletes a
  *                       folder while a scan lists it
+ *   SHIM_LOG=FILE       every stat and open by name is logged to FILE, one
+ *                       line each ("TID stat NAME", "TID open NAME", TID the
+ *                       calling thread), so a test can count the lookups the
+ *                       scanner asks for and see which threads made them
+ *   SHIM_STAT_DELAY_US=N  every stat by name takes N microseconds longer,
+ *                       like a round trip to an NFS server
  *
  * Everything else goes to the C library (dlsym RTLD_NEXT).  A test tool,
  * never linked into cutover.
@@ -21,12 +27,44 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+typedef int (*open_fn_plain)(const char *, int, ...);
+
 static int fired_stat, fired_open;
+
+/* One write per line (O_APPEND), so the workers' lines do not mix. */
+static void log_call(const char *what, const char *path)
+{
+	const char *f = getenv("SHIM_LOG");
+	if (!f || !*f || !path || !*path)
+		return;
+	int saved = errno;
+	static open_fn_plain real_open;
+	if (!real_open)
+		real_open = (open_fn_plain)dlsym(RTLD_NEXT, "open");
+	int fd = real_open(f, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+	if (fd >= 0) {
+		char line[4200];
+		size_t n = (size_t)snprintf(line, 32, "%ld ", (long)gettid());
+		size_t w = strlen(what), m = strnlen(path, 4096);
+		memcpy(line + n, what, w);
+		n += w;
+		line[n++] = ' ';
+		memcpy(line + n, path, m);
+		n += m;
+		line[n++] = '\n';
+		if (write(fd, line, n) < 0) {
+			/* a test that finds the line missing fails */
+		}
+		close(fd);
+	}
+	errno = saved;
+}
 
 static int stale(const char *path, const char *once_var, int *fired)
 {
@@ -38,11 +76,23 @@ static int stale(const char *path, const char *once_var, int *fired)
 	return o && *o && strstr(path, o) && !__atomic_exchange_n(fired, 1, __ATOMIC_SEQ_CST);
 }
 
+static void stat_delay(void)
+{
+	const char *d = getenv("SHIM_STAT_DELAY_US");
+	if (d && *d) {
+		int saved = errno;
+		usleep((useconds_t)atoi(d));
+		errno = saved;
+	}
+}
+
 /* The body of a stat wrapper: ESTALE when asked, else the C library's. */
 #define STAT_WRAPPER(name, type, ...)                                  \
 	static type real;                                              \
 	if (!real)                                                     \
 		real = (type)dlsym(RTLD_NEXT, name);                   \
+	log_call("stat", path);                                        \
+	stat_delay();                                                  \
 	if (stale(path, "ESTALE_ONCE", &fired_stat)) {                 \
 		errno = ESTALE;                                        \
 		return -1;                                             \
@@ -93,6 +143,7 @@ static void rmdir_if_asked(int dirfd, const char *path)
 			mode = (mode_t)va_arg(ap, int);                        \
 			va_end(ap);                                            \
 		}                                                              \
+		log_call("open", path);                                        \
 		if (stale(path, "ESTALE_OPEN_ONCE", &fired_open)) {            \
 			errno = ESTALE;                                        \
 			return -1;                                             \

@@ -136,6 +136,50 @@ for mode in local network; do
 	"$CUTOVER" show "$T/st.m" | grep -q 'd1/sub/f' || no "$mode: the rest of the tree is missing"
 done
 
+t network_mode_looks_up_each_directory_once
+# On NFS and FUSE every lookup of a name is a round trip.  In network mode a
+# subdirectory to descend into is opened once beneath its parent and stat'ed
+# through that fd: one lookup of its name, where a stat by name and then an
+# open of it cost two.  The shim logs every stat and open by name.
+mkdir -p "$T/lk/d01/d02/d03" "$T/lk/d04" "$T/lk/d05/d06"
+for d in d01 d01/d02 d01/d02/d03 d04 d05 d05/d06; do echo x >"$T/lk/$d/dovecot-uidlist"; done
+for pass in full incremental; do
+	rm -f "$T/lk.log"
+	args=()
+	[ $pass = incremental ] && args=(--prev "$T/lk.full" --maildir)
+	expect_rc 0 env LD_PRELOAD="$SHIM" CUTOVER_FS=network SHIM_LOG="$T/lk.log" \
+		"$CUTOVER" scan "$T/lk" -o "$T/lk.$pass" "${args[@]}" &&
+		grep -q ' 0 errors' "$T/.err" || no "$pass: $(cat "$T/.err")"
+	[ -s "$T/lk.log" ] || no "$pass: the shim logged nothing"
+	for d in d01 d02 d03 d04 d05 d06; do
+		n=$(grep -cE "^[0-9]+ (stat|open) ([^ ]*/)?$d\$" "$T/lk.log")
+		[ "$n" = 1 ] || no "$pass: $d looked up $n times: $(grep "$d" "$T/lk.log" | tr '\n' ' ')"
+	done
+	"$CUTOVER" show "$T/lk.$pass" | grep -c 'dovecot-uidlist' | grep -qx 6 || no "$pass: manifest lacks files"
+done
+
+t big_directory_stats_are_shared_by_the_threads_in_network_mode
+# Behind latency a directory's stats one after the other are the scan's
+# critical path (a cur/ of 100,000 messages).  In network mode the names of a
+# big directory are cut into pieces that other threads stat too; the manifest
+# must be the same as a local-mode scan's.  The shim makes each stat take
+# 300 us, as a round trip would, and logs the thread of each.
+mkdir -p "$T/fan/Maildir/cur" "$T/fan/Maildir/.Sent/cur"
+(cd "$T/fan/Maildir/cur" && seq -f '%g:2,S' 1 400 | xargs touch && mkdir sub1 sub2 && touch sub1/x)
+(cd "$T/fan/Maildir/.Sent/cur" && seq -f '%g:2,' 1 100 | xargs touch)
+expect_rc 0 "$CUTOVER" -q scan "$T/fan" -o "$T/fan.local" -j 4
+rm -f "$T/fan.log"
+expect_rc 0 env LD_PRELOAD="$SHIM" CUTOVER_FS=network SHIM_LOG="$T/fan.log" SHIM_STAT_DELAY_US=300 \
+	"$CUTOVER" -q scan "$T/fan" -o "$T/fan.net" -j 4
+"$CUTOVER" show "$T/fan.local" | grep -v '^#' >"$T/fan.local.txt"
+"$CUTOVER" show "$T/fan.net" | grep -v '^#' >"$T/fan.net.txt"
+cmp -s "$T/fan.local.txt" "$T/fan.net.txt" || no "network and local manifests differ: $(diff "$T/fan.local.txt" "$T/fan.net.txt" | head -5)"
+[ "$(grep -c ':2,S$' "$T/fan.net.txt")" = 400 ] || no "messages missing from the manifest"
+threads=$(grep -E '^[0-9]+ stat [0-9]+:2,S$' "$T/fan.log" | cut -d' ' -f1 | sort -u | wc -l)
+stats=$(grep -cE '^[0-9]+ stat [0-9]+:2,S$' "$T/fan.log")
+[ "$stats" = 400 ] || no "400 messages, $stats stats"
+[ "$threads" -ge 2 ] || no "the 400 stats of one directory were made by $threads thread(s)"
+
 t folder_removed_while_listed_is_not_an_error
 # Dovecot deletes a folder by renaming it to .DOVECOT-TRASHED and removing
 # that; a scan that opened it just before lists nothing (getdents: ENOENT;
