@@ -153,17 +153,37 @@ static int tstat(rp_op *op, int pfd, const char *base, const char *path, sys_sta
 	return -1;
 }
 
-/* lstat of path beneath the source root.  0 or -errno. */
+/* lstat of path beneath the source root, through its parent directory
+ * (rp_srcdirs).  0 or -errno; ESTALE is retried once with a new lookup. */
 static int src_lstat(const rp_ctx *cx, const char *path, sys_stat *st)
 {
 	if (!*path)
 		return sys_statat(cx->srcfd, ".", false, st);
+	int r = -ESTALE;
+	for (int attempt = 0; attempt < 2 && r == -ESTALE; attempt++) {
+		const char *base;
+		rp_srcdir d;
+		r = rp_srcdir_get(cx->srcdirs, path, &base, &d);
+		if (r < 0)
+			break;
+		r = sys_statat(d.fd, base, false, st);
+		rp_srcdir_put(cx->srcdirs, &d, r == -ESTALE);
+	}
+	return r;
+}
+
+/* Opens the file path beneath the source root for reading, not following
+ * a symlink in any component.  The fd or -errno. */
+static int src_open(const rp_ctx *cx, const char *path)
+{
 	const char *base;
-	int pfd = sys_lookup_parent_beneath(cx->srcfd, path, &base);
-	if (pfd < 0)
-		return pfd;
-	int r = sys_statat(pfd, base, false, st);
-	close(pfd);
+	rp_srcdir d;
+	int r = rp_srcdir_get(cx->srcdirs, path, &base, &d);
+	if (r < 0)
+		return r;
+	int fd = openat(d.fd, base, O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC);
+	r = fd < 0 ? -errno : fd;
+	rp_srcdir_put(cx->srcdirs, &d, r == -ESTALE);
 	return r;
 }
 
@@ -548,9 +568,9 @@ static void copy_file(const rp_ctx *cx, rp_op *op, const char *path, int pfd, co
 {
 	char tmp[32];
 	rp_tmp_name(tmp, op->idx);
-	int sfd = sys_open_beneath(cx->srcfd, path, O_RDONLY | O_NONBLOCK, 0);
+	int sfd = src_open(cx, path);
 	if (sfd == -ESTALE) /* NFS: replaced under us; once more by name */
-		sfd = sys_open_beneath(cx->srcfd, path, O_RDONLY | O_NONBLOCK, 0);
+		sfd = src_open(cx, path);
 	if (sfd < 0) {
 		if (sfd == -ENOENT || sfd == -ENOTDIR || sfd == -ELOOP || sfd == -EMLINK ||
 		    sfd == -ESTALE || sfd == -EXDEV)

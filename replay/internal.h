@@ -62,10 +62,27 @@ void rp_orphans_free(rp_orphans *o);
  * or in an earlier run of the same log, from the journal). */
 void rp_orphans_vanished(rp_orphans *o, const char *path);
 
+/* The source's directories, looked up once and shared by the workers for a
+ * moment (srcdir.c): one round trip per file instead of one per component. */
+typedef struct rp_srcdirs rp_srcdirs;
+rp_srcdirs *rp_srcdirs_new(int srcfd);
+void rp_srcdirs_free(rp_srcdirs *d);
+typedef struct rp_srcdir {
+	int fd;   /* the parent directory: borrowed, do not close */
+	int slot;
+} rp_srcdir;
+/* The parent directory of path (relative, not empty) beneath the source
+ * root, from the cache or looked up; *base points at path's last component.
+ * 0, or -errno of the lookup.  Thread-safe. */
+int rp_srcdir_get(rp_srcdirs *d, const char *path, const char **base, rp_srcdir *out);
+/* Gives it back; stale: a call through it failed with ESTALE, so it is not
+ * used again. */
+void rp_srcdir_put(rp_srcdirs *d, rp_srcdir *h, bool stale);
 /* Read-only during a run; shared by all workers. */
 typedef struct rp_ctx {
 	rp_dirkeep *keep;  /* thread-safe itself */
 	rp_orphans *orphans; /* thread-safe itself */
+	rp_srcdirs *srcdirs; /* thread-safe itself; NULL in a dry run */
 	int srcfd, dstfd;  /* O_DIRECTORY roots */
 	bool fsync, root, dry_run;
 	bool redo;         /* an earlier run of this log may have left temporaries */

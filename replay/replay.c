@@ -359,6 +359,7 @@ int rp_run(const rp_opts *o, rp_stats *st)
 	cx.first_ns = rp_journal_started(E.j);
 	cx.keep = rp_dirkeep_new();
 	cx.orphans = E.orphans = rp_orphans_new();
+	cx.srcdirs = rp_srcdirs_new(cx.srcfd);
 
 	/* 3. Phase 1: the records. */
 	rc = CUT_EXIT_ERROR;
@@ -417,6 +418,7 @@ out:
 	rp_sched_free(E.s);
 	rp_dirkeep_free(cx.keep);
 	rp_orphans_free(cx.orphans);
+	rp_srcdirs_free(cx.srcdirs);
 	rp_journal_close(E.j);
 	fmt_creader_close(E.r);
 	if (cx.srcfd >= 0)

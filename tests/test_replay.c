@@ -1080,6 +1080,74 @@ static void rp_path_reserved__finds_the_prefix_in_any_component(void **state)
 	free(j);
 }
 
+static ino_t fd_ino(int fd)
+{
+	struct stat st;
+	assert_int_equal(fstat(fd, &st), 0);
+	return st.st_ino;
+}
+
+static ino_t path_ino(const char *root, const char *rel)
+{
+	char p[512];
+	struct stat st;
+	pathf(p, sizeof p, root, rel);
+	assert_int_equal(lstat(p, &st), 0);
+	return st.st_ino;
+}
+
+/* Replay opens source files through their parent directory, looked up once
+ * and shared (srcdir.c): on NFS each component of a path is a round trip. */
+static void rp_srcdirs__a_directory_is_looked_up_once_and_forgotten_when_stale(void **state)
+{
+	fx *x = *state;
+	mkd(x->src, "a");
+	mkd(x->src, "a/b");
+	wfile(x->src, "a/b/f1", "1", T0);
+	wfile(x->src, "a/b/f2", "2", T0);
+	wfile(x->src, "top", "t", T0);
+	int srcfd = open(x->src, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	assert_true(srcfd >= 0);
+	rp_srcdirs *d = rp_srcdirs_new(srcfd);
+	const char *base;
+	rp_srcdir h1, h2, h3;
+	/* A name at the root: the root itself, never closed by put. */
+	assert_int_equal(rp_srcdir_get(d, "top", &base, &h1), 0);
+	assert_int_equal(h1.fd, srcfd);
+	assert_string_equal(base, "top");
+	rp_srcdir_put(d, &h1, false);
+	assert_int_equal(fd_ino(srcfd), path_ino(x->src, ""));
+	/* Two files of one directory: one lookup, one fd, borrowed by both. */
+	assert_int_equal(rp_srcdir_get(d, "a/b/f1", &base, &h1), 0);
+	assert_string_equal(base, "f1");
+	assert_int_equal(rp_srcdir_get(d, "a/b/f2", &base, &h2), 0);
+	assert_string_equal(base, "f2");
+	assert_int_equal(h2.fd, h1.fd);
+	assert_int_equal(fd_ino(h1.fd), path_ino(x->src, "a/b"));
+	rp_srcdir_put(d, &h1, false);
+	assert_int_equal(fd_ino(h2.fd), path_ino(x->src, "a/b")); /* still open for h2 */
+	rp_srcdir_put(d, &h2, false);
+	/* Kept after its last borrower gave it back. */
+	assert_int_equal(rp_srcdir_get(d, "a/b/f1", &base, &h3), 0);
+	assert_int_equal(h3.fd, h1.fd);
+	/* The directory replaced (NFS answers ESTALE through the old handle):
+	 * given back as stale, it is looked up again by the next get. */
+	char p[512], q[512];
+	pathf(p, sizeof p, x->src, "a/b");
+	pathf(q, sizeof q, x->src, "a/old");
+	assert_int_equal(rename(p, q), 0);
+	mkd(x->src, "a/b");
+	rp_srcdir_put(d, &h3, true);
+	assert_int_equal(rp_srcdir_get(d, "a/b/f1", &base, &h1), 0);
+	assert_int_equal(fd_ino(h1.fd), path_ino(x->src, "a/b"));
+	assert_int_not_equal(fd_ino(h1.fd), path_ino(x->src, "a/old"));
+	rp_srcdir_put(d, &h1, false);
+	/* A lookup that fails says why; nothing is cached. */
+	assert_int_equal(rp_srcdir_get(d, "nope/f", &base, &h1), -ENOENT);
+	rp_srcdirs_free(d);
+	close(srcfd);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1112,6 +1180,7 @@ int main(void)
 		T(rp_run__locked_journal_is_refused),
 		T(rp_run__dry_run_changes_nothing),
 		T(rp_run__parallel_mail_day),
+		T(rp_srcdirs__a_directory_is_looked_up_once_and_forgotten_when_stale),
 		cmocka_unit_test(rp_path_reserved__finds_the_prefix_in_any_component),
 #undef T
 	};

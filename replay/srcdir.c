@@ -1,0 +1,152 @@
+/*
+ * srcdir.c - the source's directories, opened (lookup only) beneath the
+ * source root and shared by the workers for a second.
+ *
+ * Why: on NFS or FUSE every component of a path is a lookup, a round trip
+ * once the client's dentry cache has expired.  A copy opened by its path
+ * from the source root costs one per component (six in a maildir store:
+ * domain/user/Maildir/.folder/cur/name), and a pass's copies, stats and
+ * directory times crowd into the same few directories (a folder's cur/ and
+ * new/).  With the parent directory at hand, each costs one.
+ *
+ * How long: a cached directory is a handle on the directory itself, not on
+ * its path.  Were the directory renamed in the source, a lookup through it
+ * would find what the log's path no longer names.  Entries are therefore
+ * used for at most SD_TTL_NS after their lookup (an NFS client keeps a
+ * directory's dentry for acdirmin, 30 s by default, just as blindly), and
+ * every file reached through one is still checked against the log (size,
+ * mtime, inode: drift) as before.  An fd that answers ESTALE (the
+ * directory was replaced on the server) is dropped at once.
+ *
+ * Ownership: the cache owns its fds.  A caller borrows one with
+ * rp_srcdir_get and gives it back with rp_srcdir_put; an entry is closed or
+ * replaced only while nobody borrows it.  When the slot is busy, the caller
+ * gets a private fd that put closes.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <xxhash.h>
+
+#include "replay/internal.h"
+
+#define SD_SLOTS 64
+#define SD_TTL_NS 1000000000LL
+
+enum { SD_ROOT = -2, SD_PRIVATE = -1 };
+
+typedef struct sd_ent {
+	char *path;   /* the directory, relative to the source root */
+	size_t len;
+	uint64_t h;
+	int fd;       /* -1: empty */
+	int refs;     /* borrowers */
+	int64_t at;   /* when looked up (cut_mono_ns); INT64_MIN: dropped */
+} sd_ent;
+
+struct rp_srcdirs {
+	pthread_mutex_t mu;
+	int srcfd;
+	sd_ent e[SD_SLOTS];
+};
+
+rp_srcdirs *rp_srcdirs_new(int srcfd)
+{
+	rp_srcdirs *d = cut_calloc(1, sizeof *d);
+	pthread_mutex_init(&d->mu, NULL);
+	d->srcfd = srcfd;
+	for (size_t i = 0; i < SD_SLOTS; i++)
+		d->e[i].fd = -1;
+	return d;
+}
+
+void rp_srcdirs_free(rp_srcdirs *d)
+{
+	if (!d)
+		return;
+	for (size_t i = 0; i < SD_SLOTS; i++) {
+		if (d->e[i].fd >= 0)
+			close(d->e[i].fd);
+		free(d->e[i].path);
+	}
+	pthread_mutex_destroy(&d->mu);
+	free(d);
+}
+
+static bool fresh(const sd_ent *e, int64_t now)
+{
+	return e->at != INT64_MIN && now - e->at < SD_TTL_NS;
+}
+
+int rp_srcdir_get(rp_srcdirs *d, const char *path, const char **base, rp_srcdir *out)
+{
+	const char *slash = strrchr(path, '/');
+	if (!slash) {
+		*base = path;
+		out->fd = d->srcfd;
+		out->slot = SD_ROOT;
+		return 0;
+	}
+	size_t len = (size_t)(slash - path);
+	uint64_t h = XXH3_64bits(path, len);
+	int slot = (int)(h % SD_SLOTS);
+	sd_ent *e = &d->e[slot];
+	int64_t now = cut_mono_ns();
+	pthread_mutex_lock(&d->mu);
+	if (e->fd >= 0 && e->h == h && e->len == len && memcmp(e->path, path, len) == 0 &&
+	    fresh(e, now)) {
+		e->refs++;
+		out->fd = e->fd;
+		out->slot = slot;
+		pthread_mutex_unlock(&d->mu);
+		*base = slash + 1;
+		return 0;
+	}
+	pthread_mutex_unlock(&d->mu);
+
+	/* The lookup is a round trip: made outside the lock. */
+	int fd = sys_lookup_parent_beneath(d->srcfd, path, base);
+	if (fd < 0)
+		return fd;
+	out->fd = fd;
+	out->slot = SD_PRIVATE;
+	pthread_mutex_lock(&d->mu);
+	if (e->refs == 0) {
+		if (e->fd >= 0)
+			close(e->fd);
+		free(e->path);
+		e->path = cut_strndup(path, len);
+		e->len = len;
+		e->h = h;
+		e->fd = fd;
+		e->at = now;
+		e->refs = 1;
+		out->slot = slot;
+	}
+	pthread_mutex_unlock(&d->mu);
+	return 0;
+}
+
+void rp_srcdir_put(rp_srcdirs *d, rp_srcdir *h, bool stale)
+{
+	if (h->slot == SD_ROOT)
+		return;
+	if (h->slot == SD_PRIVATE) {
+		close(h->fd);
+		return;
+	}
+	sd_ent *e = &d->e[h->slot];
+	pthread_mutex_lock(&d->mu);
+	if (stale)
+		e->at = INT64_MIN;
+	if (--e->refs == 0 && !fresh(e, cut_mono_ns())) {
+		close(e->fd);
+		e->fd = -1;
+		free(e->path);
+		e->path = NULL;
+	}
+	pthread_mutex_unlock(&d->mu);
+}
