@@ -123,10 +123,12 @@ echo
 ops() { # ops FILE_BEFORE FILE_AFTER: latfs's lookups, opens and reads between two stats
 	for k in lookup opendir open read; do
 		a=$(tr ' ' '\n' <"$1" | sed -n "s/^$k=//p") b=$(tr ' ' '\n' <"$2" | sed -n "s/^$k=//p")
-		printf '%s %s, ' "$((b - a))" "$k"
+		printf '%s%s %s' "${sep:-}" "$((b - a))" "$k"
+		sep=', '
 	done
+	sep=''
 }
-echo "Final pass by step: scan $(sec final_scan) s ($(ops "$B/nfs-final-ops0.txt" "$B/nfs-final-ops1.txt")), diff $(sec final_diff) s, replay $(sec final_replay) s ($(ops "$B/nfs-final-ops1.txt" "$B/nfs-final-ops2.txt")$(sed -n 's/.*records: \([0-9]*\).*/\1 records/p' /dev/null))."
+echo "Final pass by step: scan $(sec final_scan) s ($(ops "$B/nfs-final-ops0.txt" "$B/nfs-final-ops1.txt")), diff $(sec final_diff) s, replay $(sec final_replay) s ($(ops "$B/nfs-final-ops1.txt" "$B/nfs-final-ops2.txt"))."
 echo
 echo "Incremental scan alone after the day: $(sec incr_scan) s. Mail day: \`$(cat "$B/nfs-day.txt")\`"
 echo
