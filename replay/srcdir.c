@@ -7,7 +7,9 @@
  * from the source root costs one per component (six in a maildir store:
  * domain/user/Maildir/.folder/cur/name), and a pass's copies, stats and
  * directory times crowd into the same few directories (a folder's cur/ and
- * new/).  With the parent directory at hand, each costs one.
+ * new/).  With the parent directory at hand, each costs one, and a
+ * directory not at hand is opened beneath its own parent, itself from the
+ * cache if there: a pass's copies share their folders, users and domains.
  *
  * How long: a cached directory is a handle on the directory itself, not on
  * its path.  Were the directory renamed in the source, a lookup through it
@@ -24,6 +26,7 @@
  * gets a private fd that put closes.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,7 +36,7 @@
 
 #include "replay/internal.h"
 
-#define SD_SLOTS 64
+#define SD_SLOTS 256
 #define SD_TTL_NS 1000000000LL
 
 enum { SD_ROOT = -2, SD_PRIVATE = -1 };
@@ -76,6 +79,13 @@ void rp_srcdirs_free(rp_srcdirs *d)
 	free(d);
 }
 
+/* A component that is not a name beneath its directory (the log's paths
+ * were checked when it was read; this keeps the walk safe on its own). */
+static bool bad_name(const char *n)
+{
+	return !*n || strcmp(n, ".") == 0 || strcmp(n, "..") == 0;
+}
+
 static bool fresh(const sd_ent *e, int64_t now)
 {
 	return e->at != INT64_MIN && now - e->at < SD_TTL_NS;
@@ -107,10 +117,30 @@ int rp_srcdir_get(rp_srcdirs *d, const char *path, const char **base, rp_srcdir 
 	}
 	pthread_mutex_unlock(&d->mu);
 
-	/* The lookup is a round trip: made outside the lock. */
-	int fd = sys_lookup_parent_beneath(d->srcfd, path, base);
+	/* Missing: the directory is opened beneath its own parent, from the
+	 * cache or by the same means, so only the components no entry covers
+	 * cost a lookup (a folder's cur/ and new/ share the folder, a user's
+	 * folders share Maildir/).  One component at a time, never following a
+	 * symlink (O_NOFOLLOW with O_DIRECTORY refuses one), as the beneath
+	 * walk does.  The lookup is a round trip: made outside the lock. */
+	const char *dbase;
+	rp_srcdir up;
+	char *dir = cut_strndup(path, len);
+	int fd = rp_srcdir_get(d, dir, &dbase, &up); /* 0 or -errno */
+	if (fd == 0) {
+		if (bad_name(dbase)) {
+			fd = -EXDEV;
+		} else {
+			fd = openat(up.fd, dbase, SYS_O_LOOKUP | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+			if (fd < 0)
+				fd = -errno;
+		}
+		rp_srcdir_put(d, &up, fd == -ESTALE);
+	}
+	free(dir);
 	if (fd < 0)
 		return fd;
+	*base = slash + 1;
 	out->fd = fd;
 	out->slot = SD_PRIVATE;
 	pthread_mutex_lock(&d->mu);

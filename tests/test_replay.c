@@ -1098,7 +1098,7 @@ static ino_t path_ino(const char *root, const char *rel)
 
 /* Replay opens source files through their parent directory, looked up once
  * and shared (srcdir.c): on NFS each component of a path is a round trip. */
-static void rp_srcdirs__a_directory_is_looked_up_once_and_forgotten_when_stale(void **state)
+static void rp_srcdirs__a_directory_is_looked_up_once_beneath_its_parent_and_forgotten_when_stale(void **state)
 {
 	fx *x = *state;
 	mkd(x->src, "a");
@@ -1144,6 +1144,23 @@ static void rp_srcdirs__a_directory_is_looked_up_once_and_forgotten_when_stale(v
 	rp_srcdir_put(d, &h1, false);
 	/* A lookup that fails says why; nothing is cached. */
 	assert_int_equal(rp_srcdir_get(d, "nope/f", &base, &h1), -ENOENT);
+	/* Directories are opened one component at a time beneath their
+	 * parents: never through a symlink, never up. */
+	char l[512];
+	pathf(l, sizeof l, x->src, "a/lnk");
+	assert_int_equal(symlink(x->out, l), 0);
+	pathf(l, sizeof l, x->src, "top-lnk");
+	assert_int_equal(symlink("a", l), 0);
+	wfile(x->out, "secret", "s", T0);
+	assert_true(rp_srcdir_get(d, "a/lnk/secret", &base, &h1) < 0);
+	assert_true(rp_srcdir_get(d, "top-lnk/b/f1", &base, &h1) < 0);
+	assert_int_equal(rp_srcdir_get(d, "a/../a/b/f1", &base, &h1), -EXDEV);
+	assert_int_equal(rp_srcdir_get(d, "a/./b/f1", &base, &h1), -EXDEV);
+	/* A new directory beside a known one: found beneath the known parent. */
+	mkd(x->src, "a/c");
+	assert_int_equal(rp_srcdir_get(d, "a/c/g", &base, &h1), 0);
+	assert_int_equal(fd_ino(h1.fd), path_ino(x->src, "a/c"));
+	rp_srcdir_put(d, &h1, false);
 	rp_srcdirs_free(d);
 	close(srcfd);
 }
@@ -1180,7 +1197,7 @@ int main(void)
 		T(rp_run__locked_journal_is_refused),
 		T(rp_run__dry_run_changes_nothing),
 		T(rp_run__parallel_mail_day),
-		T(rp_srcdirs__a_directory_is_looked_up_once_and_forgotten_when_stale),
+		T(rp_srcdirs__a_directory_is_looked_up_once_beneath_its_parent_and_forgotten_when_stale),
 		cmocka_unit_test(rp_path_reserved__finds_the_prefix_in_any_component),
 #undef T
 	};
