@@ -671,9 +671,44 @@ static const char *replay_advice(int rc)
 }
 
 /* Finishes an interrupted replay (DIR/pending).  OK or an exit code. */
+/* True when target-state already records pending's pass: commit() writes
+ * target-state and then removes pending, and a kill between the two leaves
+ * both.  Only the pass's manifest can be recorded with its sequence number. */
+static bool pending_committed(const pass *p)
+{
+	const sync_pending *pd = &p->pd;
+	if (!p->have_ts || p->ts.seq != pd->seq)
+		return false;
+	uint8_t id[FMT_ID_LEN];
+	char *mp = sync_path(p->o->dir, pd->manifest);
+	bool same = manifest_id(mp, id) == 0 && memcmp(id, p->ts.manifest_id, FMT_ID_LEN) == 0;
+	free(mp);
+	return same;
+}
+
+/* Finishes what commit() left when it was killed after recording
+ * target-state: removes pending and writes the target's marks.  OK or an
+ * exit code. */
+static int finish_commit(pass *p)
+{
+	CUT_INFO("sync: pass %u was recorded as done when it was interrupted; removing what it "
+		 "left", p->pd.seq);
+	if (sync_pending_remove(p->o->dir) < 0)
+		return CUT_EXIT_ERROR;
+	p->have_pd = false;
+	char *bp = sync_path(p->o->dir, p->ts.base), *lp = sync_path(p->o->dir, p->pd.log);
+	if (marks_write(p->o->dir, p->cfg.target, bp, lp) < 0)
+		CUT_WARN("sync: the target's marks could not be recorded: the next pass scans the target");
+	free(bp);
+	free(lp);
+	return CUT_EXIT_OK;
+}
+
 static int resume(pass *p, sync_hist *h)
 {
 	sync_pending *pd = &p->pd;
+	if (pending_committed(p))
+		return finish_commit(p);
 	char *lp = sync_path(p->o->dir, pd->log);
 	fmt_creader *cr = fmt_creader_open(lp);
 	free(lp);
