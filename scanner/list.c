@@ -14,6 +14,11 @@
  *  - with --hash changed, a stat'ed file whose size, mtime, ctime and inode
  *    match keeps the previous hash unless its times are racy.
  * A carried entry may hold a stale nlink and ctime (FORMAT.md says so).
+ *
+ * On a network file system (ctx->remote), where each stat is a round trip, a
+ * subdirectory is opened beneath its parent and stat'ed through that fd,
+ * which its job then uses (open_child_dir), and a directory with many names
+ * to stat shares them among the threads (fan_out).
  */
 #include <dirent.h>
 #include <errno.h>

@@ -27,6 +27,13 @@
  * time).  So the writer can always progress, and memory stays under twice
  * the budget plus one listing per thread, however large the tree.
  *
+ * Tasks.  On a network file system a job may split the stats of a big
+ * directory into pieces (list.c, fan-out) and hand them to the engine
+ * (scan_fanout): idle workers take pieces before new jobs, the job's own
+ * thread takes them too, and waits until all are done.  A piece never waits
+ * for anything, so the job cannot wait forever; its listing is the job's, as
+ * before.
+ *
  * Ownership.  A child's job belongs to the listing that holds it until the
  * writer descends into it; then the writer owns the job's listing as a stack
  * frame and frees the job.  The queue only borrows jobs.
