@@ -34,6 +34,7 @@
 
 #include <xxhash.h>
 
+#include "format/path.h"
 #include "replay/internal.h"
 
 #define SD_SLOTS 256
@@ -79,19 +80,25 @@ void rp_srcdirs_free(rp_srcdirs *d)
 	free(d);
 }
 
-/* A component that is not a name beneath its directory (the log's paths
- * were checked when it was read; this keeps the walk safe on its own). */
-static bool bad_name(const char *n)
-{
-	return !*n || strcmp(n, ".") == 0 || strcmp(n, "..") == 0;
-}
-
 static bool fresh(const sd_ent *e, int64_t now)
 {
 	return e->at != INT64_MIN && now - e->at < SD_TTL_NS;
 }
 
+static int get(rp_srcdirs *d, const char *path, const char **base, rp_srcdir *out);
+
+/* The log's paths were checked when it was read; checking again here keeps
+ * the walk below safe on its own (no "..", ".", empty or absolute
+ * component), as sys_lookup_parent_beneath is.  The prefixes the walk asks
+ * for are then valid too. */
 int rp_srcdir_get(rp_srcdirs *d, const char *path, const char **base, rp_srcdir *out)
+{
+	if (!fmt_path_valid(path, strlen(path)))
+		return -EXDEV;
+	return get(d, path, base, out);
+}
+
+static int get(rp_srcdirs *d, const char *path, const char **base, rp_srcdir *out)
 {
 	const char *slash = strrchr(path, '/');
 	if (!slash) {
@@ -126,15 +133,11 @@ int rp_srcdir_get(rp_srcdirs *d, const char *path, const char **base, rp_srcdir 
 	const char *dbase;
 	rp_srcdir up;
 	char *dir = cut_strndup(path, len);
-	int fd = rp_srcdir_get(d, dir, &dbase, &up); /* 0 or -errno */
+	int fd = get(d, dir, &dbase, &up); /* 0 or -errno */
 	if (fd == 0) {
-		if (bad_name(dbase)) {
-			fd = -EXDEV;
-		} else {
-			fd = openat(up.fd, dbase, SYS_O_LOOKUP | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-			if (fd < 0)
-				fd = -errno;
-		}
+		fd = openat(up.fd, dbase, SYS_O_LOOKUP | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (fd < 0)
+			fd = -errno;
 		rp_srcdir_put(d, &up, fd == -ESTALE);
 	}
 	free(dir);

@@ -75,6 +75,26 @@ int scan_dirref_take(scan_dirref *r)
 	return fd;
 }
 
+/* Takes one of the fds the engine may keep open for directories
+ * (ctx->max_dirrefs): false when none is left. */
+static bool dirref_reserve(scan_ctx *ctx)
+{
+	if (atomic_fetch_add(&ctx->dirrefs, 1) < ctx->max_dirrefs)
+		return true;
+	atomic_fetch_sub(&ctx->dirrefs, 1);
+	return false;
+}
+
+/* A reference to fd, which a dirref_reserve paid for, with refs holders. */
+static scan_dirref *dirref_new(scan_ctx *ctx, int fd, int refs)
+{
+	scan_dirref *r = cut_malloc(sizeof *r);
+	r->fd = fd;
+	r->live = &ctx->dirrefs;
+	atomic_init(&r->refs, refs);
+	return r;
+}
+
 void scan_job_free(scan_job *j)
 {
 	if (!j)
@@ -199,18 +219,12 @@ static int open_dir(job_state *s)
 static scan_dirref *open_child_dir(job_state *s, const char *name, sys_stat *st, int *rc)
 {
 	scan_ctx *ctx = s->ctx;
-	if (atomic_fetch_add(&ctx->dirrefs, 1) >= ctx->max_dirrefs) {
-		atomic_fetch_sub(&ctx->dirrefs, 1);
+	if (!dirref_reserve(ctx))
 		return NULL;
-	}
 	int fd = openat(s->dirfd, name, SYS_O_LOOKUP | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd >= 0 && sys_fstat(fd, st) == 0) {
-		scan_dirref *r = cut_malloc(sizeof *r);
-		r->fd = fd;
-		r->live = &ctx->dirrefs;
-		atomic_init(&r->refs, 1);
 		*rc = 0;
-		return r;
+		return dirref_new(ctx, fd, 1);
 	}
 	if (fd < 0 && errno == ENOENT)
 		*rc = -ENOENT;
@@ -375,10 +389,8 @@ static void share_dirfd(job_state *s)
 		n += l->v[i].job && !l->v[i].job->self_ref;
 	if (!s->ctx->remote || s->dirfd < 0 || n == 0)
 		return;
-	if (atomic_fetch_add(&s->ctx->dirrefs, 1) >= s->ctx->max_dirrefs) {
-		atomic_fetch_sub(&s->ctx->dirrefs, 1);
+	if (!dirref_reserve(s->ctx))
 		return;
-	}
 	int fd = s->dir ? fcntl(s->dirfd, F_DUPFD_CLOEXEC, 0) : s->dirfd;
 	if (fd < 0) {
 		atomic_fetch_sub(&s->ctx->dirrefs, 1);
@@ -386,10 +398,7 @@ static void share_dirfd(job_state *s)
 	}
 	if (!s->dir)
 		s->dirfd = -1; /* the reference owns it now */
-	scan_dirref *r = cut_malloc(sizeof *r);
-	r->fd = fd;
-	r->live = &s->ctx->dirrefs;
-	atomic_init(&r->refs, n);
+	scan_dirref *r = dirref_new(s->ctx, fd, n);
 	for (size_t i = 0; i < l->n; i++)
 		if (l->v[i].job && !l->v[i].job->self_ref)
 			l->v[i].job->parent = r;
