@@ -114,6 +114,8 @@ struct scan_job {
 				  that fd (network file systems only), or NULL */
 	fmt_entry prev_self; /* strings owned by the parent's listing arena */
 	bool done;
+	bool ahead;          /* taken past the budget as the writer's look-ahead
+				(scan.c), until the writer takes its listing */
 	scan_listing *out;   /* set when done */
 	size_t heap_pos;
 };

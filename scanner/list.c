@@ -499,6 +499,19 @@ static void fan_out(job_state *s, const name_work *w, size_t nn, size_t nstat)
 	free(f.cut);
 }
 
+/* The names of a directory, listed or known from the previous scan: shared
+ * among the threads when they are many to stat on a network file system
+ * (the directory is opened first, for the pieces to share), else in turn. */
+static void do_names(job_state *s, const name_work *w, size_t nn, size_t nstat)
+{
+	if (s->ctx->remote && nstat >= FANOUT_MIN && open_dir(s) == 0) {
+		fan_out(s, w, nn, nstat);
+		return;
+	}
+	for (size_t i = 0; i < nn; i++)
+		do_name(s, &w[i]);
+}
+
 scan_listing *scan_list_dir(scan_ctx *ctx, scan_job *job, scan_counters *c)
 {
 	const scan_opts *o = ctx->o;
@@ -518,21 +531,28 @@ scan_listing *scan_list_dir(scan_ctx *ctx, scan_job *job, scan_counters *c)
 			job->prev_self.mtime_ns == job->self.mtime_ns &&
 			job->prev_self.ctime_ns == job->self.ctime_ns &&
 			job->prev_self.ino == job->self.ino && !racy(ctx, &job->self);
+	name_ent *names = NULL;
+	name_work *w = NULL;
+	size_t nn = 0, nstat = 0;
 	if (shortcut) {
 		/* Not read: its fd only serves the stats, so on FUSE and NFS it
-		 * costs a lookup, not also an open and a release. */
+		 * costs a lookup, not also an open and a release.  The names are
+		 * the previous scan's, in its order (the same as name order). */
 		s.lookup_only = true;
 		c->skipped_dirs++;
+		names = cut_malloc(cut_size_mul(npc ? npc : 1, sizeof *names));
+		w = cut_malloc(cut_size_mul(npc ? npc : 1, sizeof *w));
 		for (size_t i = 0; i < npc; i++) {
 			const fmt_entry *old = &pc[i].e;
-			if (old->type == FMT_T_FILE && scan_immutable(&ctx->policy, old->path, old->path_len)) {
-				carry_child(&s, old);
-				continue;
-			}
 			size_t bl;
 			const char *base = fmt_path_base(old->path, old->path_len, &bl);
-			stat_child(&s, base, bl, old, pc[i].pos, old->type == FMT_T_DIR);
+			names[i] = (name_ent){base, bl, DT_UNKNOWN};
+			bool carry = old->type == FMT_T_FILE &&
+				     scan_immutable(&ctx->policy, old->path, old->path_len);
+			w[i] = (name_work){&names[i], old, pc[i].pos, carry, old->type == FMT_T_DIR};
+			nstat += !carry;
 		}
+		do_names(&s, w, npc, nstat);
 		goto out;
 	}
 
@@ -546,8 +566,7 @@ scan_listing *scan_list_dir(scan_ctx *ctx, scan_job *job, scan_counters *c)
 	}
 	s.dir = d; /* owns s.dirfd now; the children are stat'ed relative to it */
 	c->listed++;
-	name_ent *names = NULL;
-	size_t nn = 0, cap = 0;
+	size_t cap = 0;
 	const char *nm;
 	size_t nl;
 	unsigned dt;
@@ -574,8 +593,7 @@ scan_listing *scan_list_dir(scan_ctx *ctx, scan_job *job, scan_counters *c)
 	if (nn)
 		qsort(names, nn, sizeof *names, name_cmp);
 	/* What each name needs: carried from the previous scan, or stat'ed. */
-	name_work *w = cut_malloc(cut_size_mul(nn ? nn : 1, sizeof *w));
-	size_t nstat = 0;
+	w = cut_malloc(cut_size_mul(nn ? nn : 1, sizeof *w));
 	size_t k = 0; /* merge with the previous children, both in name order */
 	for (size_t i = 0; i < nn; i++) {
 		const fmt_entry *old = NULL;
@@ -604,14 +622,10 @@ scan_listing *scan_list_dir(scan_ctx *ctx, scan_job *job, scan_counters *c)
 		w[i] = (name_work){&names[i], old, oldpos, carry, dir};
 		nstat += !carry;
 	}
-	if (ctx->remote && nstat >= FANOUT_MIN)
-		fan_out(&s, w, nn, nstat);
-	else
-		for (size_t i = 0; i < nn; i++)
-			do_name(&s, &w[i]);
+	do_names(&s, w, nn, nstat);
+out:
 	free(w);
 	free(names);
-out:
 	share_dirfd(&s);
 	if (s.dir)
 		sys_dir_close(s.dir); /* closes s.dirfd */

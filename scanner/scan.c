@@ -20,12 +20,21 @@
  * whose previous entries must be walked) holds the writer, the other workers
  * run on into later subtrees and fill the budget there; the writer must pass
  * the gap before it can release any of that.  Taking gap jobs never moves the
- * frontier.  The job the writer waits for is always the smallest pending one
- * (every directory that sorts before it has been emitted, hence listed), and
- * when no worker has taken it the writer lists it itself rather than wake a
- * worker and sleep (a hand-off per directory was most of a paused engine's
- * time).  So the writer can always progress, and memory stays under twice
- * the budget plus one listing per thread, however large the tree.
+ * frontier.  Past twice the budget the writer would cross the rest of the gap
+ * alone, a directory at a time; behind NAS latency that was most of a scan
+ * (a 1,000-user store: the two later domains filled the budget while the
+ * first one's 569 user directories were stat'ed, and the writer then walked
+ * that domain by itself, 10 of 11 s).  So past it, workers still take the
+ * smallest pending job when it sorts before every finished listing the
+ * writer has yet to reach (e->finished: it lies in the gap, the writer needs
+ * it next), but no more than one such look-ahead job per thread until the
+ * writer takes their listings (e->ahead).  The job the writer waits for is
+ * always the smallest pending one (every directory that sorts before it has
+ * been emitted, hence listed), and when no worker has taken it the writer
+ * lists it itself rather than wake a worker and sleep (a hand-off per
+ * directory was most of a paused engine's time).  So the writer can always
+ * progress, and memory stays under twice the budget plus two listings per
+ * thread (in flight, and look-ahead), however large the tree.
  *
  * Tasks.  On a network file system a job may split the stats of a big
  * directory into pieces (list.c, fan-out) and hand them to the engine
@@ -52,6 +61,12 @@
 
 #define DEFAULT_BUDGET (24u << 20)
 
+/* Jobs by canonical path, smallest on top. */
+typedef struct jheap {
+	scan_job **v;
+	size_t n, cap;
+} jheap;
+
 typedef struct engine {
 	scan_ctx ctx;
 	pthread_mutex_t mu;
@@ -59,8 +74,9 @@ typedef struct engine {
 	pthread_cond_t done_cv; /* the writer: a job finished */
 	pthread_cond_t task_cv; /* a task's last piece finished */
 	scan_task *tasks;       /* tasks with pieces nobody has taken yet */
-	scan_job **heap;
-	size_t hn, hcap;
+	jheap pending;          /* jobs nobody has taken */
+	jheap finished;         /* finished, not look-ahead, not yet taken by the writer */
+	size_t ahead;           /* look-ahead jobs the writer has not taken */
 	scan_job *awaited;      /* the job the writer waits for, or NULL */
 	size_t buffered, budget, peak;
 	bool paused;            /* buffered reached the budget; until it falls to half */
@@ -77,41 +93,41 @@ static bool job_less(const scan_job *a, const scan_job *b)
 	return fmt_path_cmp(a->path, a->path_len, b->path, b->path_len) < 0;
 }
 
-static void heap_push(engine *e, scan_job *j)
+static void heap_push(jheap *h, scan_job *j)
 {
-	if (e->hn == e->hcap) {
-		e->hcap = e->hcap ? 2 * e->hcap : 256;
-		e->heap = cut_realloc(e->heap, cut_size_mul(e->hcap, sizeof *e->heap));
+	if (h->n == h->cap) {
+		h->cap = h->cap ? 2 * h->cap : 256;
+		h->v = cut_realloc(h->v, cut_size_mul(h->cap, sizeof *h->v));
 	}
-	size_t i = e->hn++;
+	size_t i = h->n++;
 	while (i > 0) {
 		size_t parent = (i - 1) / 2;
-		if (!job_less(j, e->heap[parent]))
+		if (!job_less(j, h->v[parent]))
 			break;
-		e->heap[i] = e->heap[parent];
+		h->v[i] = h->v[parent];
 		i = parent;
 	}
-	e->heap[i] = j;
+	h->v[i] = j;
 }
 
-static scan_job *heap_pop(engine *e)
+static scan_job *heap_pop(jheap *h)
 {
-	scan_job *top = e->heap[0], *last = e->heap[--e->hn];
+	scan_job *top = h->v[0], *last = h->v[--h->n];
 	size_t i = 0;
 	for (;;) {
 		size_t l = 2 * i + 1, r = l + 1, m = i;
 		const scan_job *best = last;
-		if (l < e->hn && job_less(e->heap[l], best))
-			m = l, best = e->heap[l];
-		if (r < e->hn && job_less(e->heap[r], best))
+		if (l < h->n && job_less(h->v[l], best))
+			m = l, best = h->v[l];
+		if (r < h->n && job_less(h->v[r], best))
 			m = r;
 		if (m == i)
 			break;
-		e->heap[i] = e->heap[m];
+		h->v[i] = h->v[m];
 		i = m;
 	}
-	if (e->hn)
-		e->heap[i] = last;
+	if (h->n)
+		h->v[i] = last;
 	return top;
 }
 
@@ -132,7 +148,7 @@ static void job_done(engine *e, scan_job *j, scan_listing *l, bool taker)
 	bool mine = taker;
 	for (size_t i = 0; i < l->n; i++)
 		if (l->v[i].job) {
-			heap_push(e, l->v[i].job);
+			heap_push(&e->pending, l->v[i].job);
 			if (!mine)
 				pthread_cond_signal(&e->work_cv);
 			mine = false;
@@ -144,6 +160,8 @@ static void job_done(engine *e, scan_job *j, scan_listing *l, bool taker)
 	}
 	j->out = l;
 	j->done = true;
+	if (!j->ahead && j != e->awaited)
+		heap_push(&e->finished, j);
 	e->buffered += bytes;
 	if (e->buffered > e->peak)
 		e->peak = e->buffered;
@@ -155,12 +173,31 @@ static void job_done(engine *e, scan_job *j, scan_listing *l, bool taker)
 
 /* Whether a worker may take the smallest pending job while the engine is
  * paused (see Scheduling and memory above). */
+static bool gap_job(const engine *e, const scan_job *j)
+{
+	return e->buffered < 2 * e->budget &&
+	       fmt_path_cmp(j->path, j->path_len, (const char *)e->frontier.p, e->frontier.len) < 0;
+}
+
+static bool lookahead_job(const engine *e, const scan_job *j)
+{
+	return e->ahead < (size_t)e->nthreads && (e->finished.n == 0 || job_less(j, e->finished.v[0]));
+}
+
 static bool may_take_paused(const engine *e)
 {
-	const scan_job *j = e->heap[0];
-	return j == e->awaited ||
-	       (e->buffered < 2 * e->budget &&
-		fmt_path_cmp(j->path, j->path_len, (const char *)e->frontier.p, e->frontier.len) < 0);
+	const scan_job *j = e->pending.v[0];
+	return j == e->awaited || gap_job(e, j) || lookahead_job(e, j);
+}
+
+/* Takes the smallest pending job (a worker), marking it look-ahead when
+ * only that rule let it be taken. */
+static scan_job *take_job(engine *e)
+{
+	scan_job *j = heap_pop(&e->pending);
+	j->ahead = e->paused && j != e->awaited && !gap_job(e, j);
+	e->ahead += j->ahead;
+	return j;
 }
 
 /* Takes the next piece of t, with the engine's lock held; a task whose last
@@ -212,7 +249,8 @@ static void *worker(void *arg)
 	scan_counters *c = &e->counters[wa->id];
 	pthread_mutex_lock(&e->mu);
 	for (;;) {
-		while (!e->stop && !e->tasks && (e->hn == 0 || (e->paused && !may_take_paused(e))))
+		while (!e->stop && !e->tasks &&
+		       (e->pending.n == 0 || (e->paused && !may_take_paused(e))))
 			pthread_cond_wait(&e->work_cv, &e->mu);
 		if (e->stop)
 			break;
@@ -221,7 +259,7 @@ static void *worker(void *arg)
 			task_run(e, t, task_take(e, t), c);
 			continue;
 		}
-		scan_job *j = heap_pop(e);
+		scan_job *j = take_job(e);
 		pthread_mutex_unlock(&e->mu);
 		scan_listing *l = scan_list_dir(&e->ctx, j, c);
 		pthread_mutex_lock(&e->mu);
@@ -257,13 +295,13 @@ static void listing_free_rec(scan_listing *l)
 static scan_listing *wait_job(engine *e, scan_job *j)
 {
 	pthread_mutex_lock(&e->mu);
-	if (!j->done && e->paused && e->hn && e->heap[0] == j) {
+	if (!j->done && e->paused && e->pending.n && e->pending.v[0] == j) {
 		/* No worker has taken it yet (a job not taken is the smallest
 		 * pending one, see the top of this file).  The writer would
 		 * only sleep until one does, so it lists the directory itself:
 		 * handing each job over, one at a time, is what a paused
 		 * engine used to spend most of its time on. */
-		heap_pop(e);
+		heap_pop(&e->pending);
 		pthread_mutex_unlock(&e->mu);
 		scan_listing *l = scan_list_dir(&e->ctx, j, &e->counters[e->nthreads]);
 		pthread_mutex_lock(&e->mu);
@@ -275,6 +313,16 @@ static scan_listing *wait_job(engine *e, scan_job *j)
 			pthread_cond_wait(&e->done_cv, &e->mu);
 		e->awaited = NULL;
 	}
+	/* The writer reaches listings in canonical order, so a finished one
+	 * it takes is the smallest left. */
+	if (e->finished.n && e->finished.v[0] == j)
+		heap_pop(&e->finished);
+	if (j->ahead) {
+		j->ahead = false;
+		e->ahead--;
+	}
+	if (e->paused && e->pending.n && may_take_paused(e))
+		pthread_cond_signal(&e->work_cv); /* a look-ahead slot, or the gap moved */
 	scan_listing *l = j->out;
 	pthread_mutex_unlock(&e->mu);
 	return l;
@@ -450,7 +498,7 @@ int scan_run(const scan_opts *o, scan_stats *stats, uint8_t id[FMT_ID_LEN])
 	e.counters = cut_calloc((size_t)e.nthreads + 1, sizeof *e.counters); /* + the writer's */
 	threads = cut_calloc((size_t)e.nthreads, sizeof *threads);
 	wargs = cut_calloc((size_t)e.nthreads, sizeof *wargs);
-	heap_push(&e, rootjob);
+	heap_push(&e.pending, rootjob);
 	for (int i = 0; i < e.nthreads; i++) {
 		wargs[i] = (worker_arg){&e, i};
 		if (pthread_create(&threads[i], NULL, worker, &wargs[i]) != 0) {
@@ -488,7 +536,7 @@ int scan_run(const scan_opts *o, scan_stats *stats, uint8_t id[FMT_ID_LEN])
 			if (now - last > 100000000) {
 				last = now;
 				pthread_mutex_lock(&e.mu);
-				scan_progress p = {stats->entries, stats->bytes, e.hn, now - t0};
+				scan_progress p = {stats->entries, stats->bytes, e.pending.n, now - t0};
 				pthread_mutex_unlock(&e.mu);
 				o->progress(&p, o->progress_arg);
 			}
@@ -567,7 +615,8 @@ out:
 	free(threads);
 	free(wargs);
 	free(e.counters);
-	free(e.heap);
+	free(e.pending.v);
+	free(e.finished.v);
 	cut_buf_free(&e.frontier);
 	scan_prev_close(e.ctx.prev);
 	cut_arena_free(&rootarena);

@@ -17,7 +17,9 @@
  *                       calling thread), so a test can count the lookups the
  *                       scanner asks for and see which threads made them
  *   SHIM_STAT_DELAY_US=N  every stat by name takes N microseconds longer,
- *                       like a round trip to an NFS server
+ *                       like a round trip to an NFS server; with SHIM_LOG,
+ *                       "TID back NAME" is logged when the delay ends, so
+ *                       the log tells how many stats were waiting at once
  *
  * Everything else goes to the C library (dlsym RTLD_NEXT).  A test tool,
  * never linked into cutover.
@@ -76,13 +78,14 @@ static int stale(const char *path, const char *once_var, int *fired)
 	return o && *o && strstr(path, o) && !__atomic_exchange_n(fired, 1, __ATOMIC_SEQ_CST);
 }
 
-static void stat_delay(void)
+static void stat_delay(const char *path)
 {
 	const char *d = getenv("SHIM_STAT_DELAY_US");
 	if (d && *d) {
 		int saved = errno;
 		usleep((useconds_t)atoi(d));
 		errno = saved;
+		log_call("back", path);
 	}
 }
 
@@ -92,7 +95,7 @@ static void stat_delay(void)
 	if (!real)                                                     \
 		real = (type)dlsym(RTLD_NEXT, name);                   \
 	log_call("stat", path);                                        \
-	stat_delay();                                                  \
+	stat_delay(path);                                              \
 	if (stale(path, "ESTALE_ONCE", &fired_stat)) {                 \
 		errno = ESTALE;                                        \
 		return -1;                                             \
