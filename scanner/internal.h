@@ -117,7 +117,6 @@ struct scan_job {
 	bool ahead;          /* taken past the budget as the writer's look-ahead
 				(scan.c), until the writer takes its listing */
 	scan_listing *out;   /* set when done */
-	size_t heap_pos;
 };
 
 /* Per-thread counters, summed into scan_stats at the end. */
