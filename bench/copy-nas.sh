@@ -30,7 +30,7 @@ mount_src
 "$GEN" mutate "$SRC" --seed "$(date +%s)" --percent 1 >"$B/nas-day.txt"
 sleep 2.5
 mount_src
-drop_caches
+settle
 "$LM" stats "$MNT" >"$B/nas-ops0.txt"
 timed nas_scan "$CUTOVER" -q scan "$MNT" -o "$B/nas-m1" --prev "$B/nas-m0" --maildir &&
 	timed nas_diff "$CUTOVER" -q diff "$B/nas-m0" "$B/nas-m1" -o "$B/nas-l1" &&
@@ -38,7 +38,7 @@ timed nas_scan "$CUTOVER" -q scan "$MNT" -o "$B/nas-m1" --prev "$B/nas-m0" --mai
 cp "$B/.err" "$B/nas-replay.txt"
 "$LM" stats "$MNT" >"$B/nas-ops1.txt"
 echo "nas_cutover $(awk '$1 ~ /^nas_(scan|diff|replay)$/ {s += $2} END {print s}' "$B/times") 0 0" >>"$B/times"
-drop_caches
+settle
 timed nas_rsync bash -c "rsync -a --delete --stats '$MNT/' '$DR/' >'$B/nas-rsync-stats.txt'"
 "$LM" stats "$MNT" >"$B/nas-ops2.txt"
 "$LM" stop "$MNT" >/dev/null

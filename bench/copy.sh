@@ -2,9 +2,9 @@
 # bench/copy.sh - issues 5 and 6: the initial copy (scan + diff --from-empty
 # + replay) against `rsync -aH` and `cp -a`, then a nightly pass after a 1%
 # mail day (incremental scan + diff + replay) against `rsync -a --delete`,
-# with bytes copied, on the ~1M-entry tree, local disk.  The page cache is
-# dropped before every timed command (as root): a nightly pass over a mail
-# store finds little of it in memory.
+# with bytes copied, on the ~1M-entry tree, local disk.  Before every timed
+# command the page cache is dropped (as root: a nightly pass over a mail store
+# finds little of it in memory) and the disk left to settle (lib.sh).
 . "$(dirname "$0")/lib.sh"
 SRC=$(tree_1m) || exit 1
 entries=$(sed -n 's/.*entries=\([0-9]*\).*/\1/p' "$SRC.gen")
@@ -12,13 +12,13 @@ DC="$B/copy-cutover" DR="$B/copy-rsync" DP="$B/copy-cp"
 : >"$B/times"
 rm -rf "$DC" "$DR" "$DP" "$B/copy-j0" "$B/copy-j1"
 echo "bench: initial copy of $SRC" >&2
-drop_caches
+settle
 timed cutover_initial bash -c "'$CUTOVER' -q scan '$SRC' -o '$B/copy-m0' --maildir &&
 	'$CUTOVER' -q diff --from-empty '$B/copy-m0' -o '$B/copy-l0' &&
 	'$CUTOVER' -q replay '$B/copy-l0' --source '$SRC' --target '$DC' --journal '$B/copy-j0'"
-drop_caches
+settle
 timed rsync_initial rsync -aH "$SRC/" "$DR/"
-drop_caches
+settle
 timed cp_initial cp -a "$SRC" "$DP"
 sync
 links() { find "$1" -type f -links +1 -printf '%i\n' | sort -u | wc -l; }
@@ -28,13 +28,13 @@ par0=$(rsync -anciH --delete --exclude='tmp/*' --exclude='*.lock' "$SRC/" "$DC/"
 
 "$GEN" mutate "$SRC" --seed "$(date +%s)" --percent 1 >"$B/copy-day.txt"
 sleep 2.5
-drop_caches
+settle
 timed nightly_scan "$CUTOVER" -q scan "$SRC" -o "$B/copy-m1" --prev "$B/copy-m0" --maildir &&
 	timed nightly_diff "$CUTOVER" -q diff "$B/copy-m0" "$B/copy-m1" -o "$B/copy-l1" &&
 	timed nightly_replay "$CUTOVER" replay "$B/copy-l1" --source "$SRC" --target "$DC" --journal "$B/copy-j1"
 cp "$B/.err" "$B/copy-replay1.txt"
 echo "cutover_nightly $(awk '$1 ~ /^nightly_/ {s += $2} END {print s}' "$B/times") 0 0" >>"$B/times"
-drop_caches
+settle
 timed rsync_nightly bash -c "rsync -a --delete --stats '$SRC/' '$DR/' >'$B/copy-rsync-stats.txt'"
 rs_bytes=$(awk -F': ' '/Total transferred file size/ {print $2}' "$B/copy-rsync-stats.txt")
 par1=$(rsync -anciH --delete --exclude='tmp/*' --exclude='*.lock' "$SRC/" "$DC/" | wc -l)

@@ -37,6 +37,27 @@ median() { awk -v n="$1" '$1==n {print $2}' "$B/times" | sort -g | awk '{a[NR]=$
 medkb() { awk -v n="$1" '$1==n {print $3}' "$B/times" | sort -g | awk '{a[NR]=$1} END {print (NR%2)?a[(NR+1)/2]:a[NR/2]}'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
 drop_caches() { sync; echo 3 >/proc/sys/vm/drop_caches 2>/dev/null || true; }
+# settle: drop the page cache, then wait (at most 15 minutes) until the disk
+# under $B has completed no read, write or discard for 5 s in a row.  The
+# copies timed after a deletion need it: on a file system mounted with
+# `discard`, removing a million-file tree leaves minutes of discards queued
+# behind the rm, and a copy timed on top of them measures that housekeeping
+# (session 5's initial copy: 0.97x rsync there, 0.70x on a quiet disk).
+settle() {
+	drop_caches
+	local dev st prev="" quiet=0 waited=0
+	dev=$(basename "$(df --output=source "$B" | tail -1)")
+	grep -q " $dev " /proc/diskstats || return 0
+	while [ $quiet -lt 5 ] && [ $waited -lt 900 ]; do
+		# reads, writes, I/Os in flight, discards completed
+		st=$(awk -v d="$dev" '$3 == d {print $4, $8, $12, $15}' /proc/diskstats)
+		if [ "$st" = "$prev" ]; then quiet=$((quiet + 1)); else quiet=0; fi
+		prev=$st
+		sleep 1
+		waited=$((waited + 1))
+	done
+	echo "bench: disk $dev settled after ${waited} s" >&2
+}
 machine() {
 	echo "$(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')), $(free -g | awk '/Mem:/{print $2}') GiB RAM, $(uname -sr), $(df -T "$B" | awk 'NR==2{print $2}') at $B"
 }
