@@ -56,7 +56,7 @@ rsync -an --delete --stats "$SRC/" "$B/dst-rsync/" >"$B/rsync-day-stats.txt" 2>&
 {
 echo "## Scan (issues 2, 3) — $(date -u +%Y-%m-%d), $(machine)"
 echo
-echo "Tree: generated maildir store, $entries entries ($(cat "$SRC.gen" | tr -s ' ' | cut -c1-200))."
+echo "Tree: generated maildir store, $mentries entries when scanned ($entries when generated, then a mail day per run: $(cat "$SRC.gen" | tr -s ' ' | cut -c1-200))."
 echo "Hot cache, medians of $RUNS interleaved runs."
 echo
 echo "| command | median s | ratio to find | peak RSS |"
