@@ -116,6 +116,8 @@ struct scan_job {
 	bool done;
 	bool ahead;          /* taken past the budget as the writer's look-ahead
 				(scan.c), until the writer takes its listing */
+	bool in_finished;    /* in the engine's heap of finished listings
+				(scan.c), until the writer takes it */
 	scan_listing *out;   /* set when done */
 };
 

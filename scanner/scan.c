@@ -47,6 +47,7 @@
  * writer descends into it; then the writer owns the job's listing as a stack
  * frame and frees the job.  The queue only borrows jobs.
  */
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -160,8 +161,10 @@ static void job_done(engine *e, scan_job *j, scan_listing *l, bool taker)
 	}
 	j->out = l;
 	j->done = true;
-	if (!j->ahead && j != e->awaited)
+	if (!j->ahead && j != e->awaited) {
 		heap_push(&e->finished, j);
+		j->in_finished = true;
+	}
 	e->buffered += bytes;
 	if (e->buffered > e->peak)
 		e->peak = e->buffered;
@@ -314,9 +317,13 @@ static scan_listing *wait_job(engine *e, scan_job *j)
 		e->awaited = NULL;
 	}
 	/* The writer reaches listings in canonical order, so a finished one
-	 * it takes is the smallest left. */
-	if (e->finished.n && e->finished.v[0] == j)
+	 * it takes is the smallest left.  Were it not, the heap would keep a
+	 * job the writer is about to free: stop here rather than later. */
+	if (j->in_finished) {
+		assert(e->finished.v[0] == j);
 		heap_pop(&e->finished);
+		j->in_finished = false;
+	}
 	if (j->ahead) {
 		j->ahead = false;
 		e->ahead--;
