@@ -38,11 +38,11 @@ medkb() { awk -v n="$1" '$1==n {print $3}' "$B/times" | sort -g | awk '{a[NR]=$1
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
 drop_caches() { sync; echo 3 >/proc/sys/vm/drop_caches 2>/dev/null || true; }
 # settle: drop the page cache, then wait (at most 15 minutes) until the disk
-# under $B has completed no read, write or discard for 5 s in a row.  The
-# copies timed after a deletion need it: on a file system mounted with
-# `discard`, removing a million-file tree leaves minutes of discards queued
-# behind the rm, and a copy timed on top of them measures that housekeeping
-# (session 5's initial copy: 0.97x rsync there, 0.70x on a quiet disk).
+# under $B has completed no read, write or discard for 5 s in a row, so that
+# a timed command does not share the disk with what ran before it (the sync
+# waits for the writeback; discards, on a file system mounted with
+# `discard`, and other work of the device's can trail it).  What ext4 does
+# after a deletion is not on the disk: copy.sh waits for that itself.
 settle() {
 	drop_caches
 	local dev st prev="" quiet=0 waited=0
