@@ -174,19 +174,23 @@ static void job_done(engine *e, scan_job *j, scan_listing *l, bool taker)
 		pthread_cond_signal(&e->done_cv); /* only the writer waits there */
 }
 
-/* Whether a worker may take the smallest pending job while the engine is
- * paused (see Scheduling and memory above). */
+/* j lies in the gap before the frontier, and memory is under twice the
+ * budget. */
 static bool gap_job(const engine *e, const scan_job *j)
 {
 	return e->buffered < 2 * e->budget &&
 	       fmt_path_cmp(j->path, j->path_len, (const char *)e->frontier.p, e->frontier.len) < 0;
 }
 
+/* j sorts before every finished listing the writer has yet to take, and a
+ * look-ahead slot is free. */
 static bool lookahead_job(const engine *e, const scan_job *j)
 {
 	return e->ahead < (size_t)e->nthreads && (e->finished.n == 0 || job_less(j, e->finished.v[0]));
 }
 
+/* Whether a worker may take the smallest pending job while the engine is
+ * paused (see Scheduling and memory above). */
 static bool may_take_paused(const engine *e)
 {
 	const scan_job *j = e->pending.v[0];

@@ -670,7 +670,6 @@ static const char *replay_advice(int rc)
 	}
 }
 
-/* Finishes an interrupted replay (DIR/pending).  OK or an exit code. */
 /* True when target-state already records pending's pass: commit() writes
  * target-state and then removes pending, and a kill between the two leaves
  * both.  Only the pass's manifest can be recorded with its sequence number. */
@@ -704,6 +703,7 @@ static int finish_commit(pass *p)
 	return CUT_EXIT_OK;
 }
 
+/* Finishes an interrupted replay (DIR/pending).  OK or an exit code. */
 static int resume(pass *p, sync_hist *h)
 {
 	sync_pending *pd = &p->pd;
