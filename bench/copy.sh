@@ -14,7 +14,7 @@ if [ -e "$DC" ] || [ -e "$DR" ] || [ -e "$DP" ]; then
 	# An ext4 without a journal (this VM's) will not reuse an inode freed in
 	# the last minute, or six while its inode-table block is dirty, as it is
 	# once a neighbour has been allocated: the allocator steps over each one
-	# (recently_deleted(), 17% of the kernel's time in session 4's copy that
+	# (recently_deleted(), 17% of the kernel's time in a copy that
 	# ran first).  The copies are timed once the last run's inodes are older.
 	echo "bench: waiting 6 minutes for the deleted copies' inodes to age" >&2
 	sleep 370

@@ -9,19 +9,26 @@ B=${BENCH_DIR:-$ROOT/$BUILD/bench}
 RUNS=${RUNS:-3}
 mkdir -p "$B"
 
-# The ~1M-entry maildir tree (generated once, ~4 minutes, ~4.5 GB).
-# BENCH_USERS scales it down for a quick run.
-USERS=${BENCH_USERS:-1000}
-tree_1m() {
-	local t="$B/src-$USERS"
+# tree NAME USERS SEED: a generated maildir store of USERS users with ~870
+# messages each, made once under $B/NAME (its generator's summary in
+# NAME.gen); prints its path.
+tree() {
+	local t="$B/$1"
 	if [ ! -f "$t.stamp" ]; then
 		rm -rf "$t"
-		echo "bench: generating the sample store ($USERS users) in $t ..." >&2
-		"$GEN" create "$t" --users "$USERS" --msgs 870 --size-scale 0.1 --seed 42 >"$t.gen" || return 1
+		echo "bench: generating the sample store ($2 users) in $t ..." >&2
+		"$GEN" create "$t" --users "$2" --msgs 870 --size-scale 0.1 --seed "$3" >"$t.gen" || return 1
 		touch "$t.stamp"
 	fi
 	echo "$t"
 }
+# The ~1M-entry maildir tree (generated once, ~4 minutes, ~4.5 GB).
+# BENCH_USERS scales it down for a quick run.
+USERS=${BENCH_USERS:-1000}
+tree_1m() { tree "src-$USERS" "$USERS" 42; }
+# The store behind NAS latency (nfs.sh, switch.sh): NFS_USERS users, ~1,000 each.
+NUSERS=${NFS_USERS:-200}
+tree_nfs() { tree "nfs-src-$NUSERS" "$NUSERS" 7; }
 
 # timed NAME CMD...: runs CMD, appends "NAME seconds maxrss_kb" to $B/times.
 timed() {

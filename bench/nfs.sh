@@ -6,9 +6,8 @@
 # under docs/ (gnuplot).
 . "$(dirname "$0")/lib.sh"
 DELAY=${DELAY_US:-200}
-NUSERS=${NFS_USERS:-200}
 THREADS=${NFS_THREADS:-"1 4 16 64"}
-SRC="$B/nfs-src-$NUSERS"
+SRC=$(tree_nfs) || exit 1
 MNT="$B/nfs-mnt"
 DCUT="$B/nfs-dst-cutover"
 DRS="$B/nfs-dst-rsync"
@@ -19,11 +18,6 @@ cleanup() { "$LM" stop "$MNT" >/dev/null 2>&1 || true; }
 trap cleanup EXIT
 mount_src() { "$LM" start "$SRC" "$MNT" "$DELAY" >/dev/null || { echo "bench: cannot mount latfs" >&2; exit 1; }; }
 
-if [ ! -f "$SRC.stamp" ]; then
-	rm -rf "$SRC"
-	"$GEN" create "$SRC" --users "$NUSERS" --msgs 870 --size-scale 0.1 --seed 7 >"$SRC.gen" || exit 1
-	touch "$SRC.stamp"
-fi
 entries=$(sed -n 's/.*entries=\([0-9]*\).*/\1/p' "$SRC.gen")
 : >"$B/times"
 cleanup
@@ -48,7 +42,7 @@ for j in $THREADS; do
 done
 # The widest scan is the target's figure and takes seconds: two more runs,
 # the median is quoted.  Then the same scans through latfs with up to 256
-# worker threads (its default before session 5, see latfs.c WORKER THREADS),
+# worker threads (latfs's old default, see latfs.c WORKER THREADS),
 # to show what the simulator's own CPU costs on these cores.
 jmax=${THREADS##* }
 for r in 2 3; do timed "scan_j$jmax" "$CUTOVER" -q scan "$MNT" -o "$B/nfs-m0" -j "$jmax" --maildir; done

@@ -22,7 +22,7 @@ typedef struct cli_cmd {
 } cli_cmd;
 
 extern const cli_cmd cmd_scan, cmd_show, cmd_diff, cmd_report, cmd_replay, cmd_init, cmd_sync,
-	cmd_verify, cmd_status;
+	cmd_verify, cmd_status, cmd_switch;
 
 /* Prints cmd's usage to stderr and returns CUT_EXIT_USAGE. */
 int cli_usage(const cli_cmd *cmd);
@@ -38,6 +38,12 @@ extern bool cli_quiet;
 bool cli_progress_enabled(void);
 void cli_progress(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void cli_progress_done(void);
+
+/* The command that fixes a non-zero exit, set by a subcommand that knows it
+ * better than the exit code alone (fmt names it in backquotes).  main()
+ * prints it as the last line on stderr ("cutover: to fix: ..."); without
+ * it, main() names the fix for the exit code (cli_fix_default). */
+void cli_fix(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* Human-readable byte counts: cut_bytes_human() in format/util.h. */
 

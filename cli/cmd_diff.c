@@ -78,8 +78,9 @@ static int run(int argc, char **argv)
 			if (n >= sizeof line)
 				break;
 		}
-		fprintf(stderr, "%s; %llu+%llu entries in %.2fs\n", line,
-			(unsigned long long)st.old_entries, (unsigned long long)st.new_entries, secs);
+		fprintf(stderr, "%s; %llu+%llu entries in %.2fs, %llu equal block pairs skipped (%llu joined: link candidates)\n",
+			line, (unsigned long long)st.old_entries, (unsigned long long)st.new_entries, secs,
+			(unsigned long long)st.skipped_blocks, (unsigned long long)st.joined_pairs);
 		if (cut_verbosity > 0)
 			fprintf(stderr,
 				"diff: %llu directory renames, %llu file renames (%llu through a temporary "

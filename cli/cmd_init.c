@@ -14,7 +14,7 @@
 static const char usage[] =
 	"usage: cutover init --source SRC --target DST --state DIR [--maildir]\n"
 	"                    [--immutable GLOB]... [--exclude GLOB]... [--one-file-system]\n"
-	"                    [--keep N] [--force]\n"
+	"                    [--keep N] [--max-ops N] [--bwlimit RATE] [--force]\n"
 	"\n"
 	"Creates the state directory DIR for copying SRC to DST with `cutover sync`,\n"
 	"and records the pair and the scan policy there.  Nothing is copied yet.\n"
@@ -28,18 +28,25 @@ static const char usage[] =
 	"  --exclude GLOB      never copy matching entries\n"
 	"  --one-file-system   do not descend into other file systems\n"
 	"  --keep N            manifests and change logs kept in DIR (default 7)\n"
+	"  --max-ops N         sync's default limit of operations a second on SRC (stat,\n"
+	"                      lookup, open, directory batch, read); each sync may\n"
+	"                      override it; 0 (default): no limit\n"
+	"  --bwlimit RATE      sync's default limit of bytes a second read from SRC\n"
+	"                      (k, M, G: 1000, 10^6, 10^9); 0 (default): no limit\n"
 	"  --force             rewrite the config of an existing DIR\n"
 	"exit: 0 done, 2 error, 64 usage\n";
 
 static int run(int argc, char **argv)
 {
-	enum { O_SOURCE = 256, O_TARGET, O_STATE, O_MAILDIR, O_IMM, O_EXCL, O_ONEFS, O_KEEP, O_FORCE };
+	enum { O_SOURCE = 256, O_TARGET, O_STATE, O_MAILDIR, O_IMM, O_EXCL, O_ONEFS, O_KEEP, O_FORCE,
+	       O_MAXOPS, O_BWLIMIT };
 	static const struct option lo[] = {
 		{"source", required_argument, NULL, O_SOURCE}, {"target", required_argument, NULL, O_TARGET},
 		{"state", required_argument, NULL, O_STATE},   {"maildir", no_argument, NULL, O_MAILDIR},
 		{"immutable", required_argument, NULL, O_IMM}, {"exclude", required_argument, NULL, O_EXCL},
 		{"one-file-system", no_argument, NULL, O_ONEFS}, {"keep", required_argument, NULL, O_KEEP},
-		{"force", no_argument, NULL, O_FORCE},         {NULL, 0, NULL, 0}};
+		{"force", no_argument, NULL, O_FORCE},         {"max-ops", required_argument, NULL, O_MAXOPS},
+		{"bwlimit", required_argument, NULL, O_BWLIMIT}, {NULL, 0, NULL, 0}};
 	sync_config c = {.keep = SYNC_KEEP_DEFAULT};
 	const char *dir = NULL;
 	bool force = false;
@@ -70,6 +77,14 @@ static int run(int argc, char **argv)
 			}
 			c.keep = (unsigned)v;
 			break;
+		case O_MAXOPS:
+		case O_BWLIMIT:
+			if (cli_parse_u64(optarg, ch == O_MAXOPS ? &c.max_ops : &c.bwlimit) < 0 ||
+			    (ch == O_MAXOPS ? c.max_ops : c.bwlimit) > INT64_MAX) {
+				fprintf(stderr, "cutover: init: bad number '%s'\n", optarg);
+				return cli_usage(&cmd_init);
+			}
+			break;
 		default: return cli_usage(&cmd_init);
 		}
 	}
@@ -77,7 +92,10 @@ static int run(int argc, char **argv)
 		fprintf(stderr, "cutover: init: needs --source, --target and --state\n");
 		return cli_usage(&cmd_init);
 	}
-	int rc = sync_init(dir, &c, force);
+	char fix[512] = "";
+	int rc = sync_init(dir, &c, force, fix, sizeof fix);
+	if (rc != CUT_EXIT_OK && fix[0])
+		cli_fix("%s", fix);
 	if (rc == CUT_EXIT_OK && cut_verbosity > 0)
 		printf("cutover: init: %s ready for %s -> %s\n", dir, c.source, c.target);
 	return rc;

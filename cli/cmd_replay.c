@@ -7,11 +7,13 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "format/budget.h"
 #include "replay/replay.h"
 
 static const char usage[] =
 	"usage: cutover replay CHANGES --source SRC --target DST [-j N] [--dry-run] [--fsync]\n"
 	"                      [--on-conflict stop|overwrite|skip] [--journal FILE]\n"
+	"                      [--max-ops N] [--bwlimit RATE]\n"
 	"\n"
 	"Applies the change log CHANGES (from `cutover diff`) to DST, copying file\n"
 	"contents from SRC.  Every file is written under a temporary name\n"
@@ -27,6 +29,10 @@ static const char usage[] =
 	"  --on-conflict MODE    when DST is not as the log expects: stop (default, exit 4),\n"
 	"                        skip (leave it, exit 3) or overwrite (replace non-directories)\n"
 	"  --journal FILE        progress journal (default: DST.cutover-journal beside DST)\n"
+	"  --max-ops N           at most N operations a second on SRC (stat, lookup, open,\n"
+	"                        read), all workers together; 0: no limit\n"
+	"  --bwlimit RATE        at most RATE bytes a second read from SRC; k, M, G are\n"
+	"                        1000, 10^6, 10^9 (50M: 50 MB/s)\n"
 	"\n"
 	"exit: 0 done; 2 bad or corrupt log, another log's unfinished journal, I/O error;\n"
 	"3 done but something drifted, vanished or was skipped (listed on stderr; the next\n"
@@ -85,6 +91,9 @@ static void summary(const rp_stats *st, int rc)
 		: rc == CUT_EXIT_NOSPACE ? "; STOPPED: target full, rerun to resume"
 		: rc == CUT_EXIT_ERROR   ? "; STOPPED by an error"
 					 : "");
+	if (st->retried)
+		fprintf(stderr, "cutover: replay: %llu source lookups answered ESTALE (a stale NFS "
+			"handle) and were made again\n", (unsigned long long)st->retried);
 	if (st->earlier)
 		fprintf(stderr, "cutover: replay: %llu paths drifted, vanished or were skipped in "
 			"earlier runs of this log\n", (unsigned long long)st->earlier);
@@ -97,7 +106,7 @@ static void summary(const rp_stats *st, int rc)
 
 static int run(int argc, char **argv)
 {
-	enum { O_SOURCE = 256, O_TARGET, O_FSYNC, O_CONFLICT, O_JOURNAL };
+	enum { O_SOURCE = 256, O_TARGET, O_FSYNC, O_CONFLICT, O_JOURNAL, O_MAXOPS, O_BWLIMIT };
 	static const struct option longopts[] = {
 		{"source", required_argument, NULL, O_SOURCE},
 		{"target", required_argument, NULL, O_TARGET},
@@ -106,11 +115,13 @@ static int run(int argc, char **argv)
 		{"fsync", no_argument, NULL, O_FSYNC},
 		{"on-conflict", required_argument, NULL, O_CONFLICT},
 		{"journal", required_argument, NULL, O_JOURNAL},
+		{"max-ops", required_argument, NULL, O_MAXOPS},
+		{"bwlimit", required_argument, NULL, O_BWLIMIT},
 		{NULL, 0, NULL, 0},
 	};
 	rp_opts o = {.progress = progress};
 	int ch;
-	uint64_t v;
+	uint64_t v, max_ops = 0, bwlimit = 0;
 	while ((ch = getopt_long(argc, argv, "j:n", longopts, NULL)) != -1) {
 		switch (ch) {
 		case O_SOURCE: o.source = optarg; break;
@@ -138,6 +149,13 @@ static int run(int argc, char **argv)
 			}
 			break;
 		case O_JOURNAL: o.journal = optarg; break;
+		case O_MAXOPS:
+		case O_BWLIMIT:
+			if (cli_parse_u64(optarg, ch == O_MAXOPS ? &max_ops : &bwlimit) < 0) {
+				fprintf(stderr, "cutover: replay: bad number '%s'\n", optarg);
+				return cli_usage(&cmd_replay);
+			}
+			break;
 		default: return cli_usage(&cmd_replay);
 		}
 	}
@@ -147,6 +165,7 @@ static int run(int argc, char **argv)
 	}
 	o.log = argv[optind];
 	rp_stats st;
+	budget_source_set(max_ops, bwlimit);
 	int rc = rp_run(&o, &st);
 	cli_progress_done();
 	if (!cli_quiet && !o.dry_run && (st.total || st.finished_before) &&

@@ -7,13 +7,14 @@
 #include <stdlib.h>
 
 #include "cli/cli.h"
+#include "format/budget.h"
 #include "scanner/scan.h"
 
 static const char usage[] =
 	"usage: cutover scan ROOT -o OUT [-j THREADS] [--hash none|changed|all]\n"
 	"                    [--exclude GLOB]... [--one-file-system]\n"
 	"                    [--prev OLD [--maildir] [--immutable GLOB]... [--full]\n"
-	"                     [--granularity NS]]\n"
+	"                     [--granularity NS]] [--max-ops N] [--bwlimit RATE]\n"
 	"\n"
 	"Writes the manifest of ROOT to OUT (written under a temporary name and\n"
 	"renamed when complete).\n"
@@ -33,6 +34,10 @@ static const char usage[] =
 	"  --granularity NS   timestamps within NS of the previous scan's start are not\n"
 	"                     trusted (default 2000000000: whole-second file systems plus\n"
 	"                     clock skew)\n"
+	"  --max-ops N        at most N operations a second on ROOT (stat, lookup, open,\n"
+	"                     directory batch, read), all threads together; 0: no limit\n"
+	"  --bwlimit RATE     at most RATE bytes a second read from ROOT (hashing); k, M, G\n"
+	"                     are 1000, 10^6, 10^9\n"
 	"Exit: 0 complete, 3 written but some paths unreadable (listed), 2 error, 64 usage.\n";
 
 static void progress(const scan_progress *p, void *arg)
@@ -59,6 +64,8 @@ static int run(int argc, char **argv)
 		{"full", no_argument, NULL, 'F'},
 		{"granularity", required_argument, NULL, 'g'},
 		{"mem", required_argument, NULL, 'M'},
+		{"max-ops", required_argument, NULL, 'O'},
+		{"bwlimit", required_argument, NULL, 'B'},
 		{NULL, 0, NULL, 0},
 	};
 	scan_opts o = {0};
@@ -67,7 +74,7 @@ static int run(int argc, char **argv)
 	o.excludes = ex;
 	o.immutable = im;
 	int c, rc = CUT_EXIT_USAGE;
-	uint64_t v;
+	uint64_t v, max_ops = 0, bwlimit = 0;
 	while ((c = getopt_long(argc, argv, "o:j:x:", opts, NULL)) != -1) {
 		switch (c) {
 		case 'o': o.out = optarg; break;
@@ -102,6 +109,11 @@ static int run(int argc, char **argv)
 				goto usage;
 			o.mem_budget = (size_t)v;
 			break;
+		case 'O':
+		case 'B':
+			if (cli_parse_u64(optarg, c == 'O' ? &max_ops : &bwlimit) < 0)
+				goto usage;
+			break;
 		default: goto usage;
 		}
 	}
@@ -120,6 +132,7 @@ static int run(int argc, char **argv)
 		o.progress = progress;
 	scan_stats st;
 	uint8_t id[FMT_ID_LEN];
+	budget_source_set(max_ops, bwlimit);
 	int64_t t0 = cut_mono_ns();
 	int r = scan_run(&o, &st, id);
 	cli_progress_done();
@@ -134,12 +147,15 @@ static int run(int argc, char **argv)
 		fprintf(stderr,
 			"cutover: scan: %" PRIu64 " entries (%" PRIu64 " files, %" PRIu64
 			" dirs, %s) in %.2fs, %.0f entries/s, %d threads; listed %" PRIu64 " dirs, skipped %" PRIu64
-			", %" PRIu64 " stats, %" PRIu64 " carried, %" PRIu64 " hashed, %" PRIu64
-			" vanished, %" PRIu64 " errors; id %.16s\n",
+			", %" PRIu64 " stats, %" PRIu64 " carried, %" PRIu64 " blocks copied, %" PRIu64
+			" hashed, %" PRIu64 " vanished, %" PRIu64 " errors; id %.16s\n",
 			st.entries, st.files, st.dirs, cut_bytes_human(b, st.bytes), secs,
 			secs > 0 ? (double)st.entries / secs : 0.0, st.threads, st.listed, st.skipped_dirs, st.stats,
-			st.carried, st.hashed, st.vanished, st.errors, hex);
+			st.carried, st.copied_blocks, st.hashed, st.vanished, st.errors, hex);
 	}
+	if (st.retried && !cli_quiet)
+		fprintf(stderr, "cutover: scan: %" PRIu64 " stats or opens answered ESTALE (a stale NFS "
+			"handle) and were made again\n", st.retried);
 	if (r > 0) {
 		fprintf(stderr, "cutover: scan: incomplete: %" PRIu64
 				" paths could not be read (see above); the manifest records them as missing\n",

@@ -11,7 +11,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
-#include "cli/json.h"
+#include "format/json.h"
 #include "format/changes.h"
 #include "format/manifest.h"
 
@@ -74,7 +74,7 @@ static void put_id(FILE *f, const uint8_t *id)
 static void json_kv_str(FILE *f, const char *k, const char *v, bool comma)
 {
 	fprintf(f, "%s\"%s\":", comma ? "," : "", k);
-	cli_json_str(f, v, strlen(v));
+	cut_json_fstr(f, v, strlen(v));
 }
 
 static void json_entry_fields(FILE *f, const fmt_entry *e)
@@ -91,7 +91,7 @@ static void json_entry_fields(FILE *f, const fmt_entry *e)
 	}
 	if (e->type == FMT_T_SYMLINK) {
 		fputs(",\"target\":", f);
-		cli_json_str(f, e->target, e->target_len);
+		cut_json_fstr(f, e->target, e->target_len);
 	}
 }
 
@@ -148,7 +148,7 @@ static int show_manifest(const char *path, int format)
 	while ((rc = fmt_mreader_next(r, &e)) > 0) {
 		if (format == F_JSONL) {
 			fputs("{\"path\":", f);
-			cli_json_str(f, e.path, e.path_len);
+			cut_json_fstr(f, e.path, e.path_len);
 			json_entry_fields(f, &e);
 			fprintf(f, ",\"ctime_ns\":%" PRId64 ",\"ino\":%" PRIu64 ",\"nlink\":%u",
 				e.ctime_ns, e.ino, e.nlink);
@@ -249,10 +249,10 @@ static int show_changes(const char *path, int format)
 	while ((rc = fmt_creader_next(r, &c)) > 0) {
 		if (format == F_JSONL) {
 			fprintf(f, "{\"op\":\"%s\",\"path\":", fmt_op_name(c.op));
-			cli_json_str(f, c.e.path, c.e.path_len);
+			cut_json_fstr(f, c.e.path, c.e.path_len);
 			if (c.to) {
 				fputs(",\"to\":", f);
-				cli_json_str(f, c.to, c.to_len);
+				cut_json_fstr(f, c.to, c.to_len);
 			}
 			json_entry_fields(f, &c.e);
 			if (c.flags & FMT_C_OLD)

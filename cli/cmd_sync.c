@@ -15,6 +15,7 @@
 static const char usage[] =
 	"usage: cutover sync --state DIR [--source SRC --target DST] [-j N] [--keep N]\n"
 	"                    [--full] [--check-target] [--rebase] [--log FILE] [--fsync]\n"
+	"                    [--max-ops N] [--bwlimit RATE]\n"
 	"       cutover sync --state DIR --final [--max-age DURATION] [--force]\n"
 	"                    [--attr-cache-expired] [--verify-depth N]\n"
 	"\n"
@@ -41,39 +42,38 @@ static const char usage[] =
 	"  --log FILE            append the summary line to FILE instead of syslog\n"
 	"  --no-syslog           no summary line at all\n"
 	"  --fsync               replay makes each file durable before it counts\n"
+	"  --max-ops N           at most N operations a second on SRC, scan and replay\n"
+	"                        (default: init's; 0: no limit for this pass)\n"
+	"  --bwlimit RATE        at most RATE bytes a second read from SRC (default:\n"
+	"                        init's; 0: no limit; k, M, G: 1000, 10^6, 10^9)\n"
 	"  -v                    print the summary line on stdout too\n"
 	"final pass (mail services stopped):\n"
 	"  --final               refuses unless the last sync finished within --max-age;\n"
 	"                        scans with --full unless --attr-cache-expired; after the\n"
-	"                        replay verifies the changed subtrees and prints the verdict\n"
-	"                        (PARITY: ... or DIFFERENCES: ...) on stdout\n"
+	"                        replay verifies the changed subtrees, repairs from the\n"
+	"                        source those that differ, verifies them again and prints\n"
+	"                        the verdict (PARITY: ... or DIFFERENCES: ...) on stdout\n"
 	"  --max-age DURATION    default 24h (s, m, h, d suffixes)\n"
 	"  --force               run --final even if the last sync is older\n"
 	"  --attr-cache-expired  the NFS attribute cache has expired since writers stopped\n"
 	"                        (acdirmax, 60 s by default): trust directory mtimes\n"
 	"  --verify-depth N      changed subtrees = first N path components (default 2)\n"
 	"\n"
-	"exit: 0 done (--final: and parity); 1 --final: differences after the replay;\n"
-	"2 error (nothing more done; message says what to do); 3 some source paths\n"
-	"unreadable or skipped; 4 the target is not in the recorded state (see --rebase);\n"
-	"5 target full (free space and rerun); 6 another run holds DIR's lock; 64 usage.\n";
+	"exit: 0 done (--final: and parity); 1 --final: differences left after the\n"
+	"repair; 2 error (nothing more done; message says what to do); 3 some source\n"
+	"paths unreadable or skipped, or --final: the source is still changing; 4 the\n"
+	"target is not in the recorded state (see --rebase); 5 target full (free space\n"
+	"and rerun); 6 another run holds DIR's lock; 7 late writes: a switched subtree\n"
+	"changed on the source (see cutover switch); 64 usage.  The last line on stderr\n"
+	"names the command that fixes a non-zero exit.\n";
 
-static void scan_prog(const scan_progress *p, void *arg)
+/* The same line `status` shows of a running pass (sync/progress.c). */
+static void show_progress(const sync_running *r, void *arg)
 {
 	(void)arg;
-	char b[32];
-	cli_progress("sync: scan %llu entries, %s, %llu dirs pending", (unsigned long long)p->entries,
-		     cut_bytes_human(b, p->bytes), (unsigned long long)p->dirs_pending);
-}
-
-static void replay_prog(void *ctx, const rp_stats *st)
-{
-	(void)ctx;
-	char b[32];
-	uint64_t done = st->done + st->journaled;
-	cli_progress("sync: replay %llu/%llu ops (%.0f%%), %s copied", (unsigned long long)done,
-		     (unsigned long long)st->total, st->total ? 100.0 * (double)done / (double)st->total : 100.0,
-		     cut_bytes_human(b, st->bytes_copied));
+	char line[256];
+	sync_running_line(r, line, sizeof line);
+	cli_progress("%s", line);
 }
 
 static int parse_duration(const char *s, int64_t *out)
@@ -101,7 +101,7 @@ static int parse_duration(const char *s, int64_t *out)
 static int run(int argc, char **argv)
 {
 	enum { O_STATE = 256, O_SOURCE, O_TARGET, O_FINAL, O_KEEP, O_FULL, O_CHECK, O_REBASE, O_LOG,
-	       O_NOSYSLOG, O_FSYNC, O_MAXAGE, O_FORCE, O_ATTR, O_VDEPTH, O_SCANTH };
+	       O_NOSYSLOG, O_FSYNC, O_MAXAGE, O_FORCE, O_ATTR, O_VDEPTH, O_SCANTH, O_MAXOPS, O_BWLIMIT };
 	static const struct option lo[] = {
 		{"state", required_argument, NULL, O_STATE},
 		{"source", required_argument, NULL, O_SOURCE},
@@ -121,6 +121,8 @@ static int run(int argc, char **argv)
 		{"attr-cache-expired", no_argument, NULL, O_ATTR},
 		{"verify-depth", required_argument, NULL, O_VDEPTH},
 		{"verbose", no_argument, NULL, 'v'},
+		{"max-ops", required_argument, NULL, O_MAXOPS},
+		{"bwlimit", required_argument, NULL, O_BWLIMIT},
 		{NULL, 0, NULL, 0}};
 	sync_opts o = {.max_age_s = 24 * 3600};
 	int ch;
@@ -158,6 +160,14 @@ static int run(int argc, char **argv)
 			else
 				o.verify_depth = (unsigned)v;
 			break;
+		case O_MAXOPS:
+		case O_BWLIMIT:
+			if (cli_parse_u64(optarg, ch == O_MAXOPS ? &o.max_ops : &o.bwlimit) < 0) {
+				fprintf(stderr, "cutover: sync: bad number '%s'\n", optarg);
+				return cli_usage(&cmd_sync);
+			}
+			*(ch == O_MAXOPS ? &o.has_max_ops : &o.has_bwlimit) = true;
+			break;
 		case O_MAXAGE:
 			if (parse_duration(optarg, &o.max_age_s) < 0) {
 				fprintf(stderr, "cutover: sync: bad --max-age '%s' (e.g. 24h, 90m, 3600)\n", optarg);
@@ -175,10 +185,8 @@ static int run(int argc, char **argv)
 		fprintf(stderr, "cutover: sync: --rebase and --final do not go together: rebase first\n");
 		return cli_usage(&cmd_sync);
 	}
-	if (cli_progress_enabled()) {
-		o.scan_progress = scan_prog;
-		o.replay_progress = replay_prog;
-	}
+	if (cli_progress_enabled())
+		o.progress = show_progress;
 	sync_result r;
 	int rc = sync_run(&o, &r);
 	cli_progress_done();
@@ -188,6 +196,8 @@ static int run(int argc, char **argv)
 		printf("%s\n", r.verdict_line);
 	if (fflush(stdout) != 0 && rc == CUT_EXIT_OK)
 		rc = CUT_EXIT_ERROR;
+	if (rc != CUT_EXIT_OK && r.fix[0])
+		cli_fix("%s", r.fix);
 	return rc;
 }
 

@@ -29,6 +29,22 @@ static const char usage[] =
 	"  --examples N      differences listed per kind (default 10)\n"
 	"exit: 0 parity, 1 the trees differ, 2 error (unreadable paths, I/O), 64 usage\n";
 
+/* DIR's exclusions, and its switched subtrees (the new side's: not
+ * compared), into pol; g owns them.  0 or -1 (logged). */
+static int state_excludes(const char *dir, const sync_config *cfg, sync_globs *g, sync_scan_policy *pol)
+{
+	sync_switched sw;
+	if (sync_switched_read(dir, &sw) < 0)
+		return -1;
+	sync_switched_excludes(&sw, cfg, g);
+	if (sw.n)
+		fprintf(stderr, "cutover: verify: %zu switched subtrees left out (the new side's)\n", sw.n);
+	sync_switched_free(&sw);
+	pol->excludes = (const char *const *)g->v;
+	pol->nexcludes = g->n;
+	return 0;
+}
+
 static int run(int argc, char **argv)
 {
 	enum { O_CONTENT = 256, O_JSON, O_STATE, O_MAILDIR, O_EXCL, O_ONEFS, O_EXAMPLES };
@@ -46,6 +62,7 @@ static int run(int argc, char **argv)
 	int threads = 0, ch, rc = CUT_EXIT_USAGE;
 	uint64_t v;
 	sync_config cfg = {0};
+	sync_globs globs = {0};
 	bool have_cfg = false;
 	char *work = NULL;
 	while ((ch = getopt_long(argc, argv, "j:", lo, NULL)) != -1) {
@@ -81,8 +98,10 @@ static int run(int argc, char **argv)
 		o.target = nargs ? argv[optind + 1] : cfg.target;
 		o.pol.maildir = cfg.maildir;
 		o.pol.one_fs = cfg.one_fs;
-		o.pol.excludes = (const char *const *)cfg.excludes;
-		o.pol.nexcludes = cfg.nexcludes;
+		if (state_excludes(dir, &cfg, &globs, &o.pol) < 0) {
+			rc = CUT_EXIT_ERROR;
+			goto out;
+		}
 	} else {
 		if (nargs != 2)
 			goto usage;
@@ -110,12 +129,20 @@ static int run(int argc, char **argv)
 	if (fflush(stdout) != 0)
 		r = -1;
 	rc = r < 0 ? CUT_EXIT_ERROR : r > 0 ? CUT_EXIT_DIFFER : CUT_EXIT_OK;
+	if (r > 0 && dir)
+		cli_fix("on a live store the source runs ahead until the final pass; with the services "
+			"stopped, `cutover sync --state %s --final` copies the changes and repairs what "
+			"still differs (or now: `cutover sync --state %s --rebase`)", dir, dir);
+	else if (r > 0)
+		cli_fix("`cutover init --source %s --target %s --state DIR` (with the policy used here), "
+			"then `cutover sync --state DIR --rebase`, brings DST to SRC", o.source, o.target);
 	goto out;
 usage:
 	rc = cli_usage(&cmd_verify);
 out:
 	if (have_cfg)
 		sync_config_free(&cfg);
+	sync_globs_free(&globs);
 	free(ex);
 	return rc;
 }

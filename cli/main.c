@@ -19,7 +19,7 @@
 
 static const cli_cmd *const commands[] = {
 	&cmd_scan, &cmd_show, &cmd_diff, &cmd_report, &cmd_replay,
-	&cmd_init, &cmd_sync, &cmd_verify, &cmd_status,
+	&cmd_init, &cmd_sync, &cmd_switch, &cmd_verify, &cmd_status,
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 
@@ -35,7 +35,8 @@ static void main_usage(FILE *f)
 		fprintf(f, "  %-8s %s\n", commands[i]->name, commands[i]->summary);
 	fprintf(f, "\nexit codes: 0 ok, 1 differences found, 2 error (bad or corrupt input, I/O),\n"
 		   "3 incomplete (some paths skipped), 4 replay conflict, 5 target full,\n"
-		   "6 locked by another run, 64 usage.  See cutover(1).\n");
+		   "6 locked by another run, 64 usage.  After a non-zero exit, the last line on\n"
+		   "stderr names the command that fixes it.  See cutover(1).\n");
 }
 
 static const cli_cmd *find_cmd(const char *name)
@@ -117,6 +118,93 @@ void cli_progress_done(void)
 	progress_last = 0;
 }
 
+static char fix_text[1024];
+
+void cli_fix(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(fix_text, sizeof fix_text, fmt, ap);
+	va_end(ap);
+}
+
+/* The command line as typed (each argument quoted when the shell would
+ * need it), for "run ... again". */
+static void command_line(char *out, size_t cap, int argc, char **argv)
+{
+	size_t l = (size_t)snprintf(out, cap, "cutover");
+	for (int i = 0; i < argc && l < cap; i++) {
+		const char *a = argv[i];
+		bool plain = *a && strspn(a, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+					   "0123456789-_./=,:+%@") == strlen(a);
+		l += (size_t)snprintf(out + l, cap - l, plain ? " %s" : " '%s'", a);
+	}
+}
+
+/* The value of --state in argv, or "DIR". */
+static const char *state_arg(int argc, char **argv)
+{
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--state") == 0 && i + 1 < argc)
+			return argv[i + 1];
+		if (strncmp(argv[i], "--state=", 8) == 0)
+			return argv[i] + 8;
+	}
+	return "DIR";
+}
+
+/* What fixes exit code rc of command c when c did not say (cli_fix): the
+ * runbook's table of exit codes (docs/RUNBOOK.md section 3) in one line. */
+static void cli_fix_default(const cli_cmd *c, int rc, int argc, char **argv)
+{
+	char again[768];
+	command_line(again, sizeof again, argc, argv);
+	const char *dir = state_arg(argc, argv);
+	bool state = c == &cmd_sync || c == &cmd_status;
+	switch (rc) {
+	case CUT_EXIT_USAGE:
+		cli_fix("see `cutover help %s`", c->name);
+		break;
+	case CUT_EXIT_DIFFER:
+		if (c == &cmd_status)
+			cli_fix("run `cutover sync --state %s`: it finishes an interrupted pass, brings the "
+				"target to the newest source and checks it first", dir);
+		break;
+	case CUT_EXIT_INCOMPLETE:
+		if (c == &cmd_replay)
+			cli_fix("the next scan, diff and replay reconcile what drifted or vanished; for "
+				"what was skipped, fix it and run `%s` again", again);
+		else
+			cli_fix("make the paths listed above readable, then run `%s` again", again);
+		break;
+	case CUT_EXIT_CONFLICT:
+		if (c == &cmd_sync)
+			cli_fix("if the changes on the target are wanted, move them to the source; then "
+				"run `cutover sync --state %s --rebase`", dir);
+		else
+			cli_fix("put the target path named above back as the log expects (or choose "
+				"--on-conflict skip|overwrite), then run `%s` again: it resumes", again);
+		break;
+	case CUT_EXIT_NOSPACE:
+		cli_fix("free space on the target, then run `%s` again: it resumes", again);
+		break;
+	case CUT_EXIT_LATE:
+		cli_fix("recover the messages listed in %s/late-writes into the new side (docs/RUNBOOK.md, "
+			"\"Late writes\"), then run `cutover switch --state %s --ack-late-writes`", dir, dir);
+		break;
+	case CUT_EXIT_LOCKED:
+		if (state)
+			cli_fix("wait for the run that holds the lock (`cutover status --state %s` names "
+				"it), then run `%s`", dir, again);
+		else
+			cli_fix("wait for the replay that holds the journal, then run `%s` again", again);
+		break;
+	default:
+		cli_fix("fix what the message above names, then run `%s` again", again);
+		break;
+	}
+}
+
 int main(int argc, char **argv)
 {
 	/* A closed pipe (cutover show | head) ends output quietly. */
@@ -173,5 +261,12 @@ int main(int argc, char **argv)
 	if (cli_help_requested(c, argc - i, argv + i))
 		return CUT_EXIT_OK;
 	optind = 1;
-	return c->run(argc - i, argv + i);
+	int rc = c->run(argc - i, argv + i);
+	if (rc != CUT_EXIT_OK) {
+		if (!fix_text[0])
+			cli_fix_default(c, rc, argc - i, argv + i);
+		if (fix_text[0])
+			fprintf(stderr, "cutover: to fix: %s\n", fix_text);
+	}
+	return rc;
 }

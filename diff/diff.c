@@ -243,6 +243,26 @@ static void dstk_push(diff_ctx *x, const fmt_entry *n, bool meta)
 	t->e.path = cut_strndup(n->path, n->path_len);
 	t->e.target = NULL;
 	t->meta = meta;
+	t->lazy = false;
+}
+
+/* After blocks were skipped, the directories above the entry at p that lie
+ * in them: they would have been pushed unchanged (meta false) as the join
+ * went through them.  Those before the skipped blocks are on the stack. */
+static void dstk_resume(diff_ctx *x, const char *p, size_t len)
+{
+	if (!x->skipped)
+		return;
+	x->skipped = false;
+	const char *from = (const char *)x->skip_from.p;
+	size_t fl = x->skip_from.len;
+	for (size_t i = 0; i < len; i++) {
+		if ((i && p[i] != '/') || fmt_path_cmp(p, i, from, fl) < 0)
+			continue;
+		fmt_entry d = {.path = p, .path_len = (uint32_t)i, .type = FMT_T_DIR};
+		dstk_push(x, &d, false);
+		x->dstk[x->ndstk - 1].lazy = true;
+	}
 }
 
 /* A name of NEW or OLD at p comes or goes: its directory's times are set. */
@@ -253,6 +273,21 @@ static int dstk_touch(diff_ctx *x, const char *p, size_t len)
 	diff_dstk *t = &x->dstk[x->ndstk - 1];
 	if (t->meta || t->e.path_len != fmt_path_parent_len(p, len))
 		return 0;
+	if (t->lazy) { /* its entry was in a skipped block */
+		fmt_entry e;
+		int rc = fmt_mcursor_find(x->ncur, t->e.path, t->e.path_len, &e);
+		if (rc <= 0) {
+			if (rc == 0)
+				CUT_ERR("%s: internal: directory '%s' of a skipped block not found",
+					x->o->new_path, t->e.path);
+			return -1;
+		}
+		const char *keep = t->e.path;
+		t->e = e;
+		t->e.path = keep;
+		t->e.target = NULL;
+		t->lazy = false;
+	}
 	t->meta = true;
 	return op_simple(x, PH_DIRMETA, FMT_OP_META, &t->e, NULL);
 }
@@ -346,12 +381,13 @@ static int both(diff_ctx *x, const fmt_entry *o, const fmt_entry *n)
 		return replace(x, o, n);
 	}
 	switch (n->type) {
-	case FMT_T_DIR:
+	case FMT_T_DIR: {
 		/* A directory at the same path is the same directory, whatever its
 		 * inode: its contents are compared one by one. */
 		bool d = attrs_differ(o, n);
 		dstk_push(x, n, d);
 		return d ? op_simple(x, PH_DIRMETA, FMT_OP_META, n, NULL) : 0;
+	}
 	case FMT_T_FILE:
 		if (o->ino != n->ino)
 			return replace(x, o, n);
@@ -398,10 +434,13 @@ static bool path_at_or_under(const char *p, size_t len, const char *d, size_t dl
 	return (len == dl && !memcmp(p, d, dl)) || fmt_path_is_under(p, len, d, dl);
 }
 
-static int nsrc_next(nsrc *s, fmt_entry *e)
+static int nsrc_next(void *arg, fmt_entry *e)
 {
-	if (!s->cur)
-		return fmt_mreader_next(s->r, e);
+	nsrc *s = arg;
+	if (!s->cur) {
+		int rc = fmt_mreader_next(s->r, e);
+		return rc == 2 ? 1 : rc; /* a marker: type 0 */
+	}
 	for (;;) {
 		if (!s->top) {
 			if (s->next >= s->ntops)
@@ -419,15 +458,21 @@ static int nsrc_next(nsrc *s, fmt_entry *e)
 	}
 }
 
-static const diff_map *cmp_map;
+static _Thread_local const diff_map *cmp_map; /* qsort has no context argument */
 static int cmp_top_dst(const void *pa, const void *pb)
 {
 	const diff_pair *a = &cmp_map->v[*(const size_t *)pa], *b = &cmp_map->v[*(const size_t *)pb];
 	return fmt_path_cmp(a->dst, a->dst_len, b->dst, b->dst_len);
 }
 
+static int pf_src(void *arg, fmt_entry *e)
+{
+	return arg ? diff_pf_next(arg, e) : 0;
+}
+
 /* One merge-join of (the view of) OLD with NEW; with moved, only of the
- * renamed subtrees.  0 or -1. */
+ * renamed subtrees.  The first join steps over pairs of equal blocks
+ * (skip.c).  0 or -1. */
 static int join(diff_ctx *x, bool moved)
 {
 	int rc = -1;
@@ -435,6 +480,8 @@ static int join(diff_ctx *x, bool moved)
 	diff_view *v = NULL;
 	nsrc ns = {.map = &x->map};
 	diff_pf *pf = NULL;
+	diff_skip *sk = NULL;
+	diff_side so = {.src = pf_src}, sn = {.src = nsrc_next, .arg = &ns};
 	x->st->passes++;
 	if (x->o->old_path) {
 		if (!(old = fmt_mreader_open(x->o->old_path)) ||
@@ -457,32 +504,73 @@ static int join(diff_ctx *x, bool moved)
 		cmp_map = &x->map;
 		qsort(ns.tops, ns.ntops, sizeof *ns.tops, cmp_top_dst);
 	}
+	if (!moved && old && diff_skip_plan(old, ns.r, &sk) < 0)
+		goto out;
+	x->ncur = fmt_mcursor_new(ns.r);
 	if (v && !(pf = diff_pf_start(v)))
 		goto out;
-	fmt_entry o, n;
-	int ro = pf ? diff_pf_next(pf, &o) : 0, rn = nsrc_next(&ns, &n);
+	so.arg = pf;
+	so.r = old;
+	sn.r = ns.r;
+	if (pf)
+		diff_side_next(&so);
+	diff_side_next(&sn);
 	uint64_t no = 0, nn = 0;
-	while (ro > 0 || rn > 0) {
-		int c = ro <= 0 ? 1 : rn <= 0 ? -1 : fmt_path_cmp(o.path, o.path_len, n.path, n.path_len);
+	while (so.h > 0 || sn.h > 0) {
+		fmt_entry *o = &so.e, *n = &sn.e;
+		int c = so.h <= 0 ? 1 : sn.h <= 0 ? -1 : fmt_path_cmp(o->path, o->path_len, n->path, n->path_len);
+		bool pair = c == 0 && !o->type && !n->type &&
+			    diff_skip_pair(sk, (uint32_t)o->ino, (uint32_t)n->ino);
+		if (pair && !diff_skip_safe(x, ns.r, (uint32_t)n->ino)) {
+			x->st->joined_pairs++;
+			pair = false;
+		}
+		if (pair) {
+			if (!x->skipped) {
+				x->skip_from.len = 0;
+				cut_buf_put(&x->skip_from, n->path, n->path_len);
+				x->skipped = true;
+			}
+			uint32_t cnt = fmt_mreader_block_info(ns.r, (uint32_t)n->ino)->count;
+			no += cnt;
+			nn += cnt;
+			x->st->skipped_blocks++;
+			if (diff_side_next(&so) < 0 || diff_side_next(&sn) < 0)
+				goto out;
+			continue;
+		}
+		/* A marker whose twin is not beside it, or a pair that must be
+		 * joined entry by entry: its side decodes the block. */
+		if (!o->type && c <= 0) {
+			if (diff_side_expand(&so) < 0)
+				goto out;
+			continue;
+		}
+		if (!n->type && c >= 0) {
+			if (diff_side_expand(&sn) < 0)
+				goto out;
+			continue;
+		}
 		int r;
-		const fmt_entry *cur = c < 0 ? &o : &n;
+		const fmt_entry *cur = c < 0 ? o : n;
 		dstk_to(x, cur->path, cur->path_len);
+		dstk_resume(x, cur->path, cur->path_len);
 		if (c < 0)
-			r = only_old(x, &o);
+			r = only_old(x, o);
 		else if (c > 0)
-			r = only_new(x, &n);
+			r = only_new(x, n);
 		else
-			r = both(x, &o, &n);
+			r = both(x, o, n);
 		if (r < 0)
 			goto out;
 		if (c <= 0)
-			ro = diff_pf_next(pf, &o), no++;
+			diff_side_next(&so), no++;
 		if (c >= 0)
-			rn = nsrc_next(&ns, &n), nn++;
-		if (ro < 0 || rn < 0)
+			diff_side_next(&sn), nn++;
+		if (so.h < 0 || sn.h < 0)
 			goto out;
 	}
-	if (ro < 0 || rn < 0)
+	if (so.h < 0 || sn.h < 0)
 		goto out;
 	if (!moved) {
 		x->st->old_entries = no;
@@ -491,6 +579,12 @@ static int join(diff_ctx *x, bool moved)
 	rc = 0;
 out:
 	dstk_to(x, "", 0);
+	x->skipped = false;
+	diff_side_free(&so);
+	diff_side_free(&sn);
+	diff_skip_free(sk);
+	fmt_mcursor_free(x->ncur);
+	x->ncur = NULL;
 	free(ns.tops);
 	fmt_mcursor_free(ns.cur);
 	diff_pf_stop(pf);
@@ -914,6 +1008,7 @@ out:
 	free(x.odirs);
 	free(x.ndirs);
 	free(x.dstk);
+	cut_buf_free(&x.skip_from);
 	for (size_t i = 0; i < x.map.n; i++) {
 		free(x.map.v[i].src);
 		free(x.map.v[i].dst);

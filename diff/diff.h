@@ -27,6 +27,8 @@ typedef struct diff_stats {
 	uint64_t old_entries, new_entries;
 	uint64_t ops[FMT_OP_MAX + 1], bytes[FMT_OP_MAX + 1], records;
 	uint64_t dir_renames, file_renames, evacuations, links, passes;
+	uint64_t skipped_blocks; /* pairs of equal blocks stepped over undecoded */
+	uint64_t joined_pairs;   /* equal pairs joined all the same: a link candidate in them */
 	unsigned spilled_runs;
 	size_t peak_list_mem;
 	bool dir_lists_dropped; /* too many one-side directories: no directory renames */

@@ -36,6 +36,8 @@ void diff_iset_free(diff_iset *s);
 typedef struct diff_dstk {
 	fmt_entry e;  /* e.path malloc'd */
 	bool meta;    /* its phase-9 meta is in the log */
+	bool lazy;    /* in a skipped block: only e.path is set, the rest is read
+			 from NEW when needed (dstk_touch) */
 } diff_dstk;
 
 typedef struct diff_ctx {
@@ -55,6 +57,10 @@ typedef struct diff_ctx {
 	diff_map map;        /* accepted directory renames (the view uses it) */
 	diff_dstk *dstk;     /* the join's directories above its current entry */
 	size_t ndstk, cdstk;
+	cut_buf skip_from;   /* first key of the blocks skipped since the last
+				entry joined (diff.c, dstk_resume); len 0: none */
+	bool skipped;
+	fmt_mcursor *ncur;   /* NEW, for the lazy directories */
 	char **premade;      /* directories made in PH_DIRMV, sorted */
 	size_t npremade;
 	/* lists */
@@ -77,6 +83,39 @@ typedef struct diff_ctx {
  * not 1, or it was carried by an incremental scan and its nlink may be
  * stale). */
 bool diff_maybe_linked(const fmt_entry *e);
+
+/* skip.c: block skip in the first join (docs/DIFF.md, "Block skip"). */
+typedef struct diff_skip diff_skip;
+/* Pairs OLD's and NEW's blocks that the indexes show equal and marks them on
+ * both readers (before their first read).  *out NULL when no pair (or when
+ * CUTOVER_DIFF_DECODE_ALL is set).  0, or -1 when an index is out of order. */
+int diff_skip_plan(fmt_mreader *old, fmt_mreader *nw, diff_skip **out);
+/* Whether OLD's block old_block and NEW's new_block are a pair. */
+bool diff_skip_pair(const diff_skip *s, uint32_t old_block, uint32_t new_block);
+/* Whether stepping over NEW's block b leaves the log as it would be: no
+ * entry of it is one the join notes for the link groups.  Decodes the
+ * block's attributes only when there are candidates. */
+bool diff_skip_safe(diff_ctx *x, fmt_mreader *nw, uint32_t b);
+void diff_skip_free(diff_skip *s);
+
+/* One side of the join: its source's entries and markers (h: 1 entry or
+ * marker, 0 end, -1 error), and a marked block it decodes itself when the
+ * pair is not skipped. */
+typedef struct diff_side {
+	int (*src)(void *arg, fmt_entry *e);
+	void *arg;
+	fmt_mreader *r;  /* the file, for block reads (thread-safe) */
+	int h;
+	fmt_entry e;     /* type 0: a marker (e.path its block's first key, e.ino its index) */
+	bool exp;        /* entries come from dec */
+	uint32_t blk;
+	cut_buf raw;
+	fmt_dec dec;
+} diff_side;
+int diff_side_next(diff_side *d);
+/* Replaces the marker in d->e by its block's first entry.  1 or -1. */
+int diff_side_expand(diff_side *d);
+void diff_side_free(diff_side *d);
 
 /* Adds change c to phase ph.  0 or -1. */
 int diff_op(diff_ctx *x, int ph, const fmt_change *c);

@@ -80,6 +80,6 @@ unsigned diff_sorter_runs(const diff_sorter *s); /* runs spilled so far */
 void diff_sorter_free(diff_sorter *s);
 
 /* Peak bytes held in memory by all sorters together (for the summary). */
-extern size_t diff_sorter_peak_mem;
+extern _Thread_local size_t diff_sorter_peak_mem;
 
 #endif

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 
 #include "diff/diff_item.h"
+#include "format/json.h"
 #include "format/manifest.h"
 #include "format/path.h"
 
@@ -76,21 +77,6 @@ typedef struct rep {
 } rep;
 
 /* ------------------------------------------------------------ formatting */
-
-static void json_str(cut_buf *b, const char *s, size_t n)
-{
-	cut_buf_putc(b, '"');
-	for (size_t i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)s[i];
-		if (c == '"' || c == '\\')
-			cut_buf_printf(b, "\\%c", c);
-		else if (c < 0x20 || c >= 0x7f)
-			cut_buf_printf(b, "\\u%04x", c);
-		else
-			cut_buf_putc(b, c);
-	}
-	cut_buf_putc(b, '"');
-}
 
 static int64_t trunc_ns(int64_t t, int64_t g)
 {
@@ -171,7 +157,7 @@ static void example(rep *r, int kind, const char *path, size_t len, const fmt_en
 		if (x->len)
 			cut_buf_putc(x, ',');
 		cut_buf_printf(x, "{\"kind\":\"%s\",\"path\":", kind < K_N ? kind_names[kind] : "links");
-		json_str(x, path, len);
+		cut_json_str(x, path, len);
 		if (d) {
 			cut_buf_printf(x, ",\"fields\":[");
 			bool first = true;
@@ -211,7 +197,7 @@ static int group_flush(rep *r)
 		if (r->ngroups)
 			cut_buf_putc(b, ',');
 		cut_buf_printf(b, "{\"group\":");
-		json_str(b, (const char *)r->group.p, r->group.len);
+		cut_json_str(b, (const char *)r->group.p, r->group.len);
 		for (int k = 0; k < K_N; k++)
 			cut_buf_printf(b, ",\"%s\":{\"count\":%llu,\"bytes\":%llu}", kind_names[k],
 				       (unsigned long long)r->g.n[k], (unsigned long long)r->g.bytes[k]);
@@ -359,9 +345,9 @@ static void header_json(cut_buf *b, const char *key, fmt_mreader *m)
 	char id[2 * FMT_ID_LEN + 1];
 	cut_hex(id, fmt_mreader_id(m), FMT_ID_LEN);
 	cut_buf_printf(b, "\"%s\":{\"file\":", key);
-	json_str(b, fmt_mreader_path(m), strlen(fmt_mreader_path(m)));
+	cut_json_str(b, fmt_mreader_path(m), strlen(fmt_mreader_path(m)));
 	cut_buf_printf(b, ",\"root\":");
-	json_str(b, h->root, strlen(h->root));
+	cut_json_str(b, h->root, strlen(h->root));
 	cut_buf_printf(b, ",\"id\":\"%s\",\"entries\":%llu,\"bytes\":%llu,\"errors\":%llu}", id,
 		       (unsigned long long)h->entries, (unsigned long long)h->bytes,
 		       (unsigned long long)h->errors);

@@ -17,8 +17,8 @@
 
 #include "format/path.h"
 
-size_t diff_sorter_peak_mem;
-static size_t sorters_mem; /* bytes held by all live sorters */
+_Thread_local size_t diff_sorter_peak_mem; /* each diff runs in one thread, several may run at once (switch) */
+static _Thread_local size_t sorters_mem; /* bytes held by this thread's live sorters */
 
 /* ------------------------------------------------------------ comparators */
 
@@ -193,7 +193,7 @@ diff_sorter *diff_sorter_new(const char *name, diff_cmp_fn cmp, size_t mem_limit
 	return s;
 }
 
-static diff_cmp_fn qsort_cmp;
+static _Thread_local diff_cmp_fn qsort_cmp; /* qsort has no context argument */
 static int cmp_recs(const void *a, const void *b)
 {
 	return qsort_cmp(rec_item(*(uint8_t *const *)a), rec_item(*(uint8_t *const *)b));

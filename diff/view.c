@@ -94,6 +94,11 @@ static int seg_advance(diff_view *v, seg *g)
 		int rc = g->cur ? fmt_mcursor_next(g->cur, &e) : fmt_mreader_next(v->r, &e);
 		if (rc < 0)
 			return -1;
+		if (rc == 2) { /* a marker (skip.c): only with no renames, passed on */
+			g->e = e;
+			g->have = true;
+			return 0;
+		}
 		if (rc == 0) {
 			g->done = true;
 			return 0;

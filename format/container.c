@@ -25,6 +25,11 @@
 #define SUM_BAD(got, want) ((got) != (want))
 #endif
 
+/* An index entry's fixed part: offset, count, key length, and from version
+ * 2 on the block's checksum. */
+#define FMT_INDEX_ENTRY_LEN 24
+#define FMT_INDEX_ENTRY_LEN_V1 16
+
 /* ---------------------------------------------------------------- writer */
 
 struct fmt_cw {
@@ -87,6 +92,20 @@ fmt_cw *fmt_cw_create(const char *path, const char *magic)
 	return w;
 }
 
+/* The index entry of the block about to be written at w->off (FORMAT.md
+ * 2.4): offset, count, key length, checksum, key. */
+static void cw_index(fmt_cw *w, uint32_t count, uint64_t sum, const void *key, size_t keylen)
+{
+	uint8_t ie[FMT_INDEX_ENTRY_LEN];
+	cut_put_le64(ie, w->off);
+	cut_put_le32(ie + 8, count);
+	cut_put_le32(ie + 12, (uint32_t)keylen);
+	cut_put_le64(ie + 16, sum);
+	cut_buf_put(&w->index, ie, sizeof ie);
+	cut_buf_put(&w->index, key, keylen);
+	w->nblocks++;
+}
+
 int fmt_cw_block(fmt_cw *w, const uint8_t *raw, size_t len, uint32_t count, const void *key,
 		 size_t keylen)
 {
@@ -111,16 +130,23 @@ int fmt_cw_block(fmt_cw *w, const uint8_t *raw, size_t len, uint32_t count, cons
 	cut_put_le32(h + 8, count);
 	cut_put_le32(h + 12, flags);
 	size_t total = FMT_BLOCK_HEADER_LEN + (size_t)clen;
-	cut_put_le64(h + total, XXH3_64bits(h, total));
 
-	uint8_t ie[16];
-	cut_put_le64(ie, w->off);
-	cut_put_le32(ie + 8, count);
-	cut_put_le32(ie + 12, (uint32_t)keylen);
-	cut_buf_put(&w->index, ie, sizeof ie);
-	cut_buf_put(&w->index, key, keylen);
-	w->nblocks++;
+	uint64_t sum = XXH3_64bits(h, total);
+	cut_put_le64(h + total, sum);
+	cw_index(w, count, sum, key, keylen);
 	return cw_put(w, h, total + 8);
+}
+
+int fmt_cw_copy_block(fmt_cw *w, const uint8_t *disk, size_t total, uint32_t count,
+		      const void *key, size_t keylen)
+{
+	if (total < FMT_BLOCK_HEADER_LEN + 8 || keylen > FMT_KEY_MAX ||
+	    cut_get_le32(disk + 8) != count) {
+		CUT_ERR("%s: internal: a copied block does not match its index entry", w->tmp);
+		return -1;
+	}
+	cw_index(w, count, cut_get_le64(disk + total - 8), key, keylen);
+	return cw_put(w, disk, total);
 }
 
 void fmt_meta_put(cut_buf *m, uint16_t tag, const void *v, size_t len)
@@ -236,6 +262,7 @@ struct fmt_cr {
 	int fd;
 	uint64_t size;
 	uint64_t meta_off, index_off, records;
+	uint32_t version;
 	uint8_t id[FMT_ID_LEN];
 	uint8_t *meta;      /* the whole metadata section, as on disk */
 	size_t meta_len;    /* its TLV bytes: meta + 4 .. meta + 4 + meta_len */
@@ -279,6 +306,24 @@ static uint8_t *cr_section(fmt_cr *r, uint64_t off, uint64_t limit, uint64_t bod
 	return p;
 }
 
+/* What a container of this magic is called, or NULL for a magic cutover does
+ * not write; and which command makes one (for the wrong-type message). */
+static const char *cr_kind_name(const char *magic)
+{
+	if (memcmp(magic, FMT_MAGIC_MANIFEST, FMT_MAGIC_LEN) == 0)
+		return "manifest";
+	if (memcmp(magic, FMT_MAGIC_CHANGES, FMT_MAGIC_LEN) == 0)
+		return "change log";
+	return NULL;
+}
+
+static const char *cr_kind_hint(const char *magic)
+{
+	return memcmp(magic, FMT_MAGIC_MANIFEST, FMT_MAGIC_LEN) == 0
+		       ? "`cutover scan` writes manifests"
+		       : "`cutover diff OLD NEW -o LOG` writes a change log from two manifests";
+}
+
 fmt_cr *fmt_cr_open(const char *path, const char *magic)
 {
 	fmt_cr *r = cut_calloc(1, sizeof *r);
@@ -301,19 +346,18 @@ fmt_cr *fmt_cr_open(const char *path, const char *magic)
 		goto fail;
 	}
 	if (memcmp(h, magic, FMT_MAGIC_LEN) != 0) {
-		const char *other = memcmp(magic, FMT_MAGIC_MANIFEST, 8) == 0 ? FMT_MAGIC_CHANGES
-									      : FMT_MAGIC_MANIFEST;
-		if (memcmp(h, other, FMT_MAGIC_LEN) == 0)
-			CUT_ERR("%s: is a cutover %s, not a %s", path,
-				other[6] == 'M' ? "manifest" : "change log",
-				other[6] == 'M' ? "change log" : "manifest");
+		const char *is = cr_kind_name((const char *)h), *want = cr_kind_name(magic);
+		if (is && want)
+			CUT_ERR("%s: is a cutover %s, but a %s is expected here (%s)", path, is, want,
+				cr_kind_hint(magic));
 		else
 			fmt_cr_corrupt(r, 0, "bad magic, not a cutover file");
 		goto fail;
 	}
-	if (cut_get_le32(h + 8) != FMT_VERSION) {
-		CUT_ERR("%s: format version %u is not supported (this cutover reads version %u)", path,
-			cut_get_le32(h + 8), FMT_VERSION);
+	r->version = cut_get_le32(h + 8);
+	if (r->version < FMT_VERSION_MIN || r->version > FMT_VERSION) {
+		CUT_ERR("%s: format version %u is not supported (this cutover reads versions %u to %u)",
+			path, r->version, FMT_VERSION_MIN, FMT_VERSION);
 		goto fail;
 	}
 	if (cut_get_le32(h + 12) != 0) {
@@ -332,7 +376,7 @@ fmt_cr *fmt_cr_open(const char *path, const char *magic)
 		fmt_cr_corrupt(r, foff, "footer checksum mismatch");
 		goto fail;
 	}
-	if (cut_get_le32(f + 48) != FMT_VERSION || cut_get_le32(f + 52) != 0) {
+	if (cut_get_le32(f + 48) != r->version || cut_get_le32(f + 52) != 0) {
 		fmt_cr_corrupt(r, foff + 48, "footer version or flags differ from the header");
 		goto fail;
 	}
@@ -374,7 +418,8 @@ fmt_cr *fmt_cr_open(const char *path, const char *magic)
 	if (!r->index)
 		goto fail;
 	r->nblocks = cut_get_le32(r->index);
-	if (r->nblocks > r->index_len / 16) {
+	size_t ielen = r->version >= 2 ? FMT_INDEX_ENTRY_LEN : FMT_INDEX_ENTRY_LEN_V1;
+	if (r->nblocks > r->index_len / ielen) {
 		fmt_cr_corrupt(r, r->index_off, "index block count too large");
 		goto fail;
 	}
@@ -382,13 +427,15 @@ fmt_cr *fmt_cr_open(const char *path, const char *magic)
 	const uint8_t *p = r->index + 4, *end = r->index + 4 + r->index_len;
 	uint64_t prev_end = FMT_FILE_HEADER_LEN, total = 0;
 	for (uint32_t i = 0; i < r->nblocks; i++) {
-		if (end - p < 16)
+		if ((size_t)(end - p) < ielen)
 			goto bad_index;
 		fmt_block_info *b = &r->blocks[i];
 		b->off = cut_get_le64(p);
 		b->count = cut_get_le32(p + 8);
 		b->key_len = cut_get_le32(p + 12);
-		p += 16;
+		b->has_sum = r->version >= 2;
+		b->sum = b->has_sum ? cut_get_le64(p + 16) : 0;
+		p += ielen;
 		if ((uint64_t)(end - p) < b->key_len)
 			goto bad_index;
 		b->key = p;
@@ -456,61 +503,93 @@ int fmt_cr_meta_next(const fmt_cr *r, size_t *pos, uint16_t *tag, const uint8_t 
 	return 1;
 }
 
-int fmt_cr_read_block(fmt_cr *r, uint32_t i, cut_buf *raw, uint32_t *count, void *idstate)
+uint32_t fmt_cr_version(const fmt_cr *r) { return r->version; }
+
+/* The bytes block i spans: from its offset to the next block's, or to the
+ * metadata (the index gives both; fmt_cr_open checked their order). */
+static uint64_t cr_extent(const fmt_cr *r, uint32_t i)
+{
+	uint64_t next = i + 1 < r->nblocks ? r->blocks[i + 1].off : r->meta_off;
+	return next - r->blocks[i].off;
+}
+
+bool fmt_cr_same_block(const fmt_cr *a, uint32_t i, const fmt_cr *b, uint32_t j)
+{
+	const fmt_block_info *x = &a->blocks[i], *y = &b->blocks[j];
+	return x->has_sum && y->has_sum && x->sum == y->sum && x->count == y->count &&
+	       x->key_len == y->key_len && memcmp(x->key, y->key, x->key_len) == 0 &&
+	       cr_extent(a, i) == cr_extent(b, j);
+}
+
+int fmt_cr_read_disk(fmt_cr *r, uint32_t i, cut_buf *disk)
 {
 	const fmt_block_info *b = &r->blocks[i];
 	/* One read: the block's extent is known from the index (fmt_cr_open). */
-	uint64_t next = i + 1 < r->nblocks ? r->blocks[i + 1].off : r->meta_off;
-	size_t total = (size_t)(next - b->off);
-	if (total > FMT_BLOCK_HEADER_LEN + (size_t)LZ4_COMPRESSBOUND(FMT_BLOCK_MAX_RAW) + 8) {
+	uint64_t total = cr_extent(r, i);
+	if (total > FMT_BLOCK_HEADER_LEN + (uint64_t)LZ4_COMPRESSBOUND(FMT_BLOCK_MAX_RAW) + 8) {
 		fmt_cr_corrupt(r, b->off, "block longer than any block can be");
 		return -1;
 	}
-	uint8_t *disk = cut_malloc(total);
-	long long got = cut_pread_all(r->fd, disk, total, b->off);
+	disk->len = 0;
+	cut_buf_reserve(disk, (size_t)total);
+	long long got = cut_pread_all(r->fd, disk->p, (size_t)total, b->off);
 	if (got != (long long)total) {
 		fmt_cr_corrupt(r, b->off, "block cut short");
-		free(disk);
 		return -1;
 	}
-	const uint8_t *bh = disk;
+	disk->len = (size_t)total;
+	const uint8_t *bh = disk->p;
 	uint32_t rawlen = cut_get_le32(bh), slen = cut_get_le32(bh + 4);
 	uint32_t flags = cut_get_le32(bh + 12);
 	if (rawlen > FMT_BLOCK_MAX_RAW || flags > 1 || (flags == 0 && slen != rawlen) ||
 	    cut_get_le32(bh + 8) != b->count) {
 		fmt_cr_corrupt(r, b->off, "bad block header");
-		free(disk);
 		return -1;
 	}
 	if ((uint64_t)FMT_BLOCK_HEADER_LEN + slen + 8 != total) {
 		fmt_cr_corrupt(r, b->off, "block length differs from its extent in the index");
-		free(disk);
 		return -1;
 	}
-	if (SUM_BAD(XXH3_64bits(disk, total - 8), cut_get_le64(disk + total - 8))) {
+	uint64_t sum = cut_get_le64(disk->p + total - 8);
+	if (SUM_BAD(XXH3_64bits(disk->p, (size_t)total - 8), sum)) {
 		fmt_cr_corrupt(r, b->off, "block checksum mismatch");
-		free(disk);
 		return -1;
 	}
+	if (b->has_sum && SUM_BAD(sum, b->sum)) {
+		fmt_cr_corrupt(r, b->off, "block checksum differs from the index");
+		return -1;
+	}
+	return 0;
+}
+
+int fmt_cr_read_block(fmt_cr *r, uint32_t i, cut_buf *raw, uint32_t *count, void *idstate)
+{
+	const fmt_block_info *b = &r->blocks[i];
+	cut_buf disk = {0};
+	int rc = -1;
+	if (fmt_cr_read_disk(r, i, &disk) < 0)
+		goto out;
 	if (idstate)
-		XXH3_128bits_update(idstate, disk, total);
+		XXH3_128bits_update(idstate, disk.p, disk.len);
+	uint32_t rawlen = cut_get_le32(disk.p), slen = cut_get_le32(disk.p + 4);
 	raw->len = 0;
 	cut_buf_reserve(raw, rawlen);
-	if (flags & 1) {
-		int n = LZ4_decompress_safe((const char *)disk + FMT_BLOCK_HEADER_LEN, (char *)raw->p,
-					    (int)slen, (int)rawlen);
+	if (cut_get_le32(disk.p + 12) & 1) {
+		int n = LZ4_decompress_safe((const char *)disk.p + FMT_BLOCK_HEADER_LEN,
+					    (char *)raw->p, (int)slen, (int)rawlen);
 		if (n != (int)rawlen) {
 			fmt_cr_corrupt(r, b->off, "block does not decompress to its recorded size");
-			free(disk);
-			return -1;
+			goto out;
 		}
 	} else {
-		memcpy(raw->p, disk + FMT_BLOCK_HEADER_LEN, rawlen);
+		memcpy(raw->p, disk.p + FMT_BLOCK_HEADER_LEN, rawlen);
 	}
 	raw->len = rawlen;
 	*count = b->count;
-	free(disk);
-	return 0;
+	rc = 0;
+out:
+	cut_buf_free(&disk);
+	return rc;
 }
 
 void *fmt_cr_id_begin(fmt_cr *r)
@@ -538,6 +617,11 @@ int fmt_cr_id_end(fmt_cr *r, void *idstate)
 		return -1;
 	}
 	return 0;
+}
+
+void fmt_cr_id_feed(void *idstate, const uint8_t *p, size_t n)
+{
+	XXH3_128bits_update(idstate, p, n);
 }
 
 void fmt_cr_id_abort(void *idstate)

@@ -18,7 +18,8 @@
 #define FMT_MAGIC_LEN 8
 #define FMT_MAGIC_MANIFEST "CUTOVMF1"
 #define FMT_MAGIC_CHANGES "CUTOVCL1"
-#define FMT_VERSION 1
+#define FMT_VERSION 2     /* what writers write (FORMAT.md, "Versioning") */
+#define FMT_VERSION_MIN 1 /* the oldest a reader still reads */
 #define FMT_FILE_HEADER_LEN 16
 #define FMT_BLOCK_HEADER_LEN 16
 #define FMT_FOOTER_LEN 72
@@ -43,6 +44,11 @@ int fmt_cw_block(fmt_cw *w, const uint8_t *raw, size_t len, uint32_t count, cons
  * footer, fsyncs, renames into place, and frees w.  id receives the file id.
  * 0 or -1 (then the temporary is removed). */
 int fmt_cw_finish(fmt_cw *w, const cut_buf *meta, uint64_t records, uint8_t id[FMT_ID_LEN]);
+/* Appends a block exactly as another container holds it: disk is its
+ * on-disk bytes (header, payload, checksum), as fmt_cr_read_disk returns
+ * them, already checked.  No decompression, no compression.  0 or -1. */
+int fmt_cw_copy_block(fmt_cw *w, const uint8_t *disk, size_t total, uint32_t count,
+		      const void *key, size_t keylen);
 /* Removes the temporary file and frees w. */
 void fmt_cw_abort(fmt_cw *w);
 
@@ -56,6 +62,8 @@ typedef struct fmt_block_info {
 	uint32_t count;     /* records in the block */
 	uint32_t key_len;
 	const uint8_t *key; /* first key, owned by the reader */
+	uint64_t sum;       /* the block's checksum, from the index (version 2) */
+	bool has_sum;       /* false in a version 1 file, whose index has none */
 } fmt_block_info;
 
 typedef struct fmt_cr fmt_cr;
@@ -78,10 +86,24 @@ int fmt_cr_meta_next(const fmt_cr *r, size_t *pos, uint16_t *tag, const uint8_t 
  * logging the file name and offset of the damage.  When idstate is not NULL
  * the block's on-disk bytes are also fed to it (sequential id check). */
 int fmt_cr_read_block(fmt_cr *r, uint32_t i, cut_buf *raw, uint32_t *count, void *idstate);
+/* Reads and checks block i's on-disk bytes (header, payload, checksum) into
+ * disk without decompressing them, for fmt_cw_copy_block.  0 or -1 (logged). */
+int fmt_cr_read_disk(fmt_cr *r, uint32_t i, cut_buf *disk);
+/* The version the file was written in (FMT_VERSION_MIN .. FMT_VERSION). */
+uint32_t fmt_cr_version(const fmt_cr *r);
+/* True when block i of a and block j of b hold the same bytes, known from
+ * the indexes alone: same record count, same first key, same checksum and
+ * the same stored length (both files of version 2).  A reader that skips
+ * such a pair without reading it relies on the index checksum (2.4) and on
+ * the XXH3-64 of the bytes; FORMAT.md 5.1 says what that means. */
+bool fmt_cr_same_block(const fmt_cr *a, uint32_t i, const fmt_cr *b, uint32_t j);
+
 /* For a reader that read every block in order with an idstate: feeds the
  * trailing sections and compares the id.  0 or -1 (logged). */
 void *fmt_cr_id_begin(fmt_cr *r);
 int fmt_cr_id_end(fmt_cr *r, void *idstate);
+/* Feeds bytes read otherwise (fmt_cr_read_disk) to an idstate. */
+void fmt_cr_id_feed(void *idstate, const uint8_t *p, size_t n);
 /* Frees an idstate without checking (a reader that stops early). */
 void fmt_cr_id_abort(void *idstate);
 

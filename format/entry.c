@@ -45,6 +45,23 @@ void fmt_entry_copy(fmt_entry *dst, const fmt_entry *src, cut_arena *a)
 	dst->target = src->target ? cut_arena_strndup(a, src->target, src->target_len) : NULL;
 }
 
+bool fmt_entry_same(const fmt_entry *a, const fmt_entry *b)
+{
+	if (a->path_len != b->path_len || a->type != b->type || a->flags != b->flags ||
+	    a->mode != b->mode || a->uid != b->uid || a->gid != b->gid || a->nlink != b->nlink ||
+	    a->dev != b->dev || a->ino != b->ino || a->size != b->size ||
+	    a->mtime_ns != b->mtime_ns || a->ctime_ns != b->ctime_ns)
+		return false;
+	bool dev = a->type == FMT_T_CHR || a->type == FMT_T_BLK;
+	if ((dev && a->rdev != b->rdev) ||
+	    ((a->flags & FMT_E_HASH) && memcmp(a->hash, b->hash, sizeof a->hash) != 0))
+		return false;
+	if (a->type == FMT_T_SYMLINK &&
+	    (a->target_len != b->target_len || memcmp(a->target, b->target, a->target_len) != 0))
+		return false;
+	return memcmp(a->path, b->path, a->path_len) == 0;
+}
+
 /* fmask byte: bits 0-2 type, 3 hash present, 4 carried, 5 same mode, 6 same
  * owner, 7 same device. */
 #define M_HASH 0x08

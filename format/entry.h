@@ -47,6 +47,9 @@ unsigned fmt_type_from_mode(unsigned mode);
 
 /* Copies e's strings into arena a and points the copy at them. */
 void fmt_entry_copy(fmt_entry *dst, const fmt_entry *src, cut_arena *a);
+/* True when a and b hold the same value in every field an entry block
+ * records (FORMAT.md 3.3), so that both encode to the same bytes. */
+bool fmt_entry_same(const fmt_entry *a, const fmt_entry *b);
 
 /* Numbers within names (FORMAT.md, "Names"): at most this many per path
  * suffix are coded against the previous path's. */

@@ -8,7 +8,23 @@
 
 #include "path.h"
 
-#define BLOCK_TARGET (64u << 10) /* raw bytes per block before LZ4 */
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
+/* The cut rule (FORMAT.md 3.5): where a block ends depends on the paths
+ * alone (and on which entries are directories), never on what came before
+ * in the manifest, so that a run of unchanged directories gives the same
+ * blocks in every manifest of the tree and a change moves no cut but its
+ * own.  A block ends before a directory whose path hash has its
+ * CUT_DIR_BITS low bits zero, before any entry whose hash has its
+ * CUT_ANY_BITS high bits zero (so that a large directory is cut too), and
+ * before an entry that would take the block's weight (CUT_ENTRY_WEIGHT plus
+ * the lengths of path and symlink target per entry: more than an entry can
+ * take encoded) past CUT_WEIGHT_MAX, far below the 16 MiB limit. */
+#define CUT_DIR_BITS 6
+#define CUT_ANY_BITS 11
+#define CUT_ENTRY_WEIGHT 512
+#define CUT_WEIGHT_MAX (4u << 20)
 
 /* ---------------------------------------------------------------- writer */
 
@@ -18,6 +34,15 @@ struct fmt_mwriter {
 	cut_buf raw, first_key, last_path;
 	uint64_t entries, bytes;
 	char *path;
+	uint32_t bcount;   /* entries in the block being built */
+	uint64_t bweight;  /* and their weight, for the cut rule */
+	/* Block copy: while every entry of the block being built equals the
+	 * entry at the same index of prev's block mblock (the caller says so,
+	 * fmt_mwriter_add_from), nothing is encoded; a block that ends equal
+	 * to it whole is copied as prev stores it. */
+	fmt_mreader *prev;
+	uint32_t mblock, midx;
+	uint64_t copied;
 };
 
 fmt_mwriter *fmt_mwriter_create(const char *path)
@@ -28,20 +53,87 @@ fmt_mwriter *fmt_mwriter_create(const char *path)
 	fmt_mwriter *w = cut_calloc(1, sizeof *w);
 	w->cw = cw;
 	w->path = cut_strndup(path, strlen(path));
+	w->mblock = UINT32_MAX;
 	return w;
+}
+
+void fmt_mwriter_set_prev(fmt_mwriter *w, fmt_mreader *prev) { w->prev = prev; }
+uint64_t fmt_mwriter_copied(const fmt_mwriter *w)
+{
+	/* The block being built counts when it will be copied as it stands
+	 * (at finish: the caller reads this before, for the header). */
+	bool pending = w->mblock != UINT32_MAX &&
+		       w->midx == fmt_mreader_block_info(w->prev, w->mblock)->count;
+	return w->copied + pending;
+}
+
+static uint64_t cut_weight(const fmt_entry *e)
+{
+	return CUT_ENTRY_WEIGHT + (uint64_t)e->path_len + e->target_len;
+}
+
+bool fmt_mcut_before(uint32_t count, uint64_t weight, const fmt_entry *e)
+{
+	if (count == 0)
+		return false;
+	if (weight + cut_weight(e) > CUT_WEIGHT_MAX)
+		return true;
+	uint64_t h = XXH3_64bits(e->path, e->path_len);
+	if (e->type == FMT_T_DIR && (h & ((1u << CUT_DIR_BITS) - 1)) == 0)
+		return true;
+	return (h >> (64 - CUT_ANY_BITS)) == 0;
+}
+
+/* The block matched so far turned out different from prev's: its entries
+ * are encoded from prev's block after all (they are equal to it). */
+static int mw_unmatch(fmt_mwriter *w)
+{
+	uint32_t b = w->mblock, n = w->midx;
+	w->mblock = UINT32_MAX;
+	cut_buf raw = {0};
+	fmt_dec dec = {.check_order = true};
+	int rc = fmt_mreader_load_block(w->prev, b, &raw, &dec);
+	fmt_entry e;
+	for (uint32_t i = 0; rc == 0 && i < n; i++) {
+		int d = fmt_dec_next(&dec, &e);
+		if (d <= 0) {
+			fmt_mreader_corrupt(w->prev, b, d < 0 ? dec.err : "block holds fewer entries");
+			rc = -1;
+			break;
+		}
+		fmt_enc_add(&w->enc, &e);
+	}
+	cut_buf_free(&raw);
+	fmt_dec_free(&dec);
+	return rc;
 }
 
 static int mw_flush(fmt_mwriter *w)
 {
-	if (!w->enc.count)
+	if (!w->bcount)
 		return 0;
-	uint32_t count = w->enc.count;
+	uint32_t count = w->bcount;
+	w->bcount = 0;
+	w->bweight = 0;
+	if (w->mblock != UINT32_MAX) {
+		uint32_t b = w->mblock;
+		if (w->midx == fmt_mreader_block_info(w->prev, b)->count) {
+			w->mblock = UINT32_MAX;
+			if (fmt_mreader_read_disk(w->prev, b, &w->raw) < 0)
+				return -1;
+			w->copied++;
+			return fmt_cw_copy_block(w->cw, w->raw.p, w->raw.len, count, w->first_key.p,
+						 w->first_key.len);
+		}
+		if (mw_unmatch(w) < 0)
+			return -1;
+	}
 	w->raw.len = 0;
 	fmt_enc_finish(&w->enc, &w->raw);
 	return fmt_cw_block(w->cw, w->raw.p, w->raw.len, count, w->first_key.p, w->first_key.len);
 }
 
-int fmt_mwriter_add(fmt_mwriter *w, const fmt_entry *e)
+int fmt_mwriter_add_from(fmt_mwriter *w, const fmt_entry *e, uint32_t pblock, uint32_t pidx)
 {
 	if (w->entries > 0 &&
 	    fmt_path_cmp((const char *)w->last_path.p, w->last_path.len, e->path, e->path_len) >= 0) {
@@ -52,19 +144,36 @@ int fmt_mwriter_add(fmt_mwriter *w, const fmt_entry *e)
 		CUT_ERR("%s: internal: invalid entry '%s'", w->path, e->path);
 		return -1;
 	}
-	if (w->enc.count == 0) {
+	if (fmt_mcut_before(w->bcount, w->bweight, e) && mw_flush(w) < 0)
+		return -1;
+	if (w->bcount == 0) {
 		w->first_key.len = 0;
 		cut_buf_put(&w->first_key, e->path, e->path_len);
+		if (w->prev && pblock != UINT32_MAX && pidx == 0) {
+			w->mblock = pblock;
+			w->midx = 0;
+		}
 	}
-	fmt_enc_add(&w->enc, e);
+	if (w->mblock != UINT32_MAX && pblock == w->mblock && pidx == w->midx &&
+	    pidx < fmt_mreader_block_info(w->prev, pblock)->count)
+		w->midx++;
+	else if (w->mblock != UINT32_MAX && mw_unmatch(w) < 0)
+		return -1;
+	if (w->mblock == UINT32_MAX)
+		fmt_enc_add(&w->enc, e);
+	w->bcount++;
+	w->bweight += cut_weight(e);
 	w->last_path.len = 0;
 	cut_buf_put(&w->last_path, e->path, e->path_len);
 	w->entries++;
 	if (e->type == FMT_T_FILE)
 		w->bytes += e->size;
-	if (fmt_enc_size(&w->enc) >= BLOCK_TARGET)
-		return mw_flush(w);
 	return 0;
+}
+
+int fmt_mwriter_add(fmt_mwriter *w, const fmt_entry *e)
+{
+	return fmt_mwriter_add_from(w, e, UINT32_MAX, 0);
 }
 
 static void mw_free(fmt_mwriter *w)
@@ -136,13 +245,20 @@ struct fmt_mcursor {
 	void *idstate;       /* sequential reading only */
 	cut_buf prev;        /* previous path, for the order check */
 	bool have_prev;
+	uint32_t marked;     /* a marked block handed out, not read, or UINT32_MAX */
 };
 
 struct fmt_mreader {
 	fmt_cr *cr;
 	fmt_mheader h;
 	fmt_mcursor *seq;
+	const uint8_t *marks; /* fmt_mreader_set_marks: one bit per block */
 };
+
+static bool mr_marked(const fmt_mreader *r, uint32_t b)
+{
+	return r->marks && (r->marks[b / 8] >> (b % 8) & 1);
+}
 
 static int mr_meta(fmt_mreader *r)
 {
@@ -239,6 +355,7 @@ fmt_mcursor *fmt_mcursor_new(fmt_mreader *r)
 	fmt_mcursor *c = cut_calloc(1, sizeof *c);
 	c->r = r;
 	c->block = UINT32_MAX;
+	c->marked = UINT32_MAX;
 	c->dec.check_order = true; /* within a block; fmt_mreader_next checks across */
 	return c;
 }
@@ -364,15 +481,80 @@ int fmt_mcursor_find(fmt_mcursor *c, const char *path, size_t len, fmt_entry *e)
 	return 0;
 }
 
+void fmt_mreader_set_marks(fmt_mreader *r, const uint8_t *bits) { r->marks = bits; }
+
+/* Hands out marked block b instead of decoding it (see fmt_mreader_next).
+ * Its stored bytes are still read and checked against their checksum and
+ * the index's, and go to the whole-file id: a damaged block is found even
+ * when nothing needs its entries, for the cost of a read and a hash. */
+static int mr_mark(fmt_mreader *r, uint32_t b, fmt_entry *e)
+{
+	fmt_mcursor *c = r->seq;
+	const fmt_block_info *bi = fmt_cr_block(r->cr, b);
+	c->block = UINT32_MAX; /* c->raw is scratch now */
+	if (fmt_cr_read_disk(r->cr, b, &c->raw) < 0)
+		return -1;
+	if (c->idstate)
+		fmt_cr_id_feed(c->idstate, c->raw.p, c->raw.len);
+	c->marked = b;
+	memset(e, 0, sizeof *e);
+	e->path = (const char *)bi->key;
+	e->path_len = bi->key_len;
+	e->ino = b;
+	return 2;
+}
+
+/* For a reader with marks: the block to read next once the current one is
+ * used up (its end checked), UINT32_MAX while it still has entries or at
+ * the end.  *err on corruption. */
+static uint32_t mr_next_block(fmt_mreader *r, bool *err)
+{
+	fmt_mcursor *c = r->seq;
+	if (c->marked != UINT32_MAX)
+		return c->marked + 1;
+	if (c->block == UINT32_MAX || c->dec.left > 0)
+		return UINT32_MAX;
+	fmt_entry end;
+	int rc = fmt_dec_next(&c->dec, &end); /* every stream used up */
+	if (rc != 0) {
+		fmt_cr_corrupt(r->cr, fmt_cr_block(r->cr, c->block)->off,
+			       rc < 0 ? c->dec.err : "more entries than the block's count");
+		*err = true;
+	}
+	return c->block + 1;
+}
+
 int fmt_mreader_next(fmt_mreader *r, fmt_entry *e)
 {
 	if (!r->seq) {
 		r->seq = fmt_mcursor_new(r);
 		r->seq->idstate = fmt_cr_id_begin(r->cr);
-		if (fmt_cr_nblocks(r->cr) > 0 && mc_load(r->seq, 0) < 0)
-			return -1;
+		if (fmt_cr_nblocks(r->cr) > 0) {
+			if (mr_marked(r, 0))
+				return mr_mark(r, 0, e);
+			if (mc_load(r->seq, 0) < 0)
+				return -1;
+		}
 	}
 	fmt_mcursor *c = r->seq;
+	if (r->marks) {
+		/* The next block is read here, not in mc_raw_next, so that a
+		 * marked one can be handed out instead. */
+		bool err = false;
+		uint32_t nb = mr_next_block(r, &err);
+		if (err)
+			return -1;
+		if (nb != UINT32_MAX) {
+			c->marked = UINT32_MAX;
+			if (nb >= fmt_cr_nblocks(r->cr)) {
+				c->block = UINT32_MAX;
+			} else if (mr_marked(r, nb)) {
+				return mr_mark(r, nb, e);
+			} else if (mc_load(c, nb) < 0) {
+				return -1;
+			}
+		}
+	}
 	int rc = mc_raw_next(c, e);
 	if (rc == 0 && c->idstate) {
 		void *s = c->idstate;
@@ -414,6 +596,16 @@ int fmt_mreader_load_block(fmt_mreader *r, uint32_t i, cut_buf *raw, fmt_dec *de
 		return -1;
 	}
 	return 0;
+}
+
+int fmt_mreader_read_disk(fmt_mreader *r, uint32_t i, cut_buf *disk)
+{
+	return fmt_cr_read_disk(r->cr, i, disk);
+}
+
+bool fmt_mreader_same_block(const fmt_mreader *a, uint32_t i, const fmt_mreader *b, uint32_t j)
+{
+	return fmt_cr_same_block(a->cr, i, b->cr, j);
 }
 
 void fmt_mreader_corrupt(const fmt_mreader *r, uint32_t i, const char *what)

@@ -38,18 +38,32 @@ typedef struct fmt_mheader {
 void fmt_mheader_free(fmt_mheader *h);
 
 typedef struct fmt_mwriter fmt_mwriter;
+typedef struct fmt_mreader fmt_mreader;
 
 /* Starts a manifest at path (written under a temporary name until finished). */
 fmt_mwriter *fmt_mwriter_create(const char *path);
 /* Adds the next entry; it must sort strictly after the previous one, and
  * only the first may be the root "".  0, or -1 (logged) on error. */
 int fmt_mwriter_add(fmt_mwriter *w, const fmt_entry *e);
+/* Adds the next entry, which the caller knows to equal (fmt_entry_same) the
+ * entry at index pidx of block pblock of the manifest given to
+ * fmt_mwriter_set_prev (pblock UINT32_MAX: no such entry).  A block whose
+ * entries all equal one of prev's whole is copied from prev as it is stored:
+ * neither decoded nor encoded (FORMAT.md 3.5).  0 or -1. */
+int fmt_mwriter_add_from(fmt_mwriter *w, const fmt_entry *e, uint32_t pblock, uint32_t pidx);
+/* The manifest that fmt_mwriter_add_from's positions refer to; it must stay
+ * open until the writer is finished or aborted. */
+void fmt_mwriter_set_prev(fmt_mwriter *w, fmt_mreader *prev);
+/* Blocks copied from prev so far, the one being built included when it is
+ * whole and equal to prev's (so that a caller may read it before finish). */
+uint64_t fmt_mwriter_copied(const fmt_mwriter *w);
+/* The cut rule (FORMAT.md 3.5): whether a block holding count entries of
+ * the given weight ends before e.  Exposed for the tests. */
+bool fmt_mcut_before(uint32_t count, uint64_t weight, const fmt_entry *e);
 /* Writes header h (entries and bytes are filled in from what was added),
  * completes the file and frees w.  0 or -1. */
 int fmt_mwriter_finish(fmt_mwriter *w, fmt_mheader *h, uint8_t id[FMT_ID_LEN]);
 void fmt_mwriter_abort(fmt_mwriter *w);
-
-typedef struct fmt_mreader fmt_mreader;
 
 /* Opens a manifest and reads its header.  NULL (logged, naming the file and
  * offset) when it is not a valid manifest. */
@@ -60,8 +74,15 @@ const uint8_t *fmt_mreader_id(const fmt_mreader *r);
 const char *fmt_mreader_path(const fmt_mreader *r);
 /* Sequential reading from the first entry: 1 with *e (valid until the next
  * call), 0 at the end (after checking the whole-file id), -1 on corruption
- * (logged).  Also checks the canonical order. */
+ * (logged).  Also checks the canonical order.  With marks set
+ * (fmt_mreader_set_marks), a marked block is not read: 2 is returned in
+ * place of its entries, with only e->path and e->path_len (the block's first
+ * key) and e->ino (its index) set, type 0; the next call goes on after it.
+ * A marked block is read and its checksums checked, not decompressed. */
 int fmt_mreader_next(fmt_mreader *r, fmt_entry *e);
+/* bits: one per block (bit b % 8 of byte b / 8), owned by the caller, set
+ * before the first fmt_mreader_next; NULL for none. */
+void fmt_mreader_set_marks(fmt_mreader *r, const uint8_t *bits);
 
 /* Block-level access, for readers that cache decoded blocks themselves (the
  * incremental scanner).  fmt_mreader_load_block reads and checks block i and
@@ -69,6 +90,12 @@ int fmt_mreader_next(fmt_mreader *r, fmt_entry *e);
 uint32_t fmt_mreader_nblocks(const fmt_mreader *r);
 const fmt_block_info *fmt_mreader_block_info(const fmt_mreader *r, uint32_t i);
 int fmt_mreader_load_block(fmt_mreader *r, uint32_t i, cut_buf *raw, fmt_dec *dec);
+/* Reads block i's on-disk bytes, checked, not decompressed.  0 or -1. */
+int fmt_mreader_read_disk(fmt_mreader *r, uint32_t i, cut_buf *disk);
+/* True when block i of a and block j of b are known from the indexes to
+ * hold the same entries (fmt_cr_same_block): a merge-join of a and b may
+ * step over both without decoding them. */
+bool fmt_mreader_same_block(const fmt_mreader *a, uint32_t i, const fmt_mreader *b, uint32_t j);
 /* Logs a corruption found by such a reader in block i. */
 void fmt_mreader_corrupt(const fmt_mreader *r, uint32_t i, const char *what);
 

@@ -21,6 +21,7 @@
 #include <sys/param.h>
 #endif
 
+#include "budget.h"
 #include "util.h"
 
 #if defined(__linux__) && !defined(CUTOVER_PORTABLE)
@@ -142,8 +143,14 @@ int sys_fstat(int fd, sys_stat *st)
 
 #define DIRBUF (64u << 10) /* ~2000 names a call; NFS fills its own cache by RPC size */
 
+/* POSIX readdir hides its batches: one charge per this many names (a
+ * 32 KiB batch of maildir names). */
+#define NAMES_PER_BATCH 375
+
 struct sys_dir {
 	int fd;
+	bool source;     /* charge the source budget per batch */
+	unsigned names;  /* POSIX: names read, for the charge */
 #if SYS_LINUX
 	char *buf;
 	size_t len, pos;
@@ -202,6 +209,8 @@ int sys_dir_next(sys_dir *d, const char **name, size_t *len, unsigned *dtype)
 			}
 			d->len = (size_t)n;
 			d->pos = 0;
+			if (d->source)
+				budget_src(1, 0); /* the server answered a batch */
 		}
 		struct linux_dirent64 *de = (struct linux_dirent64 *)(void *)(d->buf + d->pos);
 		d->pos += de->d_reclen;
@@ -212,6 +221,8 @@ int sys_dir_next(sys_dir *d, const char **name, size_t *len, unsigned *dtype)
 		struct dirent *de = readdir(d->dir);
 		if (!de)
 			return errno ? -errno : 0;
+		if (d->source && d->names++ % NAMES_PER_BATCH == 0)
+			budget_src(1, 0);
 		const char *nm = de->d_name;
 		unsigned t = de->d_type;
 #endif
@@ -223,6 +234,8 @@ int sys_dir_next(sys_dir *d, const char **name, size_t *len, unsigned *dtype)
 		return 1;
 	}
 }
+
+void sys_dir_source(sys_dir *d) { d->source = true; }
 
 void sys_dir_close(sys_dir *d)
 {
@@ -239,7 +252,7 @@ void sys_dir_close(sys_dir *d)
 
 /* ------------------------------------------------------------------ copy */
 
-static int64_t copy_rw(int in, int out, uint64_t len)
+static int64_t copy_rw(int in, int out, uint64_t len, bool *in_failed)
 {
 	size_t bufsz = 1u << 20;
 	char *buf = cut_malloc(bufsz);
@@ -252,6 +265,7 @@ static int64_t copy_rw(int in, int out, uint64_t len)
 			if (errno == EINTR)
 				continue;
 			rc = -errno;
+			*in_failed = true;
 			break;
 		}
 		if (r == 0)
@@ -267,8 +281,12 @@ static int64_t copy_rw(int in, int out, uint64_t len)
 	return rc < 0 ? rc : (int64_t)done;
 }
 
-int64_t sys_copy(int in, int out, uint64_t len)
+int64_t sys_copy(int in, int out, uint64_t len, bool *in_failed)
 {
+	bool ignored;
+	if (!in_failed)
+		in_failed = &ignored;
+	*in_failed = false;
 	uint64_t done = 0;
 #if SYS_LINUX
 	while (done < len) {
@@ -278,11 +296,11 @@ int64_t sys_copy(int in, int out, uint64_t len)
 			if (errno == EINTR)
 				continue;
 			/* Not supported here (old kernel, cross-device, some file
-			 * systems): fall back to read/write for the rest. */
-			if (errno == ENOSYS || errno == EXDEV || errno == EOPNOTSUPP ||
-			    errno == EINVAL || errno == ETXTBSY || errno == EPERM)
-				break;
-			return -errno;
+			 * systems), or failed: read/write for the rest.  An error
+			 * does not say which side failed (an NFS source's EIO, a
+			 * full target); read and write do, and the caller treats
+			 * the two differently. */
+			break;
 		}
 		if (n == 0)
 			return (int64_t)done;
@@ -291,7 +309,7 @@ int64_t sys_copy(int in, int out, uint64_t len)
 	if (done == len)
 		return (int64_t)done;
 #endif
-	int64_t r = copy_rw(in, out, len - done);
+	int64_t r = copy_rw(in, out, len - done, in_failed);
 	return r < 0 ? r : (int64_t)done + r;
 }
 

@@ -40,13 +40,17 @@ sys_dir *sys_dir_open(int fd);
  * -errno on error. */
 int sys_dir_next(sys_dir *d, const char **name, size_t *len, unsigned *dtype);
 int sys_dir_fd(const sys_dir *d);
+/* Charges each batch of entries read from d to the source budget
+ * (format/budget.h): a directory of the source, not of the target. */
+void sys_dir_source(sys_dir *d);
 /* Closes the directory and its fd. */
 void sys_dir_close(sys_dir *d);
 
 /* Copies len bytes from in to out at their current offsets, in the kernel
  * where possible.  Returns the bytes copied (less than len only at EOF of
- * in) or -errno. */
-int64_t sys_copy(int in, int out, uint64_t len);
+ * in) or -errno; then *in_failed (unless NULL) tells whether reading in
+ * failed (a source's fault) rather than writing out (a target's). */
+int64_t sys_copy(int in, int out, uint64_t len, bool *in_failed);
 
 /* Opens rel (a validated relative path, "" for rootfd itself) beneath rootfd
  * without following any symlink in any component, the last one included, and

@@ -28,6 +28,7 @@ enum cut_exit {
 	CUT_EXIT_CONFLICT = 4,   /* replay stopped at a target that is not as the log expects */
 	CUT_EXIT_NOSPACE = 5,    /* the target ran out of space; rerun to resume */
 	CUT_EXIT_LOCKED = 6,     /* another cutover run holds the state lock */
+	CUT_EXIT_LATE = 7,       /* sync: a switched subtree changed on the source (late writes) */
 	CUT_EXIT_USAGE = 64,     /* bad command line (sysexits EX_USAGE) */
 };
 

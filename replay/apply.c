@@ -35,6 +35,7 @@
 #define XXH_INLINE_ALL
 #include <xxhash.h>
 
+#include "format/budget.h"
 #include "format/path.h"
 #include "replay/internal.h"
 
@@ -76,6 +77,12 @@ rp_op *rp_op_new(const fmt_change *c, uint64_t idx)
 		op->to_len = c->to_len;
 	}
 	return op;
+}
+
+size_t rp_op_bytes(const rp_op *op)
+{
+	return sizeof *op + (size_t)op->e.path_len + 1 + (op->e.target ? op->e.target_len : 0) + 1 +
+	       (op->to ? op->to_len : 0) + 1;
 }
 
 void rp_op_free(rp_op *op)
@@ -157,15 +164,20 @@ static int tstat(rp_op *op, int pfd, const char *base, const char *path, sys_sta
  * (rp_srcdirs).  0 or -errno; ESTALE is retried once with a new lookup. */
 static int src_lstat(const rp_ctx *cx, const char *path, sys_stat *st)
 {
+	budget_src(1, 0);
 	if (!*path)
 		return sys_statat(cx->srcfd, ".", false, st);
 	int r = -ESTALE;
 	for (int attempt = 0; attempt < 2 && r == -ESTALE; attempt++) {
 		const char *base;
 		rp_srcdir d;
+		if (attempt)
+			rp_srcdirs_retry(cx->srcdirs);
 		r = rp_srcdir_get(cx->srcdirs, path, &base, &d);
 		if (r < 0)
 			break;
+		if (attempt)
+			budget_src(1, 0);
 		r = sys_statat(d.fd, base, false, st);
 		rp_srcdir_put(cx->srcdirs, &d, r == -ESTALE);
 	}
@@ -181,6 +193,7 @@ static int src_open(const rp_ctx *cx, const char *path)
 	int r = rp_srcdir_get(cx->srcdirs, path, &base, &d);
 	if (r < 0)
 		return r;
+	budget_src(2, 0); /* LOOKUP and OPEN */
 	int fd = openat(d.fd, base, O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC);
 	r = fd < 0 ? -errno : fd;
 	rp_srcdir_put(cx->srcdirs, &d, r == -ESTALE);
@@ -456,10 +469,10 @@ static void dk_leave(const rp_ctx *cx, const char *path, int pfd)
  * the journal): the source may hold a file at path again by the time of the
  * link (renamed back), and the missing file is drift all the same.  The
  * scheduler runs the links of one path one at a time (they conflict on it).
- * Bounded: past ORPHAN_MAX paths, nothing more is noted (a later link then
- * copies its name too, or, if the source holds the file again, stops at a
- * conflict as before). */
-#define ORPHAN_MAX 65536
+ * Bounded in bytes: past ORPHAN_BYTES, nothing more is noted (a later link
+ * then copies its name too, or, if the source holds the file again, stops at
+ * a conflict as before). */
+#define ORPHAN_BYTES (8u << 20)
 
 typedef struct orphan {
 	struct orphan *next;
@@ -471,6 +484,7 @@ struct rp_orphans {
 	pthread_mutex_t mu;
 	orphan **b;     /* hash buckets */
 	size_t nb, n;
+	size_t bytes;   /* the entries' and names' allocations */
 };
 
 rp_orphans *rp_orphans_new(void)
@@ -507,21 +521,31 @@ static orphan **orphan_slot(rp_orphans *o, const char *path)
 	return pp;
 }
 
-/* Notes path (and, unless NULL, the name standing in for it).  Locked. */
+/* Notes path (and, unless NULL, the name standing in for it), within
+ * ORPHAN_BYTES.  Locked. */
 static void orphan_note(rp_orphans *o, const char *path, const char *name)
 {
 	orphan **pp = orphan_slot(o, path);
 	if (!*pp) {
-		if (o->n >= ORPHAN_MAX)
-			return;
 		size_t pl = strlen(path) + 1;
+		if (o->bytes + sizeof **pp + pl > ORPHAN_BYTES)
+			return;
 		*pp = cut_calloc(1, sizeof **pp + pl);
 		memcpy((*pp)->path, path, pl);
+		o->bytes += sizeof **pp + pl;
 		o->n++;
 	}
 	if (name) {
-		free((*pp)->name);
-		(*pp)->name = cut_strndup(name, strlen(name));
+		orphan *e = *pp;
+		if (e->name)
+			o->bytes -= strlen(e->name) + 1;
+		free(e->name);
+		e->name = NULL;
+		size_t nl = strlen(name) + 1;
+		if (o->bytes + nl <= ORPHAN_BYTES) {
+			e->name = cut_strndup(name, nl - 1);
+			o->bytes += nl;
+		}
 	}
 }
 
@@ -569,13 +593,17 @@ static void copy_file(const rp_ctx *cx, rp_op *op, const char *path, int pfd, co
 	char tmp[32];
 	rp_tmp_name(tmp, op->idx);
 	int sfd = src_open(cx, path);
-	if (sfd == -ESTALE) /* NFS: replaced under us; once more by name */
+	if (sfd == -ESTALE) { /* NFS: replaced under us; once more by name */
+		rp_srcdirs_retry(cx->srcdirs);
 		sfd = src_open(cx, path);
+	}
 	if (sfd < 0) {
 		if (sfd == -ENOENT || sfd == -ENOTDIR || sfd == -ELOOP || sfd == -EMLINK ||
 		    sfd == -ESTALE || sfd == -EXDEV)
 			set_res(op, RP_R_VANISHED, "%s %s: gone from the source", fmt_op_name(op->op),
 				path);
+		else if (sfd == -EMFILE || sfd == -ENFILE || sfd == -ENOMEM)
+			sys_fail(op, sfd, "cannot open the source of", path); /* ours: stop */
 		else
 			set_res(op, RP_R_SKIPPED, "%s %s: cannot open the source: %s",
 				fmt_op_name(op->op), path, strerror(-sfd));
@@ -599,27 +627,47 @@ static void copy_file(const rp_ctx *cx, rp_op *op, const char *path, int pfd, co
 		close(sfd);
 		return;
 	}
-	int64_t n = sys_copy(sfd, tfd, ss.size);
+	bool src_err;
+	int64_t n = budget_src_copy(sfd, tfd, ss.size, &src_err);
+	if (n < 0 && src_err) { /* the source's fault: the target keeps what it has */
+		set_res(op, n == -ESTALE ? RP_R_VANISHED : RP_R_SKIPPED,
+			"%s %s: cannot read the source: %s", fmt_op_name(op->op), path,
+			strerror((int)-n));
+		goto fail;
+	}
 	if (n < 0) {
 		sys_fail(op, (int)n, "cannot copy", path);
 		goto fail;
 	}
-	if (sys_fstat(sfd, &s2) < 0 || s2.size != ss.size || s2.mtime_ns != ss.mtime_ns ||
-	    (uint64_t)n != ss.size)
+	budget_src(1, 0); /* GETATTR: the open's attributes have expired by now */
+	bool s2ok = sys_fstat(sfd, &s2) == 0;
+	if (!s2ok || s2.size != ss.size || s2.mtime_ns != ss.mtime_ns || (uint64_t)n != ss.size)
 		op->drifted = true; /* changed while copied: the next pass brings it */
-	if (cx->root && fchown(tfd, ss.uid, ss.gid) < 0) {
+	/* The copy gets the attributes of the version whose length it has: a
+	 * file truncated while copied was read to its new end, so the times it
+	 * has now; otherwise (grown, rewritten) those read before the copy.
+	 * Either way the target holds a version the next round can match, where
+	 * the old times on the new length matched neither (a conflict). */
+	const sys_stat *as = s2ok && (uint64_t)n == s2.size && s2.size < ss.size ? &s2 : &ss;
+	if (cx->root && fchown(tfd, as->uid, as->gid) < 0) {
 		sys_fail(op, errno, "cannot set the owner of", path);
 		goto fail;
 	}
-	if (fchmod(tfd, ss.mode & 07777) < 0) {
+	if (fchmod(tfd, as->mode & 07777) < 0) {
 		sys_fail(op, errno, "cannot set the mode of", path);
 		goto fail;
 	}
-	struct timespec ts[2] = {ts_of(ss.atime_ns), ts_of(ss.mtime_ns)};
+	struct timespec ts[2] = {ts_of(as->atime_ns), ts_of(as->mtime_ns)};
 	if (futimens(tfd, ts) < 0) {
 		sys_fail(op, errno, "cannot set the times of", path);
 		goto fail;
 	}
+	/* Racy by this machine's clock or by the target's (its ctime, as a
+	 * redo and sync's base patch judge it): with this machine's clock ahead
+	 * of the file servers', its clock alone would call no copy racy. */
+	sys_stat tst;
+	op->racy = rp_racy(as->mtime_ns, cut_now_ns()) ||
+		   (sys_fstat(tfd, &tst) == 0 && rp_racy(as->mtime_ns, tst.ctime_ns));
 	if (cx->fsync && fsync(tfd) < 0) {
 		sys_fail(op, errno, "cannot fsync", path);
 		goto fail;
@@ -635,7 +683,6 @@ static void copy_file(const rp_ctx *cx, rp_op *op, const char *path, int pfd, co
 	if (put_in_place(cx, op, pfd, tmp, base, path, replace) < 0)
 		return;
 	op->copied = (uint64_t)n;
-	op->racy = rp_racy(ss.mtime_ns, cut_now_ns());
 	op->res = RP_R_DONE;
 	return;
 fail:

@@ -47,6 +47,8 @@ typedef struct rp_op {
 /* Copies c into a new rp_op (kind RP_K_RECORD).  Free with rp_op_free. */
 rp_op *rp_op_new(const fmt_change *c, uint64_t idx);
 void rp_op_free(rp_op *op);
+/* The bytes rp_op_new allocated for op. */
+size_t rp_op_bytes(const rp_op *op);
 
 /* Directories whose mtime apply.c restores around replacements (apply.c). */
 typedef struct rp_dirkeep rp_dirkeep;
@@ -78,6 +80,10 @@ int rp_srcdir_get(rp_srcdirs *d, const char *path, const char **base, rp_srcdir 
 /* Gives it back; stale: a call through it failed with ESTALE, so it is not
  * used again. */
 void rp_srcdir_put(rp_srcdirs *d, rp_srcdir *h, bool stale);
+/* Counts a source lookup made again after ESTALE (rp_stats.retried), and
+ * reads the count. */
+void rp_srcdirs_retry(rp_srcdirs *d);
+uint64_t rp_srcdirs_retries(rp_srcdirs *d);
 /* Read-only during a run; shared by all workers. */
 typedef struct rp_ctx {
 	rp_dirkeep *keep;  /* thread-safe itself */
@@ -98,6 +104,15 @@ void rp_tmp_name(char out[32], uint64_t idx);
 
 /* sched.c: the parallel scheduler. */
 typedef struct rp_sched rp_sched;
+/* The most records between the watermark (lowest unfinished) and the newest
+ * admitted one.  The journal relies on it: a finished record above the
+ * watermark lies within RP_SPAN of it (journal.c keeps them in a bitmap of
+ * RP_SPAN bits).  Version-1 writers used the same span. */
+#define RP_SPAN (1u << 20)
+/* The bytes the admitted records (queued, running, blocked) and their
+ * entries in the conflict tables may hold; past it, nothing more is admitted
+ * until some finish (one record is always admitted). */
+#define RP_WINDOW_BYTES (16u << 20)
 /* Pulls the next op in log order: 1 with *op, 0 at the end, -1 on error
  * (logged). */
 typedef int (*rp_pull_fn)(void *ctx, rp_op **op);
@@ -142,6 +157,9 @@ int rp_journal_open(const char *path, const uint8_t log_id[FMT_ID_LEN], bool rea
 		    bool fsync, rp_journal **out);
 /* True when the journal says record idx is finished. */
 bool rp_journal_done(const rp_journal *j, uint64_t idx);
+/* What was read when opened: the number of journal records; *w the
+ * watermark, *above the finished records listed above it. */
+uint64_t rp_journal_progress(const rp_journal *j, uint64_t *w, uint64_t *above);
 /* True when an earlier run noted record idx as vanished. */
 bool rp_journal_vanished(const rp_journal *j, uint64_t idx);
 /* True when the journal holds the completion record; *st then receives the

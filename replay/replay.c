@@ -211,12 +211,13 @@ static int pull_dirattr(void *ctx, rp_op **out)
 static int done_dirattr(void *ctx, rp_op *op)
 {
 	rp_engine *E = ctx;
-	if (op->res == RP_R_DONE) {
-		E->st->dirattrs++;
+	if (op->res == RP_R_DONE || op->res == RP_R_NOOP) {
+		/* Advances the watermark: past RP_SPAN directories, the
+		 * scheduler would otherwise admit nothing more. */
+		rp_sched_finished(E->s, op->idx);
+		E->st->dirattrs += op->res == RP_R_DONE;
 		return 0;
 	}
-	if (op->res == RP_R_NOOP)
-		return 0;
 	CUT_ERR("%s", op->msg ? op->msg : "internal error");
 	return op->res == RP_R_NOSPACE ? CUT_EXIT_NOSPACE : CUT_EXIT_ERROR;
 }
@@ -351,6 +352,12 @@ int rp_run(const rp_opts *o, rp_stats *st)
 		rc = incomplete_code(st);
 		goto out;
 	}
+	if (rp_journal_resumed(E.j)) {
+		uint64_t w, above, nrec = rp_journal_progress(E.j, &w, &above);
+		CUT_INFO("%s: resuming: %llu records finished (%llu below the watermark, %llu above "
+			 "it), from %llu journal records", jpath, (unsigned long long)(w + above),
+			 (unsigned long long)w, (unsigned long long)above, (unsigned long long)nrec);
+	}
 	if (o->dry_run) {
 		rc = dry_run(&E);
 		goto out;
@@ -418,6 +425,8 @@ out:
 	rp_sched_free(E.s);
 	rp_dirkeep_free(cx.keep);
 	rp_orphans_free(cx.orphans);
+	if (cx.srcdirs)
+		st->retried = rp_srcdirs_retries(cx.srcdirs);
 	rp_srcdirs_free(cx.srcdirs);
 	rp_journal_close(E.j);
 	fmt_creader_close(E.r);

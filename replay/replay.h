@@ -10,6 +10,7 @@
  *   apply.c    one function per operation: target preconditions, atomic
  *              writes through temporaries, attributes, idempotent redo
  *   journal.c  the append-only, checksummed record of finished operations
+ *   srcdir.c   source directories looked up once and shared by the workers
  *
  * docs/REPLAY.md states the guarantees, the journal format, the
  * temporary-name pattern and the exit codes.
@@ -75,6 +76,7 @@ typedef struct rp_stats {
 	uint64_t earlier;      /* drifted, vanished or skipped in earlier, interrupted
 				  runs of this log (from the journal) */
 	uint64_t dirattrs;     /* directory attributes set in the final phase */
+	uint64_t retried;      /* source lookups that answered ESTALE, made again */
 	int64_t start_ns;      /* cut_mono_ns() at the start */
 	bool finished_before;  /* the journal said the log was already applied */
 } rp_stats;

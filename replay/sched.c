@@ -15,9 +15,13 @@
  *
  * Only the dispatcher touches the conflict tables, the blocked list and the
  * watermark; workers only take from the work queue and put on the done
- * queue, under one mutex.  The window of admitted operations is bounded
- * (in flight, blocked, and the span between the watermark and the newest),
- * so memory stays flat whatever the size of the log.
+ * queue, under one mutex.  The window of admitted operations is bounded in
+ * bytes: the records admitted (queued, running, blocked) and their entries
+ * in the conflict tables hold at most RP_WINDOW_BYTES, whatever their paths;
+ * the span between the watermark and the newest is RP_SPAN records, kept
+ * in a bitmap.  So memory stays flat whatever the size and mix of the log.
+ * (The counts of records in flight and blocked are kept too: they bound the
+ * work of a rescan, not memory.)
  */
 #include <errno.h>
 #include <pthread.h>
@@ -27,7 +31,6 @@
 #include "format/path.h"
 #include "replay/internal.h"
 
-#define RING (1u << 20)        /* max span watermark..newest admitted */
 #define MAX_BLOCKED 4096
 #define TICK_NS 100000000
 
@@ -46,6 +49,7 @@ typedef struct ph_node {
 typedef struct ph {
 	ph_node **b;
 	size_t nb, n;
+	size_t bytes;   /* nodes' allocations */
 } ph;
 
 static uint64_t ph_hash(const char *p, size_t len)
@@ -75,6 +79,7 @@ static void ph_clear(ph *t)
 		t->b[i] = NULL;
 	}
 	t->n = 0;
+	t->bytes = 0;
 }
 
 static void ph_free(ph *t)
@@ -121,6 +126,7 @@ static void ph_bump(ph *t, const char *p, size_t len, bool exact, int delta)
 		if (t->n >= t->nb)
 			ph_grow(t);
 		n = cut_malloc(sizeof *n + len + 1);
+		t->bytes += sizeof *n + len + 1;
 		n->hash = h;
 		n->len = len;
 		n->exact = n->under = 0;
@@ -140,6 +146,7 @@ static void ph_bump(ph *t, const char *p, size_t len, bool exact, int delta)
 		while (*pp != n)
 			pp = &(*pp)->next;
 		*pp = n->next;
+		t->bytes -= sizeof *n + n->len + 1;
 		free(n);
 		t->n--;
 	}
@@ -208,7 +215,8 @@ struct rp_sched {
 	ph run, blk;
 	rp_op *bl_head, *bl_tail; /* blocked, in log order */
 	size_t nblocked, inflight, max_inflight;
-	uint8_t *ring;            /* finished flags of [w, next) */
+	size_t op_bytes;          /* rp_op_bytes of the admitted ops */
+	uint64_t *ring;           /* RP_SPAN bits: finished flags of [w, next) */
 	uint64_t w, next;
 };
 
@@ -252,7 +260,7 @@ rp_sched *rp_sched_new(const rp_ctx *cx, unsigned jobs)
 	pthread_condattr_destroy(&ca);
 	ph_init(&s->run);
 	ph_init(&s->blk);
-	s->ring = cut_calloc(RING, 1);
+	s->ring = cut_calloc(RP_SPAN / 64, 8);
 	s->th = cut_calloc(jobs, sizeof *s->th);
 	for (unsigned i = 0; i < jobs; i++) {
 		if (pthread_create(&s->th[i], NULL, worker, s) != 0)
@@ -291,11 +299,31 @@ uint64_t rp_sched_watermark(const rp_sched *s) { return s->w; }
 
 static void mark_finished(rp_sched *s, uint64_t idx)
 {
-	s->ring[idx % RING] = 1;
-	while (s->w < s->next && s->ring[s->w % RING]) {
-		s->ring[s->w % RING] = 0;
+	uint64_t i = idx % RP_SPAN;
+	s->ring[i / 64] |= 1ull << (i % 64);
+	for (;;) {
+		i = s->w % RP_SPAN;
+		if (s->w == s->next || !(s->ring[i / 64] >> (i % 64) & 1))
+			break;
+		s->ring[i / 64] &= ~(1ull << (i % 64));
 		s->w++;
 	}
+}
+
+/* The bytes the admitted ops and the conflict tables hold. */
+static size_t window_bytes(const rp_sched *s)
+{
+	return s->op_bytes + s->run.bytes + s->blk.bytes +
+	       (s->run.nb + s->blk.nb) * sizeof(ph_node *);
+}
+
+/* Whether one more op may be admitted. */
+static bool may_admit(const rp_sched *s)
+{
+	if (s->inflight == 0 && s->nblocked == 0)
+		return true;
+	return s->inflight < s->max_inflight && s->nblocked < MAX_BLOCKED &&
+	       s->next - s->w < RP_SPAN && window_bytes(s) < RP_WINDOW_BYTES;
 }
 
 static void dispatch(rp_sched *s, rp_op *op)
@@ -341,10 +369,10 @@ int rp_sched_run(rp_sched *s, rp_pull_fn pull, rp_skip_fn skip, rp_done_fn done,
 	bool eof = false, stopping = false;
 	int64_t last_tick = 0;
 	s->w = s->next = 0;
-	memset(s->ring, 0, RING);
+	s->op_bytes = 0;
+	memset(s->ring, 0, RP_SPAN / 8);
 	for (;;) {
-		while (!stopping && !eof && s->inflight < s->max_inflight &&
-		       s->nblocked < MAX_BLOCKED && s->next - s->w < RING) {
+		while (!stopping && !eof && may_admit(s)) {
 			rp_op *op;
 			int p = pull(ctx, &op);
 			if (p < 0) {
@@ -362,6 +390,7 @@ int rp_sched_run(rp_sched *s, rp_pull_fn pull, rp_skip_fn skip, rp_done_fn done,
 				rp_op_free(op);
 				continue;
 			}
+			s->op_bytes += rp_op_bytes(op);
 			if (ph_conflict(&s->run, op) || ph_conflict(&s->blk, op)) {
 				op->next = NULL;
 				if (s->bl_tail)
@@ -431,6 +460,7 @@ int rp_sched_run(rp_sched *s, rp_pull_fn pull, rp_skip_fn skip, rp_done_fn done,
 			rp_op *op = rev;
 			rev = op->next;
 			ph_op(&s->run, op, -1);
+			s->op_bytes -= rp_op_bytes(op);
 			rp_op_free(op);
 		}
 		if (!stopping && s->nblocked)

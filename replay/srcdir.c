@@ -18,7 +18,10 @@
  * directory's dentry for acdirmin, 30 s by default, just as blindly), and
  * every file reached through one is still checked against the log (size,
  * mtime, inode: drift) as before.  An fd that answers ESTALE (the
- * directory was replaced on the server) is dropped at once.
+ * directory was replaced on the server) is dropped at once, and a lookup
+ * beneath it is made once more beneath a new lookup of it: after a server
+ * failover every cached level can be stale at once, and one retry for the
+ * whole path would give up at the second stale level.
  *
  * Ownership: the cache owns its fds.  A caller borrows one with
  * rp_srcdir_get and gives it back with rp_srcdir_put; an entry is closed or
@@ -28,12 +31,14 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include <xxhash.h>
 
+#include "format/budget.h"
 #include "format/path.h"
 #include "replay/internal.h"
 
@@ -54,6 +59,7 @@ typedef struct sd_ent {
 struct rp_srcdirs {
 	pthread_mutex_t mu;
 	int srcfd;
+	atomic_uint_fast64_t retried;
 	sd_ent e[SD_SLOTS];
 };
 
@@ -62,6 +68,7 @@ rp_srcdirs *rp_srcdirs_new(int srcfd)
 	rp_srcdirs *d = cut_calloc(1, sizeof *d);
 	pthread_mutex_init(&d->mu, NULL);
 	d->srcfd = srcfd;
+	atomic_init(&d->retried, 0);
 	for (size_t i = 0; i < SD_SLOTS; i++)
 		d->e[i].fd = -1;
 	return d;
@@ -133,8 +140,14 @@ static int get(rp_srcdirs *d, const char *path, const char **base, rp_srcdir *ou
 	const char *dbase;
 	rp_srcdir up;
 	char *dir = cut_strndup(path, len);
-	int fd = get(d, dir, &dbase, &up); /* 0 or -errno */
-	if (fd == 0) {
+	int fd = -ESTALE;
+	for (int attempt = 0; attempt < 2 && fd == -ESTALE; attempt++) {
+		if (attempt)
+			rp_srcdirs_retry(d);
+		fd = get(d, dir, &dbase, &up); /* 0 or -errno */
+		if (fd < 0)
+			break;
+		budget_src(1, 0);
 		fd = openat(up.fd, dbase, SYS_O_LOOKUP | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 		if (fd < 0)
 			fd = -errno;
@@ -162,6 +175,10 @@ static int get(rp_srcdirs *d, const char *path, const char **base, rp_srcdir *ou
 	pthread_mutex_unlock(&d->mu);
 	return 0;
 }
+
+void rp_srcdirs_retry(rp_srcdirs *d) { atomic_fetch_add(&d->retried, 1); }
+
+uint64_t rp_srcdirs_retries(rp_srcdirs *d) { return atomic_load(&d->retried); }
 
 void rp_srcdir_put(rp_srcdirs *d, rp_srcdir *h, bool stale)
 {

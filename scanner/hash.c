@@ -9,6 +9,7 @@
 #define XXH_INLINE_ALL
 #include <xxhash.h>
 
+#include "format/budget.h"
 #include "scanner/internal.h"
 
 #ifndef O_NOATIME
@@ -19,9 +20,12 @@ int scan_hash_file(int dirfd, const char *name, uint8_t out[16], uint64_t *bytes
 {
 	/* O_NOATIME keeps a nightly scan from touching every atime; it is only
 	 * allowed to the owner or root, so retry without it. */
+	budget_src(budget_lookups(name) + 1, 0); /* and the OPEN */
 	int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOATIME);
-	if (fd < 0 && errno == EPERM)
+	if (fd < 0 && errno == EPERM) {
+		budget_src(1, 0);
 		fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	}
 	if (fd < 0)
 		return -errno;
 #ifdef POSIX_FADV_SEQUENTIAL
@@ -43,6 +47,7 @@ int scan_hash_file(int dirfd, const char *name, uint8_t out[16], uint64_t *bytes
 		}
 		if (n == 0)
 			break;
+		budget_src(budget_reads((uint64_t)n), (uint64_t)n); /* paid by the next charge */
 		XXH3_128bits_update(&st, buf, (size_t)n);
 		total += (uint64_t)n;
 	}

@@ -54,6 +54,8 @@ scan_prev *scan_prev_open(const char *path);
 void scan_prev_close(scan_prev *p);
 const fmt_mheader *scan_prev_header(const scan_prev *p);
 const uint8_t *scan_prev_id(const scan_prev *p);
+/* The reader underneath, for the writer's block copies (thread-safe reads). */
+fmt_mreader *scan_prev_reader(scan_prev *p);
 /* The root entry's position, copied into *root.  0 (found), 1 (absent), -1. */
 int scan_prev_root(scan_prev *p, fmt_entry *root, cut_arena *a, prev_pos *pos);
 
@@ -93,6 +95,9 @@ int scan_dirref_take(scan_dirref *r);
 typedef struct scan_child {
 	fmt_entry e;   /* strings in the listing's arena */
 	scan_job *job; /* directory to descend into, or NULL */
+	prev_pos src;  /* the previous manifest's entry that e equals in every
+			  field (fmt_entry_same), or PREV_NONE: the writer
+			  copies a block of such entries (fmt_mwriter_add_from) */
 } scan_child;
 
 typedef struct scan_listing {
@@ -125,6 +130,7 @@ struct scan_job {
 typedef struct scan_counters {
 	uint64_t errors, vanished, listed, skipped_dirs, stats, carried;
 	uint64_t hashed, hashed_bytes, hash_carried;
+	uint64_t retried;
 } scan_counters;
 
 typedef struct scan_ctx {

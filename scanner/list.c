@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "format/budget.h"
 #include "format/path.h"
 #include "scanner/internal.h"
 
@@ -127,6 +128,7 @@ static scan_child *listing_add(scan_listing *l)
 	}
 	scan_child *c = &l->v[l->n++];
 	memset(c, 0, sizeof *c);
+	c->src = PREV_NONE;
 	return c;
 }
 
@@ -179,6 +181,7 @@ static int open_dir(job_state *s)
 		if (s->lookup_only) {
 			fd = scan_dirref_take(self);
 		} else {
+			budget_src(1, 0); /* OPEN of the directory */
 			fd = openat(self->fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 			scan_dirref_put(self);
 		}
@@ -186,13 +189,16 @@ static int open_dir(job_state *s)
 	if (fd < 0 && parent) { /* one lookup beneath the parent; on failure, the walk from the root */
 		size_t bl;
 		const char *base = fmt_path_base(s->job->path, s->job->path_len, &bl);
+		budget_src(1 + !s->lookup_only, 0);
 		fd = openat(parent->fd, base, flags);
 	}
 	scan_dirref_put(parent);
 	for (int attempt = 0; fd < 0 && attempt < 2; attempt++) {
+		budget_src(budget_lookups(p) + !s->lookup_only, 0);
 		fd = openat(s->ctx->rootfd, p, flags);
 		if (fd >= 0 || errno != ESTALE)
 			break;
+		s->c->retried += attempt == 0;
 	}
 	if (fd < 0) {
 		s->dir_failed = true;
@@ -221,6 +227,7 @@ static scan_dirref *open_child_dir(job_state *s, const char *name, sys_stat *st,
 	scan_ctx *ctx = s->ctx;
 	if (!dirref_reserve(ctx))
 		return NULL;
+	budget_src(1, 0);
 	int fd = openat(s->dirfd, name, SYS_O_LOOKUP | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd >= 0 && sys_fstat(fd, st) == 0) {
 		*rc = 0;
@@ -255,8 +262,11 @@ static int stat_child(job_state *s, const char *name, size_t nl, const fmt_entry
 	scan_dirref *self = NULL;
 	if (dir && ctx->remote && !scan_contents_excluded(&ctx->policy, path, s->path.len))
 		self = open_child_dir(s, name, &st, &rc);
-	for (int attempt = 0; attempt < 2 && rc == -ESTALE; attempt++)
+	for (int attempt = 0; attempt < 2 && rc == -ESTALE; attempt++) {
+		budget_src(1, 0);
 		rc = sys_statat(s->dirfd, name, false, &st);
+		s->c->retried += rc == -ESTALE && attempt == 0;
+	}
 	s->c->stats++;
 	if (rc == -ENOENT) {
 		s->c->vanished++; /* renamed or removed since readdir: normal on a live tree */
@@ -344,6 +354,8 @@ static int stat_child(job_state *s, const char *name, size_t nl, const fmt_entry
 	scan_child *ch = listing_add(s->l);
 	fmt_entry_copy(&ch->e, &e, &s->l->arena);
 	free(target);
+	if (old && fmt_entry_same(&ch->e, old))
+		ch->src = oldpos;
 	if (e.type == FMT_T_DIR && !(o->one_fs && e.dev != ctx->root_dev) &&
 	    !scan_contents_excluded(&ctx->policy, e.path, e.path_len)) {
 		ch->job = scan_job_new(&ch->e);
@@ -363,7 +375,7 @@ static int stat_child(job_state *s, const char *name, size_t nl, const fmt_entry
 
 /* Carries an immutable file from the previous manifest without a syscall
  * (its hash too; hashing it only if asked for and the old entry has none). */
-static void carry_child(job_state *s, const fmt_entry *old)
+static void carry_child(job_state *s, const fmt_entry *old, prev_pos oldpos)
 {
 	scan_child *ch = listing_add(s->l);
 	fmt_entry_copy(&ch->e, old, &s->l->arena);
@@ -377,6 +389,8 @@ static void carry_child(job_state *s, const fmt_entry *old)
 			s->c->hashed_bytes += n;
 		}
 	}
+	if (fmt_entry_same(&ch->e, old))
+		ch->src = oldpos; /* not after its first carry: CARRIED is new */
 }
 
 /* On a network file system, hands the directory's fd (a duplicate when the
@@ -438,7 +452,7 @@ typedef struct name_work {
 static void do_name(job_state *s, const name_work *w)
 {
 	if (w->carry)
-		carry_child(s, w->old);
+		carry_child(s, w->old, w->oldpos);
 	else
 		stat_child(s, w->n->name, w->n->len, w->old, w->oldpos, w->dir);
 }
@@ -565,6 +579,7 @@ scan_listing *scan_list_dir(scan_ctx *ctx, scan_job *job, scan_counters *c)
 		goto out;
 	}
 	s.dir = d; /* owns s.dirfd now; the children are stat'ed relative to it */
+	sys_dir_source(d);
 	c->listed++;
 	size_t cap = 0;
 	const char *nm;

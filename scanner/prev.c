@@ -15,12 +15,17 @@
 #include "format/path.h"
 #include "scanner/internal.h"
 
-#define CACHE_BLOCKS 64 /* about 130 KiB each when decoded */
+/* The cache is held to a size in bytes, not in blocks: blocks are cut where
+ * the paths say (FORMAT.md 3.5), and a run of a large maildir's messages
+ * makes blocks of several thousand entries. */
+#define CACHE_BYTES (8u << 20)
+#define CACHE_BLOCKS 64 /* the lru array's first size */
 
 typedef struct pblock {
 	fmt_entry *v;
 	uint32_t n;
 	cut_arena arena;
+	size_t bytes;  /* what it takes decoded, for the cache's size */
 	int refs;
 	uint64_t used; /* clock tick of the last use, for eviction */
 } pblock;
@@ -32,6 +37,7 @@ struct scan_prev {
 	uint32_t *lru;    /* indices of the cached blocks (cached of them) */
 	size_t lru_cap;
 	uint32_t nblocks, cached;
+	size_t cached_bytes;
 	uint64_t tick;
 };
 
@@ -71,6 +77,7 @@ void scan_prev_close(scan_prev *p)
 
 const fmt_mheader *scan_prev_header(const scan_prev *p) { return fmt_mreader_header(p->r); }
 const uint8_t *scan_prev_id(const scan_prev *p) { return fmt_mreader_id(p->r); }
+fmt_mreader *scan_prev_reader(scan_prev *p) { return p->r; }
 
 /* Decodes block i whole (the decoder checks the order within it).  NULL on
  * corruption. */
@@ -93,6 +100,8 @@ static pblock *decode(scan_prev *p, uint32_t i)
 			fmt_mreader_corrupt(p->r, i, dec.err);
 		pblock_free(b);
 		b = NULL;
+	} else {
+		b->bytes = sizeof *b + (size_t)cap * sizeof *b->v + b->arena.reserved;
 	}
 out:
 	cut_buf_free(&raw);
@@ -100,12 +109,12 @@ out:
 	return b;
 }
 
-/* Evicts least recently used idle blocks until at most CACHE_BLOCKS remain
+/* Evicts least recently used idle blocks until at most CACHE_BYTES remain
  * (keep: a block that must stay).  Called with the lock held; scans only the
  * cached blocks, so its cost does not grow with the manifest. */
 static void evict(scan_prev *p, uint32_t keep)
 {
-	while (p->cached > CACHE_BLOCKS) {
+	while (p->cached_bytes > CACHE_BYTES && p->cached > 1) {
 		size_t victim = SIZE_MAX;
 		uint64_t oldest = UINT64_MAX;
 		for (size_t k = 0; k < p->cached; k++) {
@@ -118,6 +127,7 @@ static void evict(scan_prev *p, uint32_t keep)
 		if (victim == SIZE_MAX)
 			return; /* all in use: the cache grows past its size for a while */
 		uint32_t b = p->lru[victim];
+		p->cached_bytes -= p->slots[b]->bytes;
 		pblock_free(p->slots[b]);
 		p->slots[b] = NULL;
 		p->lru[victim] = p->lru[--p->cached];
@@ -152,6 +162,7 @@ static pblock *get(scan_prev *p, uint32_t i)
 			p->lru = cut_realloc(p->lru, cut_size_mul(p->lru_cap, sizeof *p->lru));
 		}
 		p->lru[p->cached++] = i;
+		p->cached_bytes += b->bytes;
 		evict(p, i);
 	}
 	b->refs++;

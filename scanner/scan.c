@@ -21,10 +21,9 @@
  * run on into later subtrees and fill the budget there; the writer must pass
  * the gap before it can release any of that.  Taking gap jobs never moves the
  * frontier.  Past twice the budget the writer would cross the rest of the gap
- * alone, a directory at a time; behind NAS latency that was most of a scan
- * (a 1,000-user store: the two later domains filled the budget while the
- * first one's 569 user directories were stat'ed, and the writer then walked
- * that domain by itself, 10 of 11 s).  So past it, workers still take the
+ * alone, a directory at a time, and behind NAS latency a big domain (its user
+ * directories stat'ed while later domains fill the budget) would be walked
+ * by the writer alone.  So past it, workers still take the
  * smallest pending job when it sorts before every finished listing the
  * writer has yet to reach (e->finished: it lies in the gap, the writer needs
  * it next), but no more than one such look-ahead job per thread until the
@@ -489,7 +488,13 @@ int scan_run(const scan_opts *o, scan_stats *stats, uint8_t id[FMT_ID_LEN])
 	w = fmt_mwriter_create(o->out);
 	if (!w)
 		goto out;
-	if (fmt_mwriter_add(w, &rootent) < 0)
+	prev_pos rootsrc = PREV_NONE;
+	if (e.ctx.prev) {
+		fmt_mwriter_set_prev(w, scan_prev_reader(e.ctx.prev));
+		if (rootjob->have_prev && fmt_entry_same(&rootent, &rootjob->prev_self))
+			rootsrc = rootjob->prev;
+	}
+	if (fmt_mwriter_add_from(w, &rootent, rootsrc.block, rootsrc.idx) < 0)
 		goto out;
 	stats->entries = 1;
 	stats->dirs = 1;
@@ -533,7 +538,7 @@ int scan_run(const scan_opts *o, scan_stats *stats, uint8_t id[FMT_ID_LEN])
 			continue;
 		}
 		scan_child *ch = &f->l->v[f->next++];
-		if (fmt_mwriter_add(w, &ch->e) < 0)
+		if (fmt_mwriter_add_from(w, &ch->e, ch->src.block, ch->src.idx) < 0)
 			goto stop;
 		stats->entries++;
 		if (ch->e.type == FMT_T_FILE) {
@@ -578,6 +583,7 @@ stop:
 		scan_counters *c = &e.counters[i];
 		stats->errors += c->errors;
 		stats->vanished += c->vanished;
+		stats->retried += c->retried;
 		stats->listed += c->listed;
 		stats->skipped_dirs += c->skipped_dirs;
 		stats->stats += c->stats;
@@ -611,6 +617,8 @@ stop:
 		       stats->listed, stats->skipped_dirs, stats->stats, stats->carried,
 		       stats->vanished, stats->hashed, stats->hashed_bytes, stats->hash_carried,
 		       stats->peak_buffered);
+	stats->copied_blocks = fmt_mwriter_copied(w);
+	cut_buf_printf(&sb, " copied_blocks=%" PRIu64, stats->copied_blocks);
 	cut_buf_putc(&sb, 0);
 	h.stats = (char *)sb.p;
 	fmt_mwriter *wd = w;

@@ -9,7 +9,14 @@
  * bounded by a budget on listings finished ahead of the writer, never by the
  * size of the tree (scan.c explains why this cannot deadlock).
  *
- * With a previous manifest (--prev) the scan is incremental (incr.c): hashes
+ * The files of this module, one role each:
+ *   scan.c     the engine: job queue by canonical path, workers, the writer
+ *   list.c     one directory: readdir, stats, hashes, carry from --prev
+ *   prev.c     the previous manifest: a shared cache of decoded blocks
+ *   policy.c   excludes, immutable globs, the maildir preset
+ *   hash.c     XXH3-128 content hashes
+ *
+ * With a previous manifest (--prev) the scan is incremental (list.c, prev.c): hashes
  * are carried forward for unchanged files, and under an immutability policy
  * (--maildir, --immutable) unchanged directories are not listed again.
  */
@@ -61,12 +68,14 @@ typedef struct scan_stats {
 	uint64_t entries, dirs, files, bytes;
 	uint64_t errors;       /* paths that could not be read (listed on stderr) */
 	uint64_t vanished;     /* entries gone between readdir and stat */
+	uint64_t retried;      /* stats and opens that answered ESTALE, made again */
 	uint64_t listed;       /* directories read with readdir */
 	uint64_t skipped_dirs; /* unchanged directories not listed again (incremental) */
 	uint64_t stats;        /* stat calls */
 	uint64_t carried;      /* entries carried from the previous manifest without a stat */
 	uint64_t hashed, hashed_bytes, hash_carried;
 	uint64_t peak_buffered; /* most listing bytes buffered ahead of the writer */
+	uint64_t copied_blocks; /* blocks copied from the previous manifest as stored */
 	int threads;            /* worker threads used */
 } scan_stats;
 

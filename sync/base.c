@@ -48,22 +48,15 @@ static void header_copy(fmt_mheader *dst, const fmt_mheader *src)
 	memcpy(dst->prev_id, src->prev_id, FMT_ID_LEN);
 }
 
-int sync_base_patch(const char *manifest, const char *log, const char *target, const char *out,
-		    const char *tmpdir, uint64_t *patched)
+/* Adds to copied the paths a replay of log created, updated or linked, as
+ * prefix/path (prefix "" for a log of the whole tree).  0 or -1. */
+static int copied_paths_add(diff_sorter *copied, const char *log, const char *prefix)
 {
-	*patched = 0;
-	int rc = -1;
-	fmt_mreader *m = NULL;
-	fmt_mwriter *w = NULL;
-	fmt_mheader h = {0};
-	int tfd = -1;
-	/* The paths the log copied, by path: as many as the log's creates and
-	 * updates (all of the tree for an initial copy), so in the spilling
-	 * sorter, not in memory. */
-	diff_sorter *copied = diff_sorter_new("patched-paths", diff_cmp_path, 8u << 20, tmpdir);
 	fmt_creader *cr = fmt_creader_open(log);
 	if (!cr)
-		goto out;
+		return -1;
+	size_t pl = strlen(prefix);
+	cut_buf full = {0};
 	fmt_change c;
 	int r;
 	while ((r = fmt_creader_next(cr, &c)) > 0) {
@@ -71,16 +64,54 @@ int sync_base_patch(const char *manifest, const char *log, const char *target, c
 		 * create vanished leaves the link's name absent too. */
 		if (c.op != FMT_OP_CREATE && c.op != FMT_OP_UPDATE && c.op != FMT_OP_LINK)
 			continue;
+		const char *path = c.op == FMT_OP_LINK ? c.to : c.e.path;
+		size_t len = c.op == FMT_OP_LINK ? c.to_len : c.e.path_len;
+		full.len = 0;
+		if (pl) {
+			cut_buf_put(&full, prefix, pl);
+			if (len)
+				cut_buf_putc(&full, '/');
+		}
+		cut_buf_put(&full, path, len);
 		diff_item it = {0};
-		it.c.e.path = c.op == FMT_OP_LINK ? c.to : c.e.path;
-		it.c.e.path_len = c.op == FMT_OP_LINK ? c.to_len : c.e.path_len;
+		it.c.e.path = pl ? (const char *)full.p : path;
+		it.c.e.path_len = pl ? full.len : len;
 		if (diff_sorter_add(copied, &it) < 0) {
 			r = -1;
 			break;
 		}
 	}
 	fmt_creader_close(cr);
-	if (r < 0 || diff_sorter_sort(copied) < 0)
+	cut_buf_free(&full);
+	return r < 0 ? -1 : 0;
+}
+
+int sync_base_patch(const char *manifest, const char *log, const char *target, const char *out,
+		    const char *tmpdir, uint64_t *patched)
+{
+	const char *prefix = "";
+	return sync_base_patch_logs(manifest, &log, &prefix, 1, target, out, tmpdir, patched);
+}
+
+int sync_base_patch_logs(const char *manifest, const char *const *logs, const char *const *prefixes,
+			 size_t nlogs, const char *target, const char *out, const char *tmpdir,
+			 uint64_t *patched)
+{
+	*patched = 0;
+	int rc = -1;
+	fmt_mreader *m = NULL;
+	fmt_mwriter *w = NULL;
+	fmt_mheader h = {0};
+	int tfd = -1;
+	int r;
+	/* The paths the logs copied, by path: as many as the logs' creates and
+	 * updates (all of the tree for an initial copy), so in the spilling
+	 * sorter, not in memory. */
+	diff_sorter *copied = diff_sorter_new("patched-paths", diff_cmp_path, 8u << 20, tmpdir);
+	for (size_t i = 0; i < nlogs; i++)
+		if (copied_paths_add(copied, logs[i], prefixes[i]) < 0)
+			goto out;
+	if (diff_sorter_sort(copied) < 0)
 		goto out;
 	tfd = open(target, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (tfd < 0) {

@@ -222,3 +222,44 @@ void sync_lock_release(sync_lock *l)
 	free(l->path);
 	l->path = NULL;
 }
+
+/* The flock tells a live holder from a dead one, as step 3 of the protocol
+ * does; a holder on this host whose pid is gone is dead without asking the
+ * flock, so that a probe never holds the flock of a stale lock while a new
+ * run tries to take it over. */
+int sync_lock_probe(const char *dir, sync_lock_holder *holder)
+{
+	memset(holder, 0, sizeof *holder);
+	char *p = sync_path(dir, "lock");
+	int rc = -1, fd = open(p, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		if (errno == ENOENT)
+			rc = 0;
+		else
+			CUT_SYSERR("%s: cannot open the lock", p);
+		goto out;
+	}
+	char buf[1024], host[256];
+	int n = read_fd_text(fd, buf, sizeof buf);
+	if (n < 0 || sync_lock_parse(buf, (size_t)n, holder) < 0)
+		holder->pid = 0;
+	my_host(host);
+	if (holder->pid > 0 && strcmp(holder->host, host) == 0 && kill((pid_t)holder->pid, 0) < 0 &&
+	    errno == ESRCH) {
+		rc = 0;
+		goto out;
+	}
+	if (flock(fd, LOCK_SH | LOCK_NB) == 0) {
+		flock(fd, LOCK_UN);
+		rc = 0;
+	} else if (errno == EWOULDBLOCK) {
+		rc = 1;
+	} else {
+		CUT_SYSERR("%s: flock", p);
+	}
+out:
+	if (fd >= 0)
+		close(fd);
+	free(p);
+	return rc;
+}

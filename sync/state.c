@@ -12,11 +12,15 @@
  *   DIR/journal            replay's journal
  *   DIR/history            one line per pass
  *   DIR/lock               the run lock (lock.c)
+ *   DIR/progress           what the running pass is doing (progress.c; the
+ *                          one file written without fsync: a view, no record)
  *
- * Every file is written through sync_write_atomic (temp + fsync + rename +
- * fsync of the directory), so a crash leaves the old or the new version.
+ * Every file but progress is written through sync_write_atomic (temp +
+ * fsync + rename + fsync of the directory), so a crash leaves the old or the
+ * new version.
  */
 #include <dirent.h>
+#include <stddef.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -306,6 +310,12 @@ static int cfg_kv(void *ctx, const char *k, size_t kl, const char *v, size_t vl,
 			return -1;
 		}
 		c->keep = (unsigned)n;
+	} else if (key_is(k, kl, "max_ops") || key_is(k, kl, "bwlimit")) {
+		if (parse_num(v, vl, 0, INT64_MAX, &n) < 0) {
+			*err = "wants a number (0: no limit)";
+			return -1;
+		}
+		*(key_is(k, kl, "max_ops") ? &c->max_ops : &c->bwlimit) = (uint64_t)n;
 	} else if (key_is(k, kl, "created")) {
 		if (parse_num(v, vl, 0, INT64_MAX, &n) < 0) {
 			*err = "created wants unix seconds";
@@ -377,6 +387,10 @@ void sync_config_format(const sync_config *c, cut_buf *out)
 		cut_buf_printf(out, "immutable=%s\n", c->immutable[i]);
 	for (size_t i = 0; i < c->nexcludes; i++)
 		cut_buf_printf(out, "exclude=%s\n", c->excludes[i]);
+	if (c->max_ops)
+		cut_buf_printf(out, "max_ops=%llu\n", (unsigned long long)c->max_ops);
+	if (c->bwlimit)
+		cut_buf_printf(out, "bwlimit=%llu\n", (unsigned long long)c->bwlimit);
 	cut_buf_printf(out, "created=%lld\nhost=%s\n", (long long)c->created, c->host ? c->host : "");
 }
 
@@ -582,6 +596,80 @@ int sync_pending_remove(const char *dir)
 	return rc;
 }
 
+/* ---- progress ----------------------------------------------------------- */
+
+static int pg_kv(void *ctx, const char *k, size_t kl, const char *v, size_t vl, const char **err)
+{
+	sync_progress *p = ctx;
+	int64_t n = 0;
+	static const struct { const char *key; size_t off; bool u64; } nums[] = {
+		{"start_ns", offsetof(sync_progress, start_ns), false},
+		{"phase_ns", offsetof(sync_progress, phase_ns), false},
+		{"written_ns", offsetof(sync_progress, written_ns), false},
+		{"done", offsetof(sync_progress, done), true},
+		{"total", offsetof(sync_progress, total), true},
+		{"bytes", offsetof(sync_progress, bytes), true},
+		{"bytes_total", offsetof(sync_progress, bytes_total), true},
+	};
+	for (size_t i = 0; i < sizeof nums / sizeof nums[0]; i++) {
+		if (!key_is(k, kl, nums[i].key))
+			continue;
+		if (parse_num(v, vl, 0, INT64_MAX, &n) < 0)
+			goto bad;
+		if (nums[i].u64)
+			*(uint64_t *)((char *)p + nums[i].off) = (uint64_t)n;
+		else
+			*(int64_t *)((char *)p + nums[i].off) = n;
+		return 0;
+	}
+	if (key_is(k, kl, "seq")) {
+		if (parse_num(v, vl, 0, 999999, &n) < 0)
+			goto bad;
+		p->seq = (unsigned)n;
+	} else if (key_is(k, kl, "pid")) {
+		if (parse_num(v, vl, 1, INT32_MAX, &n) < 0)
+			goto bad;
+		p->pid = (long)n;
+	} else if (key_is(k, kl, "kind") || key_is(k, kl, "phase")) {
+		char *out = key_is(k, kl, "kind") ? p->kind : p->phase;
+		if (parse_word(v, vl, out, sizeof p->kind) < 0)
+			goto bad;
+	} else if (key_is(k, kl, "host")) {
+		if (vl >= sizeof p->host)
+			goto bad;
+		memcpy(p->host, v, vl);
+		p->host[vl] = 0;
+	}
+	return 0;
+bad:
+	*err = "bad value";
+	return -1;
+}
+
+int sync_progress_parse(const char *text, size_t len, sync_progress *p, const char **err)
+{
+	memset(p, 0, sizeof *p);
+	int line;
+	if (kv_each(text, len, pg_kv, p, err, &line) < 0)
+		return -1;
+	if (!p->pid || !p->phase[0]) {
+		*err = "pid and phase are required";
+		return -1;
+	}
+	return 0;
+}
+
+void sync_progress_format(const sync_progress *p, cut_buf *out)
+{
+	cut_buf_printf(out,
+		       "# the pass running now (removed when it ends; one left behind died)\n"
+		       "pid=%ld\nhost=%s\nseq=%u\nkind=%s\nphase=%s\nstart_ns=%" PRId64
+		       "\nphase_ns=%" PRId64 "\nwritten_ns=%" PRId64 "\ndone=%" PRIu64
+		       "\ntotal=%" PRIu64 "\nbytes=%" PRIu64 "\nbytes_total=%" PRIu64 "\n",
+		       p->pid, p->host, p->seq, p->kind[0] ? p->kind : "sync", p->phase, p->start_ns,
+		       p->phase_ns, p->written_ns, p->done, p->total, p->bytes, p->bytes_total);
+}
+
 /* ---- directories, rotation --------------------------------------------- */
 
 int sync_dirs_create(const char *dir)
@@ -744,28 +832,34 @@ int sync_hist_parse(const char *line, size_t len, sync_hist *h)
 	return any ? 0 : -1;
 }
 
+int sync_append_durable(const char *path, const void *data, size_t len)
+{
+	int rc = -1;
+	int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		CUT_SYSERR("%s: cannot open", path);
+		return -1;
+	}
+	int e = cut_write_all(fd, data, len);
+	if (e < 0) {
+		errno = -e;
+		CUT_SYSERR("%s: write", path);
+	} else if (fsync(fd) < 0) {
+		CUT_SYSERR("%s: fsync", path);
+	} else {
+		rc = 0;
+	}
+	close(fd);
+	return rc;
+}
+
 int sync_hist_append(const char *dir, const sync_hist *h)
 {
 	char *p = sync_path(dir, "history");
 	cut_buf b = {0};
 	sync_hist_format(h, &b);
 	cut_buf_putc(&b, '\n');
-	int rc = -1;
-	int fd = open(p, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-	if (fd < 0) {
-		CUT_SYSERR("%s: cannot open", p);
-	} else {
-		int e = cut_write_all(fd, b.p, b.len);
-		if (e < 0) {
-			errno = -e;
-			CUT_SYSERR("%s: write", p);
-		} else if (fsync(fd) < 0) {
-			CUT_SYSERR("%s: fsync", p);
-		} else {
-			rc = 0;
-		}
-		close(fd);
-	}
+	int rc = sync_append_durable(p, b.p, b.len);
 	cut_buf_free(&b);
 	free(p);
 	return rc;

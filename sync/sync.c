@@ -20,6 +20,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +31,7 @@
 
 #include "diff/diff.h"
 #include "diff/report.h"
+#include "format/budget.h"
 #include "format/changes.h"
 #include "format/manifest.h"
 #include "format/path.h"
@@ -143,7 +145,7 @@ void sync_log_line(const char *log_file, bool use_syslog, int exit_code, const c
 	}
 }
 
-static void policy_of(const sync_config *c, sync_scan_policy *p, int threads)
+void sync_policy_of(const sync_config *c, sync_scan_policy *p, int threads)
 {
 	memset(p, 0, sizeof *p);
 	p->maildir = c->maildir;
@@ -155,7 +157,7 @@ static void policy_of(const sync_config *c, sync_scan_policy *p, int threads)
 	p->threads = threads;
 }
 
-static void scan_opts_of(const sync_config *c, scan_opts *so, int threads)
+void sync_scan_opts_of(const sync_config *c, scan_opts *so, int threads)
 {
 	memset(so, 0, sizeof *so);
 	so->threads = threads;
@@ -169,7 +171,7 @@ static void scan_opts_of(const sync_config *c, scan_opts *so, int threads)
 
 /* ---- init --------------------------------------------------------------- */
 
-int sync_init(const char *dir, const sync_config *in, bool force)
+int sync_init(const char *dir, const sync_config *in, bool force, char *fix, size_t fixcap)
 {
 	sync_config c = *in;
 	struct stat st;
@@ -209,6 +211,8 @@ int sync_init(const char *dir, const sync_config *in, bool force)
 	if (!force && access(cfg, F_OK) == 0) {
 		CUT_ERR("%s: already initialised (the config exists); use --force to rewrite the config "
 			"(manifests and target-state are kept)", dir);
+		snprintf(fix, fixcap, "run the same `cutover init` with --force to change the pair or "
+			 "the policy, or give another --state");
 		goto out;
 	}
 	c.source = src;
@@ -404,6 +408,20 @@ static int marks_write(const char *dir, const char *target, const char *base, co
 	return rc;
 }
 
+/* Replaces the marks with a record of doubt: the next check finds it and
+ * scans the whole target (a final pass that changes the target after its
+ * commit, or could not repair what it found).  0 or -1. */
+static int marks_doubt(const char *dir, const char *why)
+{
+	cut_buf b = {0};
+	cut_buf_printf(&b, "# the target is in doubt: the next pass scans it\ndoubt %s\n", why);
+	char *p = sync_path(dir, "target-marks");
+	int rc = sync_write_atomic(p, b.p, b.len);
+	free(p);
+	cut_buf_free(&b);
+	return rc;
+}
+
 /* 0 when every mark matches, 1 when one differs (*what names it), -1 error. */
 int sync_marks_check(const char *dir, const char *target, char *what, size_t wcap)
 {
@@ -423,11 +441,23 @@ int sync_marks_check(const char *dir, const char *target, char *what, size_t wca
 		cut_buf_free(&b);
 		return 1;
 	}
+	/* Switched subtrees are the new side's to change. */
+	sync_switched sw;
+	if (sync_switched_read(dir, &sw) < 0) {
+		close(tfd);
+		cut_buf_free(&b);
+		return -1;
+	}
 	int rc = 0;
 	char *save = NULL;
 	for (char *line = strtok_r((char *)b.p, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
 		if (line[0] == '#')
 			continue;
+		if (strncmp(line, "doubt ", 6) == 0) {
+			snprintf(what, wcap, "%s", line + 6);
+			rc = 1;
+			break;
+		}
 		char *sp = strrchr(line, ' ');
 		if (!sp)
 			continue;
@@ -436,6 +466,8 @@ int sync_marks_check(const char *dir, const char *target, char *what, size_t wca
 		if (mark_unescape(path) < 0)
 			continue;
 		const char *rel = strcmp(path, ".") == 0 ? "" : path;
+		if (*rel && sync_switched_find(&sw, rel, strlen(rel)))
+			continue;
 		cut_buf now = {0};
 		mark_line(&now, tfd, rel);
 		cut_buf_putc(&now, 0);
@@ -448,6 +480,7 @@ int sync_marks_check(const char *dir, const char *target, char *what, size_t wca
 		if (rc)
 			break;
 	}
+	sync_switched_free(&sw);
 	close(tfd);
 	cut_buf_free(&b);
 	return rc;
@@ -464,7 +497,53 @@ typedef struct pass {
 	sync_pending pd;
 	bool have_pd;
 	int threads;
+	sync_switched sw;       /* DIR/switched: never replayed into */
+	sync_globs excludes;    /* the config's, and the switched subtrees */
+	uint64_t late;          /* this pass's late writes */
+	sync_progress_w prog;   /* DIR/progress, from the lock to its release */
 } pass;
+
+/* The scanner's and replay's progress callbacks, into DIR/progress. */
+static void scan_moved(const scan_progress *sp, void *arg)
+{
+	sync_progress_count(arg, sp->entries, 0, sp->bytes, 0);
+}
+
+static void replay_moved(void *ctx, const rp_stats *st)
+{
+	sync_progress_count(ctx, st->done + st->journaled, st->total, st->bytes_copied, st->bytes_total);
+}
+
+/* The source entries of the newest pass that scanned it (the scan phase's
+ * expected total), or 0. */
+static uint64_t last_entries(const char *dir)
+{
+	sync_hist *v = NULL;
+	size_t n = 0;
+	uint64_t e = 0;
+	if (sync_hist_read(dir, 16, &v, &n) == 0)
+		for (size_t i = n; i-- > 0 && !e;)
+			e = v[i].entries;
+	free(v);
+	return e;
+}
+
+static void fix(pass *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void fix(pass *p, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(p->res->fix, sizeof p->res->fix, fmt, ap);
+	va_end(ap);
+}
+
+/* The fix of a chain that cannot be followed (exit 2) or a target changed
+ * outside cutover. */
+static void fix_rebase(pass *p)
+{
+	fix(p, "run `cutover sync --state %s --rebase`: it scans the target and copies, deletes "
+	       "and fixes only what differs from the source", p->o->dir);
+}
 
 static void add_replay_stats(sync_hist *h, const rp_stats *st)
 {
@@ -488,13 +567,16 @@ static int target_vs(pass *p, const char *rel, const char *base, char **text, ui
 {
 	char *out = sync_path(p->o->dir, rel);
 	scan_opts so;
-	scan_opts_of(&p->cfg, &so, p->threads);
+	sync_scan_opts_of(&p->cfg, &so, p->threads);
 	so.root = p->cfg.target;
 	so.out = out;
 	so.full = true;
+	so.excludes = (const char *const *)p->excludes.v;
+	so.nexcludes = p->excludes.n;
 	scan_stats st;
 	uint8_t id[FMT_ID_LEN];
 	int rc = -1;
+	char *bp = sync_path(p->o->dir, base), *dp = NULL;
 	int r = scan_run(&so, &st, id);
 	if (r < 0)
 		goto out;
@@ -504,16 +586,26 @@ static int target_vs(pass *p, const char *rel, const char *base, char **text, ui
 			(unsigned long long)st.errors);
 		goto out;
 	}
-	char *bp = sync_path(p->o->dir, base);
+	if (p->sw.n) {
+		/* The switched subtrees are the new side's: compared with nothing. */
+		dp = cut_strndup(out, strlen(out));
+		dp = cut_realloc(dp, strlen(out) + 6);
+		strcat(dp, ".base");
+		if (sync_switched_drop(&p->sw, bp, dp) < 0)
+			goto out;
+	}
 	size_t tl = 0;
 	FILE *mem = open_memstream(text, &tl);
-	diff_report_opts ro = {.a = bp, .b = out, .ignore = RF_DEFAULT_IGNORE | RF_HASH,
+	diff_report_opts ro = {.a = dp ? dp : bp, .b = out, .ignore = RF_DEFAULT_IGNORE | RF_HASH,
 			       .max_examples = 5, .tmpdir = p->o->dir, .out = mem};
 	rc = mem ? diff_report(&ro) : -1;
 	if (mem)
 		fclose(mem);
-	free(bp);
 out:
+	if (dp)
+		unlink(dp);
+	free(dp);
+	free(bp);
 	free(out);
 	return rc;
 }
@@ -530,12 +622,14 @@ static int chain_check(pass *p, sync_hist *h)
 		CUT_ERR("%s: the base manifest %s named by target-state cannot be read: the record of "
 			"what the target holds is lost; run `cutover sync --state %s --rebase` to re-base "
 			"on a scan of the target", p->o->dir, p->ts.base, p->o->dir);
+		fix_rebase(p);
 		return CUT_EXIT_ERROR;
 	}
 	if (memcmp(id, p->ts.base_id, FMT_ID_LEN) != 0) {
 		CUT_ERR("%s/%s is not the manifest target-state names (its id differs): the state "
 			"directory was changed by hand; run `cutover sync --state %s --rebase`",
 			p->o->dir, p->ts.base, p->o->dir);
+		fix_rebase(p);
 		return CUT_EXIT_ERROR;
 	}
 	char what[1024] = "";
@@ -560,25 +654,18 @@ static int chain_check(pass *p, sync_hist *h)
 		unlink(cp);
 		free(cp);
 		if (r > 0) {
-			/* Only the count lines and the examples: the A:/B: lines name
-			 * temporary files. */
 			cut_buf msg = {0};
-			for (char *s = text, *nl; s && *s; s = nl ? nl + 1 : NULL) {
-				nl = strchr(s, '\n');
-				size_t l = nl ? (size_t)(nl - s) : strlen(s);
-				if (l > 3 && (s[0] == 'A' || s[0] == 'B') && s[1] == ':')
-					continue;
-				cut_buf_printf(&msg, "  %.*s\n", (int)l, s);
-			}
+			sync_report_excerpt(&msg, text, "  ");
 			cut_buf_putc(&msg, 0);
-			CUT_ERR("sync: the target %s was changed outside cutover since pass %u: it no "
-				"longer matches manifest %s%s%s.  Nothing was changed.\n%s"
+			CUT_ERR("sync: the target %s was changed outside cutover since pass %u: a scan of "
+				"the whole target (%llu entries) no longer matches manifest %s%s%s.  Nothing "
+				"was changed.\n%s"
 				"cutover: what to do: if these changes on the target are wanted, move them "
 				"to the source first; then run `cutover sync --state %s --rebase`, which "
 				"scans the target and copies, deletes and fixes only what differs from the "
 				"source (use --check-target on later runs to verify the whole target)",
-				p->cfg.target, p->ts.seq, p->ts.base, what[0] ? "; first sign: " : "", what,
-				(const char *)msg.p, p->o->dir);
+				p->cfg.target, p->ts.seq, (unsigned long long)n, p->ts.base,
+				what[0] ? "; first sign: " : "", what, (const char *)msg.p, p->o->dir);
 			cut_buf_free(&msg);
 			free(text);
 			h->check_s = secs_since(t0);
@@ -588,8 +675,8 @@ static int chain_check(pass *p, sync_hist *h)
 		if (r < 0)
 			return CUT_EXIT_ERROR;
 		if (what[0])
-			CUT_WARN("sync: %s, but a scan of the target matches manifest %s: continuing",
-				 what, p->ts.base);
+			CUT_WARN("sync: %s, but a scan of the whole target (%llu entries) matches "
+				 "manifest %s: continuing", what, (unsigned long long)n, p->ts.base);
 	}
 	h->check_s = secs_since(t0);
 	return CUT_EXIT_OK;
@@ -646,7 +733,8 @@ static int replay(pass *p, const char *log_rel, rp_stats *st, int64_t *t)
 	char *lp = sync_path(p->o->dir, log_rel), *jp = sync_path(p->o->dir, "journal");
 	rp_opts ro = {.log = lp, .source = p->cfg.source, .target = p->cfg.target, .journal = jp,
 		      .jobs = p->o->jobs, .fsync = p->o->fsync, .on_conflict = RP_CONFLICT_STOP,
-		      .progress = p->o->replay_progress};
+		      .progress = replay_moved, .progress_ctx = &p->prog};
+	sync_progress_phase(&p->prog, 0, "replay", 0);
 	int64_t t0 = cut_mono_ns();
 	int rc = rp_run(&ro, st);
 	*t = cut_mono_ns() - t0;
@@ -715,6 +803,7 @@ static int resume(pass *p, sync_hist *h)
 	if (!cr) {
 		CUT_ERR("%s: the log of the interrupted pass %u cannot be read; run `cutover sync "
 			"--state %s --rebase`", pd->log, pd->seq, p->o->dir);
+		fix_rebase(p);
 		return CUT_EXIT_ERROR;
 	}
 	const fmt_cheader *ch = fmt_creader_header(cr);
@@ -731,6 +820,7 @@ static int resume(pass *p, sync_hist *h)
 			"recorded in (%s): it will not be replayed; run `cutover sync --state %s --rebase`",
 			p->o->dir, pd->seq, !id_ok ? "its log was replaced" : "manifest ids differ",
 			p->o->dir);
+		fix_rebase(p);
 		return CUT_EXIT_ERROR;
 	}
 	CUT_INFO("sync: resuming the interrupted replay of pass %u (%s)", pd->seq, pd->log);
@@ -740,6 +830,7 @@ static int resume(pass *p, sync_hist *h)
 	snprintf(rh.kind, sizeof rh.kind, "resume");
 	rp_stats st;
 	int64_t t;
+	p->prog.p.seq = pd->seq;
 	int rc = replay(p, pd->log, &st, &t);
 	rh.replay_s = (double)t / 1e9;
 	add_replay_stats(&rh, &st);
@@ -824,10 +915,224 @@ static int changed_subtrees(const char *log, unsigned depth, pathset *ps)
 	return 0;
 }
 
+/* The subtrees a final pass's verification found different, in the order
+ * found, and which of them have their two scans kept for the repair. */
+typedef struct differ_set {
+	const char *dir;
+	pathset paths;
+	bool kept[FINAL_MAX_SUBTREES + 1];
+} differ_set;
+
+static char *kept_scan(const char *dir, size_t i, bool target)
+{
+	char rel[64];
+	snprintf(rel, sizeof rel, "heal-kept-%zu-%s.cmf", i, target ? "target" : "source");
+	return sync_path(dir, rel);
+}
+
+static void note_differ(void *arg, const char *subtree, const char *ma, const char *mb)
+{
+	differ_set *d = arg;
+	size_t i = d->paths.n;
+	ps_add(&d->paths, subtree, strlen(subtree));
+	if (!ma || !mb || i > FINAL_MAX_SUBTREES)
+		return;
+	char *ks = kept_scan(d->dir, i, false), *kt = kept_scan(d->dir, i, true);
+	d->kept[i] = rename(ma, ks) == 0 && rename(mb, kt) == 0;
+	free(ks);
+	free(kt);
+}
+
+/* Removes the kept scans no repair took (and half of a pair kept). */
+static void kept_scans_remove(differ_set *d)
+{
+	for (size_t i = 0; i < d->paths.n && i <= FINAL_MAX_SUBTREES; i++) {
+		char *ks = kept_scan(d->dir, i, false), *kt = kept_scan(d->dir, i, true);
+		unlink(ks);
+		unlink(kt);
+		free(ks);
+		free(kt);
+	}
+}
+
+/* A subtree is repaired from the nearest directory, itself or an ancestor,
+ * that is a directory on both sides (one missing on a side is made or
+ * removed by the repair of its parent). */
+static void heal_roots(const pass *p, pathset *ps)
+{
+	for (size_t i = 0; i < ps->n; i++) {
+		char *v = ps->v[i];
+		while (*v) {
+			struct stat a, b;
+			char *sa = sync_path(p->cfg.source, v), *ta = sync_path(p->cfg.target, v);
+			bool dirs = lstat(sa, &a) == 0 && lstat(ta, &b) == 0 && S_ISDIR(a.st_mode) &&
+				    S_ISDIR(b.st_mode);
+			free(sa);
+			free(ta);
+			if (dirs)
+				break;
+			char *slash = strrchr(v, '/');
+			*(slash ? slash : v) = 0;
+		}
+	}
+	subtrees_compact(ps);
+}
+
+/* The repairs changed the target after the pass's commit: target-state's
+ * base gets what they left (base.c), so that the next pass's log starts
+ * from it.  0 or -1. */
+static int record_repairs(pass *p, char **logs, char **prefixes, size_t n)
+{
+	const char **l = cut_calloc(n + 1, sizeof *l), **pre = cut_calloc(n + 1, sizeof *pre);
+	size_t k = 0;
+	for (size_t i = 0; i < n; i++)
+		if (access(logs[i], F_OK) == 0) {
+			l[k] = logs[i];
+			pre[k++] = prefixes[i];
+		}
+	sync_tstate t = p->ts;
+	t.time = (int64_t)time(NULL);
+	sync_rel_manifest(t.base, t.seq, ".repaired");
+	char *in = sync_path(p->o->dir, p->ts.base), *out = sync_path(p->o->dir, t.base);
+	uint64_t patched = 0;
+	int rc = -1;
+	if (sync_base_patch_logs(in, l, pre, k, p->cfg.target, out, p->o->dir, &patched) == 0 &&
+	    manifest_id(out, t.base_id) == 0 && sync_tstate_write(p->o->dir, &t) == 0) {
+		p->ts = t;
+		rc = 0;
+	}
+	free(in);
+	free(out);
+	free(l);
+	free(pre);
+	return rc;
+}
+
+/* Repairs the subtrees of d (sync_heal; ps gets the roots repaired: d's,
+ * or ancestors of those missing on a side) and records what the target then
+ * holds.  Until that is recorded the marks say the target is in
+ * doubt, and they stay so when a difference is left that the source does
+ * not explain: the next pass then scans the whole target.  OK with *outcome
+ * the worst of the subtrees', or the exit code that stopped a repair. */
+static int final_heal(pass *p, differ_set *d, pathset *ps, sync_hist *h, uint64_t *ops,
+		      uint64_t *entries, int *outcome)
+{
+	for (size_t i = 0; i < d->paths.n; i++)
+		ps_add(ps, d->paths.v[i], strlen(d->paths.v[i]));
+	heal_roots(p, ps);
+	char why[160];
+	snprintf(why, sizeof why, "the final pass %u found differences it had not repaired", h->seq);
+	if (marks_doubt(p->o->dir, why) < 0)
+		return CUT_EXIT_ERROR;
+	sync_heal_opts ho = {.source = p->cfg.source, .target = p->cfg.target, .workdir = p->o->dir,
+			     .jobs = p->o->jobs, .fsync = p->o->fsync, .out = stderr};
+	sync_policy_of(&p->cfg, &ho.pol, p->threads);
+	/* Switched subtrees are the new side's: never repaired from the source. */
+	ho.pol.excludes = (const char *const *)p->excludes.v;
+	ho.pol.nexcludes = p->excludes.n;
+	char **logs = cut_calloc(ps->n + 1, sizeof *logs);
+	size_t n = 0;
+	int rc = CUT_EXIT_OK;
+	*outcome = SYNC_HEALED;
+	for (; n < ps->n && rc == CUT_EXIT_OK; n++) {
+		char name[64];
+		snprintf(name, sizeof name, "heal-%zu.ccl", n);
+		logs[n] = sync_path(p->o->dir, name);
+		/* The verification's scans serve the repair of the same subtree. */
+		char *ks = NULL, *kt = NULL;
+		for (size_t j = 0; j < d->paths.n && j <= FINAL_MAX_SUBTREES && !ks; j++)
+			if (d->kept[j] && strcmp(d->paths.v[j], ps->v[n]) == 0) {
+				ks = kept_scan(d->dir, j, false);
+				kt = kept_scan(d->dir, j, true);
+				d->kept[j] = false;
+			}
+		sync_heal_result hr;
+		rc = sync_heal(&ho, ps->v[n], ks, kt, logs[n], &hr);
+		free(ks);
+		free(kt);
+		add_replay_stats(h, &hr.st);
+		*ops += hr.st.done;
+		*entries += hr.entries;
+		if (rc == CUT_EXIT_OK && (int)hr.outcome > *outcome)
+			*outcome = (int)hr.outcome;
+		else if (rc != CUT_EXIT_OK && hr.replayed)
+			CUT_ERR("sync --final: the repair of %s stopped (exit %d): %s",
+				ps->v[n][0] ? ps->v[n] : "the target", rc, replay_advice(rc));
+	}
+	if (record_repairs(p, logs, ps->v, n) < 0)
+		rc = CUT_EXIT_ERROR;
+	else if (rc == CUT_EXIT_OK && *outcome != SYNC_HEAL_STILL_DIFFERS) {
+		char *bp = sync_path(p->o->dir, p->ts.base);
+		if (marks_write(p->o->dir, p->cfg.target, bp, NULL) < 0)
+			CUT_WARN("sync: the target's marks could not be recorded: the next pass scans the "
+				 "target");
+		free(bp);
+	}
+	for (size_t i = 0; i < n; i++) {
+		unlink(logs[i]);
+		free(logs[i]);
+	}
+	free(logs);
+	return rc;
+}
+
+/* The verdict of a final pass on stdout (res->verdict_line); what covers
+ * names what was verified, never more.  Returns the pass's exit code. */
+static int final_verdict(pass *p, sync_result *res, const char *what, bool one, int r, int heal_rc,
+			 int outcome, uint64_t ops, size_t nheal, uint64_t ndiffer, uint64_t entries,
+			 double secs)
+{
+	char *v = res->verdict_line;
+	size_t cap = sizeof res->verdict_line;
+	const char *d = p->o->dir;
+	if (r == 0 || (heal_rc == CUT_EXIT_OK && outcome == SYNC_HEALED)) {
+		int l = snprintf(v, cap, "PARITY: %s match%s the source (%llu entries scanned on both "
+				 "sides in %.1fs)", what, one ? "es" : "", (unsigned long long)entries, secs);
+		if (r > 0 && nheal)
+			snprintf(v + l, cap - (size_t)l, ", after repairing %zu subtree%s that differed (%llu "
+				 "operations)", nheal, nheal == 1 ? "" : "s", (unsigned long long)ops);
+		else if (r > 0)
+			snprintf(v + l, cap - (size_t)l, ", after repairing what differed (%llu operations)",
+				 (unsigned long long)ops);
+		return CUT_EXIT_OK;
+	}
+	/* Not "the N subtrees differ": only those that did. */
+	char where[160];
+	if (one)
+		snprintf(where, sizeof where, "%s differs", what);
+	else
+		snprintf(where, sizeof where, "%llu of %s differ", (unsigned long long)ndiffer, what);
+	if (heal_rc != CUT_EXIT_OK) {
+		snprintf(v, cap, "DIFFERENCES: %s from the source and the repair stopped (exit %d, on "
+			 "stderr); do not switch: fix what stderr names, then run `cutover sync --state %s "
+			 "--final` again", where, heal_rc, d);
+		fix(p, "fix what the messages above name, then run `cutover sync --state %s --final` "
+		       "again", d);
+		return heal_rc;
+	}
+	if (outcome == SYNC_HEAL_SOURCE_CHANGING) {
+		snprintf(v, cap, "DIFFERENCES: %s from the source and the source is still changing: "
+			 "paths changed again while they were repaired (listed on stderr); do not "
+			 "switch: stop every service that writes to %s, then run `cutover sync --state %s "
+			 "--final` again", where, p->cfg.source, d);
+		fix(p, "stop every service that writes to %s, then run `cutover sync --state %s "
+		       "--final` again", p->cfg.source, d);
+		return CUT_EXIT_INCOMPLETE;
+	}
+	snprintf(v, cap, "DIFFERENCES: %s from the source, still after a repair (listed on stderr); "
+		 "do not switch: run `cutover sync --state %s --rebase`, then `cutover sync --state %s "
+		 "--final`", where, d, d);
+	fix(p, "run `cutover sync --state %s --rebase`, then `cutover sync --state %s --final`", d, d);
+	return CUT_EXIT_DIFFER;
+}
+
+/* The end of a final pass: verifies the changed subtrees (or the whole
+ * target), repairs those that differ, and says what it covered. */
 static int final_verify(pass *p, const char *log_rel, sync_result *res, sync_hist *h)
 {
 	int64_t t0 = cut_mono_ns();
-	pathset ps = {0};
+	pathset ps = {0}, roots = {0};
+	differ_set differ = {.dir = p->o->dir};
 	char *lp = sync_path(p->o->dir, log_rel);
 	int r = changed_subtrees(lp, p->o->verify_depth ? p->o->verify_depth : 2, &ps);
 	free(lp);
@@ -835,40 +1140,78 @@ static int final_verify(pass *p, const char *log_rel, sync_result *res, sync_his
 		return CUT_EXIT_ERROR;
 	sync_verify_opts vo = {.source = p->cfg.source, .target = p->cfg.target, .workdir = p->o->dir,
 			       .out = stderr, .only_differences = true, .examples = 10,
-			       .subtrees = (const char *const *)ps.v, .nsubtrees = ps.n};
-	policy_of(&p->cfg, &vo.pol, p->threads);
+			       .subtrees = (const char *const *)ps.v, .nsubtrees = ps.n,
+			       .on_differ = note_differ, .arg = &differ};
+	sync_policy_of(&p->cfg, &vo.pol, p->threads);
+	vo.pol.excludes = (const char *const *)p->excludes.v;
+	vo.pol.nexcludes = p->excludes.n;
 	/* Nothing changed, or so many subtrees that one scan of each whole tree
 	 * costs less than a pair of scans per subtree: verify everything. */
 	if (ps.n == 0 || ps.n > FINAL_MAX_SUBTREES)
 		vo.subtrees = NULL;
-	uint64_t entries = 0, ndiffer = 0;
-	r = sync_verify(&vo, &entries, &ndiffer);
-	h->check_s = secs_since(t0);
 	bool whole = vo.subtrees == NULL || (ps.n == 1 && ps.v[0][0] == 0);
-	if (r < 0) {
-		ps_free(&ps);
-		snprintf(h->verdict, sizeof h->verdict, "error");
-		return CUT_EXIT_ERROR;
-	}
-	if (r == 0)
-		snprintf(res->verdict_line, sizeof res->verdict_line,
-			 "PARITY: %s the source (%llu entries scanned on both sides in %.1fs)",
-			 whole ? "the whole target matches" : "the changed subtrees of the target match",
-			 (unsigned long long)entries, h->check_s);
+	char what[96];
+	if (whole)
+		snprintf(what, sizeof what, "the whole target");
 	else
-		snprintf(res->verdict_line, sizeof res->verdict_line,
-			 "DIFFERENCES: %s differ%s from the source (listed on stderr); do not "
-			 "switch: run `cutover sync --state %s` again, then `cutover verify`",
-			 whole ? "the target" : "changed subtrees of the target", whole ? "s" : "",
-			 p->o->dir);
-	if (!whole && r == 0) {
-		size_t l = strlen(res->verdict_line);
-		snprintf(res->verdict_line + l, sizeof res->verdict_line - l, "; %zu subtree%s", ps.n,
+		snprintf(what, sizeof what, "the %zu changed subtree%s of the target", ps.n,
 			 ps.n == 1 ? "" : "s");
+	uint64_t entries = 0, ndiffer = 0, ops = 0;
+	r = sync_verify(&vo, &entries, &ndiffer);
+	int heal_rc = CUT_EXIT_OK, outcome = SYNC_HEALED;
+	if (r > 0) {
+		CUT_WARN("sync --final: %s differ%s from the source (above): repairing %s from the "
+			 "source", whole ? "the target" : "changed subtrees of the target",
+			 whole ? "s" : "", differ.paths.n == 1 && !differ.paths.v[0][0] ? "it" : "them");
+		heal_rc = final_heal(p, &differ, &roots, h, &ops, &entries, &outcome);
 	}
-	snprintf(h->verdict, sizeof h->verdict, "%s", r == 0 ? "parity" : "differ");
+	kept_scans_remove(&differ);
+	h->check_s = secs_since(t0);
+	int rc = r < 0 ? CUT_EXIT_ERROR
+		       : final_verdict(p, res, what, whole || ps.n == 1, r, heal_rc,
+				       outcome, ops, roots.n == 1 && !roots.v[0][0] ? 0 : roots.n, ndiffer,
+				       entries, h->check_s);
+	snprintf(h->verdict, sizeof h->verdict, "%s",
+		 rc == CUT_EXIT_OK ? "parity" : r < 0 ? "error" : "differ");
 	ps_free(&ps);
-	return r == 0 ? CUT_EXIT_OK : CUT_EXIT_DIFFER;
+	ps_free(&roots);
+	ps_free(&differ.paths);
+	return rc;
+}
+
+/* A rebase's base holds no switched subtree (the target's scan left them
+ * out): they get what the recorded base says the source held there, so the
+ * diff's operations inside them are the source's changes since.  0 or -1. */
+static int graft_switched(pass *p, const char *path)
+{
+	cut_buf tmp = {0};
+	cut_buf_printf(&tmp, "%s.grafted", path);
+	cut_buf_putc(&tmp, 0);
+	char *from = sync_path(p->o->dir, p->ts.base);
+	int r = sync_switched_graft(&p->sw, path, from, (const char *)tmp.p);
+	free(from);
+	if (r == 0 && rename((const char *)tmp.p, path) < 0) {
+		CUT_SYSERR("%s: cannot replace it", path);
+		r = -1;
+	}
+	cut_buf_free(&tmp);
+	return r;
+}
+
+/* A pass that did its work but knows of late writes says so, every time,
+ * until they are acknowledged. */
+static int late_verdict(const pass *p)
+{
+	uint64_t n = sync_late_count(p->o->dir);
+	if (!n)
+		return CUT_EXIT_OK;
+	CUT_ERR("sync: %llu late write%s (%llu in this pass) in switched subtrees: the source changed "
+		"there after their users moved to the new side (mail delivered to the old store?); "
+		"nothing was replayed over the new side.  The paths are in %s/late-writes; recover "
+		"those messages into the new side (docs/RUNBOOK.md, \"Late writes\"), then run "
+		"`cutover switch --state %s --ack-late-writes`", (unsigned long long)n, n == 1 ? "" : "s",
+		(unsigned long long)p->late, p->o->dir, p->o->dir);
+	return CUT_EXIT_LATE;
 }
 
 static int pass_body(pass *p, sync_hist *h)
@@ -881,6 +1224,8 @@ static int pass_body(pass *p, sync_hist *h)
 		if (!p->have_ts) {
 			CUT_ERR("sync --final: the target has never been synced from %s: run the initial "
 				"copy (`cutover sync`) with the services running first (or --force)", o->dir);
+			fix(p, "run `cutover sync --state %s` with the services running, then the final "
+			       "pass", o->dir);
 			return CUT_EXIT_ERROR;
 		}
 		int64_t age = (int64_t)time(NULL) - p->ts.time;
@@ -890,6 +1235,9 @@ static int pass_body(pass *p, sync_hist *h)
 				"stopped; start them again, run `cutover sync` first, then the final "
 				"pass (or --force)", (long long)(age / 3600), (long long)(age % 3600 / 60),
 				(long long)o->max_age_s);
+			fix(p, "start the services, run `cutover sync --state %s`, stop them, then run "
+			       "`cutover sync --state %s --final` (or add --force to run it now)", o->dir,
+			    o->dir);
 			return CUT_EXIT_ERROR;
 		}
 	}
@@ -902,6 +1250,7 @@ static int pass_body(pass *p, sync_hist *h)
 			return CUT_EXIT_ERROR;
 		p->have_pd = false;
 	}
+	sync_progress_phase(&p->prog, 0, "check", 0);
 	if (p->have_pd) {
 		rc = resume(p, h);
 		if (rc != CUT_EXIT_OK)
@@ -921,6 +1270,7 @@ static int pass_body(pass *p, sync_hist *h)
 				"will not guess what it holds; to adopt it (e.g. a copy made by rsync), run "
 				"`cutover sync --state %s --rebase`, which scans it and copies only what "
 				"differs", p->cfg.target, o->dir, o->dir);
+			fix_rebase(p);
 			return CUT_EXIT_ERROR;
 		}
 	}
@@ -938,7 +1288,7 @@ static int pass_body(pass *p, sync_hist *h)
 	sync_rel_log(lrel, seq);
 	char *mp = sync_path(o->dir, mrel), *lp = sync_path(o->dir, lrel), *pp = NULL;
 	scan_opts so;
-	scan_opts_of(&p->cfg, &so, p->threads);
+	sync_scan_opts_of(&p->cfg, &so, p->threads);
 	so.root = p->cfg.source;
 	so.out = mp;
 	so.full = o->full || (o->final && !o->attr_cache_expired);
@@ -946,7 +1296,9 @@ static int pass_body(pass *p, sync_hist *h)
 		pp = sync_path(o->dir, prev);
 		so.prev = pp;
 	}
-	so.progress = o->scan_progress;
+	so.progress = scan_moved;
+	so.progress_arg = &p->prog;
+	sync_progress_phase(&p->prog, seq, "scan", last_entries(o->dir));
 	scan_stats sst;
 	uint8_t mid[FMT_ID_LEN];
 	int64_t t0 = cut_mono_ns();
@@ -975,10 +1327,15 @@ static int pass_body(pass *p, sync_hist *h)
 			sync_rel_manifest(brel, seq, ".base");
 			char *tp = sync_path(o->dir, trel), *bp = sync_path(o->dir, brel);
 			scan_opts to;
-			scan_opts_of(&p->cfg, &to, p->threads);
+			sync_scan_opts_of(&p->cfg, &to, p->threads);
 			to.root = p->cfg.target;
 			to.out = tp;
 			to.full = true;
+			to.excludes = (const char *const *)p->excludes.v;
+			to.nexcludes = p->excludes.n;
+			to.progress = scan_moved;
+			to.progress_arg = &p->prog;
+			sync_progress_phase(&p->prog, seq, "check", 0);
 			scan_stats tst;
 			uint8_t tid[FMT_ID_LEN];
 			t0 = cut_mono_ns();
@@ -986,6 +1343,8 @@ static int pass_body(pass *p, sync_hist *h)
 			uint64_t matched = 0;
 			if (r == 0)
 				r = sync_base_rebase(tp, mp, bp, o->dir, &matched);
+			if (r == 0 && p->sw.n && p->have_ts)
+				r = graft_switched(p, bp);
 			else if (r > 0)
 				CUT_ERR("sync --rebase: %llu paths of the target could not be read (listed "
 					"above)", (unsigned long long)tst.errors);
@@ -1008,8 +1367,11 @@ static int pass_body(pass *p, sync_hist *h)
 	char *bp = brel[0] ? sync_path(o->dir, brel) : NULL;
 	diff_opts dopt = {.old_path = bp, .new_path = mp, .out_path = lp, .tmpdir = o->dir};
 	diff_stats dst;
+	sync_progress_phase(&p->prog, seq, "diff", 0);
 	t0 = cut_mono_ns();
 	r = diff_run(&dopt, &dst);
+	if (r == 0 && p->sw.n)
+		r = sync_switched_filter(o->dir, &p->sw, lp, seq, &p->late);
 	h->diff_s = secs_since(t0);
 	free(bp);
 	if (r < 0) {
@@ -1050,6 +1412,7 @@ static int pass_body(pass *p, sync_hist *h)
 		goto out;
 	}
 	int irc = rc;
+	sync_progress_phase(&p->prog, seq, "commit", 0);
 	if (commit(p, seq, mrel, lrel, &rst, h->kind) < 0) {
 		rc = CUT_EXIT_ERROR;
 		goto out;
@@ -1059,6 +1422,7 @@ static int pass_body(pass *p, sync_hist *h)
 	rc = (irc == CUT_EXIT_INCOMPLETE && (rst.skipped || rst.conflicts_skipped)) ? CUT_EXIT_INCOMPLETE
 										    : CUT_EXIT_OK;
 	if (o->final) {
+		sync_progress_phase(&p->prog, seq, "verify", 0);
 		int v = final_verify(p, lrel, p->res, h);
 		if (v != CUT_EXIT_OK)
 			rc = v;
@@ -1078,8 +1442,20 @@ int sync_run(const sync_opts *o, sync_result *res)
 	int rc = CUT_EXIT_ERROR;
 	bool locked = false;
 	sync_lock lk = {.fd = -1};
-	if (sync_config_read(o->dir, &p.cfg) < 0)
+	if (sync_config_read(o->dir, &p.cfg) < 0) {
+		char *cp = sync_path(o->dir, "config");
+		if (access(cp, F_OK) == 0)
+			fix(&p, "correct the line of %s named above, or write it again with `cutover init "
+				"--force --source SRC --target DST --state %s`", cp, o->dir);
+		else
+			fix(&p, "create the state directory with `cutover init --source SRC --target DST "
+				"--state %s` (add --maildir for a mail store)", o->dir);
+		free(cp);
 		return CUT_EXIT_ERROR;
+	}
+	/* target checks share it: they go slower, the source sees no more */
+	budget_source_set(o->has_max_ops ? o->max_ops : p.cfg.max_ops,
+			  o->has_bwlimit ? o->bwlimit : p.cfg.bwlimit);
 	for (int k = 0; k < 2; k++) {
 		const char *given = k ? o->target : o->source;
 		const char *have = k ? p.cfg.target : p.cfg.source;
@@ -1092,6 +1468,7 @@ int sync_run(const sync_opts *o, sync_result *res)
 			CUT_ERR("%s: this state directory is for %s -> %s; --%s %s does not match (use "
 				"another --state, or `cutover init --force` to change the pair)",
 				o->dir, p.cfg.source, p.cfg.target, k ? "target" : "source", given);
+			fix(&p, "run with the --state of that pair, or leave out --source and --target");
 			rc = CUT_EXIT_USAGE;
 			goto done;
 		}
@@ -1109,9 +1486,20 @@ int sync_run(const sync_opts *o, sync_result *res)
 	}
 	p.have_ts = r > 0;
 	p.have_pd = r2 > 0;
+	if ((p.have_ts && sync_switched_settle(o->dir, &p.cfg, &p.ts) < 0) ||
+	    sync_switched_read(o->dir, &p.sw) < 0) {
+		rc = CUT_EXIT_ERROR;
+		goto done;
+	}
+	sync_switched_excludes(&p.sw, &p.cfg, &p.excludes);
 	snprintf(h->kind, sizeof h->kind, "%s",
 		 o->rebase ? "rebase" : o->final ? "final" : !p.have_ts ? "initial" : "nightly");
+	p.prog.show = o->progress;
+	p.prog.show_arg = o->progress_arg;
+	sync_progress_start(&p.prog, o->dir, h->kind);
 	rc = pass_body(&p, h);
+	if (rc == CUT_EXIT_OK)
+		rc = late_verdict(&p);
 	unsigned keep = o->keep ? o->keep : p.cfg.keep;
 	if (h->seq)
 		sync_rotate(o->dir, keep, h->seq, p.have_ts ? &p.ts : NULL, p.have_pd ? &p.pd : NULL);
@@ -1137,8 +1525,11 @@ done:
 		 h->verdict[0] && strcmp(h->verdict, "-") ? "; verdict " : "",
 		 h->verdict[0] && strcmp(h->verdict, "-") ? h->verdict : "");
 	sync_log_line(o->log_file, !o->no_syslog, rc, res->message);
+	sync_progress_end(&p.prog);
 	if (locked)
 		sync_lock_release(&lk);
+	sync_switched_free(&p.sw);
+	sync_globs_free(&p.excludes);
 	sync_config_free(&p.cfg);
 	return rc;
 }

@@ -48,13 +48,12 @@ static void side_init(side *s, const sync_scan_policy *p, const char *root, cons
 	s->so.full = true;
 }
 
-/* Scans a and b into ma and mb in parallel.  0, or -1 (logged). */
-static int scan_pair(const sync_verify_opts *o, const char *a, const char *b, const char *ma,
-		     const char *mb, uint64_t *entries)
+int sync_scan_pair(const sync_scan_policy *pol, bool content, const char *a, const char *b,
+		   const char *ma, const char *mb, uint64_t *entries)
 {
 	side sa, sb;
-	side_init(&sa, &o->pol, a, ma, o->content);
-	side_init(&sb, &o->pol, b, mb, o->content);
+	side_init(&sa, pol, a, ma, content);
+	side_init(&sb, pol, b, mb, content);
 	pthread_t th;
 	bool threaded = pthread_create(&th, NULL, side_run, &sb) == 0;
 	side_run(&sa);
@@ -99,7 +98,7 @@ int sync_verify(const sync_verify_opts *o, uint64_t *entries, uint64_t *ndiffer)
 	char *mb = sync_path(o->workdir, "verify-target.cmf");
 	int rc = -1;
 	if (!o->subtrees) {
-		if (scan_pair(o, o->source, o->target, ma, mb, entries) == 0) {
+		if (sync_scan_pair(&o->pol, o->content, o->source, o->target, ma, mb, entries) == 0) {
 			char *buf = NULL;
 			size_t blen = 0;
 			FILE *mem = NULL;
@@ -112,8 +111,11 @@ int sync_verify(const sync_verify_opts *o, uint64_t *entries, uint64_t *ndiffer)
 			if (rc > 0 && mem && o->out)
 				fputs(buf ? buf : "", o->out);
 			free(buf);
-			if (rc > 0)
+			if (rc > 0) {
 				*ndiffer = 1;
+				if (o->on_differ)
+					o->on_differ(o->arg, "", ma, mb);
+			}
 		}
 		goto out;
 	}
@@ -121,7 +123,7 @@ int sync_verify(const sync_verify_opts *o, uint64_t *entries, uint64_t *ndiffer)
 	for (size_t i = 0; i < o->nsubtrees; i++) {
 		char *a = join(o->source, o->subtrees[i]), *b = join(o->target, o->subtrees[i]);
 		struct stat sta, stb;
-		bool ha = lstat(a, &sta) == 0, hb = lstat(b, &stb) == 0;
+		bool ha = lstat(a, &sta) == 0, hb = lstat(b, &stb) == 0, scanned = false;
 		int r;
 		if (!ha && !hb) {
 			r = 0; /* removed on both sides */
@@ -131,12 +133,13 @@ int sync_verify(const sync_verify_opts *o, uint64_t *entries, uint64_t *ndiffer)
 			if (r && o->out)
 				fprintf(o->out, "%s: %s\n", o->subtrees[i][0] ? o->subtrees[i] : ".",
 					ha ? "missing on the target" : "extra on the target");
-		} else if (scan_pair(o, a, b, ma, mb, entries) < 0) {
+		} else if (sync_scan_pair(&o->pol, o->content, a, b, ma, mb, entries) < 0) {
 			r = -1;
 		} else {
 			char *buf = NULL;
 			size_t blen = 0;
 			FILE *mem = open_memstream(&buf, &blen);
+			scanned = true;
 			r = mem ? report(o, ma, mb, mem) : -1;
 			if (mem)
 				fclose(mem);
@@ -153,6 +156,8 @@ int sync_verify(const sync_verify_opts *o, uint64_t *entries, uint64_t *ndiffer)
 		if (r > 0) {
 			(*ndiffer)++;
 			rc = 1;
+			if (o->on_differ)
+				o->on_differ(o->arg, o->subtrees[i], scanned ? ma : NULL, scanned ? mb : NULL);
 		}
 	}
 out:

@@ -100,8 +100,11 @@ expect_rc 0 "$CUTOVER" -q diff "$T/s5a.m" "$T/s5c.m" -o "$T/s5n.c" &&
 	{ [ "$(count_op "$T/s5n.c" rename)" = 0 ] || no "renames without hashes: $(ops_of "$T/s5n.c")"; }
 
 if [ -x "$GEN" ]; then
-	for seed in 1 2 3; do
-		t "generated_store_mail_day_seed_$seed"
+	# Three random days; the log must do what the day did (day_counts.py):
+	# every move a rename, nothing created that was there before.
+	for k in 1 2 3; do
+		seed=$(((CUTOVER_SEED + k) % 1000000))
+		t "generated_store_mail_day_$k"
 		rm -rf "$T/g" "$T/gt"
 		"$GEN" create "$T/g" --users 30 --msgs 40 --seed $seed >/dev/null &&
 			"$CUTOVER" -q scan "$T/g" -o "$T/ga.m" && cp -a "$T/g" "$T/gt" &&
@@ -111,6 +114,12 @@ if [ -x "$GEN" ]; then
 			expect_rc 0 replay "$T/g.c" "$T/g" "$T/gt" && same_tree "$T/g" "$T/gt" &&
 			expect_rc 0 "$CUTOVER" -q scan "$T/gt" -o "$T/gt.m" &&
 			expect_rc 0 "$CUTOVER" report "$T/gb.m" "$T/gt.m" --ignore dir-mtime
+		read -r moves fresh < <(python3 tests/day_counts.py "$CUTOVER" "$T/ga.m" "$T/gb.m")
+		renames=$(count_op "$T/g.c" rename) creates=$(count_op "$T/g.c" create)
+		echo "  day $k (gen seed $seed): $moves moves, $fresh new files; log: $renames renames, $creates creates"
+		[ "${moves:-0}" -gt 0 ] || no "the day moved nothing: the counts prove nothing"
+		[ "$renames" -ge "${moves:-0}" ] || no "$moves moves but $renames renames"
+		[ "$creates" -le "${fresh:-0}" ] || no "$fresh new files but $creates creates"
 	done
 
 	t spilling_changes_nothing
@@ -153,6 +162,27 @@ expect_rc 2 "$CUTOVER" diff "$T/s2a.m" "$T/bad.m" -o "$T/bad.c" &&
 	{ [ ! -e "$T/bad.c" ] || no "a log was left behind"; }
 expect_rc 2 "$CUTOVER" diff "$T/s2a.m" "$T/nonexistent.m" -o "$T/bad.c"
 expect_rc 2 "$CUTOVER" diff "$T/s2.c" "$T/s2b.m" -o "$T/bad.c"
+
+t wrong_file_type_names_what_it_is_and_what_was_expected
+# Every command that opens a manifest or a log, given the other kind: exit 2,
+# and the message says which kind the file is and which the command wanted.
+wrong() { # WANT IS CMD...: the command must refuse, naming both kinds
+	local want=$1 is=$2; shift 2
+	expect_rc 2 "$@" || return
+	grep -q "is a cutover $is, but a $want is expected here" "$T/.err" ||
+		no "'$*' said: $(cat "$T/.err")"
+}
+wrong "change log" manifest "$CUTOVER" replay "$T/s2a.m" --source "$T/s1" --target "$T/wt" \
+	--journal "$T/wt.journal"
+[ ! -e "$T/wt" ] || [ -z "$(ls -A "$T/wt")" ] || no "replay of a manifest touched the target"
+wrong manifest "change log" "$CUTOVER" diff "$T/s2.c" "$T/s2b.m" -o "$T/w.c"
+wrong manifest "change log" "$CUTOVER" diff "$T/s2a.m" "$T/s2.c" -o "$T/w.c"
+wrong manifest "change log" "$CUTOVER" diff --from-empty "$T/s2.c" -o "$T/w.c"
+[ ! -e "$T/w.c" ] || no "a log was left behind"
+wrong manifest "change log" "$CUTOVER" report "$T/s2.c" "$T/s2b.m"
+wrong manifest "change log" "$CUTOVER" report "$T/s2a.m" "$T/s2.c" --json
+wrong manifest "change log" "$CUTOVER" -q scan "$T/s1" -o "$T/w.m" --prev "$T/s2.c"
+[ ! -e "$T/w.m" ] || no "a scan with a change log as --prev wrote its output"
 
 t different_roots_need_force
 expect_rc 2 "$CUTOVER" diff "$T/s2a.m" "$T/s3b.m" -o "$T/r.c" &&

@@ -25,7 +25,7 @@ prev="$T/m0"
 for round in 1 2 3 4 5 6; do
 	extra=""
 	[ $round = 4 ] && extra="--same-second"
-	"$GEN" mutate "$R" --seed $((round * 31)) --percent 3 $extra >"$T/mut.$round" || no "mutate failed"
+	"$GEN" mutate "$R" --seed $((CUTOVER_SEED % 100000 + round * 31)) --percent 3 $extra >"$T/mut.$round" || no "mutate failed"
 	[ $round = 5 ] && sleep 2.2 # one round where unchanged directories have aged
 	expect_rc 0 "$CUTOVER" scan "$R" -o "$T/i$round" --prev "$prev" --maildir --hash changed || break
 	cp "$T/.err" "$T/i$round.err"

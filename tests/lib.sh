@@ -9,10 +9,19 @@ BUILD=${BUILD:-build}
 CUTOVER=${CUTOVER:-$PWD/$BUILD/cutover}
 GEN=${GEN:-$PWD/$BUILD/gen_maildir}
 T=$(mktemp -d "${TMPDIR:-/tmp}/cutover-test.XXXXXX")
+# The seed of the script's random choices ($RANDOM, and the generator seeds
+# of its randomized cases): a new one each run unless given, printed so that
+# CUTOVER_SEED=N repeats a failure.
+CUTOVER_SEED=${CUTOVER_SEED:-$((($(date +%s%N) ^ $$) % 1000000000))}
+echo "seed $CUTOVER_SEED (CUTOVER_SEED=$CUTOVER_SEED repeats it)"
+RANDOM=$CUTOVER_SEED
 _case="" _failed=0
 
 t() { _end; _case=$1; _failed=0; }
 no() { echo "  $_case: $*"; _failed=1; }
+# skip WHY: the case is not run here, and says so; it counts as neither
+# passed nor failed.
+skip() { echo "SKIP $_case: $*"; _case=""; }
 _end() {
 	[ -n "$_case" ] || return 0
 	if [ $_failed = 0 ]; then echo "PASS $_case"; else echo "FAIL $_case"; fi

@@ -178,6 +178,22 @@ static void changes__many_records_span_blocks(void **state)
  * header.  If this changes, the on-disk format changed: bump FMT_VERSION and
  * update FORMAT.md, then the constant. */
 static const char golden_hex[] =
+	"4355544f56434c3102000000000000005f000000580000000100000001000000f010000000001700000086096375722f"
+	"613a322c5301d209aab4aed8c7bfce972f1f00900a000000010000001d0d0004020012082f00f011002c0801a403e807"
+	"642ad20980c49fd50c959aef3a80a8a69ccebfce972f0e01a91f3aca6efe94ce1101000001000000090000002f737276"
+	"2f6d61696c02000000100000001111111111111111111111111111111103000000100000002222222222222222222222"
+	"2222222222040000000800000000002a36fe9c9717050000005800000000000000000000000000000000000000000000"
+	"000000000000000000000000000000000000000000000000000000000001000000000000000000000000000000000000"
+	"000000000000000000000000000000000000000000060000005800000000000000000000000000000000000000000000"
+	"0000000000000000000000000000000000000000000000000000000000d2040000000000000000000000000000000000"
+	"0000000000000000000000000000000000000000005b8acf1d4070d89c01000000100000000000000001000000080000"
+	"00a91f3aca6efe94ce6375722f613a322ca02a3a1bfac8843c80000000000000009d0100000000000001000000000000"
+	"001102000000000000e0398faa8929d3a9fefc56811e14fc1f020000000000000039a7ab77d1d506e14355544f56454e"
+	"44";
+
+/* The same log as cutover's version 1 writer made it (no block checksums
+ * in the index): still read (FORMAT.md 5). */
+static const char golden_v1_hex[] =
 	"4355544f56434c3101000000000000005f000000580000000100000001000000f010000000001700000086096375722f"
 	"613a322c5301d209aab4aed8c7bfce972f1f00900a000000010000001d0d0004020012082f00f011002c0801a403e807"
 	"642ad20980c49fd50c959aef3a80a8a69ccebfce972f0e01a91f3aca6efe94ce1101000001000000090000002f737276"
@@ -208,6 +224,24 @@ static void changes__golden_bytes_of_a_tiny_log(void **state)
 	if (getenv("CUTOVER_GOLDEN_PRINT"))
 		printf("\"%s\"\n", hex);
 	assert_string_equal(hex, golden_hex);
+}
+
+static void changes__a_version_1_log_is_still_read(void **state)
+{
+	(void)state;
+	FILE *f = fopen(path, "wb");
+	assert_non_null(f);
+	for (const char *h = golden_v1_hex; h[0] && h[1]; h += 2) {
+		unsigned b;
+		assert_int_equal(sscanf(h, "%2x", &b), 1);
+		fputc((int)b, f);
+	}
+	fclose(f);
+	fmt_creader *r = fmt_creader_open(path);
+	assert_non_null(r);
+	assert_int_equal(fmt_creader_header(r)->ops[FMT_OP_RENAME], 1);
+	assert_int_equal(fmt_creader_validate(r), 0);
+	fmt_creader_close(r);
 }
 
 /* ---------------------------------------------------------- corruptions */
@@ -383,6 +417,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(changes__round_trip_of_every_op, setup, teardown),
 		cmocka_unit_test_setup_teardown(changes__many_records_span_blocks, setup, teardown),
 		cmocka_unit_test_setup_teardown(changes__golden_bytes_of_a_tiny_log, setup, teardown),
+		cmocka_unit_test_setup_teardown(changes__a_version_1_log_is_still_read, setup, teardown),
 		cmocka_unit_test_setup_teardown(changes__flipped_bit_anywhere_is_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(changes__truncation_is_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(changes__bad_magic_and_future_version_are_refused, setup, teardown),

@@ -29,6 +29,7 @@
 
 #include "diff/diff.h"
 #include "format/path.h"
+#include "tests/seed.h"
 
 /* ------------------------------------------------------------ the fixture */
 
@@ -873,24 +874,222 @@ static void mail_day(unsigned events)
 	}
 }
 
+/* What a mail day did, by the identity of what it touched rather than by
+ * what the diff made of it: a file (one link at both ends, same inode, size
+ * and mtime) or a directory (same inode and mtime) under another parent or
+ * name is a move, which the log must do as a rename; a file whose identity
+ * OLD does not hold is new, the only thing the log may create, unless it
+ * replaces a file of OLD that NEW no longer holds (an update).
+ * tests/day_counts.py applies the same rule to the integration tests.  A rename turned into delete + create breaks both counts. */
+typedef struct ident {
+	char *path;
+	uint64_t ino, size, parent;
+	int64_t mtime_ns;
+	uint32_t nlink;
+	uint8_t type;
+} ident;
+
+static int cmp_ident(const void *a, const void *b)
+{
+	const ident *x = a, *y = b;
+	if (x->ino != y->ino)
+		return x->ino < y->ino ? -1 : 1;
+	return x->mtime_ns < y->mtime_ns ? -1 : x->mtime_ns > y->mtime_ns;
+}
+
+/* The entries of manifest m, each with its parent's inode, sorted by
+ * (inode, mtime). */
+static ident *idents_of(const char *m, size_t *n)
+{
+	fmt_mreader *r = fmt_mreader_open(m);
+	assert_non_null(r);
+	size_t cap = 1024;
+	ident *v = malloc(cap * sizeof *v);
+	fmt_entry e;
+	*n = 0;
+	while (fmt_mreader_next(r, &e) > 0) {
+		if (*n == cap)
+			v = realloc(v, (cap *= 2) * sizeof *v);
+		v[(*n)++] = (ident){strdup(e.path), e.ino, e.size, 0, e.mtime_ns, e.nlink, e.type};
+	}
+	fmt_mreader_close(r);
+	for (size_t i = 0; i < *n; i++) { /* canonical order: the parent is before, by path */
+		size_t pl = fmt_path_parent_len(v[i].path, strlen(v[i].path));
+		for (size_t j = i; j-- > 0;)
+			if (strlen(v[j].path) == pl && memcmp(v[j].path, v[i].path, pl) == 0) {
+				v[i].parent = v[j].ino;
+				break;
+			}
+	}
+	qsort(v, *n, sizeof *v, cmp_ident);
+	return v;
+}
+
+static const char *base_of(const char *p)
+{
+	const char *s = strrchr(p, '/');
+	return s ? s + 1 : p;
+}
+
+/* Counts the moves and the new files between OLD and NEW (see ident). */
+static void day_counts(const char *old, const char *new, unsigned *moves, unsigned *fresh)
+{
+	size_t no, nn;
+	ident *o = idents_of(old, &no), *w = idents_of(new, &nn);
+	*moves = *fresh = 0;
+	for (size_t i = 0; i < nn; i++) {
+		ident *b = &w[i];
+		if (b->type != FMT_T_FILE && b->type != FMT_T_DIR)
+			continue;
+		ident *a = bsearch(b, o, no, sizeof *o, cmp_ident);
+		bool same = a && a->type == b->type &&
+			    (b->type == FMT_T_DIR || (a->size == b->size && a->nlink == 1 && b->nlink == 1));
+		if (same && *b->path && (a->parent != b->parent || strcmp(base_of(a->path), base_of(b->path))))
+			(*moves)++;
+		/* New content: no file of OLD with its identity, counted once
+		 * for all its names, unless it replaces a file of OLD at its
+		 * path that NEW no longer holds (an update). */
+		if (b->type != FMT_T_FILE || (a && a->type == FMT_T_FILE && a->size == b->size) ||
+		    (i > 0 && cmp_ident(&w[i - 1], b) == 0))
+			continue;
+		bool update = false;
+		for (size_t j = 0; j < no && !update; j++)
+			update = o[j].type == FMT_T_FILE && strcmp(o[j].path, b->path) == 0 &&
+				 !bsearch(&o[j], w, nn, sizeof *w, cmp_ident);
+		if (!update)
+			(*fresh)++;
+	}
+	for (size_t i = 0; i < no; i++)
+		free(o[i].path);
+	for (size_t i = 0; i < nn; i++)
+		free(w[i].path);
+	free(o);
+	free(w);
+}
+
 static void diff_run__random_mail_days(void **state)
 {
 	(void)state;
-	const char *seed = getenv("CUTOVER_TEST_SEED");
-	rnd_state = seed ? (unsigned)atoi(seed) : 12345u;
+	rnd_state = (unsigned)test_seed("diff_run__random_mail_days");
 	msgno = 0;
 	make_store();
+	unsigned all_moves = 0, all_renames = 0;
 	for (unsigned round = 0; round < 12; round++) {
 		before();
 		mail_day(10 + rnd(60));
 		/* every other round with a tiny list limit, so everything spills */
 		after_with(round % 2 ? 1 : 0);
+		unsigned moves, fresh;
+		day_counts(mold, mnew, &moves, &fresh);
+		if (nops[FMT_OP_RENAME] < moves || nops[FMT_OP_CREATE] > fresh)
+			fail_msg("round %u: the day moved %u entries and made %u new files; the log has "
+				 "%llu renames and %llu creates", round, moves, fresh,
+				 (unsigned long long)nops[FMT_OP_RENAME], (unsigned long long)nops[FMT_OP_CREATE]);
+		all_moves += moves;
+		all_renames += (unsigned)nops[FMT_OP_RENAME];
 	}
+	print_message("%u moves, %u renames over 12 days\n", all_moves, all_renames);
+	assert_true(all_moves > 0); /* else the counts above proved nothing */
+}
+
+/* ------------------------------------------------------------ block skip */
+
+/* Entries of a directory D with 300 subdirectories (so that the block cut
+ * rule ends D's block before its files) and 50 files, plus extra. */
+static void skip_manifest(const char *out, const char *extra)
+{
+	fmt_mwriter *w = fmt_mwriter_create(out);
+	assert_non_null(w);
+	char p[64];
+	fmt_entry e = {.type = FMT_T_DIR, .mode = 0755, .nlink = 2, .dev = 1, .ino = 1,
+		       .mtime_ns = 1700000000000000000ll, .ctime_ns = 1700000000000000000ll};
+	const char *names[360];
+	int n = 0;
+	names[n++] = "";
+	names[n++] = "D";
+	static char buf[360][64];
+	for (int i = 0; i < 300; i++, n++) {
+		snprintf(buf[n], sizeof buf[n], "D/s%04d", i);
+		names[n] = buf[n];
+	}
+	for (int i = 0; i < 50; i++, n++) {
+		snprintf(buf[n], sizeof buf[n], "D/z%04d", i);
+		names[n] = buf[n];
+	}
+	for (int i = 0; i < n; i++) {
+		bool file = strncmp(names[i], "D/z", 3) == 0;
+		e.path = names[i];
+		e.path_len = (uint32_t)strlen(names[i]);
+		e.type = file ? FMT_T_FILE : FMT_T_DIR;
+		e.size = file ? 10 : 0;
+		e.ino = 100 + (uint64_t)i;
+		e.nlink = file ? 1 : 2;
+		assert_int_equal(fmt_mwriter_add(w, &e), 0);
+		if (extra && strcmp(names[i], "D/z0024") == 0) {
+			snprintf(p, sizeof p, "%s", extra);
+			e.path = p;
+			e.path_len = (uint32_t)strlen(p);
+			e.ino = 99;
+			assert_int_equal(fmt_mwriter_add(w, &e), 0);
+		}
+	}
+	fmt_mheader h = {.root = (char *)"/srv/mail", .host = (char *)"test", .options = (char *)"",
+			 .policy = (char *)""};
+	assert_int_equal(fmt_mwriter_finish(w, &h, NULL), 0);
+}
+
+/* The records of a change log as text lines. */
+static char *log_text(const char *log)
+{
+	fmt_creader *r = fmt_creader_open(log);
+	assert_non_null(r);
+	cut_buf b = {0};
+	fmt_change c;
+	int rc;
+	while ((rc = fmt_creader_next(r, &c)) > 0)
+		cut_buf_printf(&b, "%s %s %s %lld\n", fmt_op_name(c.op), c.e.path, c.to ? c.to : "",
+			       (long long)c.e.mtime_ns);
+	assert_int_equal(rc, 0);
+	fmt_creader_close(r);
+	cut_buf_putc(&b, 0);
+	return (char *)b.p;
+}
+
+/* A file appears in a directory whose own entry is unchanged (a change in
+ * the timestamp tick of the previous scan, or a base that sync patched),
+ * and that entry lies in a block equal in both manifests, which diff skips:
+ * the directory's times are still set after the new name (DIFF.md), as
+ * when every block is decoded. */
+static void diff_run__block_skip_keeps_the_directory_times_of_a_skipped_block(void **state)
+{
+	(void)state;
+	skip_manifest(mold, NULL);
+	skip_manifest(mnew, "D/z0024x");
+	fmt_mreader *r = fmt_mreader_open(mnew);
+	assert_non_null(r);
+	assert_true(fmt_mreader_nblocks(r) > 1); /* D and its files are apart */
+	assert_int_equal(fmt_mreader_block_info(r, 0)->count < 300, 1);
+	fmt_mreader_close(r);
+	diff_opts o = {.old_path = mold, .new_path = mnew, .out_path = chlog};
+	diff_stats st;
+	setenv("CUTOVER_DIFF_DECODE_ALL", "1", 1);
+	assert_int_equal(diff_run(&o, &st), 0);
+	unsetenv("CUTOVER_DIFF_DECODE_ALL");
+	assert_int_equal(st.skipped_blocks, 0);
+	char *decoded = log_text(chlog);
+	assert_int_equal(diff_run(&o, &st), 0);
+	assert_true(st.skipped_blocks > 0);
+	char *skipped = log_text(chlog);
+	assert_non_null(strstr(decoded, "meta D "));
+	assert_string_equal(skipped, decoded);
+	free(decoded);
+	free(skipped);
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(diff_run__block_skip_keeps_the_directory_times_of_a_skipped_block, setup, teardown),
 		cmocka_unit_test_setup_teardown(diff_run__swap_goes_through_a_temporary_name, setup, teardown),
 		cmocka_unit_test_setup_teardown(diff_run__rename_chain_and_cycle, setup, teardown),
 		cmocka_unit_test_setup_teardown(diff_run__folder_rename_with_flag_renames_inside, setup, teardown),

@@ -12,17 +12,20 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "format/container.h"
+#include "format/json.h"
 #include "format/manifest.h"
 #include "format/path.h"
+#include "tests/seed.h"
 #define XXH_INLINE_ALL
 #include <xxhash.h>
 
 /* The id and size of the manifest write_simple() makes (see golden test). */
-#define GOLDEN_ID "05127d9c2ef72d8e50eaa27b598d904a"
-#define GOLDEN_SIZE 397
+#define GOLDEN_ID "96dfbbe3de7c6310a8e6ebc4d2b88e1c"
+#define GOLDEN_SIZE 405
 
 static char dir[256];
 static char file[300];
@@ -46,7 +49,7 @@ static int teardown(void **state)
 
 /* ------------------------------------------------------------- helpers */
 
-static uint64_t rng = 88172645463325252ull;
+static uint64_t rng; /* xorshift64: set from test_seed() by the test that uses it */
 static uint64_t rnd(void)
 {
 	rng ^= rng << 13;
@@ -212,6 +215,7 @@ static void manifest__round_trips_every_field(void **state)
 {
 	(void)state;
 	enum { N = 20000 }; /* several blocks */
+	rng = (test_seed("manifest__round_trips_every_field") + 1) * 0x9E3779B97F4A7C15ull; /* never 0 */
 	char (*paths)[64] = calloc(N, 64);
 	fmt_entry *v = calloc(N + N / 1000 + 2, sizeof *v); /* files plus their directories */
 	uint8_t hashes[N][16];
@@ -371,9 +375,305 @@ static void manifest__golden_bytes(void **state)
 	cut_hex(hex, p + n - FMT_FOOTER_LEN + 32, 16);
 	assert_string_equal(hex, GOLDEN_ID);
 	assert_int_equal(n, GOLDEN_SIZE);
-	assert_memory_equal(p, "CUTOVMF1\x01\0\0\0\0\0\0\0", 16);
+	assert_memory_equal(p, "CUTOVMF1\x02\0\0\0\0\0\0\0", 16);
 	assert_memory_equal(p + n - 8, "CUTOVEND", 8);
 	free(p);
+}
+
+/* ------------------------------------------------------ version 1 files */
+
+/* A manifest written by cutover's version 1 writer (the build before the
+ * cut rule: `cutover scan` of a five-entry tree).  Version 2 readers read
+ * it (FORMAT.md 5). */
+static const char v1_manifest_hex[] =
+	"4355544f564d46310100000000000000a6000000a30000000500000001000000f0060000000027000000090000004a00"
+	"000004000000101500f4450000016101042f63757205142f002e4d0050002e686f73742c533d003a002c5302046c696e"
+	"6b8088bfaa190405050302ed03000080fc03802080c49fd50c00cc889ff3e39aa2ee31e482c70a03e280200000002008"
+	"005002c9a403031100f01901c3ff0303a0c0fd5bd1e3a071a9c1a805a0030103637572f4d0497cf9394caab34d1a3ab2"
+	"bece70ce04cd81b7388e12ff000000010000000f0000002f746d702f69313576312f747265650200000002000000766d"
+	"0300000008000000fc7ae7206b44ee180400000008000000e17d67216b44ee180500000008000000686173683d616c6c"
+	"060000000000000007000000080000000500000000000000080000000800000003000000000000000a00000008000000"
+	"0000000000000000018000006e0000006c69737465643d3320736b69707065645f646972733d302073746174733d3420"
+	"636172726965643d302076616e69736865643d30206861736865643d31206861736865645f62797465733d3320686173"
+	"685f636172726965643d30207065616b5f62756666657265643d38393736dc0b6e49346449ea01000000100000000000"
+	"00000500000000000000589000d0f7f7340ccb00000000000000d60100000000000005000000000000003a0200000000"
+	"0000146d03698af4d491b937cef4f8d524e401000000000000000d47fc7035799ade4355544f56454e44";
+
+static void reader__reads_a_version_1_manifest(void **state)
+{
+	(void)state;
+	size_t n = strlen(v1_manifest_hex) / 2;
+	uint8_t *p = malloc(n);
+	for (size_t i = 0; i < n; i++) {
+		unsigned b;
+		assert_int_equal(sscanf(v1_manifest_hex + 2 * i, "%2x", &b), 1);
+		p[i] = (uint8_t)b;
+	}
+	assert_int_equal(p[8], 1);
+	spit(file, p, n);
+	free(p);
+	fmt_mreader *r = fmt_mreader_open(file);
+	assert_non_null(r);
+	assert_false(fmt_mreader_block_info(r, 0)->has_sum);
+	const char *want[] = {"", "a", "a/cur", "a/cur/1700000000.M1P2.host,S=3:2,S", "a/link"};
+	fmt_entry e;
+	int k = 0, rc;
+	while ((rc = fmt_mreader_next(r, &e)) > 0) {
+		assert_true(k < 5);
+		assert_string_equal(e.path, want[k]);
+		if (k == 4)
+			assert_string_equal(e.target, "cur");
+		k++;
+	}
+	assert_int_equal(rc, 0); /* the whole-file id checked too */
+	assert_int_equal(k, 5);
+	fmt_mreader_close(r);
+}
+
+/* ------------------------------------------------------------ cut rule */
+
+/* A synthetic store: users with maildir folders of random sizes, in
+ * canonical order.  CUTOVER_SEED picks the seed (printed). */
+typedef struct store {
+	char **paths;
+	fmt_entry *v;
+	size_t n, cap;
+} store;
+
+static int cmp_paths(const void *a, const void *b)
+{
+	const char *x = *(char *const *)a, *y = *(char *const *)b;
+	return fmt_path_cmp(x, strlen(x), y, strlen(y));
+}
+
+static void store_add(store *st, const char *path)
+{
+	if (st->n == st->cap) {
+		st->cap = st->cap ? 2 * st->cap : 1024;
+		st->paths = realloc(st->paths, st->cap * sizeof *st->paths);
+	}
+	st->paths[st->n++] = strdup(path);
+}
+
+static void store_make(store *st, uint64_t seed)
+{
+	rng = seed | 1;
+	static const char *const folders[] = {"", ".Sent/", ".Trash/", ".Archive/"};
+	char b[256];
+	store_add(st, "");
+	for (int u = 0; u < 120; u++) {
+		snprintf(b, sizeof b, "u%03d", u);
+		store_add(st, b);
+		snprintf(b, sizeof b, "u%03d/Maildir", u);
+		store_add(st, b);
+		for (int f = 0; f < 4; f++) {
+			if (f) {
+				snprintf(b, sizeof b, "u%03d/Maildir/%.*s", u, (int)strlen(folders[f]) - 1,
+					 folders[f]);
+				store_add(st, b);
+			}
+			for (int d = 0; d < 2; d++) {
+				const char *sub = d ? "new" : "cur";
+				snprintf(b, sizeof b, "u%03d/Maildir/%s%s", u, folders[f], sub);
+				store_add(st, b);
+				int files = (int)(rnd() % 90);
+				for (int i = 0; i < files; i++) {
+					snprintf(b, sizeof b, "u%03d/Maildir/%s%s/%u.M%uP%u.mx,S=%u:2,S", u,
+						 folders[f], sub, 1491941793u + (unsigned)(rnd() % 99999999),
+						 (unsigned)(rnd() % 999999), (unsigned)(rnd() % 99999),
+						 (unsigned)(rnd() % 100000));
+					store_add(st, b);
+				}
+			}
+		}
+	}
+	qsort(st->paths, st->n, sizeof *st->paths, cmp_paths);
+	size_t k = 0; /* random names may repeat */
+	for (size_t i = 0; i < st->n; i++)
+		if (!k || strcmp(st->paths[k - 1], st->paths[i]) != 0)
+			st->paths[k++] = st->paths[i];
+		else
+			free(st->paths[i]);
+	st->n = k;
+	st->v = calloc(st->n, sizeof *st->v);
+	for (size_t i = 0; i < st->n; i++) {
+		const char *p = st->paths[i];
+		bool isdir = !strstr(p, ",S=");
+		st->v[i] = mk(p, isdir ? FMT_T_DIR : FMT_T_FILE);
+		st->v[i].ino = 5000 + i;
+	}
+}
+
+static void store_free(store *st)
+{
+	for (size_t i = 0; i < st->n; i++)
+		free(st->paths[i]);
+	free(st->paths);
+	free(st->v);
+	memset(st, 0, sizeof *st);
+}
+
+/* Writes v[0..n) to path; with prev, entries tell where prev holds them
+ * (pos[i], UINT32_MAX block: nowhere). */
+static uint64_t store_write(const char *path, const fmt_entry *v, size_t n, fmt_mreader *prev,
+			    const uint32_t (*pos)[2])
+{
+	fmt_mwriter *w = fmt_mwriter_create(path);
+	assert_non_null(w);
+	if (prev)
+		fmt_mwriter_set_prev(w, prev);
+	for (size_t i = 0; i < n; i++)
+		assert_int_equal(fmt_mwriter_add_from(w, &v[i], pos ? pos[i][0] : UINT32_MAX,
+						      pos ? pos[i][1] : 0), 0);
+	uint64_t copied = fmt_mwriter_copied(w);
+	fmt_mheader h = hdr();
+	assert_int_equal(fmt_mwriter_finish(w, &h, NULL), 0);
+	return copied;
+}
+
+/* The blocks of a that b holds byte for byte (same key, count, length,
+ * checksum), by a merge of the two indexes; unmatched[] flags b's others. */
+static uint32_t shared_blocks(fmt_mreader *a, fmt_mreader *b, bool *unmatched)
+{
+	uint32_t na = fmt_mreader_nblocks(a), nb = fmt_mreader_nblocks(b), shared = 0;
+	for (uint32_t j = 0; j < nb; j++)
+		unmatched[j] = true;
+	for (uint32_t i = 0, j = 0; i < na && j < nb;) {
+		const fmt_block_info *x = fmt_mreader_block_info(a, i), *y = fmt_mreader_block_info(b, j);
+		int c = fmt_path_cmp((const char *)x->key, x->key_len, (const char *)y->key, y->key_len);
+		if (c == 0 && fmt_mreader_same_block(a, i, b, j)) {
+			unmatched[j] = false;
+			shared++;
+		}
+		if (c <= 0)
+			i++;
+		if (c >= 0)
+			j++;
+	}
+	return shared;
+}
+
+/* Two manifests of a store in which one folder got one message (and its
+ * directory a new mtime): every block away from the change is the same in
+ * both, and the blocks that differ are a short run around it. */
+static void cut__a_change_inside_a_run_changes_only_the_blocks_around_it(void **state)
+{
+	(void)state;
+	uint64_t seed = test_seed("cut__a_change_inside_a_run_changes_only_the_blocks_around_it");
+	for (int round = 0; round < 4; round++) {
+		store a = {0};
+		store_make(&a, seed + (uint64_t)round);
+		size_t d;
+		do /* a folder's cur/ in the middle third */
+			d = a.n / 3 + (size_t)(rnd() % (a.n / 3));
+		while (a.v[d].type != FMT_T_DIR || !strstr(a.paths[d], "cur"));
+		char path2[300];
+		snprintf(path2, sizeof path2, "%s/1", a.paths[d]); /* sorts first in the folder */
+		fmt_entry *bv = calloc(a.n + 1, sizeof *bv);
+		memcpy(bv, a.v, (d + 1) * sizeof *bv);
+		bv[d].mtime_ns += 1000000000;
+		bv[d + 1] = mk(path2, FMT_T_FILE);
+		memcpy(bv + d + 2, a.v + d + 1, (a.n - d - 1) * sizeof *bv);
+		char fa[320], fb[320];
+		snprintf(fa, sizeof fa, "%s/a", dir);
+		snprintf(fb, sizeof fb, "%s/b", dir);
+		store_write(fa, a.v, a.n, NULL, NULL);
+		store_write(fb, bv, a.n + 1, NULL, NULL);
+		fmt_mreader *ra = fmt_mreader_open(fa), *rb = fmt_mreader_open(fb);
+		assert_non_null(ra);
+		assert_non_null(rb);
+		uint32_t na = fmt_mreader_nblocks(ra), nb = fmt_mreader_nblocks(rb);
+		assert_true(na >= 8); /* the store spans many blocks */
+		bool *un = calloc(nb, sizeof *un);
+		uint32_t shared = shared_blocks(ra, rb, un);
+		/* The unmatched blocks of b are one run, and it holds the change. */
+		uint32_t first = UINT32_MAX, last = 0;
+		for (uint32_t j = 0; j < nb; j++)
+			if (un[j]) {
+				if (first == UINT32_MAX)
+					first = j;
+				last = j;
+			}
+		assert_true(first != UINT32_MAX);
+		for (uint32_t j = first; j <= last; j++)
+			assert_true(un[j]);
+		const fmt_block_info *fb0 = fmt_mreader_block_info(rb, first);
+		assert_true(fmt_path_cmp((const char *)fb0->key, fb0->key_len, a.paths[d],
+					 strlen(a.paths[d])) <= 0);
+		if (last + 1 < nb) {
+			const fmt_block_info *nx = fmt_mreader_block_info(rb, last + 1);
+			assert_true(fmt_path_cmp((const char *)nx->key, nx->key_len, path2, strlen(path2)) > 0);
+		}
+		assert_true(last - first + 1 <= 2);
+		assert_true(shared + 2 >= na);
+		free(un);
+		free(bv);
+		fmt_mreader_close(ra);
+		fmt_mreader_close(rb);
+		unlink(fa);
+		unlink(fb);
+		store_free(&a);
+	}
+}
+
+/* A manifest written with its unchanged blocks copied from the previous one
+ * is the same file, byte for byte, as one encoded entry by entry. */
+static void writer__copied_blocks_equal_encoded_ones(void **state)
+{
+	(void)state;
+	uint64_t seed = test_seed("writer__copied_blocks_equal_encoded_ones");
+	store a = {0};
+	store_make(&a, seed);
+	char fa[320], f1[320], f2[320];
+	snprintf(fa, sizeof fa, "%s/a", dir);
+	snprintf(f1, sizeof f1, "%s/b1", dir);
+	snprintf(f2, sizeof f2, "%s/b2", dir);
+	store_write(fa, a.v, a.n, NULL, NULL);
+	fmt_mreader *ra = fmt_mreader_open(fa);
+	assert_non_null(ra);
+	/* Where each entry of a lies in ra. */
+	uint32_t (*apos)[2] = calloc(a.n, sizeof *apos);
+	for (uint32_t b = 0, k = 0; b < fmt_mreader_nblocks(ra); b++)
+		for (uint32_t i = 0; i < fmt_mreader_block_info(ra, b)->count; i++, k++)
+			apos[k][0] = b, apos[k][1] = i;
+	/* b: a few files changed in size (no longer equal to a's), one
+	 * entry removed. */
+	fmt_entry *bv = calloc(a.n, sizeof *bv);
+	uint32_t (*bpos)[2] = calloc(a.n, sizeof *bpos);
+	size_t n = 0, gone = a.n / 2 + rnd() % (a.n / 4);
+	for (size_t i = 0; i < a.n; i++) {
+		if (i == gone && a.v[i].type == FMT_T_FILE)
+			continue;
+		bv[n] = a.v[i];
+		bpos[n][0] = apos[i][0];
+		bpos[n][1] = apos[i][1];
+		if (a.v[i].type == FMT_T_FILE && rnd() % 1000 == 0) {
+			bv[n].size++;
+			bpos[n][0] = UINT32_MAX;
+		}
+		n++;
+	}
+	uint64_t copied = store_write(f1, bv, n, ra, (const uint32_t(*)[2])bpos);
+	assert_int_equal(store_write(f2, bv, n, NULL, NULL), 0);
+	size_t n1, n2;
+	uint8_t *p1 = slurp(f1, &n1), *p2 = slurp(f2, &n2);
+	assert_int_equal(n1, n2);
+	assert_memory_equal(p1, p2, n1);
+	assert_true(copied > 0);
+	assert_true(copied < fmt_mreader_nblocks(ra)); /* some were encoded */
+	uint64_t cnt;
+	assert_int_equal(read_all(f1, &cnt), 0);
+	assert_int_equal(cnt, n);
+	free(p1);
+	free(p2);
+	free(apos);
+	free(bpos);
+	free(bv);
+	fmt_mreader_close(ra);
+	unlink(fa);
+	unlink(f1);
+	unlink(f2);
+	store_free(&a);
 }
 
 /* ---------------------------------------------------------- corruption */
@@ -393,7 +693,7 @@ static void expect_refused(void (*f)(uint8_t *p, size_t *n))
 }
 
 static void flip_magic(uint8_t *p, size_t *n) { (void)n; p[0] ^= 1; }
-static void future_version(uint8_t *p, size_t *n) { (void)n; p[8] = 2; }
+static void future_version(uint8_t *p, size_t *n) { (void)n; p[8] = 3; }
 static void header_flags(uint8_t *p, size_t *n) { (void)n; p[12] = 1; }
 static void truncate_tail(uint8_t *p, size_t *n) { (void)p; *n -= 5; }
 static void truncate_half(uint8_t *p, size_t *n) { (void)p; *n /= 2; }
@@ -523,6 +823,147 @@ static void reader__refuses_traversal_paths(void **state)
 	}
 }
 
+/* Seals one entry block (raw, count entries, first path key) in a manifest
+ * and reads it back: the number of entries read, or -1 when refused. */
+static int read_block(const uint8_t *raw, size_t len, uint32_t count, const char *key)
+{
+	fmt_cw *w = fmt_cw_create(file, FMT_MAGIC_MANIFEST);
+	assert_non_null(w);
+	assert_int_equal(fmt_cw_block(w, raw, len, count, key, strlen(key)), 0);
+	cut_buf m = {0};
+	fmt_meta_put_str(&m, FMT_MT_ROOT, "/r");
+	fmt_meta_put_u64(&m, FMT_MT_ENTRIES, count);
+	assert_int_equal(fmt_cw_finish(w, &m, count, NULL), 0);
+	cut_buf_free(&m);
+	uint64_t n;
+	return read_all(file, &n) < 0 ? -1 : (int)n;
+}
+
+/* The entry block of one entry e, as the encoder writes it. */
+static int read_entry(const fmt_entry *e)
+{
+	fmt_enc enc = {0};
+	fmt_enc_add(&enc, e);
+	cut_buf raw = {0};
+	fmt_enc_finish(&enc, &raw);
+	int r = read_block(raw.p, raw.len, 1, e->path);
+	cut_buf_free(&raw);
+	fmt_enc_free(&enc);
+	return r;
+}
+
+/* FORMAT.md 3.3: mode MUST be <= 07777 (the encoder writes what it is given). */
+static void reader__refuses_a_mode_above_07777(void **state)
+{
+	(void)state;
+	fmt_entry e = mk("a", FMT_T_FILE);
+	e.mode = 07777;
+	assert_int_equal(read_entry(&e), 1);
+	e.mode = 010000;
+	assert_int_equal(read_entry(&e), -1);
+	e.mode = 0100644; /* a whole st_mode */
+	assert_int_equal(read_entry(&e), -1);
+}
+
+/* FORMAT.md 3.3: the HASH bit on a type other than a file MUST be refused. */
+static void reader__refuses_a_hash_on_a_non_file(void **state)
+{
+	(void)state;
+	unsigned types[] = {FMT_T_DIR, FMT_T_SYMLINK, FMT_T_FIFO};
+	fmt_entry e = mk("a", FMT_T_FILE);
+	e.flags = FMT_E_HASH;
+	memset(e.hash, 0x42, sizeof e.hash);
+	assert_int_equal(read_entry(&e), 1);
+	for (size_t i = 0; i < sizeof types / sizeof *types; i++) {
+		e = mk("a", types[i]);
+		e.flags = FMT_E_HASH;
+		assert_int_equal(read_entry(&e), -1);
+	}
+}
+
+/* One entry whose NAMES text is `text` (tlen bytes, NUL = a number token)
+ * and whose NUMS stream holds the zigzag-coded values z[0..nz), with the
+ * attributes of mk(key, FMT_T_FILE); key is the path the block claims. */
+static int read_names(const char *text, size_t tlen, const uint64_t *z, size_t nz, const char *key)
+{
+	fmt_enc enc = {0};
+	fmt_entry e = mk(key, FMT_T_FILE);
+	fmt_enc_add(&enc, &e); /* only its ATTRS stream is used */
+	cut_buf names = {0}, nums = {0}, raw = {0};
+	cut_buf_varint(&names, 0);
+	cut_buf_varint(&names, tlen);
+	cut_buf_put(&names, text, tlen);
+	for (size_t i = 0; i < nz; i++)
+		cut_buf_varint(&nums, z[i]);
+	uint8_t h[24] = {0};
+	cut_put_le32(h + 4, (uint32_t)names.len);
+	cut_put_le32(h + 8, (uint32_t)nums.len);
+	cut_put_le32(h + 12, (uint32_t)enc.meta.len);
+	cut_buf_put(&raw, h, sizeof h);
+	cut_buf_put(&raw, names.p, names.len);
+	cut_buf_put(&raw, nums.p, nums.len);
+	cut_buf_put(&raw, enc.meta.p, enc.meta.len);
+	int r = read_block(raw.p, raw.len, 1, key);
+	cut_buf_free(&names);
+	cut_buf_free(&nums);
+	cut_buf_free(&raw);
+	fmt_enc_free(&enc);
+	return r;
+}
+
+/* FORMAT.md 3.3: at most 32 numbers in one text; a 33rd MUST be refused.
+ * The block claims the path the numbers would give, so that only the count
+ * can refuse it. */
+static void reader__refuses_a_33rd_number_in_a_name(void **state)
+{
+	(void)state;
+	char text[80], path[120];
+	uint64_t z[33];
+	for (int k = 0; k < 33; k++) {
+		text[2 * k] = 0; /* token: value 7, as zigzag(7) << 1 (base 0 for k = 0 */
+		text[2 * k + 1] = '.'; /* and the previous number 7 + 0 for the others) */
+		path[2 * k] = '7';
+		path[2 * k + 1] = '.';
+		z[k] = k == 0 ? cut_zigzag(7) << 1 : (cut_zigzag(0) << 1) | 1;
+	}
+	text[63] = 'x', path[63] = 'x', path[64] = 0; /* 32 tokens, then "x" */
+	assert_int_equal(read_names(text, 64, z, 32, path), 1);
+	text[65] = 'x', path[64] = '7', path[65] = 'x', path[66] = 0; /* 33 tokens */
+	assert_int_equal(read_names(text, 66, z, 33, path), -1);
+	/* The writer keeps the runs of digits after the 32nd as text: 40
+	 * numbers round trip. */
+	size_t n = 0;
+	for (int k = 1; k <= 40; k++)
+		n += (size_t)snprintf(path + n, sizeof path - n, k < 40 ? "%d." : "%d", k);
+	fmt_mwriter *w = fmt_mwriter_create(file);
+	fmt_entry e = mk(path, FMT_T_FILE);
+	assert_int_equal(fmt_mwriter_add(w, &e), 0);
+	fmt_mheader h = hdr();
+	uint8_t id[16];
+	assert_int_equal(fmt_mwriter_finish(w, &h, id), 0);
+	fmt_mreader *r = fmt_mreader_open(file);
+	assert_non_null(r);
+	assert_int_equal(fmt_mreader_next(r, &e), 1);
+	assert_string_equal(e.path, path);
+	fmt_mreader_close(r);
+}
+
+/* FORMAT.md 3.3: a number of 10^18 or more MUST be refused (a token has at
+ * most 18 digits); a low bit of 1 on the first token too. */
+static void reader__refuses_name_numbers_of_10_18_and_more(void **state)
+{
+	(void)state;
+	const char text[] = {'m', 0};
+	uint64_t z = cut_zigzag(999999999999999999ll) << 1;
+	assert_int_equal(read_names(text, 2, &z, 1, "m999999999999999999"), 1);
+	z = cut_zigzag(1000000000000000000ll) << 1;
+	assert_int_equal(read_names(text, 2, &z, 1, "m1000000000000000000"), -1);
+	z = cut_zigzag(INT64_MAX / 2) << 1;
+	assert_int_equal(read_names(text, 2, &z, 1, "m4611686018427387903"), -1);
+	z = (cut_zigzag(5) << 1) | 1; /* relative to a previous number of this text: none */
+	assert_int_equal(read_names(text, 2, &z, 1, "m5"), -1);
+}
+
 static void reader__refuses_a_change_log_as_manifest(void **state)
 {
 	(void)state;
@@ -531,6 +972,42 @@ static void reader__refuses_a_change_log_as_manifest(void **state)
 	assert_int_equal(fmt_cw_finish(w, &m, 0, NULL), 0);
 	assert_null(fmt_mreader_open(file));
 	cut_buf_free(&m);
+}
+
+/* The one JSON string escaping (format/json.h), on both sinks. */
+static void cut_json_str__utf8_as_is_controls_and_bad_bytes_escaped(void **state)
+{
+	(void)state;
+	static const struct { const char *in; size_t n; const char *out; } cases[] = {
+		{"plain", 5, "\"plain\""},
+		{"caf\xc3\xa9", 5, "\"caf\xc3\xa9\""},              /* UTF-8 stays UTF-8 */
+		{"\xe6\x97\xa5", 3, "\"\xe6\x97\xa5\""},
+		{"\xf0\x9f\x93\xa7", 4, "\"\xf0\x9f\x93\xa7\""},   /* 4 bytes */
+		{"lat\xe9n", 5, "\"lat\\udce9n\""},                 /* latin-1 */
+		{"\xff", 1, "\"\\udcff\""},
+		{"\xc3", 1, "\"\\udcc3\""},                         /* truncated */
+		{"\xc0\xaf", 2, "\"\\udcc0\\udcaf\""},              /* overlong */
+		{"\xed\xa0\x80", 3, "\"\\udced\\udca0\\udc80\""},  /* a surrogate */
+		{"q\"b\\", 4, "\"q\\\"b\\\\\""},
+		{"a\nb\tc\rd", 7, "\"a\\nb\\tc\\rd\""},
+		{"\x01\x7f", 2, "\"\\u0001\\u007f\""},
+		{"nul\0x", 5, "\"nul\\u0000x\""},
+		{"", 0, "\"\""},
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		cut_buf b = {0};
+		cut_json_str(&b, cases[i].in, cases[i].n);
+		cut_buf_putc(&b, 0);
+		assert_string_equal((const char *)b.p, cases[i].out);
+		char *mem = NULL;
+		size_t ml = 0;
+		FILE *f = open_memstream(&mem, &ml);
+		cut_json_fstr(f, cases[i].in, cases[i].n);
+		fclose(f);
+		assert_string_equal(mem, cases[i].out);
+		free(mem);
+		cut_buf_free(&b);
+	}
 }
 
 int main(void)
@@ -542,6 +1019,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(manifest__round_trips_every_field, setup, teardown),
 		cmocka_unit_test_setup_teardown(writer__refuses_out_of_order_and_invalid_paths, setup, teardown),
 		cmocka_unit_test_setup_teardown(manifest__golden_bytes, setup, teardown),
+		cmocka_unit_test_setup_teardown(reader__reads_a_version_1_manifest, setup, teardown),
+		cmocka_unit_test_setup_teardown(cut__a_change_inside_a_run_changes_only_the_blocks_around_it, setup, teardown),
+		cmocka_unit_test_setup_teardown(writer__copied_blocks_equal_encoded_ones, setup, teardown),
 		cmocka_unit_test_setup_teardown(reader__refuses_bad_magic, setup, teardown),
 		cmocka_unit_test_setup_teardown(reader__refuses_future_version, setup, teardown),
 		cmocka_unit_test_setup_teardown(reader__refuses_unknown_flags, setup, teardown),
@@ -557,6 +1037,11 @@ int main(void)
 		cmocka_unit_test_setup_teardown(reader__refuses_entries_out_of_order, setup, teardown),
 		cmocka_unit_test_setup_teardown(reader__refuses_traversal_paths, setup, teardown),
 		cmocka_unit_test_setup_teardown(reader__refuses_a_change_log_as_manifest, setup, teardown),
+		cmocka_unit_test(cut_json_str__utf8_as_is_controls_and_bad_bytes_escaped),
+		cmocka_unit_test_setup_teardown(reader__refuses_a_mode_above_07777, setup, teardown),
+		cmocka_unit_test_setup_teardown(reader__refuses_a_hash_on_a_non_file, setup, teardown),
+		cmocka_unit_test_setup_teardown(reader__refuses_a_33rd_number_in_a_name, setup, teardown),
+		cmocka_unit_test_setup_teardown(reader__refuses_name_numbers_of_10_18_and_more, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -20,6 +20,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <xxhash.h>
+
 #include "format/changes.h"
 #include "format/sys.h"
 #include "replay/internal.h"
@@ -346,23 +348,222 @@ static void rp_run__lost_journal_redo_is_idempotent(void **state)
 	assert_parity(x);
 }
 
+/* The journal an earlier run of the log left when it began: its START. */
+static rp_journal *journal_of_an_earlier_run(fx *x)
+{
+	fmt_creader *r = fmt_creader_open(x->log);
+	assert_non_null(r);
+	rp_journal *j;
+	assert_int_equal(rp_journal_open(x->jn, fmt_creader_id(r), false, false, &j), 0);
+	fmt_creader_close(r);
+	return j;
+}
+
+static off_t fsize(const char *p)
+{
+	struct stat st;
+	assert_int_equal(stat(p, &st), 0);
+	return st.st_size;
+}
+
+/* Header, START and COMPLETE (20 counters): what a finished log leaves. */
+#define J_CLOSED_OUT (40 + 32 + 24 + 8 * 20)
+
 static void rp_run__resume_skips_what_the_journal_lists(void **state)
 {
 	fx *x = *state;
 	build_tree(x);
 	assert_int_equal(replay(x), CUT_EXIT_OK);
-	/* Cut the completion record (the last one) in half: torn tail. */
-	struct stat st;
-	assert_int_equal(stat(x->jn, &st), 0);
-	assert_int_equal(truncate(x->jn, st.st_size - 30), 0);
+	assert_int_equal(fsize(x->jn), J_CLOSED_OUT); /* closed out */
+	/* A run killed with records 0..9, 11 and 12 journaled (two batches),
+	 * 10 (a directory meta) not. */
+	unlink(x->jn);
+	rp_journal *j = journal_of_an_earlier_run(x);
+	rp_journal_note(j, 6, RP_J_APPLIED);
+	rp_journal_note(j, 9, RP_J_APPLIED);
+	assert_int_equal(rp_journal_flush(j, 4, false), 0);
+	rp_journal_note(j, 11, RP_J_APPLIED);
+	rp_journal_note(j, 12, RP_J_APPLIED);
+	assert_int_equal(rp_journal_flush(j, 10, false), 0);
+	rp_journal_close(j);
 	assert_int_equal(replay(x), CUT_EXIT_OK);
 	assert_false(x->st.finished_before);
-	assert_int_equal(x->st.journaled, 13);
-	assert_int_equal(x->st.done, 0);
+	assert_int_equal(x->st.journaled, 12);
+	assert_int_equal(x->st.done, 1);
+	assert_int_equal(x->st.metas, 1);
 	assert_parity(x);
+	assert_int_equal(fsize(x->jn), J_CLOSED_OUT);
 	/* now complete again */
 	assert_int_equal(replay(x), CUT_EXIT_OK);
 	assert_true(x->st.finished_before);
+}
+
+/* A version-1 journal, as an older cutover leaves it: header, START,
+ * PROGRESS records listing records 0..n-1 as finished one by one (with
+ * outcome 1, drifted, for record 0), and, when complete, a COMPLETE record
+ * with version 1's 19 counters.  corrupt: the checksum of the record in the
+ * middle is wrong. */
+static void write_v1_journal(const char *path, const uint8_t id[FMT_ID_LEN], uint64_t n,
+			     bool complete, bool corrupt)
+{
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	uint8_t h[40];
+	memcpy(h, "CUTOVRJ1", 8);
+	cut_put_le32(h + 8, 1);
+	cut_put_le32(h + 12, 0);
+	memcpy(h + 16, id, FMT_ID_LEN);
+	cut_put_le64(h + 32, XXH3_64bits(h, 32));
+	fwrite(h, 1, sizeof h, f);
+	uint8_t r[24 + 8 * 19];
+	for (uint64_t i = 0; i <= n + 1; i++) {
+		uint32_t type = i == 0 ? 3 : i <= n ? 1 : 2, k = i == 0 || i <= n ? 1 : 19;
+		if (i == n + 1 && !complete)
+			break;
+		cut_put_le32(r, type);
+		cut_put_le32(r + 4, k);
+		cut_put_le64(r + 8, i == 0 ? 0 : i <= n ? i - 1 : n);
+		memset(r + 16, 0, 8 * k);
+		if (type == 3)
+			cut_put_le64(r + 16, (uint64_t)T0);
+		if (type == 1)
+			cut_put_le64(r + 16, (i - 1) | (i == 1 ? 1ull << 56 : 0));
+		if (type == 2)
+			cut_put_le64(r + 16 + 8 * 12, 1); /* drifted */
+		cut_put_le64(r + 16 + 8 * k, XXH3_64bits(r, 16 + 8 * k));
+		if (corrupt && i == n / 2)
+			r[16 + 8 * k] ^= 1;
+		fwrite(r, 1, 24 + 8 * k, f);
+	}
+	assert_int_equal(fclose(f), 0);
+}
+
+/* The journal the previous log left beside the target is not read: its
+ * header names another log and its last record says that log is finished.
+ * Here its records are many and one in the middle is corrupt; reading them
+ * (as a replay did before) refused the new log. */
+static void rp_run__journal_of_a_finished_earlier_log_is_not_read(void **state)
+{
+	fx *x = *state;
+	build_tree(x);
+	const uint8_t other[FMT_ID_LEN] = {1, 2, 3};
+	write_v1_journal(x->jn, other, 100000, true, true);
+	fmt_creader *r = fmt_creader_open(x->log);
+	assert_non_null(r);
+	rp_journal *j;
+	assert_int_equal(rp_journal_open(x->jn, fmt_creader_id(r), true, false, &j), 0);
+	fmt_creader_close(r);
+	uint64_t w, above;
+	assert_int_equal(rp_journal_progress(j, &w, &above), 1); /* the COMPLETE record */
+	assert_false(rp_journal_resumed(j));
+	assert_false(rp_journal_complete(j, NULL));
+	assert_false(rp_journal_done(j, 0));
+	assert_int_equal(rp_journal_earlier(j), 0);
+	rp_journal_close(j);
+	assert_int_equal(replay(x), CUT_EXIT_OK);
+	assert_int_equal(x->st.journaled, 0);
+	assert_int_equal(x->st.earlier, 0);
+	assert_parity(x);
+	assert_int_equal(fsize(x->jn), J_CLOSED_OUT);
+	/* the same journal unfinished: still refused, as before */
+	write_v1_journal(x->jn, other, 1000, false, false);
+	assert_int_equal(replay(x), CUT_EXIT_ERROR);
+}
+
+/* A finished log's version-1 journal (an older cutover's), rerun: its
+ * earlier runs' outcomes still give exit 3; it is closed out, and says so
+ * from then on. */
+static void rp_run__finished_version_1_journal_is_closed_out_keeping_its_outcomes(void **state)
+{
+	fx *x = *state;
+	build_tree(x);
+	assert_int_equal(replay(x), CUT_EXIT_OK);
+	fmt_creader *r = fmt_creader_open(x->log);
+	assert_non_null(r);
+	write_v1_journal(x->jn, fmt_creader_id(r), 13, true, false);
+	fmt_creader_close(r);
+	assert_int_equal(replay(x), CUT_EXIT_INCOMPLETE);
+	assert_true(x->st.finished_before);
+	assert_int_equal(fsize(x->jn), J_CLOSED_OUT);
+	assert_int_equal(replay(x), CUT_EXIT_INCOMPLETE);
+	assert_true(x->st.finished_before);
+}
+
+/* A finished log's exit code still counts what its killed runs left
+ * (their PROGRESS records are gone once it is closed out). */
+static void rp_run__closed_out_journal_keeps_the_earlier_runs_outcomes(void **state)
+{
+	fx *x = *state;
+	build_tree(x);
+	rp_journal *j = journal_of_an_earlier_run(x);
+	rp_journal_note(j, 4, RP_J_DRIFTED); /* a/big, copied as it was then */
+	assert_int_equal(rp_journal_flush(j, 0, false), 0);
+	rp_journal_close(j);
+	assert_int_equal(replay(x), CUT_EXIT_INCOMPLETE);
+	assert_int_equal(x->st.earlier, 1);
+	assert_int_equal(x->st.journaled, 1);
+	assert_int_equal(fsize(x->jn), J_CLOSED_OUT);
+	assert_int_equal(replay(x), CUT_EXIT_INCOMPLETE);
+	assert_true(x->st.finished_before);
+}
+
+/* What a resume finds, across runs and around the bitmap's wrap: records
+ * below the watermark, the ones listed above it (and not their aliases one
+ * span further), the outcomes, a torn tail; and a journal listing a record
+ * beyond the span the scheduler admits is refused, not misread. */
+static void rp_journal__resume_finds_the_progress_of_every_earlier_run(void **state)
+{
+	fx *x = *state;
+	const uint8_t id[FMT_ID_LEN] = {9, 9, 9};
+	const uint64_t S = RP_SPAN, w1 = S - 3, w2 = S + 2;
+	rp_journal *j;
+	assert_int_equal(rp_journal_open(x->jn, id, false, false, &j), 0);
+	rp_journal_note(j, S - 1, RP_J_APPLIED);
+	rp_journal_note(j, S + 1, RP_J_APPLIED);
+	rp_journal_note(j, S + 5, RP_J_DRIFTED);
+	assert_int_equal(rp_journal_flush(j, w1, false), 0);
+	rp_journal_close(j); /* killed */
+	assert_int_equal(rp_journal_open(x->jn, id, false, false, &j), 0);
+	uint64_t w, above;
+	assert_int_equal(rp_journal_progress(j, &w, &above), 2); /* START, PROGRESS */
+	assert_int_equal(w, w1);
+	assert_int_equal(above, 3);
+	assert_true(rp_journal_resumed(j));
+	assert_int_equal(rp_journal_earlier(j), 1);
+	const uint64_t yes1[] = {0, w1 - 1, S - 1, S + 1, S + 5};
+	const uint64_t no1[] = {w1, S - 2, S, S + 2, S + 4, S + 6, 2 * S - 1, 2 * S + 1};
+	for (size_t i = 0; i < sizeof yes1 / 8; i++)
+		assert_true(rp_journal_done(j, yes1[i]));
+	for (size_t i = 0; i < sizeof no1 / 8; i++)
+		assert_false(rp_journal_done(j, no1[i]));
+	/* the second run finishes up to w2 and one more, and is killed */
+	rp_journal_note(j, S + 3, RP_J_VANISHED);
+	assert_int_equal(rp_journal_flush(j, w2, false), 0);
+	rp_journal_close(j);
+	FILE *f = fopen(x->jn, "a"); /* and a record torn by the crash */
+	assert_non_null(f);
+	fwrite("\1\0\0\0\7\0\0\0torn", 1, 12, f);
+	fclose(f);
+	off_t whole = fsize(x->jn) - 12;
+	assert_int_equal(rp_journal_open(x->jn, id, false, false, &j), 0);
+	assert_int_equal(fsize(x->jn), whole);
+	assert_int_equal(rp_journal_progress(j, &w, &above), 3);
+	assert_int_equal(w, w2);
+	assert_int_equal(above, 2);
+	assert_int_equal(rp_journal_earlier(j), 2);
+	assert_true(rp_journal_vanished(j, S + 3));
+	assert_false(rp_journal_vanished(j, S + 5));
+	const uint64_t yes2[] = {S - 1, S, S + 1, S + 3, S + 5};
+	const uint64_t no2[] = {w2, S + 4, S + 6, 2 * S - 1, 2 * S + 3, 2 * S + 5};
+	for (size_t i = 0; i < sizeof yes2 / 8; i++)
+		assert_true(rp_journal_done(j, yes2[i]));
+	for (size_t i = 0; i < sizeof no2 / 8; i++)
+		assert_false(rp_journal_done(j, no2[i]));
+	/* a record no scheduler could have finished yet */
+	rp_journal_note(j, w2 + S, RP_J_APPLIED);
+	assert_int_equal(rp_journal_flush(j, w2, false), 0);
+	rp_journal_close(j);
+	assert_int_equal(rp_journal_open(x->jn, id, false, false, &j), CUT_EXIT_ERROR);
 }
 
 static void rp_run__leftover_temporary_is_cleaned_on_redo(void **state)
@@ -624,17 +825,6 @@ static void linked_pair_log(fx *x, const char *content, char p[512], char q[512]
 	lw(x, FMT_OP_CREATE, "a/m");
 	lw_add(x, FMT_OP_LINK, ent(x, "a/m"), "b/m", NULL);
 	lw_finish(x);
-}
-
-/* The journal an earlier run of the log left when it began: its START. */
-static rp_journal *journal_of_an_earlier_run(fx *x)
-{
-	fmt_creader *r = fmt_creader_open(x->log);
-	assert_non_null(r);
-	rp_journal *j;
-	assert_int_equal(rp_journal_open(x->jn, fmt_creader_id(r), false, false, &j), 0);
-	fmt_creader_close(r);
-	return j;
 }
 
 static void rp_run__link_to_a_vanished_file_is_vanished_not_a_conflict(void **state)
@@ -1173,6 +1363,10 @@ int main(void)
 		T(rp_run__rerun_of_a_finished_log_does_nothing),
 		T(rp_run__lost_journal_redo_is_idempotent),
 		T(rp_run__resume_skips_what_the_journal_lists),
+		T(rp_run__journal_of_a_finished_earlier_log_is_not_read),
+		T(rp_run__finished_version_1_journal_is_closed_out_keeping_its_outcomes),
+		T(rp_run__closed_out_journal_keeps_the_earlier_runs_outcomes),
+		T(rp_journal__resume_finds_the_progress_of_every_earlier_run),
 		T(rp_run__leftover_temporary_is_cleaned_on_redo),
 		T(rp_run__rename_moves_without_copying),
 		T(rp_run__rename_onto_an_existing_name_is_a_conflict),

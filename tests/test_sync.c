@@ -282,6 +282,103 @@ static void sync_pending_parse__round_trips_with_and_without_old(void **state)
 	}
 }
 
+static void sync_progress_parse__round_trips_and_needs_pid_and_phase(void **state)
+{
+	(void)state;
+	sync_progress p = {.seq = 12, .pid = 4242, .start_ns = 1000, .phase_ns = 2000,
+			   .written_ns = 3000, .done = 7, .total = 9, .bytes = 11, .bytes_total = 13};
+	snprintf(p.kind, sizeof p.kind, "nightly");
+	snprintf(p.phase, sizeof p.phase, "replay");
+	snprintf(p.host, sizeof p.host, "mx1.example.org");
+	cut_buf b = {0};
+	sync_progress_format(&p, &b);
+	sync_progress r;
+	const char *err = NULL;
+	assert_int_equal(sync_progress_parse((const char *)b.p, b.len, &r, &err), 0);
+	assert_int_equal(r.seq, 12);
+	assert_int_equal(r.pid, 4242);
+	assert_string_equal(r.kind, "nightly");
+	assert_string_equal(r.phase, "replay");
+	assert_string_equal(r.host, "mx1.example.org");
+	assert_int_equal(r.start_ns, 1000);
+	assert_int_equal(r.phase_ns, 2000);
+	assert_int_equal(r.written_ns, 3000);
+	assert_int_equal(r.done, 7);
+	assert_int_equal(r.total, 9);
+	assert_int_equal(r.bytes, 11);
+	assert_int_equal(r.bytes_total, 13);
+	cut_buf_free(&b);
+	static const char *const bad[] = {
+		"phase=scan\n",                /* no pid */
+		"pid=12\n",                    /* no phase */
+		"pid=12\nphase=sc an\n",       /* not a word */
+		"pid=-3\nphase=scan\n",
+		"pid=12\nphase=scan\ndone=x\n",
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+		assert_int_equal(sync_progress_parse(bad[i], strlen(bad[i]), &r, &err), -1);
+}
+
+/* Rates are of the counts up to the record; the ETA is the later of the
+ * operations' and the bytes' estimates. */
+static void sync_running_of__rates_and_the_later_eta(void **state)
+{
+	(void)state;
+	sync_progress p = {.phase_ns = 0, .written_ns = 10000000000, .done = 100, .total = 1000,
+			   .bytes = 1000, .bytes_total = 100000};
+	snprintf(p.phase, sizeof p.phase, "replay");
+	sync_running r;
+	sync_running_of(&p, 20000000000, &r);
+	assert_true(r.alive);
+	assert_true(r.secs > 19.9 && r.secs < 20.1);   /* to now */
+	assert_true(r.rate > 9.9 && r.rate < 10.1);    /* 100 ops in 10 s */
+	assert_int_equal(r.eta_s, 990);                /* bytes: 99000 at 100/s */
+	p.bytes_total = 0;
+	sync_running_of(&p, 20000000000, &r);
+	assert_int_equal(r.eta_s, 90);                 /* ops: 900 at 10/s */
+	p.total = 0;
+	sync_running_of(&p, 20000000000, &r);
+	assert_int_equal(r.eta_s, -1);                 /* nothing to go by */
+	char line[256];
+	sync_running_line(&r, line, sizeof line);
+	assert_non_null(strstr(line, "next pass replay: 100 ops")); /* no number yet */
+	assert_non_null(strstr(line, "ETA unknown"));
+	p.seq = 7;
+	snprintf(p.phase, sizeof p.phase, "diff");
+	p.done = p.bytes = 0; /* a new phase starts at zero */
+	sync_running_of(&p, 20000000000, &r);
+	sync_running_line(&r, line, sizeof line);
+	assert_string_equal(line, "pass 7 diff: 20s"); /* no counts: its time only */
+}
+
+/* A probe never takes the lock from its holder, and tells a dead one. */
+static void sync_lock_probe__tells_a_live_holder_from_a_dead_one(void **state)
+{
+	fx *f = *state;
+	sync_lock a;
+	sync_lock_holder h;
+	assert_int_equal(sync_lock_probe(f->dir, &h), 0);
+	assert_int_equal(h.pid, 0);
+	assert_int_equal(sync_lock_take(f->dir, &a, &h), CUT_EXIT_OK);
+	assert_int_equal(sync_lock_probe(f->dir, &h), 1);
+	assert_int_equal(h.pid, (long)getpid());
+	assert_int_equal(sync_lock_probe(f->dir, &h), 1); /* still held */
+	sync_lock_release(&a);
+	assert_int_equal(sync_lock_probe(f->dir, &h), 0);
+	/* A lock file whose run died: its pid is gone, nobody holds the flock. */
+	char host[256], text[400];
+	my_host(host, sizeof host);
+	long pid = dead_pid();
+	snprintf(text, sizeof text, "pid=%ld\nhost=%s\nstart=1\n", pid, host);
+	write_file(f->dir, "lock", text);
+	assert_int_equal(sync_lock_probe(f->dir, &h), 0);
+	assert_int_equal(h.pid, pid);
+	/* A live pid that does not hold the flock (a reused pid): dead too. */
+	snprintf(text, sizeof text, "pid=%ld\nhost=%s\nstart=1\n", (long)getpid(), host);
+	write_file(f->dir, "lock", text);
+	assert_int_equal(sync_lock_probe(f->dir, &h), 0);
+}
+
 static void sync_hist__lines_round_trip_and_the_last_n_are_read(void **state)
 {
 	fx *f = *state;
@@ -420,6 +517,96 @@ static void sync_base_patch__records_what_a_drifted_copy_left(void **state)
 	free(src), free(dst), free(m), free(lg), free(out);
 }
 
+/* The final pass's repairs replay logs made in subtrees (paths relative to
+ * each): the patch finds their entries in the whole manifest under each
+ * prefix, and nowhere else. */
+/* The switched subtree that holds a path: found by its place in canonical
+ * order, with names that share a prefix but not a component, and a path
+ * between two switched siblings. */
+static void sync_switched_find__by_component_in_canonical_order(void **state)
+{
+	(void)state;
+	char *paths[] = {"example.org/ann", "example.org/ann.x", "example.org/bob", "z"};
+	char *recs[] = {"r0", "r1", "r2", "r3"};
+	bool done[] = {true, true, true, true};
+	sync_switched s = {.n = 4, .path = paths, .record = recs, .done = done};
+	struct {
+		const char *path, *want;
+	} cases[] = {
+		{"example.org/ann", "example.org/ann"},
+		{"example.org/ann/Maildir/cur/1.M1", "example.org/ann"},
+		{"example.org/ann.x/Maildir", "example.org/ann.x"},
+		{"example.org/ann.y", NULL},
+		{"example.org/anna/Maildir", NULL},
+		{"example.org/bo", NULL},
+		{"example.org/bob/Maildir/.Sent/new", "example.org/bob"},
+		{"example.org", NULL},
+		{"", NULL},
+		{"y/z", NULL},
+		{"z/a/b", "z"},
+		{"za", NULL},
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		const char *got = sync_switched_find(&s, cases[i].path, strlen(cases[i].path));
+		if (cases[i].want)
+			assert_non_null(got), assert_string_equal(got, cases[i].want);
+		else
+			assert_null(got);
+	}
+}
+
+static void sync_base_patch_logs__patches_each_subtree_at_its_prefix(void **state)
+{
+	fx *f = *state;
+	char *src = sync_path(f->dir, "src"), *dst = sync_path(f->dir, "dst");
+	char *m = sync_path(f->dir, "m"), *out = sync_path(f->dir, "b");
+	const char *subs[] = {"u1", "u2"};
+	char *logs[2];
+	mkdir(src, 0755);
+	mkdir(dst, 0755);
+	for (int i = 0; i < 2; i++) {
+		char *s = sync_path(src, subs[i]), *t = sync_path(dst, subs[i]);
+		mkdir(s, 0755);
+		mkdir(t, 0755);
+		put(s, "a", "aaaa", 1000000);
+		free(s), free(t);
+	}
+	char *x = sync_path(src, "u2x");
+	mkdir(x, 0755);
+	put(x, "a", "aaaa", 1000000);
+	free(x);
+	scan_opts so = {.root = src, .out = m, .threads = 2};
+	scan_stats st;
+	uint8_t id[FMT_ID_LEN];
+	assert_int_equal(scan_run(&so, &st, id), 0);
+	for (int i = 0; i < 2; i++) {
+		char name[16], *root = sync_path(src, subs[i]), *sm = sync_path(f->dir, "sm");
+		snprintf(name, sizeof name, "log%d", i);
+		logs[i] = sync_path(f->dir, name);
+		scan_opts ss = {.root = root, .out = sm, .threads = 1};
+		assert_int_equal(scan_run(&ss, &st, id), 0);
+		diff_opts d = {.new_path = sm, .out_path = logs[i]};
+		diff_stats ds;
+		assert_int_equal(diff_run(&d, &ds), 0);
+		free(root), free(sm);
+	}
+	/* The repair of u1 left a longer a; that of u2 never made its a. */
+	char *t1 = sync_path(dst, "u1");
+	put(t1, "a", "aaaaaa", 2000000);
+	free(t1);
+	uint64_t patched;
+	assert_int_equal(sync_base_patch_logs(m, (const char *const *)logs, subs, 2, dst, out, f->dir,
+					      &patched), 0);
+	fmt_entry e;
+	assert_true(find_entry(out, "u1/a", &e));
+	assert_int_equal(e.size, 6);
+	assert_false(find_entry(out, "u2/a", &e));
+	assert_true(find_entry(out, "u2x/a", &e)); /* not in a repaired subtree */
+	assert_int_equal(e.size, 4);
+	assert_true(find_entry(out, "u1", &e));
+	free(src), free(dst), free(m), free(out), free(logs[0]), free(logs[1]);
+}
+
 static void sync_base_rebase__takes_the_source_identity_only_where_entries_match(void **state)
 {
 	fx *f = *state;
@@ -544,10 +731,15 @@ int main(void)
 		cmocka_unit_test(sync_config_parse__rejects_bad_files),
 		cmocka_unit_test(sync_tstate_parse__round_trips_and_refuses_escapes),
 		cmocka_unit_test(sync_pending_parse__round_trips_with_and_without_old),
+		cmocka_unit_test(sync_progress_parse__round_trips_and_needs_pid_and_phase),
+		cmocka_unit_test(sync_running_of__rates_and_the_later_eta),
+		cmocka_unit_test(sync_switched_find__by_component_in_canonical_order),
+		T(sync_lock_probe__tells_a_live_holder_from_a_dead_one),
 		T(sync_hist__lines_round_trip_and_the_last_n_are_read),
 		T(sync_rotate__keeps_the_last_n_and_what_the_state_names),
 		T(sync_write_atomic__replaces_whole_files),
 		T(sync_base_patch__records_what_a_drifted_copy_left),
+		T(sync_base_patch_logs__patches_each_subtree_at_its_prefix),
 		T(sync_base_rebase__takes_the_source_identity_only_where_entries_match),
 		T(sync_base_rebase__keeps_the_source_identity_only_where_linked_alike),
 	};

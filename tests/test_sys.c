@@ -259,7 +259,7 @@ static void copy_case(fx *x, size_t size, uint64_t ask, int64_t want)
 	lseek(in, 0, SEEK_SET);
 	int out = open(q, O_RDWR | O_CREAT | O_TRUNC, 0644);
 	assert_true(out >= 0);
-	assert_int_equal(sys_copy(in, out, ask), want);
+	assert_int_equal(sys_copy(in, out, ask, NULL), want);
 	uint8_t *got = cut_malloc(size ? size : 1);
 	assert_int_equal(cut_pread_all(out, got, size, 0), want);
 	assert_memory_equal(got, buf, (size_t)want);
@@ -291,6 +291,35 @@ static void sys_copy__copies_a_prefix(void **state)
 	copy_case(x, 100000, 4096, 4096);
 }
 
+/* A failed copy says which side failed: the replay skips a file whose
+ * source cannot be read, and stops at a target that cannot be written. */
+static void sys_copy__tells_a_read_error_from_a_write_error(void **state)
+{
+	fx *x = *state;
+	char p[256], q[256];
+	snprintf(p, sizeof p, "%s/side", x->outside);
+	snprintf(q, sizeof q, "%s/side.copy", x->outside);
+	int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	assert_true(fd >= 0);
+	assert_int_equal(cut_write_all(fd, "0123456789", 10), 0);
+	close(fd);
+	int in = open(p, O_WRONLY), out = open(q, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	bool in_failed = false;
+	assert_int_equal(sys_copy(in, out, 10, &in_failed), -EBADF);
+	assert_true(in_failed);
+	close(in);
+	close(out);
+	in = open(p, O_RDONLY);
+	out = open(q, O_RDONLY);
+	in_failed = true;
+	assert_int_equal(sys_copy(in, out, 10, &in_failed), -EBADF);
+	assert_false(in_failed);
+	close(in);
+	close(out);
+	unlink(p);
+	unlink(q);
+}
+
 static void sys_flavour__names_the_build(void **state)
 {
 	(void)state;
@@ -320,6 +349,7 @@ int main(void)
 		cmocka_unit_test(sys_copy__copies_exactly),
 		cmocka_unit_test(sys_copy__stops_at_eof_of_a_shorter_file),
 		cmocka_unit_test(sys_copy__copies_a_prefix),
+		cmocka_unit_test(sys_copy__tells_a_read_error_from_a_write_error),
 		cmocka_unit_test(sys_flavour__names_the_build),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);

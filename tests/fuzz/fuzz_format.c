@@ -8,9 +8,9 @@
  * Built by `make fuzz` with -DFUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION, which
  * makes the container accept any checksum (format/container.c): otherwise
  * almost every mutation would stop at a checksum and the decoders behind it
- * would never be reached.  Seeds: tests/fuzz/seed.sh.  The readers log each
- * corruption on stderr: run with -close_fd_mask=2 (libFuzzer keeps its own
- * reports).
+ * would never be reached.  Seeds: tests/fuzz/corpus/fuzz_format/, made by
+ * tests/fuzz/seed.sh.  The readers log each corruption on stderr: run with
+ * -close_fd_mask=2 (libFuzzer keeps its own reports).
  */
 #include <stdint.h>
 #include <stdio.h>

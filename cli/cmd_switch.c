@@ -1,0 +1,161 @@
+/*
+ * cmd_switch.c - `cutover switch`: a final pass limited to some subtrees
+ * (users), after which later passes leave them to the new side
+ * (sync/switch.c).
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "replay/replay.h"
+#include "sync/sync.h"
+
+static const char usage[] =
+	"usage: cutover switch --state DIR [--before CMD] [--after CMD] [-j N]\n"
+	"                      [--scan-threads N] [--fsync] [--log FILE] SUBTREE...\n"
+	"       cutover switch --state DIR --from FILE ...\n"
+	"       cutover switch --state DIR --ack-late-writes\n"
+	"\n"
+	"Moves the given subtrees of the source (users: example.org/alice) to the new\n"
+	"side while the rest of the store keeps running.  Each is scanned in full on\n"
+	"both sides, what differs is copied, deleted or fixed on the target, and both\n"
+	"sides are verified; only when all are in parity are they recorded as switched.\n"
+	"From then on later `cutover sync` passes leave them alone on the target: a\n"
+	"change on the source inside a switched subtree (mail delivered to the old\n"
+	"store after the switch) is never replayed over the new side's data but\n"
+	"reported as a late write (exit 7 on every pass until acknowledged).\n"
+	"\n"
+	"  --state DIR        the state directory made by `cutover init`\n"
+	"  --from FILE        the subtrees, one per line (- for stdin), besides any given\n"
+	"  --before CMD       run by sh first: hold the users' mail (4xx) and end their\n"
+	"                     sessions; the switch does not start if it fails\n"
+	"  --after CMD        run by sh once they are switched: route the users to the\n"
+	"                     new side; not run if the pass failed\n"
+	"                     Both get CUTOVER_SUBTREES (one per line), CUTOVER_STATE,\n"
+	"                     CUTOVER_SOURCE and CUTOVER_TARGET in the environment.\n"
+	"  -j, --jobs N       replay workers (default 16)\n"
+	"  --scan-threads N   scanner threads (default as cutover scan)\n"
+	"  --fsync            replay makes each file durable before it counts\n"
+	"  --log FILE         append the summary line to FILE instead of syslog\n"
+	"  --no-syslog        no summary line at all\n"
+	"  --ack-late-writes  the late writes listed in DIR/late-writes were recovered:\n"
+	"                     set the list aside (late-writes.acked.TIME)\n"
+	"\n"
+	"Prints SWITCHED SUBTREE per subtree and a PARITY line.\n"
+	"exit: 0 switched; 1 a subtree still differs after its pass (its source is still\n"
+	"written: nothing switched, --after not run); 2 error (also: --before or --after\n"
+	"failed); 4 the target is not as expected; 5 target full; 6 locked; 64 usage.\n";
+
+/* Appends the lines of FILE to *v. */
+static int read_list(const char *file, char ***v, size_t *n)
+{
+	FILE *f = strcmp(file, "-") == 0 ? stdin : fopen(file, "r");
+	if (!f) {
+		CUT_SYSERR("%s: cannot open the list of subtrees", file);
+		return -1;
+	}
+	char *line = NULL;
+	size_t cap = 0;
+	ssize_t l;
+	while ((l = getline(&line, &cap, f)) > 0) {
+		while (l > 0 && (line[l - 1] == '\n' || line[l - 1] == '\r'))
+			line[--l] = 0;
+		if (!l || line[0] == '#')
+			continue;
+		*v = cut_realloc(*v, cut_size_mul(*n + 1, sizeof **v));
+		(*v)[(*n)++] = cut_strndup(line, (size_t)l);
+	}
+	free(line);
+	if (f != stdin)
+		fclose(f);
+	return 0;
+}
+
+static int run(int argc, char **argv)
+{
+	enum { O_STATE = 256, O_FROM, O_BEFORE, O_AFTER, O_SCANTH, O_FSYNC, O_LOG, O_NOSYSLOG, O_ACK };
+	static const struct option lo[] = {
+		{"state", required_argument, NULL, O_STATE},
+		{"from", required_argument, NULL, O_FROM},
+		{"before", required_argument, NULL, O_BEFORE},
+		{"after", required_argument, NULL, O_AFTER},
+		{"jobs", required_argument, NULL, 'j'},
+		{"scan-threads", required_argument, NULL, O_SCANTH},
+		{"fsync", no_argument, NULL, O_FSYNC},
+		{"log", required_argument, NULL, O_LOG},
+		{"no-syslog", no_argument, NULL, O_NOSYSLOG},
+		{"ack-late-writes", no_argument, NULL, O_ACK},
+		{"verbose", no_argument, NULL, 'v'},
+		{NULL, 0, NULL, 0}};
+	sync_switch_opts o = {.out = stdout};
+	char **subs = NULL;
+	size_t n = 0;
+	int ch, rc = CUT_EXIT_USAGE;
+	uint64_t v;
+	while ((ch = getopt_long(argc, argv, "j:v", lo, NULL)) != -1) {
+		switch (ch) {
+		case O_STATE: o.dir = optarg; break;
+		case O_BEFORE: o.before = optarg; break;
+		case O_AFTER: o.after = optarg; break;
+		case O_FSYNC: o.fsync = true; break;
+		case O_LOG: o.log_file = optarg; break;
+		case O_NOSYSLOG: o.no_syslog = true; break;
+		case O_ACK: o.ack_late = true; break;
+		case 'v': cut_verbosity++; break;
+		case O_FROM:
+			if (read_list(optarg, &subs, &n) < 0) {
+				rc = CUT_EXIT_ERROR;
+				goto out;
+			}
+			break;
+		case 'j':
+		case O_SCANTH:
+			if (cli_parse_u64(optarg, &v) < 0 || v < 1 || v > (ch == 'j' ? RP_JOBS_MAX : 1024)) {
+				fprintf(stderr, "cutover: switch: bad number '%s'\n", optarg);
+				goto usage;
+			}
+			if (ch == 'j')
+				o.jobs = (unsigned)v;
+			else
+				o.scan_threads = (int)v;
+			break;
+		default: goto usage;
+		}
+	}
+	for (int i = optind; i < argc; i++) {
+		subs = cut_realloc(subs, cut_size_mul(n + 1, sizeof *subs));
+		subs[n++] = cut_strndup(argv[i], strlen(argv[i]));
+	}
+	/* Trailing slashes are a shell's habit, not part of the subtree. */
+	for (size_t i = 0; i < n; i++)
+		for (size_t l = strlen(subs[i]); l > 1 && subs[i][l - 1] == '/'; l--)
+			subs[i][l - 1] = 0;
+	if (!o.dir || (!n && !o.ack_late) || (n && o.ack_late)) {
+		fprintf(stderr, "cutover: switch: needs --state DIR and the subtrees (or --ack-late-writes alone)\n");
+		goto usage;
+	}
+	o.subtrees = (const char *const *)subs;
+	o.n = n;
+	sync_result r;
+	rc = sync_switch(&o, &r);
+	if (cut_verbosity > 0 && r.message[0])
+		printf("cutover: %s\n", r.message);
+	if (r.verdict_line[0])
+		printf("%s\n", r.verdict_line);
+	if (fflush(stdout) != 0 && rc == CUT_EXIT_OK)
+		rc = CUT_EXIT_ERROR;
+	goto out;
+usage:
+	rc = cli_usage(&cmd_switch);
+out:
+	for (size_t i = 0; i < n; i++)
+		free(subs[i]);
+	free(subs);
+	return rc;
+}
+
+const cli_cmd cmd_switch = {"switch", "move some subtrees (users) to the new side; later passes leave them alone",
+			    usage, run};

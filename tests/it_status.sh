@@ -1,0 +1,87 @@
+# it_status.sh - `cutover status` watches a pass: while it runs (stopped
+# with SIGSTOP half way through its replay, so that it cannot finish under
+# the test), after it was killed with SIGKILL (it died: not shown as
+# running), and `sync`'s own line on a TTY.  DIR/progress: docs/SYNC.md §1.
+. tests/lib.sh
+
+S="$T/src" D="$T/dst" ST="$T/state"
+SHIM="$PWD/$BUILD/tests/estale_shim.so"
+export ASAN_OPTIONS="${ASAN_OPTIONS:-}${ASAN_OPTIONS:+:}verify_asan_link_order=0"
+"$GEN" create "$S" --users 10 --msgs 120 --seed 11 --size-scale 0.2 >/dev/null || no "generator failed"
+"$CUTOVER" init --source "$S" --target "$D" --state "$ST" --maildir >/dev/null || no "init failed"
+pid=""
+stop_pass() { [ -n "$pid" ] && kill -KILL "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; pid=""; }
+trap 'stop_pass; _atexit' EXIT
+# js EXPR: a field of the last `status --json`
+js() { jq -r "$1" "$T/s.json"; }
+
+t status_shows_the_running_pass_its_phase_and_counts
+# Every stat takes 5 ms (an NFS round trip) and one replay worker does
+# them: the replay of ~2000 operations lasts many seconds, and the pass
+# rewrites DIR/progress every second.
+LD_PRELOAD="$SHIM" SHIM_STAT_DELAY_US=5000 "$CUTOVER" sync -j 1 --state "$ST" --no-syslog \
+	2>"$T/sync.err" &
+pid=$!
+seen=""
+for _ in $(seq 1 600); do # up to 60 s (sanitizer builds are slow)
+	if grep -q '^phase=replay$' "$ST/progress" 2>/dev/null &&
+		! grep -q '^done=0$\|^bytes=0$' "$ST/progress"; then
+		kill -STOP "$pid" && seen=1
+		break
+	fi
+	kill -0 "$pid" 2>/dev/null || break
+	sleep 0.1
+done
+if [ -z "$seen" ]; then
+	no "the pass never showed replay counts in $ST/progress (the race was not run): $(cat "$ST/progress" "$T/sync.err" 2>&1 | head -20)"
+else
+	# exit 1: the target is behind while a replay is pending
+	expect_rc 1 "$CUTOVER" status --state "$ST" --no-check
+	grep -q "^RUNNING:  pass 1 replay: [1-9][0-9]*/[0-9]* ops, .* in .*; .*/s, .*/s; ETA " "$T/.out" ||
+		no "status: $(cat "$T/.out")"
+	grep -q "(initial pass, pid $pid on " "$T/.out" || no "status names no pid: $(cat "$T/.out")"
+	grep -q "^DIED" "$T/.out" && no "a stopped pass is alive: $(cat "$T/.out")"
+	"$CUTOVER" status --state "$ST" --no-check --json >"$T/s.json"
+	jq -e . "$T/s.json" >/dev/null || no "not JSON: $(head -c 300 "$T/s.json")"
+	[ "$(js .running.state)" = running ] && [ "$(js .running.phase)" = replay ] &&
+		[ "$(js .running.pid)" = "$pid" ] && [ "$(js .running.seq)" = 1 ] &&
+		[ "$(js .running.kind)" = initial ] && [ "$(js .running.unit)" = ops ] &&
+		[ "$(js '.running.done > 0 and .running.total >= .running.done')" = true ] &&
+		[ "$(js '.running.bytes > 0 and .running.bytes_total > 0')" = true ] &&
+		[ "$(js '.running.rate > 0 and (.running.eta_s | type) == "number"')" = true ] &&
+		[ "$(js .lock.pid)" = "$pid" ] || no "status --json: $(jq -c .running "$T/s.json")"
+fi
+
+t a_killed_pass_shows_as_died_not_running
+[ -n "$seen" ] || no "no pass to kill (see the case above)"
+stop_pass
+expect_rc 1 "$CUTOVER" status --state "$ST" --no-check
+grep -q "^DIED:     pass 1 (initial) stopped in its replay phase without finishing" "$T/.out" ||
+	no "status: $(cat "$T/.out")"
+grep -q "^RUNNING" "$T/.out" && no "a dead pass shown as running"
+grep -q "the next sync resumes its replay" "$T/.out" || no "no advice: $(cat "$T/.out")"
+"$CUTOVER" status --state "$ST" --no-check --json >"$T/s.json"
+jq -e . "$T/s.json" >/dev/null || no "not JSON: $(head -c 300 "$T/s.json")"
+[ "$(js .running.state)" = died ] && [ "$(js .running.phase)" = replay ] && [ "$(js .lock)" = null ] ||
+	no "status --json: $(jq -c '{running, lock}' "$T/s.json")"
+
+t the_next_pass_resumes_and_status_shows_no_running_pass
+expect_rc 0 "$CUTOVER" sync --state "$ST" --no-syslog
+[ -e "$ST/progress" ] && no "a finished pass left its progress file"
+expect_rc 0 "$CUTOVER" status --state "$ST" --no-check
+grep -q "^RUNNING\|^DIED" "$T/.out" && no "status: $(cat "$T/.out")"
+"$CUTOVER" status --state "$ST" --no-check --json >"$T/s.json"
+[ "$(js .running)" = null ] || no "status --json running: $(js .running)"
+
+t sync_on_a_tty_shows_the_same_line_and_not_without_one
+"$GEN" mutate "$S" --seed 3 --percent 20 >/dev/null
+# script(1) gives the pass a terminal; its output is what the terminal showed.
+# One worker with --fsync: the replay lasts past the line's 100 ms refresh.
+script -qec \
+	"'$CUTOVER' sync -j 1 --fsync --state '$ST' --no-syslog" /dev/null >"$T/tty.out" 2>&1
+tr '\r' '\n' <"$T/tty.out" | grep -q "^pass [0-9]* replay: [0-9]*/[0-9]* ops, .*; ETA " ||
+	no "no progress line on the TTY: $(tr '\r' '\n' <"$T/tty.out" | head -5)"
+"$GEN" mutate "$S" --seed 4 --percent 5 >/dev/null
+expect_rc 0 "$CUTOVER" sync --state "$ST" --no-syslog
+[ -s "$T/.err" ] && no "progress written without a TTY: $(head -c 300 "$T/.err")"
+finish
