@@ -473,6 +473,16 @@ static int pf_src(void *arg, fmt_entry *e)
 /* One merge-join of (the view of) OLD with NEW; with moved, only of the
  * renamed subtrees.  The first join steps over pairs of equal blocks
  * (skip.c).  0 or -1. */
+/* The first join's share of the diff's progress (the later steps work on
+ * the changes alone, which are few on a nightly pass). */
+static void join_moved(const diff_ctx *x, fmt_mreader *n, uint64_t done, uint64_t *last, bool end)
+{
+	if (!x->o->progress || (!end && done - *last < DIFF_PROGRESS_EVERY))
+		return;
+	*last = done;
+	x->o->progress(done, fmt_mreader_header(n)->entries, x->o->progress_arg);
+}
+
 static int join(diff_ctx *x, bool moved)
 {
 	int rc = -1;
@@ -515,8 +525,10 @@ static int join(diff_ctx *x, bool moved)
 	if (pf)
 		diff_side_next(&so);
 	diff_side_next(&sn);
-	uint64_t no = 0, nn = 0;
+	uint64_t no = 0, nn = 0, shown = 0;
 	while (so.h > 0 || sn.h > 0) {
+		if (!moved)
+			join_moved(x, ns.r, nn, &shown, false);
 		fmt_entry *o = &so.e, *n = &sn.e;
 		int c = so.h <= 0 ? 1 : sn.h <= 0 ? -1 : fmt_path_cmp(o->path, o->path_len, n->path, n->path_len);
 		bool pair = c == 0 && !o->type && !n->type &&
@@ -575,6 +587,7 @@ static int join(diff_ctx *x, bool moved)
 	if (!moved) {
 		x->st->old_entries = no;
 		x->st->new_entries = nn;
+		join_moved(x, ns.r, nn, &shown, true);
 	}
 	rc = 0;
 out:

@@ -21,7 +21,14 @@ typedef struct diff_opts {
 	bool force;            /* accept different roots and an incomplete NEW scan */
 	size_t mem_limit;      /* per intermediate list before spilling (0: 32 MiB) */
 	const char *tmpdir;    /* for spilled runs (NULL: $TMPDIR or /tmp) */
+	/* Called from the diff's thread as the join moves through NEW: entries
+	 * of NEW joined so far, and NEW's entries in all (every
+	 * DIFF_PROGRESS_EVERY entries, and once at the end of the join). */
+	void (*progress)(uint64_t done, uint64_t total, void *arg);
+	void *progress_arg;
 } diff_opts;
+
+#define DIFF_PROGRESS_EVERY 65536
 
 typedef struct diff_stats {
 	uint64_t old_entries, new_entries;

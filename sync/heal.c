@@ -68,7 +68,7 @@ static void say(const sync_heal_opts *o, const char *rel, const char *what, cons
 static int judge(const sync_heal_opts *o, const char *rel, const char *src, const char *dst,
 		 const char *s1, const char *s2, const char *t2, sync_heal_result *r)
 {
-	if (sync_scan_pair(&o->pol, false, src, dst, s2, t2, &r->entries) < 0)
+	if (sync_scan_pair(&o->pol, false, src, dst, s2, t2, &r->entries, NULL) < 0)
 		return CUT_EXIT_ERROR;
 	char *text = NULL;
 	int c = compare(o, s2, t2, &text);
@@ -113,7 +113,7 @@ int sync_heal(const sync_heal_opts *o, const char *rel, const char *s1, const ch
 		CUT_SYSERR("%s: cannot take the verification's scans", o->workdir);
 		goto out;
 	}
-	if ((!given && sync_scan_pair(&o->pol, false, src, dst, tmp[S1], tmp[T1], &r->entries) < 0) ||
+	if ((!given && sync_scan_pair(&o->pol, false, src, dst, tmp[S1], tmp[T1], &r->entries, NULL) < 0) ||
 	    sync_base_rebase(tmp[T1], tmp[S1], tmp[RB], o->workdir, &matched) < 0)
 		goto out;
 	diff_opts d = {.old_path = tmp[RB], .new_path = tmp[S1], .out_path = log_out, .tmpdir = o->workdir};

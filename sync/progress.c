@@ -184,11 +184,15 @@ static void put_secs(char *b, size_t cap, int64_t s)
 		snprintf(b, cap, "%" PRId64 "s", s);
 }
 
-/* Phases that count entries or operations; the others (diff, commit,
- * verify, ...) show their time only. */
+/* Phases that count entries or operations (scan, diff, replay, verify);
+ * the others (check, commit) show their time only. */
 static bool counted(const sync_progress *p)
 {
-	return strcmp(p->phase, "scan") == 0 || strcmp(p->phase, "replay") == 0 || p->done;
+	static const char *const phases[] = {"scan", "diff", "replay", "verify"};
+	for (size_t i = 0; i < sizeof phases / sizeof phases[0]; i++)
+		if (strcmp(p->phase, phases[i]) == 0)
+			return true;
+	return p->done > 0;
 }
 
 void sync_running_line(const sync_running *r, char *buf, size_t cap)
@@ -209,10 +213,15 @@ void sync_running_line(const sync_running *r, char *buf, size_t cap)
 		snprintf(done, sizeof done, "%" PRIu64 "/%" PRIu64, p->done, p->total);
 	else
 		snprintf(done, sizeof done, "%" PRIu64, p->done);
-	snprintf(bytes, sizeof bytes, "%s%s%s", cut_bytes_human(b1, p->bytes), p->bytes_total ? "/" : "",
-		 p->bytes_total ? cut_bytes_human(b2, p->bytes_total) : "");
 	if (r->eta_s >= 0)
 		put_secs(eta, sizeof eta, r->eta_s);
+	if (!p->bytes && !p->bytes_total) { /* diff and verify move no data */
+		snprintf(buf, cap, "%s %s: %s %s in %s; %.0f/s; ETA %s", who, p->phase, done,
+			 sync_progress_unit(p->phase), t, r->rate, eta);
+		return;
+	}
+	snprintf(bytes, sizeof bytes, "%s%s%s", cut_bytes_human(b1, p->bytes), p->bytes_total ? "/" : "",
+		 p->bytes_total ? cut_bytes_human(b2, p->bytes_total) : "");
 	snprintf(buf, cap, "%s %s: %s %s, %s in %s; %.0f/s, %s/s; ETA %s", who, p->phase, done,
 		 sync_progress_unit(p->phase), bytes, t, r->rate,
 		 cut_bytes_human(b3, (uint64_t)r->byte_rate), eta);

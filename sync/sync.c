@@ -514,6 +514,16 @@ static void replay_moved(void *ctx, const rp_stats *st)
 	sync_progress_count(ctx, st->done + st->journaled, st->total, st->bytes_copied, st->bytes_total);
 }
 
+static void diff_moved(uint64_t done, uint64_t total, void *arg)
+{
+	sync_progress_count(arg, done, total, 0, 0);
+}
+
+static void verify_moved(uint64_t entries, void *arg)
+{
+	sync_progress_count(arg, entries, 0, 0, 0);
+}
+
 /* The source entries of the newest pass that scanned it (the scan phase's
  * expected total), or 0. */
 static uint64_t last_entries(const char *dir)
@@ -1133,6 +1143,7 @@ static int final_verify(pass *p, const char *log_rel, sync_result *res, sync_his
 	int64_t t0 = cut_mono_ns();
 	pathset ps = {0}, roots = {0};
 	differ_set differ = {.dir = p->o->dir};
+	sync_scan_watch watch = {.fn = verify_moved, .arg = &p->prog};
 	char *lp = sync_path(p->o->dir, log_rel);
 	int r = changed_subtrees(lp, p->o->verify_depth ? p->o->verify_depth : 2, &ps);
 	free(lp);
@@ -1141,7 +1152,7 @@ static int final_verify(pass *p, const char *log_rel, sync_result *res, sync_his
 	sync_verify_opts vo = {.source = p->cfg.source, .target = p->cfg.target, .workdir = p->o->dir,
 			       .out = stderr, .only_differences = true, .examples = 10,
 			       .subtrees = (const char *const *)ps.v, .nsubtrees = ps.n,
-			       .on_differ = note_differ, .arg = &differ};
+			       .on_differ = note_differ, .arg = &differ, .watch = &watch};
 	sync_policy_of(&p->cfg, &vo.pol, p->threads);
 	vo.pol.excludes = (const char *const *)p->excludes.v;
 	vo.pol.nexcludes = p->excludes.n;
@@ -1150,6 +1161,8 @@ static int final_verify(pass *p, const char *log_rel, sync_result *res, sync_his
 	if (ps.n == 0 || ps.n > FINAL_MAX_SUBTREES)
 		vo.subtrees = NULL;
 	bool whole = vo.subtrees == NULL || (ps.n == 1 && ps.v[0][0] == 0);
+	if (!vo.subtrees) /* both trees, each about the source's last count */
+		sync_progress_count(&p->prog, 0, 2 * last_entries(p->o->dir), 0, 0);
 	char what[96];
 	if (whole)
 		snprintf(what, sizeof what, "the whole target");
@@ -1365,7 +1378,8 @@ static int pass_body(pass *p, sync_hist *h)
 
 	/* Diff. */
 	char *bp = brel[0] ? sync_path(o->dir, brel) : NULL;
-	diff_opts dopt = {.old_path = bp, .new_path = mp, .out_path = lp, .tmpdir = o->dir};
+	diff_opts dopt = {.old_path = bp, .new_path = mp, .out_path = lp, .tmpdir = o->dir,
+			  .progress = diff_moved, .progress_arg = &p->prog};
 	diff_stats dst;
 	sync_progress_phase(&p->prog, seq, "diff", 0);
 	t0 = cut_mono_ns();

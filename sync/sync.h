@@ -213,6 +213,14 @@ typedef struct sync_scan_policy {
 	int threads;
 } sync_scan_policy;
 
+/* Who hears how far a verification's scans are: fn is called from the
+ * thread that called sync_verify or sync_scan_pair, a few times a second,
+ * with the entries both sides have listed since the call began. */
+typedef struct sync_scan_watch {
+	void (*fn)(uint64_t entries, void *arg);
+	void *arg;
+} sync_scan_watch;
+
 typedef struct sync_verify_opts {
 	const char *source, *target;
 	const char *workdir;    /* where the two manifests go (removed after) */
@@ -229,6 +237,7 @@ typedef struct sync_verify_opts {
 	 * was not scanned: missing, or not a directory, on one side). */
 	void (*on_differ)(void *arg, const char *subtree, const char *ma, const char *mb);
 	void *arg;
+	const sync_scan_watch *watch; /* NULL: none */
 } sync_verify_opts;
 
 /* Scans both sides in parallel and reports.  0 parity, 1 differ, -1 error
@@ -236,10 +245,11 @@ typedef struct sync_verify_opts {
  * *ndiffer counts the subtrees that differ. */
 int sync_verify(const sync_verify_opts *o, uint64_t *entries, uint64_t *ndiffer);
 /* Scans a into ma and b into mb at once (full scans with pol; content:
- * hash every file); adds the entries scanned to *entries.  0, or -1 when a
- * side could not be scanned or read whole (logged). */
+ * hash every file); adds the entries scanned to *entries, and tells watch
+ * (NULL: none) *entries as it was plus the entries listed so far.  0, or -1
+ * when a side could not be scanned or read whole (logged). */
 int sync_scan_pair(const sync_scan_policy *pol, bool content, const char *a, const char *b,
-		   const char *ma, const char *mb, uint64_t *entries);
+		   const char *ma, const char *mb, uint64_t *entries, const sync_scan_watch *watch);
 
 /* ---- heal.c ------------------------------------------------------------ */
 

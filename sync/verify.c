@@ -8,6 +8,7 @@
  * atime; nlink is compared as hard-link structure by the report).
  */
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,7 +24,19 @@ typedef struct side {
 	scan_stats st;
 	uint8_t id[FMT_ID_LEN];
 	int rc;
+	_Atomic uint64_t listed;     /* entries so far, read by the other side's thread */
+	const struct side *other;
+	const sync_scan_watch *watch; /* on the caller's side only */
+	uint64_t before;             /* the entries of the pairs scanned before */
 } side;
+
+static void side_moved(const scan_progress *sp, void *arg)
+{
+	side *s = arg;
+	atomic_store(&s->listed, sp->entries);
+	if (s->watch)
+		s->watch->fn(s->before + sp->entries + atomic_load(&s->other->listed), s->watch->arg);
+}
 
 static void *side_run(void *arg)
 {
@@ -35,6 +48,7 @@ static void *side_run(void *arg)
 static void side_init(side *s, const sync_scan_policy *p, const char *root, const char *out, bool content)
 {
 	memset(s, 0, sizeof *s);
+	atomic_init(&s->listed, 0);
 	s->so.root = root;
 	s->so.out = out;
 	s->so.threads = p->threads;
@@ -46,14 +60,20 @@ static void side_init(side *s, const sync_scan_policy *p, const char *root, cons
 	s->so.immutable = p->immutable;
 	s->so.nimmutable = p->nimmutable;
 	s->so.full = true;
+	s->so.progress = side_moved;
+	s->so.progress_arg = s;
 }
 
 int sync_scan_pair(const sync_scan_policy *pol, bool content, const char *a, const char *b,
-		   const char *ma, const char *mb, uint64_t *entries)
+		   const char *ma, const char *mb, uint64_t *entries, const sync_scan_watch *watch)
 {
 	side sa, sb;
 	side_init(&sa, pol, a, ma, content);
 	side_init(&sb, pol, b, mb, content);
+	sa.other = &sb;
+	sb.other = &sa;
+	sa.watch = watch;
+	sa.before = *entries;
 	pthread_t th;
 	bool threaded = pthread_create(&th, NULL, side_run, &sb) == 0;
 	side_run(&sa);
@@ -98,7 +118,7 @@ int sync_verify(const sync_verify_opts *o, uint64_t *entries, uint64_t *ndiffer)
 	char *mb = sync_path(o->workdir, "verify-target.cmf");
 	int rc = -1;
 	if (!o->subtrees) {
-		if (sync_scan_pair(&o->pol, o->content, o->source, o->target, ma, mb, entries) == 0) {
+		if (sync_scan_pair(&o->pol, o->content, o->source, o->target, ma, mb, entries, o->watch) == 0) {
 			char *buf = NULL;
 			size_t blen = 0;
 			FILE *mem = NULL;
@@ -133,7 +153,7 @@ int sync_verify(const sync_verify_opts *o, uint64_t *entries, uint64_t *ndiffer)
 			if (r && o->out)
 				fprintf(o->out, "%s: %s\n", o->subtrees[i][0] ? o->subtrees[i] : ".",
 					ha ? "missing on the target" : "extra on the target");
-		} else if (sync_scan_pair(&o->pol, o->content, a, b, ma, mb, entries) < 0) {
+		} else if (sync_scan_pair(&o->pol, o->content, a, b, ma, mb, entries, o->watch) < 0) {
 			r = -1;
 		} else {
 			char *buf = NULL;

@@ -84,4 +84,39 @@ tr '\r' '\n' <"$T/tty.out" | grep -q "^pass [0-9]* replay: [0-9]*/[0-9]* ops, .*
 "$GEN" mutate "$S" --seed 4 --percent 5 >/dev/null
 expect_rc 0 "$CUTOVER" sync --state "$ST" --no-syslog
 [ -s "$T/.err" ] && no "progress written without a TTY: $(head -c 300 "$T/.err")"
+t status_counts_the_final_passs_verification
+# A store of ~10,000 entries, copied; then a final pass whose every stat
+# takes 1 ms: its verification lists both trees for several seconds, and the
+# counts reach DIR/progress (every 4096 entries, rewritten every second).
+S2="$T/src2" D2="$T/dst2" ST2="$T/state2"
+"$GEN" create "$S2" --users 12 --msgs 800 --seed 12 --size-scale 0.01 >/dev/null || no "generator failed"
+"$CUTOVER" init --source "$S2" --target "$D2" --state "$ST2" --maildir >/dev/null || no "init failed"
+expect_rc 0 "$CUTOVER" sync --state "$ST2" --no-syslog
+LD_PRELOAD="$SHIM" SHIM_STAT_DELAY_US=1000 "$CUTOVER" sync --final --state "$ST2" --no-syslog >"$T/final.out" \
+	2>"$T/final.err" &
+pid=$!
+seen=""
+for _ in $(seq 1 1200); do # up to 120 s
+	if grep -q '^phase=verify$' "$ST2/progress" 2>/dev/null && ! grep -q '^done=0$' "$ST2/progress"; then
+		kill -STOP "$pid" && seen=1
+		break
+	fi
+	kill -0 "$pid" 2>/dev/null || break
+	sleep 0.1
+done
+if [ -z "$seen" ]; then
+	no "the final pass never showed verify counts in $ST2/progress (the race was not run): $(cat "$ST2/progress" "$T/final.err" 2>&1 | head -20)"
+else
+	# exit 0: the final pass's replay is committed; it verifies now
+	expect_rc 0 "$CUTOVER" status --state "$ST2" --no-check
+	grep -q "^RUNNING:  pass 2 verify: [1-9][0-9]*/[1-9][0-9]* entries in .*; .*/s; ETA " "$T/.out" ||
+		no "status: $(cat "$T/.out")"
+	"$CUTOVER" status --state "$ST2" --no-check --json >"$T/s.json"
+	[ "$(js .running.phase)" = verify ] && [ "$(js .running.unit)" = entries ] &&
+		[ "$(js '.running.done > 0 and .running.total >= .running.done')" = true ] ||
+		no "status --json: $(jq -c .running "$T/s.json")"
+	kill -CONT "$pid"
+	wait "$pid" || no "the final pass failed after it was resumed: $(tail -5 "$T/final.err")"
+	pid=""
+fi
 finish

@@ -172,6 +172,75 @@ static void manifest_of(const char *root, const char *out)
 	cut_arena_free(&walk_arena);
 }
 
+/* A manifest of dirs directories of 100 files each, written directly (no
+ * tree): file f of directory d has mtime d*1000+f, plus bump in directory
+ * bumped. */
+static void synth_manifest(const char *out, unsigned dirs, unsigned bumped, int64_t bump)
+{
+	fmt_mwriter *w = fmt_mwriter_create(out);
+	assert_non_null(w);
+	fmt_entry e = {.path = "", .type = FMT_T_DIR, .mode = 0755, .nlink = 2};
+	assert_int_equal(fmt_mwriter_add(w, &e), 0);
+	char p[64];
+	for (unsigned d = 0; d < dirs; d++) {
+		e = (fmt_entry){.path = p, .type = FMT_T_DIR, .mode = 0700, .nlink = 2, .ino = d + 1};
+		e.path_len = (uint32_t)snprintf(p, sizeof p, "d%05u", d);
+		assert_int_equal(fmt_mwriter_add(w, &e), 0);
+		for (unsigned f = 0; f < 100; f++) {
+			e = (fmt_entry){.path = p, .type = FMT_T_FILE, .mode = 0600, .nlink = 1, .size = f,
+					.ino = 1000000 + d * 100 + f};
+			e.path_len = (uint32_t)snprintf(p, sizeof p, "d%05u/f%03u", d, f);
+			e.mtime_ns = (int64_t)(d * 1000 + f) * 1000000000 + (d == bumped ? bump : 0);
+			assert_int_equal(fmt_mwriter_add(w, &e), 0);
+		}
+	}
+	fmt_mheader h = {.root = (char *)"/srv/mail", .host = (char *)"test", .options = (char *)"",
+			 .policy = (char *)""};
+	uint8_t id[FMT_ID_LEN];
+	assert_int_equal(fmt_mwriter_finish(w, &h, id), 0);
+}
+
+typedef struct progress_calls {
+	uint64_t done[64], total[64];
+	unsigned n;
+} progress_calls;
+
+static void diff_moved(uint64_t done, uint64_t total, void *arg)
+{
+	progress_calls *m = arg;
+	if (m->n < 64) {
+		m->done[m->n] = done;
+		m->total[m->n] = total;
+	}
+	m->n++;
+}
+
+/* The progress a sync pass shows for its diff: NEW's entries joined, of
+ * NEW's total, rising, through skipped blocks and decoded ones alike. */
+static void diff_run__reports_its_progress_through_new(void **state)
+{
+	(void)state;
+	synth_manifest(mold, 2000, 0, 0);
+	synth_manifest(mnew, 2000, 1500, 1000000000); /* one folder's mail day */
+	progress_calls m = {0};
+	diff_stats st;
+	diff_opts o = {.old_path = mold, .new_path = mnew, .out_path = chlog, .progress = diff_moved,
+		       .progress_arg = &m};
+	assert_int_equal(diff_run(&o, &st), 0);
+	assert_int_equal(st.new_entries, 2000 * 101 + 1);
+	assert_true(st.skipped_blocks > 0); /* the calls came through both kinds */
+	assert_int_equal(st.ops[FMT_OP_UPDATE], 100); /* a new mtime: copied again */
+	assert_true(m.n >= 3 && m.n <= 64);
+	for (unsigned i = 0; i < m.n; i++) {
+		assert_int_equal(m.total[i], st.new_entries);
+		if (i)
+			assert_true(m.done[i] > m.done[i - 1]);
+	}
+	assert_int_equal(m.done[m.n - 1], st.new_entries); /* the last call: all of NEW */
+	for (unsigned i = 0; i + 1 < m.n; i++)
+		assert_true(m.done[i] < st.new_entries);
+}
+
 /* ------------------------------------------------------------ the applier */
 
 static uint64_t nops[FMT_OP_MAX + 1];
@@ -1110,6 +1179,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(diff_run__reused_inode_with_other_content_is_not_a_rename, setup, teardown),
 		cmocka_unit_test_setup_teardown(diff_run__swap_by_content_goes_through_temporary_names, setup, teardown),
 		cmocka_unit_test_setup_teardown(diff_run__random_mail_days, setup, teardown),
+		cmocka_unit_test_setup_teardown(diff_run__reports_its_progress_through_new, setup, teardown),
 	};
 	cut_verbosity = -1;
 	return cmocka_run_group_tests(tests, NULL, NULL);
