@@ -9,6 +9,10 @@
 # cutover of the previous format, built from an older commit, timed on the
 # same tree for comparison).  Writes docs/scale.md (table) and docs/scale.png
 # (log-log plot).  Needs root (mount) and ~1.8 GB of disk per million entries.
+# SCALE_PREPARE=1 only makes the images and generates the stores (untimed,
+# the longest part), and leaves them mounted for the next run, which times
+# the steps on them: the generation can overlap other work, the steps not.
+# Each size has its own images ($W/src-M.img, $W/dst-M.img).
 . "$(dirname "$0")/lib.sh"
 SIZES=${SCALE_SIZES:-"2 5 20"}
 OLD=${SCALE_OLD:-}
@@ -20,9 +24,9 @@ mkdir -p "$W" "$OUT"
 # with SCALE_SIZES=" " too, only the table and the plot are made again.
 [ -n "${SCALE_APPEND:-}" ] || : >"$B/times"
 
-# image NAME MILLIONS: a fresh ext4 image mounted on $W/NAME.
+# image NAME MILLIONS: a fresh ext4 image mounted on $W/NAME-MILLIONS.
 image() {
-	local img="$W/$1.img" mnt="$W/$1" inodes
+	local img="$W/$1-$2.img" mnt="$W/$1-$2" inodes
 	inodes=$(awk -v m="$2" 'BEGIN { printf "%d", m * 1100000 + 100000 }')
 	umount "$mnt" 2>/dev/null
 	rm -f "$img"
@@ -31,8 +35,9 @@ image() {
 	mkdir -p "$mnt"
 	mount -o loop,noatime "$img" "$mnt" || return 1
 }
-release() { umount "$W/src" "$W/dst" 2>/dev/null; rm -f "$W/src.img" "$W/dst.img"; }
-trap release EXIT
+# release SIZE: its images unmounted and removed.
+release() { umount "$W/src-$1" "$W/dst-$1" 2>/dev/null; rm -f "$W/src-$1.img" "$W/dst-$1.img" "$W/ready-$1"; }
+[ -n "${SCALE_PREPARE:-}" ] || trap 'for m in $SIZES; do release "$m"; done' EXIT
 
 # step SIZE NAME CMD...: timed as "NAME@SIZE"; a failure stops the size.
 step() {
@@ -44,11 +49,21 @@ step() {
 run_size() {
 	local m=$1 users S D ST
 	users=$(awk -v m="$m" 'BEGIN { printf "%d", m * 1000 }')
-	image src "$m" && image dst "$m" || return 1
-	S=$W/src/store D=$W/dst/copy ST=$W/state-$m
+	S=$W/src-$m/store D=$W/dst-$m/copy ST=$W/state-$m
+	if [ -f "$W/ready-$m" ] && mountpoint -q "$W/src-$m" && mountpoint -q "$W/dst-$m"; then
+		echo "bench: $m M: the store SCALE_PREPARE generated" >&2
+		rm -f "$W/ready-$m" # the steps below change it
+	else
+		image src "$m" && image dst "$m" || return 1
+		echo "bench: $m M: generating $users users" >&2
+		"$GEN" create "$S" --users "$users" --msgs 870 --size-scale 0.02 --seed 42 >"$W/gen-$m.txt" ||
+			return 1
+		if [ -n "${SCALE_PREPARE:-}" ]; then
+			touch "$W/ready-$m"
+			return 0
+		fi
+	fi
 	rm -rf "$ST" "$W"/*.m
-	echo "bench: $m M: generating $users users" >&2
-	"$GEN" create "$S" --users "$users" --msgs 870 --size-scale 0.02 --seed 42 >"$W/gen-$m.txt" || return 1
 	sleep 2.5 # past the racy window
 	step "$m" full_scan "$CUTOVER" -q scan "$S" -o "$W/full.m" --maildir || return 1
 	entries=$("$CUTOVER" show "$W/full.m" | sed -n 's/^# entries: \([0-9]*\),.*/\1/p')
@@ -78,12 +93,18 @@ run_size() {
 		step "$m" old_nochange_scan "$OLD" -q scan "$S" -o "$W/ob.m" --prev "$W/oa.m" --maildir || return 1
 		step "$m" old_nochange_diff "$OLD" -q diff "$W/oa.m" "$W/ob.m" -o "$W/oab.log" || return 1
 	fi
-	release
 }
 
+if [ -n "${SCALE_PREPARE:-}" ]; then
+	for m in $SIZES; do
+		run_size "$m" || { echo "bench: generating $m M failed" >&2; release "$m"; exit 1; }
+	done
+	echo "bench: $SIZES M generated in $W; run again with the same SCALE_SIZES to time the steps" >&2
+	exit 0
+fi
 for m in $SIZES; do
 	run_size "$m" || echo "bench: size $m M stopped early (see above)" >&2
-	release
+	release "$m"
 done
 
 # The table: one row per step, seconds and peak RSS per size measured.

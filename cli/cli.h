@@ -29,8 +29,12 @@ int cli_usage(const cli_cmd *cmd);
 /* Handles -h/--help for a subcommand: prints usage to stdout, returns true. */
 bool cli_help_requested(const cli_cmd *cmd, int argc, char **argv);
 
-/* Parses a decimal count (with optional k/M/G suffix).  0 or -1. */
+/* Parses a decimal count or rate, with an optional k/K, M or G suffix of
+ * 10^3, 10^6, 10^9.  0 or -1. */
 int cli_parse_u64(const char *s, uint64_t *out);
+/* Parses an amount of memory: k/K, M, G are 2^10, 2^20, 2^30 (32M is the
+ * 32 MiB of the defaults).  0 or -1. */
+int cli_parse_mem(const char *s, uint64_t *out);
 
 /* Progress on stderr, only when stderr is a TTY and not -q: a single line
  * rewritten at most ten times a second. */

@@ -19,7 +19,7 @@ static const char usage[] =
 	"      --force            accept manifests of different roots, and a NEW scan\n"
 	"                         that could not read some paths (they would be deleted)\n"
 	"      --mem-limit BYTES  memory for the change lists before they spill to\n"
-	"                         temporary files (default 32M; k/M/G suffixes)\n"
+	"                         temporary files (default 32M; K/M/G are KiB/MiB/GiB)\n"
 	"      --tmpdir DIR       where spilled lists go (default $TMPDIR or /tmp)\n"
 	"  -q                     no summary line on stderr\n"
 	"exit: 0 written, 2 bad or corrupt input or I/O error, 64 usage\n";
@@ -43,7 +43,7 @@ static int run(int argc, char **argv)
 		case 'q': cli_quiet = true; break;
 		case 'M': {
 			uint64_t v;
-			if (cli_parse_u64(optarg, &v) < 0 || v == 0) {
+			if (cli_parse_mem(optarg, &v) < 0 || v == 0 || v > SIZE_MAX) {
 				fprintf(stderr, "cutover: diff: bad --mem-limit '%s'\n", optarg);
 				return cli_usage(&cmd_diff);
 			}

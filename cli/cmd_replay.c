@@ -8,6 +8,7 @@
 
 #include "cli/cli.h"
 #include "format/budget.h"
+#include "format/path.h"
 #include "replay/replay.h"
 
 static const char usage[] =
@@ -17,7 +18,7 @@ static const char usage[] =
 	"\n"
 	"Applies the change log CHANGES (from `cutover diff`) to DST, copying file\n"
 	"contents from SRC.  Every file is written under a temporary name\n"
-	"(" RP_TMP_PREFIX "<hex>) in its directory and renamed into place; renames move;\n"
+	"(" FMT_RESERVED_REPLAY "<hex>) in its directory and renamed into place; renames move;\n"
 	"hard links are linked.  Killed at any point, the same command resumes.\n"
 	"\n"
 	"  --source SRC          the tree the log was made from (contents are read here)\n"

@@ -27,7 +27,8 @@ static const char usage[] =
 	"                          (2 = domain/user of a mail store)\n"
 	"  --examples N            first differences listed per kind (default 10)\n"
 	"  --mem-limit BYTES       memory for the link-structure and group lists before\n"
-	"                          they spill to temporary files (default 32M)\n"
+	"                          they spill to temporary files (default 32M; K/M/G are\n"
+	"                          KiB/MiB/GiB)\n"
 	"  --tmpdir DIR            where spilled lists go (default $TMPDIR or /tmp)\n"
 	"exit: 0 parity, 1 differ, 2 error, 64 usage\n";
 
@@ -76,7 +77,7 @@ static int run(int argc, char **argv)
 			o.max_examples = (unsigned)v;
 			break;
 		case 'M':
-			if (cli_parse_u64(optarg, &v) < 0 || v == 0 || v > SIZE_MAX) {
+			if (cli_parse_mem(optarg, &v) < 0 || v == 0 || v > SIZE_MAX) {
 				fprintf(stderr, "cutover: report: bad --mem-limit '%s'\n", optarg);
 				return cli_usage(&cmd_report);
 			}

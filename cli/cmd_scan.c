@@ -14,7 +14,7 @@ static const char usage[] =
 	"usage: cutover scan ROOT -o OUT [-j THREADS] [--hash none|changed|all]\n"
 	"                    [--exclude GLOB]... [--one-file-system]\n"
 	"                    [--prev OLD [--maildir] [--immutable GLOB]... [--full]\n"
-	"                     [--granularity NS]] [--max-ops N] [--bwlimit RATE]\n"
+	"                     [--granularity NS]] [--max-ops N] [--bwlimit RATE] [--mem BYTES]\n"
 	"\n"
 	"Writes the manifest of ROOT to OUT (written under a temporary name and\n"
 	"renamed when complete).\n"
@@ -38,6 +38,8 @@ static const char usage[] =
 	"                     directory batch, read), all threads together; 0: no limit\n"
 	"  --bwlimit RATE     at most RATE bytes a second read from ROOT (hashing); k, M, G\n"
 	"                     are 1000, 10^6, 10^9\n"
+	"  --mem BYTES        directory listings buffered ahead of the writer (default\n"
+	"                     24M; K, M, G are KiB, MiB, GiB); the scan's memory follows\n"
 	"Exit: 0 complete, 3 written but some paths unreadable (listed), 2 error, 64 usage.\n";
 
 static void progress(const scan_progress *p, void *arg)
@@ -105,7 +107,7 @@ static int run(int argc, char **argv)
 			o.granularity_ns = (int64_t)v;
 			break;
 		case 'M':
-			if (cli_parse_u64(optarg, &v) < 0 || v < 1)
+			if (cli_parse_mem(optarg, &v) < 0 || v < 1 || v > SIZE_MAX)
 				goto usage;
 			o.mem_budget = (size_t)v;
 			break;

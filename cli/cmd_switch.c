@@ -127,12 +127,9 @@ static int run(int argc, char **argv)
 	}
 	for (int i = optind; i < argc; i++) {
 		subs = cut_realloc(subs, cut_size_mul(n + 1, sizeof *subs));
-		subs[n++] = cut_strndup(argv[i], strlen(argv[i]));
+		/* Trailing slashes are a shell's habit, not part of the subtree. */
+		subs[n++] = cut_strndup(argv[i], cut_path_trimmed_len(argv[i]));
 	}
-	/* Trailing slashes are a shell's habit, not part of the subtree. */
-	for (size_t i = 0; i < n; i++)
-		for (size_t l = strlen(subs[i]); l > 1 && subs[i][l - 1] == '/'; l--)
-			subs[i][l - 1] = 0;
 	if (!o.dir || (!n && !o.ack_late) || (n && o.ack_late)) {
 		fprintf(stderr, "cutover: switch: needs --state DIR and the subtrees (or --ack-late-writes alone)\n");
 		goto usage;

@@ -66,7 +66,7 @@ bool cli_help_requested(const cli_cmd *cmd, int argc, char **argv)
 	return false;
 }
 
-int cli_parse_u64(const char *s, uint64_t *out)
+static int parse_suffixed(const char *s, uint64_t k, uint64_t *out)
 {
 	char *end;
 	errno = 0;
@@ -77,16 +77,19 @@ int cli_parse_u64(const char *s, uint64_t *out)
 		return -1;
 	uint64_t mul = 1;
 	if (*end == 'k' || *end == 'K')
-		mul = 1000, end++;
+		mul = k, end++;
 	else if (*end == 'M')
-		mul = 1000000, end++;
+		mul = k * k, end++;
 	else if (*end == 'G')
-		mul = 1000000000, end++;
+		mul = k * k * k, end++;
 	if (*end || (mul > 1 && v > UINT64_MAX / mul))
 		return -1;
 	*out = v * mul;
 	return 0;
 }
+
+int cli_parse_u64(const char *s, uint64_t *out) { return parse_suffixed(s, 1000, out); }
+int cli_parse_mem(const char *s, uint64_t *out) { return parse_suffixed(s, 1024, out); }
 
 bool cli_progress_enabled(void) { return !cli_quiet && isatty(2); }
 

@@ -470,9 +470,6 @@ static int pf_src(void *arg, fmt_entry *e)
 	return arg ? diff_pf_next(arg, e) : 0;
 }
 
-/* One merge-join of (the view of) OLD with NEW; with moved, only of the
- * renamed subtrees.  The first join steps over pairs of equal blocks
- * (skip.c).  0 or -1. */
 /* The first join's share of the diff's progress (the later steps work on
  * the changes alone, which are few on a nightly pass). */
 static void join_moved(const diff_ctx *x, fmt_mreader *n, uint64_t done, uint64_t *last, bool end)
@@ -483,6 +480,9 @@ static void join_moved(const diff_ctx *x, fmt_mreader *n, uint64_t done, uint64_
 	x->o->progress(done, fmt_mreader_header(n)->entries, x->o->progress_arg);
 }
 
+/* One merge-join of (the view of) OLD with NEW; with moved, only of the
+ * renamed subtrees.  The first join steps over pairs of equal blocks
+ * (skip.c).  0 or -1. */
 static int join(diff_ctx *x, bool moved)
 {
 	int rc = -1;
@@ -903,10 +903,7 @@ out:
 
 static char *root_norm(const char *r)
 {
-	size_t n = strlen(r);
-	while (n > 1 && r[n - 1] == '/')
-		n--;
-	return cut_strndup(r, n);
+	return cut_strndup(r, cut_path_trimmed_len(r));
 }
 
 /* Checks the headers: same root, complete NEW scan.  0 or -1 (logged). */

@@ -9,10 +9,9 @@
 #include "format/changes.h"
 #include "format/manifest.h"
 
-/* The reserved name prefix of temporary names in change logs: a rename that
- * must wait for its destination goes first to DIR/.~cutover.<hex>, in the
- * directory of its source.  Scanners exclude it, replay recognises it. */
-#define DIFF_TMP_PREFIX ".~cutover."
+/* A rename that must wait for its destination goes first to a parking name,
+ * DIR/FMT_RESERVED_DIFF<hex> (format/path.h), in the directory of its
+ * source.  Scanners exclude it, replay recognises it. */
 
 typedef struct diff_opts {
 	const char *old_path;  /* OLD manifest, NULL for --from-empty */

@@ -46,7 +46,7 @@ static int pair(diff_ctx *x, diff_item *l, diff_item *a)
 		 * first, into the same directory under a reserved name. */
 		size_t pl = fmt_path_parent_len(l->c.e.path, l->c.e.path_len);
 		int n = snprintf(tmp, sizeof tmp, "%.*s%s%s%02x%02x%02x%02x.%llx", (int)pl,
-				 l->c.e.path, pl ? "/" : "", DIFF_TMP_PREFIX, x->new_id[0],
+				 l->c.e.path, pl ? "/" : "", FMT_RESERVED_DIFF, x->new_id[0],
 				 x->new_id[1], x->new_id[2], x->new_id[3],
 				 (unsigned long long)x->tmp_seq++);
 		if (n < 0 || (size_t)n >= sizeof tmp) {

@@ -72,6 +72,20 @@ bool fmt_path_is_under(const char *p, size_t len, const char *dir, size_t dlen)
 	return len > dlen && p[dlen] == '/' && memcmp(p, dir, dlen) == 0;
 }
 
+bool fmt_path_names_replay_temp(const char *path, size_t len)
+{
+	size_t start = 0;
+	for (size_t i = 0; i <= len; i++) {
+		if (i < len && path[i] != '/')
+			continue;
+		if (i - start >= FMT_RESERVED_REPLAY_LEN &&
+		    memcmp(path + start, FMT_RESERVED_REPLAY, FMT_RESERVED_REPLAY_LEN) == 0)
+			return true;
+		start = i + 1;
+	}
+	return false;
+}
+
 bool fmt_name_reserved(const char *name, size_t len)
 {
 	static const char *const pre[] = {FMT_RESERVED_REPLAY, FMT_RESERVED_DIFF};

@@ -20,8 +20,14 @@
  * temporaries and the log's parking names for renames that wait (swaps,
  * cycles).  A scan never records them (FORMAT.md, "Reserved names"). */
 #define FMT_RESERVED_REPLAY ".cutover-tmp."
+#define FMT_RESERVED_REPLAY_LEN (sizeof FMT_RESERVED_REPLAY - 1)
 #define FMT_RESERVED_DIFF ".~cutover."
+/* True when name starts with either reserved prefix. */
 bool fmt_name_reserved(const char *name, size_t len);
+/* True when a component of path (len bytes) starts with FMT_RESERVED_REPLAY.
+ * A change log may name the diff's parking names (they are its own), never
+ * replay's temporaries: replay refuses such a log. */
+bool fmt_path_names_replay_temp(const char *path, size_t len);
 
 /* <0, 0, >0 as a sorts before, equal to, after b in canonical order. */
 int fmt_path_cmp(const char *a, size_t al, const char *b, size_t bl);

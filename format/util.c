@@ -70,6 +70,14 @@ char *cut_strndup(const char *s, size_t n)
 	return p;
 }
 
+size_t cut_path_trimmed_len(const char *p)
+{
+	size_t n = strlen(p);
+	while (n > 1 && p[n - 1] == '/')
+		n--;
+	return n;
+}
+
 size_t cut_size_mul(size_t a, size_t b)
 {
 	if (b && a > SIZE_MAX / b) {

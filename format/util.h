@@ -51,6 +51,9 @@ void *cut_malloc(size_t n);
 void *cut_calloc(size_t n, size_t size);
 void *cut_realloc(void *p, size_t n);
 char *cut_strndup(const char *s, size_t n);
+/* The length of a path given by a user without its trailing slashes ("/"
+ * stays "/"): "/srv/mail/" and "/srv/mail" name one directory. */
+size_t cut_path_trimmed_len(const char *p);
 size_t cut_size_mul(size_t a, size_t b); /* aborts on overflow */
 
 /* A growable byte buffer.  p may move on every append: pointers into it stop

@@ -12,7 +12,7 @@
  *   - is idempotent: when the target already shows the operation's result
  *     (an earlier run did it and was killed before journaling it), the
  *     result is RP_R_NOOP;
- *   - writes every new entry under a temporary name RP_TMP_PREFIX<idx hex>
+ *   - writes every new entry under a temporary name FMT_RESERVED_REPLAY<idx hex>
  *     in the destination directory, sets its content and attributes, and
  *     renames it into place, so no reader ever sees a partial file under its
  *     final name.  A rerun of an interrupted record removes its own leftover
@@ -95,7 +95,7 @@ void rp_op_free(rp_op *op)
 
 void rp_tmp_name(char out[32], uint64_t idx)
 {
-	snprintf(out, 32, RP_TMP_PREFIX "%016llx", (unsigned long long)idx);
+	snprintf(out, 32, FMT_RESERVED_REPLAY "%016llx", (unsigned long long)idx);
 }
 
 /* ------------------------------------------------------------- helpers */
@@ -1084,7 +1084,7 @@ static int clean_tmps(int pfd, const char *name, char other[256])
 	unsigned dt;
 	int r, rc = 0;
 	while ((r = sys_dir_next(d, &n, &len, &dt)) > 0) {
-		if (len > RP_TMP_PREFIX_LEN && memcmp(n, RP_TMP_PREFIX, RP_TMP_PREFIX_LEN) == 0 &&
+		if (len > FMT_RESERVED_REPLAY_LEN && memcmp(n, FMT_RESERVED_REPLAY, FMT_RESERVED_REPLAY_LEN) == 0 &&
 		    unlinkat(sys_dir_fd(d), n, 0) == 0)
 			continue;
 		snprintf(other, 256, "%s", n);

@@ -99,7 +99,7 @@ typedef struct rp_ctx {
 /* apply.c: applies op to the target (confined beneath cx->dstfd), sets
  * op->res, op->copied and op->msg.  Thread-safe; never logs. */
 void rp_apply(const rp_ctx *cx, rp_op *op);
-/* The temporary name of record idx: RP_TMP_PREFIX + 16 hex digits. */
+/* The temporary name of record idx: FMT_RESERVED_REPLAY + 16 hex digits. */
 void rp_tmp_name(char out[32], uint64_t idx);
 
 /* sched.c: the parallel scheduler. */

@@ -106,11 +106,8 @@ struct rp_journal {
 
 char *rp_journal_default_path(const char *target)
 {
-	size_t n = strlen(target);
-	while (n > 1 && target[n - 1] == '/')
-		n--;
 	cut_buf b = {0};
-	cut_buf_put(&b, target, n);
+	cut_buf_put(&b, target, cut_path_trimmed_len(target));
 	cut_buf_printf(&b, ".cutover-journal");
 	cut_buf_putc(&b, 0);
 	return (char *)b.p;

@@ -27,27 +27,13 @@
 #include "format/path.h"
 #include "replay/internal.h"
 
-bool rp_path_reserved(const char *path, size_t len)
-{
-	size_t start = 0;
-	for (size_t i = 0; i <= len; i++) {
-		if (i < len && path[i] != '/')
-			continue;
-		if (i - start >= RP_TMP_PREFIX_LEN &&
-		    memcmp(path + start, RP_TMP_PREFIX, RP_TMP_PREFIX_LEN) == 0)
-			return true;
-		start = i + 1;
-	}
-	return false;
-}
-
 /* Replay's own rules for a record the format layer already accepted.
  * NULL, or what is wrong. */
 static const char *rp_check_record(const fmt_change *c)
 {
-	if (rp_path_reserved(c->e.path, c->e.path_len) ||
-	    (c->to && rp_path_reserved(c->to, c->to_len)))
-		return "names a path reserved for replay's temporary files (" RP_TMP_PREFIX "*)";
+	if (fmt_path_names_replay_temp(c->e.path, c->e.path_len) ||
+	    (c->to && fmt_path_names_replay_temp(c->to, c->to_len)))
+		return "names a path reserved for replay's temporary files (" FMT_RESERVED_REPLAY "*)";
 	switch (c->op) {
 	case FMT_OP_SPECIAL:
 		if (c->e.type != FMT_T_FIFO && c->e.type != FMT_T_SOCK && c->e.type != FMT_T_CHR &&

@@ -22,12 +22,10 @@
 #include <stdint.h>
 #include <stdio.h>
 
-/* Replay's temporaries are named RP_TMP_PREFIX followed by 16 lower-case hex
- * digits (the index of the log record that made it) in the directory of the
- * record's destination.  The name is reserved: a log naming such a path is
- * refused, and the scanner skips it. */
-#define RP_TMP_PREFIX ".cutover-tmp."
-#define RP_TMP_PREFIX_LEN 13
+/* Replay's temporaries are named FMT_RESERVED_REPLAY (format/path.h)
+ * followed by 16 lower-case hex digits (the index of the log record that
+ * made it) in the directory of the record's destination.  The name is
+ * reserved: a log naming such a path is refused, and the scanner skips it. */
 
 /* The default number of workers: target operations on NFS are round trips,
  * so more threads than cores pay off. */
@@ -106,8 +104,5 @@ int rp_run(const rp_opts *o, rp_stats *st);
  * beside the target (trailing slashes removed).  Caller frees. */
 char *rp_journal_default_path(const char *target);
 
-/* True when one of the components of path (len bytes) starts with
- * RP_TMP_PREFIX. */
-bool rp_path_reserved(const char *path, size_t len);
 
 #endif

@@ -33,9 +33,7 @@
 
 char *sync_path(const char *dir, const char *rel)
 {
-	size_t dl = strlen(dir), rl = strlen(rel);
-	while (dl > 1 && dir[dl - 1] == '/')
-		dl--;
+	size_t dl = cut_path_trimmed_len(dir), rl = strlen(rel);
 	char *p = cut_malloc(dl + rl + 2);
 	memcpy(p, dir, dl);
 	p[dl] = '/';

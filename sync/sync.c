@@ -50,10 +50,7 @@ static double secs_since(int64_t t0) { return (double)(cut_mono_ns() - t0) / 1e9
 
 static char *norm_path(const char *p)
 {
-	size_t l = strlen(p);
-	while (l > 1 && p[l - 1] == '/')
-		l--;
-	return cut_strndup(p, l);
+	return cut_strndup(p, cut_path_trimmed_len(p));
 }
 
 /* Absolute form of p whose parent exists (p itself need not). */

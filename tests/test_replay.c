@@ -23,6 +23,7 @@
 #include <xxhash.h>
 
 #include "format/changes.h"
+#include "format/path.h"
 #include "format/sys.h"
 #include "replay/internal.h"
 #include "replay/replay.h"
@@ -309,7 +310,7 @@ static void rp_run__from_empty_copies_every_kind_exactly(void **state)
 	assert_int_equal(lst(x->dst, "").st_mtim.tv_nsec, (T0 + 9) % 1000000000);
 	assert_int_equal(lst(x->dst, "b/sym").st_mtim.tv_nsec, (T0 + 4) % 1000000000);
 	assert_true(S_ISFIFO(lst(x->dst, "b/fifo").st_mode));
-	assert_false(exists(x->dst, "a/" RP_TMP_PREFIX "0000000000000004"));
+	assert_false(exists(x->dst, "a/" FMT_RESERVED_REPLAY "0000000000000004"));
 }
 
 static void rp_run__rerun_of_a_finished_log_does_nothing(void **state)
@@ -1008,10 +1009,10 @@ static void rp_run__refuses_reserved_temporary_names(void **state)
 {
 	fx *x = *state;
 	mkd(x->src, "a");
-	wfile(x->src, "a/" RP_TMP_PREFIX "0000000000000001", "x", T0);
+	wfile(x->src, "a/" FMT_RESERVED_REPLAY "0000000000000001", "x", T0);
 	lw_begin(x);
 	lw(x, FMT_OP_MKDIR, "a");
-	lw(x, FMT_OP_CREATE, "a/" RP_TMP_PREFIX "0000000000000001");
+	lw(x, FMT_OP_CREATE, "a/" FMT_RESERVED_REPLAY "0000000000000001");
 	lw_finish(x);
 	assert_int_equal(replay(x), CUT_EXIT_ERROR);
 	assert_false(exists(x->dst, "a"));
@@ -1258,13 +1259,14 @@ static void rp_run__parallel_mail_day(void **state)
 	}
 }
 
-static void rp_path_reserved__finds_the_prefix_in_any_component(void **state)
+static void fmt_path_names_replay_temp__finds_the_prefix_in_any_component(void **state)
 {
 	(void)state;
-	assert_true(rp_path_reserved(RP_TMP_PREFIX "1", 14));
-	assert_true(rp_path_reserved("a/" RP_TMP_PREFIX "x/b", 18));
-	assert_false(rp_path_reserved("a/.cutover-tm/b", 15));
-	assert_false(rp_path_reserved("a/x.cutover-tmp.1", 17));
+	assert_true(fmt_path_names_replay_temp(FMT_RESERVED_REPLAY "1", 14));
+	assert_true(fmt_path_names_replay_temp("a/" FMT_RESERVED_REPLAY "x/b", 18));
+	assert_false(fmt_path_names_replay_temp("a/.cutover-tm/b", 15));
+	assert_false(fmt_path_names_replay_temp("a/x.cutover-tmp.1", 17));
+	assert_false(fmt_path_names_replay_temp("a/" FMT_RESERVED_DIFF "1f", 14)); /* the log's own */
 	char *j = rp_journal_default_path("/srv/new//");
 	assert_string_equal(j, "/srv/new.cutover-journal");
 	free(j);
@@ -1392,7 +1394,7 @@ int main(void)
 		T(rp_run__dry_run_changes_nothing),
 		T(rp_run__parallel_mail_day),
 		T(rp_srcdirs__a_directory_is_looked_up_once_beneath_its_parent_and_forgotten_when_stale),
-		cmocka_unit_test(rp_path_reserved__finds_the_prefix_in_any_component),
+		cmocka_unit_test(fmt_path_names_replay_temp__finds_the_prefix_in_any_component),
 #undef T
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -344,11 +344,17 @@ static void sync_running_of__rates_and_the_later_eta(void **state)
 	assert_non_null(strstr(line, "next pass replay: 100 ops")); /* no number yet */
 	assert_non_null(strstr(line, "ETA unknown"));
 	p.seq = 7;
-	snprintf(p.phase, sizeof p.phase, "diff");
+	snprintf(p.phase, sizeof p.phase, "commit");
 	p.done = p.bytes = 0; /* a new phase starts at zero */
 	sync_running_of(&p, 20000000000, &r);
 	sync_running_line(&r, line, sizeof line);
-	assert_string_equal(line, "pass 7 diff: 20s"); /* no counts: its time only */
+	assert_string_equal(line, "pass 7 commit: 20s"); /* no counts: its time only */
+	snprintf(p.phase, sizeof p.phase, "diff"); /* counts entries, moves no bytes */
+	p.done = 50000;
+	p.total = 150000;
+	sync_running_of(&p, 20000000000, &r);
+	sync_running_line(&r, line, sizeof line);
+	assert_string_equal(line, "pass 7 diff: 50000/150000 entries in 20s; 5000/s; ETA 20s");
 }
 
 /* A probe never takes the lock from its holder, and tells a dead one. */
