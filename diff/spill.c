@@ -164,7 +164,7 @@ struct diff_sorter {
 	/* reading */
 	bool sorted;
 	size_t pos;            /* in-memory reading position */
-	unsigned *heap, nheap; /* run indexes, min-heap by cur */
+	cut_heap heap;         /* the runs with a record, by cur (run_before) */
 	cut_buf strs;
 	size_t held;           /* bytes accounted in sorters_mem */
 };
@@ -294,26 +294,10 @@ static int run_read(diff_sorter *s, run *r)
 	return 0;
 }
 
-static bool heap_less(diff_sorter *s, unsigned a, unsigned b)
+static bool run_before(const void *a, const void *b, void *ctx)
 {
-	return s->cmp(&s->runs[a].cur, &s->runs[b].cur) < 0;
-}
-
-static void heap_down(diff_sorter *s, unsigned i)
-{
-	for (;;) {
-		unsigned l = 2 * i + 1, m = i;
-		if (l < s->nheap && heap_less(s, s->heap[l], s->heap[m]))
-			m = l;
-		if (l + 1 < s->nheap && heap_less(s, s->heap[l + 1], s->heap[m]))
-			m = l + 1;
-		if (m == i)
-			return;
-		unsigned t = s->heap[i];
-		s->heap[i] = s->heap[m];
-		s->heap[m] = t;
-		i = m;
-	}
+	const diff_sorter *s = ctx;
+	return s->cmp(&((const run *)a)->cur, &((const run *)b)->cur) < 0;
 }
 
 int diff_sorter_sort(diff_sorter *s)
@@ -326,8 +310,8 @@ int diff_sorter_sort(diff_sorter *s)
 	}
 	if (s->nrecs && spill(s) < 0)
 		return -1;
-	s->heap = cut_calloc(s->nruns, sizeof *s->heap);
-	s->nheap = 0;
+	cut_heap_free(&s->heap);
+	s->heap = (cut_heap){.less = run_before, .ctx = s};
 	s->pos = 0;
 	for (unsigned i = 0; i < s->nruns; i++) {
 		run *r = &s->runs[i];
@@ -338,10 +322,8 @@ int diff_sorter_sort(diff_sorter *s)
 		if (run_read(s, r) < 0)
 			return -1;
 		if (r->have)
-			s->heap[s->nheap++] = i;
+			cut_heap_push(&s->heap, r);
 	}
-	for (unsigned i = s->nheap; i-- > 0;)
-		heap_down(s, i);
 	return 0;
 }
 
@@ -351,8 +333,7 @@ int diff_sorter_rewind(diff_sorter *s)
 		s->pos = 0;
 		return 0;
 	}
-	free(s->heap);
-	s->heap = NULL;
+	cut_heap_free(&s->heap);
 	return diff_sorter_sort(s);
 }
 
@@ -367,18 +348,18 @@ int diff_sorter_next(diff_sorter *s, diff_item *it)
 	/* The heap top's record was handed out last time: advance it now, so the
 	 * strings given before stayed valid until this call. */
 	if (s->pos) {
-		run *r = &s->runs[s->heap[0]];
+		run *r = cut_heap_top(&s->heap);
 		if (run_read(s, r) < 0)
 			return -1;
-		if (!r->have)
-			s->heap[0] = s->heap[--s->nheap];
-		if (s->nheap)
-			heap_down(s, 0);
+		if (r->have)
+			cut_heap_fix_top(&s->heap);
+		else
+			cut_heap_pop(&s->heap);
 	}
-	if (!s->nheap)
+	run *r = cut_heap_top(&s->heap);
+	if (!r)
 		return 0;
 	s->pos = 1;
-	run *r = &s->runs[s->heap[0]];
 	*it = r->cur;
 	/* Copy the strings out: the heap may reorder before the next call. */
 	deser(r->rec.p, it, &s->strs);
@@ -395,9 +376,7 @@ void diff_sorter_reset(diff_sorter *s)
 	free(s->runs);
 	s->runs = NULL;
 	s->nruns = 0;
-	free(s->heap);
-	s->heap = NULL;
-	s->nheap = 0;
+	cut_heap_free(&s->heap);
 	cut_arena_free(&s->arena);
 	free(s->recs);
 	s->recs = NULL;

@@ -212,15 +212,15 @@ int fmt_cw_finish(fmt_cw *w, const cut_buf *meta, uint64_t records, uint8_t id[F
 	XXH128_canonical_t canon;
 	XXH128_canonicalFromHash(&canon, h);
 	uint8_t f[FMT_FOOTER_LEN];
-	cut_put_le64(f, meta_off);
-	cut_put_le64(f + 8, index_off);
-	cut_put_le64(f + 16, records);
-	cut_put_le64(f + 24, w->off + FMT_FOOTER_LEN);
-	memcpy(f + 32, canon.digest, FMT_ID_LEN);
-	cut_put_le32(f + 48, FMT_VERSION);
-	cut_put_le32(f + 52, 0);
-	cut_put_le64(f + 56, XXH3_64bits(f, 56));
-	memcpy(f + 64, "CUTOVEND", 8);
+	cut_put_le64(f + FMT_FT_META, meta_off);
+	cut_put_le64(f + FMT_FT_INDEX, index_off);
+	cut_put_le64(f + FMT_FT_RECORDS, records);
+	cut_put_le64(f + FMT_FT_SIZE, w->off + FMT_FOOTER_LEN);
+	memcpy(f + FMT_FT_ID, canon.digest, FMT_ID_LEN);
+	cut_put_le32(f + FMT_FT_VERSION, FMT_VERSION);
+	cut_put_le32(f + FMT_FT_FLAGS, 0);
+	cut_put_le64(f + FMT_FT_SUM, XXH3_64bits(f, FMT_FT_SUM));
+	memcpy(f + FMT_FT_MAGIC, FMT_MAGIC_END, 8);
 	cut_buf_put(&w->out, f, sizeof f);
 	if (cw_flush(w) < 0)
 		goto fail;
@@ -368,26 +368,26 @@ fmt_cr *fmt_cr_open(const char *path, const char *magic)
 	uint64_t foff = r->size - FMT_FOOTER_LEN;
 	if (r->size < FMT_FILE_HEADER_LEN + FMT_FOOTER_LEN ||
 	    cut_pread_all(r->fd, f, sizeof f, foff) != (long long)sizeof f ||
-	    memcmp(f + 64, "CUTOVEND", 8) != 0) {
+	    memcmp(f + FMT_FT_MAGIC, FMT_MAGIC_END, 8) != 0) {
 		fmt_cr_corrupt(r, r->size, "no footer: the file is truncated or was not finished");
 		goto fail;
 	}
-	if (SUM_BAD(XXH3_64bits(f, 56), cut_get_le64(f + 56))) {
+	if (SUM_BAD(XXH3_64bits(f, FMT_FT_SUM), cut_get_le64(f + FMT_FT_SUM))) {
 		fmt_cr_corrupt(r, foff, "footer checksum mismatch");
 		goto fail;
 	}
-	if (cut_get_le32(f + 48) != r->version || cut_get_le32(f + 52) != 0) {
-		fmt_cr_corrupt(r, foff + 48, "footer version or flags differ from the header");
+	if (cut_get_le32(f + FMT_FT_VERSION) != r->version || cut_get_le32(f + FMT_FT_FLAGS) != 0) {
+		fmt_cr_corrupt(r, foff + FMT_FT_VERSION, "footer version or flags differ from the header");
 		goto fail;
 	}
-	if (cut_get_le64(f + 24) != r->size) {
-		fmt_cr_corrupt(r, foff + 24, "file size differs from the size the footer records");
+	if (cut_get_le64(f + FMT_FT_SIZE) != r->size) {
+		fmt_cr_corrupt(r, foff + FMT_FT_SIZE, "file size differs from the size the footer records");
 		goto fail;
 	}
-	r->meta_off = cut_get_le64(f);
-	r->index_off = cut_get_le64(f + 8);
-	r->records = cut_get_le64(f + 16);
-	memcpy(r->id, f + 32, FMT_ID_LEN);
+	r->meta_off = cut_get_le64(f + FMT_FT_META);
+	r->index_off = cut_get_le64(f + FMT_FT_INDEX);
+	r->records = cut_get_le64(f + FMT_FT_RECORDS);
+	memcpy(r->id, f + FMT_FT_ID, FMT_ID_LEN);
 	if (r->meta_off < FMT_FILE_HEADER_LEN || r->meta_off + 12 > r->index_off ||
 	    r->index_off + 12 > foff) {
 		fmt_cr_corrupt(r, foff, "section offsets out of order");
@@ -454,7 +454,7 @@ fmt_cr *fmt_cr_open(const char *path, const char *magic)
 	if (p != end || (r->nblocks == 0 && r->meta_off != FMT_FILE_HEADER_LEN))
 		goto bad_index;
 	if (total != r->records) {
-		fmt_cr_corrupt(r, foff + 16, "record count differs from the sum over the index");
+		fmt_cr_corrupt(r, foff + FMT_FT_RECORDS, "record count differs from the sum over the index");
 		goto fail;
 	}
 	return r;
@@ -613,7 +613,7 @@ int fmt_cr_id_end(fmt_cr *r, void *idstate)
 	XXH128_canonicalFromHash(&canon, XXH3_128bits_digest(s));
 	XXH3_freeState(s);
 	if (SUM_BAD(memcmp(canon.digest, r->id, FMT_ID_LEN), 0)) {
-		fmt_cr_corrupt(r, r->size - FMT_FOOTER_LEN + 32, "file id does not match the content");
+		fmt_cr_corrupt(r, r->size - FMT_FOOTER_LEN + FMT_FT_ID, "file id does not match the content");
 		return -1;
 	}
 	return 0;

@@ -23,6 +23,21 @@
 #define FMT_FILE_HEADER_LEN 16
 #define FMT_BLOCK_HEADER_LEN 16
 #define FMT_FOOTER_LEN 72
+/* The footer's fields, by offset (FORMAT.md 2.5): u64 metadata offset, u64
+ * index offset, u64 records, u64 file size, 16-byte file id, u32 version,
+ * u32 flags, u64 XXH3-64 of the 56 bytes before it, 8-byte end magic. */
+enum fmt_footer_off {
+	FMT_FT_META = 0,
+	FMT_FT_INDEX = 8,
+	FMT_FT_RECORDS = 16,
+	FMT_FT_SIZE = 24,
+	FMT_FT_ID = 32,
+	FMT_FT_VERSION = 48,
+	FMT_FT_FLAGS = 52,
+	FMT_FT_SUM = 56, /* also the length the sum covers */
+	FMT_FT_MAGIC = 64,
+};
+#define FMT_MAGIC_END "CUTOVEND"
 #define FMT_ID_LEN 16
 #define FMT_BLOCK_MAX_RAW (16u << 20) /* a reader refuses larger blocks */
 #define FMT_KEY_MAX 65535

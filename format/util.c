@@ -302,3 +302,61 @@ long long cut_pread_all(int fd, void *buf, size_t n, uint64_t off)
 	}
 	return (long long)got;
 }
+
+/* ---- heap --------------------------------------------------------------- */
+
+void cut_heap_push(cut_heap *h, void *x)
+{
+	if (h->n == h->cap) {
+		h->cap = h->cap ? 2 * h->cap : 64;
+		h->v = cut_realloc(h->v, cut_size_mul(h->cap, sizeof *h->v));
+	}
+	size_t i = h->n++;
+	while (i > 0) {
+		size_t parent = (i - 1) / 2;
+		if (!h->less(x, h->v[parent], h->ctx))
+			break;
+		h->v[i] = h->v[parent];
+		i = parent;
+	}
+	h->v[i] = x;
+}
+
+/* Puts x at hole i and sifts it down to its place. */
+static void heap_sift_down(cut_heap *h, size_t i, void *x)
+{
+	for (;;) {
+		size_t l = 2 * i + 1, m = i;
+		void *best = x;
+		if (l < h->n && h->less(h->v[l], best, h->ctx))
+			m = l, best = h->v[l];
+		if (l + 1 < h->n && h->less(h->v[l + 1], best, h->ctx))
+			m = l + 1;
+		if (m == i)
+			break;
+		h->v[i] = h->v[m];
+		i = m;
+	}
+	h->v[i] = x;
+}
+
+void *cut_heap_pop(cut_heap *h)
+{
+	void *top = h->v[0], *last = h->v[--h->n];
+	if (h->n)
+		heap_sift_down(h, 0, last);
+	return top;
+}
+
+void cut_heap_fix_top(cut_heap *h)
+{
+	if (h->n)
+		heap_sift_down(h, 0, h->v[0]);
+}
+
+void cut_heap_free(cut_heap *h)
+{
+	free(h->v);
+	h->v = NULL;
+	h->n = h->cap = 0;
+}

@@ -90,6 +90,23 @@ char *cut_vasprintf(const char *fmt, va_list ap) __attribute__((format(printf, 1
 const char *cut_bytes_human(char buf[32], uint64_t n);
 
 /* A chunked arena: allocations never move, and are freed all at once. */
+/* A binary min-heap of pointers, ordered by less(a, b, ctx): the scanner's
+ * job queues, the diff's merge of spilled runs.  Zero-initialise with less
+ * and ctx set. */
+typedef struct cut_heap {
+	void **v;
+	size_t n, cap;
+	bool (*less)(const void *a, const void *b, void *ctx);
+	void *ctx;
+} cut_heap;
+void cut_heap_push(cut_heap *h, void *x);
+/* Removes and returns the least; h must not be empty. */
+void *cut_heap_pop(cut_heap *h);
+/* Restores the order after the top's key grew in place. */
+void cut_heap_fix_top(cut_heap *h);
+void cut_heap_free(cut_heap *h);
+static inline void *cut_heap_top(const cut_heap *h) { return h->n ? h->v[0] : NULL; }
+
 typedef struct cut_arena {
 	struct cut_arena_chunk *head;
 	size_t used;     /* bytes handed out */

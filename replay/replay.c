@@ -363,10 +363,6 @@ int rp_run(const rp_opts *o, rp_stats *st)
 	int fr = flush_journal(&E, true);
 	if (sr != 0) {
 		rc = sr < 0 ? CUT_EXIT_ERROR : sr;
-		/* Read the rest of the log: the reader checks the whole-file id
-		 * when it is closed, and would report a partial read as damage. */
-		while (sr > 0 && fmt_creader_next(E.r, &c) > 0)
-			;
 		goto out;
 	}
 	if (fr != 0) {

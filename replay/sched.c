@@ -28,6 +28,8 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include <xxhash.h>
+
 #include "format/path.h"
 #include "replay/internal.h"
 
@@ -52,13 +54,7 @@ typedef struct ph {
 	size_t bytes;   /* nodes' allocations */
 } ph;
 
-static uint64_t ph_hash(const char *p, size_t len)
-{
-	uint64_t h = 0xcbf29ce484222325ull;
-	for (size_t i = 0; i < len; i++)
-		h = (h ^ (unsigned char)p[i]) * 0x100000001b3ull;
-	return h ^ (h >> 29);
-}
+static uint64_t ph_hash(const char *p, size_t len) { return XXH3_64bits(p, len); }
 
 static void ph_init(ph *t)
 {

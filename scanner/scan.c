@@ -61,12 +61,6 @@
 
 #define DEFAULT_BUDGET (24u << 20)
 
-/* Jobs by canonical path, smallest on top. */
-typedef struct jheap {
-	scan_job **v;
-	size_t n, cap;
-} jheap;
-
 typedef struct engine {
 	scan_ctx ctx;
 	pthread_mutex_t mu;
@@ -74,8 +68,8 @@ typedef struct engine {
 	pthread_cond_t done_cv; /* the writer: a job finished */
 	pthread_cond_t task_cv; /* a task's last piece finished */
 	scan_task *tasks;       /* tasks with pieces nobody has taken yet */
-	jheap pending;          /* jobs nobody has taken */
-	jheap finished;         /* finished, not look-ahead, not yet taken by the writer */
+	cut_heap pending;       /* jobs nobody has taken, by canonical path (job_before) */
+	cut_heap finished;      /* finished, not look-ahead, not yet taken by the writer */
 	size_t ahead;           /* look-ahead jobs the writer has not taken */
 	scan_job *awaited;      /* the job the writer waits for, or NULL */
 	size_t buffered, budget, peak;
@@ -93,42 +87,10 @@ static bool job_less(const scan_job *a, const scan_job *b)
 	return fmt_path_cmp(a->path, a->path_len, b->path, b->path_len) < 0;
 }
 
-static void heap_push(jheap *h, scan_job *j)
+static bool job_before(const void *a, const void *b, void *ctx)
 {
-	if (h->n == h->cap) {
-		h->cap = h->cap ? 2 * h->cap : 256;
-		h->v = cut_realloc(h->v, cut_size_mul(h->cap, sizeof *h->v));
-	}
-	size_t i = h->n++;
-	while (i > 0) {
-		size_t parent = (i - 1) / 2;
-		if (!job_less(j, h->v[parent]))
-			break;
-		h->v[i] = h->v[parent];
-		i = parent;
-	}
-	h->v[i] = j;
-}
-
-static scan_job *heap_pop(jheap *h)
-{
-	scan_job *top = h->v[0], *last = h->v[--h->n];
-	size_t i = 0;
-	for (;;) {
-		size_t l = 2 * i + 1, r = l + 1, m = i;
-		const scan_job *best = last;
-		if (l < h->n && job_less(h->v[l], best))
-			m = l, best = h->v[l];
-		if (r < h->n && job_less(h->v[r], best))
-			m = r;
-		if (m == i)
-			break;
-		h->v[i] = h->v[m];
-		i = m;
-	}
-	if (h->n)
-		h->v[i] = last;
-	return top;
+	(void)ctx;
+	return job_less(a, b);
 }
 
 /* ------------------------------------------------------------ the workers */
@@ -148,7 +110,7 @@ static void job_done(engine *e, scan_job *j, scan_listing *l, bool taker)
 	bool mine = taker;
 	for (size_t i = 0; i < l->n; i++)
 		if (l->v[i].job) {
-			heap_push(&e->pending, l->v[i].job);
+			cut_heap_push(&e->pending, l->v[i].job);
 			if (!mine)
 				pthread_cond_signal(&e->work_cv);
 			mine = false;
@@ -161,7 +123,7 @@ static void job_done(engine *e, scan_job *j, scan_listing *l, bool taker)
 	j->out = l;
 	j->done = true;
 	if (!j->ahead && j != e->awaited) {
-		heap_push(&e->finished, j);
+		cut_heap_push(&e->finished, j);
 		j->in_finished = true;
 	}
 	e->buffered += bytes;
@@ -200,7 +162,7 @@ static bool may_take_paused(const engine *e)
  * only that rule let it be taken. */
 static scan_job *take_job(engine *e)
 {
-	scan_job *j = heap_pop(&e->pending);
+	scan_job *j = cut_heap_pop(&e->pending);
 	j->ahead = e->paused && j != e->awaited && !gap_job(e, j);
 	e->ahead += j->ahead;
 	return j;
@@ -307,7 +269,7 @@ static scan_listing *wait_job(engine *e, scan_job *j)
 		 * only sleep until one does, so it lists the directory itself:
 		 * handing each job over, one at a time, is what a paused
 		 * engine used to spend most of its time on. */
-		heap_pop(&e->pending);
+		cut_heap_pop(&e->pending);
 		pthread_mutex_unlock(&e->mu);
 		scan_listing *l = scan_list_dir(&e->ctx, j, &e->counters[e->nthreads]);
 		pthread_mutex_lock(&e->mu);
@@ -324,7 +286,7 @@ static scan_listing *wait_job(engine *e, scan_job *j)
 	 * job the writer is about to free: stop here rather than later. */
 	if (j->in_finished) {
 		assert(e->finished.v[0] == j);
-		heap_pop(&e->finished);
+		cut_heap_pop(&e->finished);
 		j->in_finished = false;
 	}
 	if (j->ahead) {
@@ -411,6 +373,7 @@ int scan_run(const scan_opts *o, scan_stats *stats, uint8_t id[FMT_ID_LEN])
 	memset(stats, 0, sizeof *stats);
 	engine e;
 	memset(&e, 0, sizeof e);
+	e.pending.less = e.finished.less = job_before;
 	e.ctx.o = o;
 	e.ctx.policy = (scan_policy){o->excludes, o->nexcludes, o->immutable, o->nimmutable, o->maildir};
 	e.ctx.rootfd = -1;
@@ -514,7 +477,7 @@ int scan_run(const scan_opts *o, scan_stats *stats, uint8_t id[FMT_ID_LEN])
 	e.counters = cut_calloc((size_t)e.nthreads + 1, sizeof *e.counters); /* + the writer's */
 	threads = cut_calloc((size_t)e.nthreads, sizeof *threads);
 	wargs = cut_calloc((size_t)e.nthreads, sizeof *wargs);
-	heap_push(&e.pending, rootjob);
+	cut_heap_push(&e.pending, rootjob);
 	for (int i = 0; i < e.nthreads; i++) {
 		wargs[i] = (worker_arg){&e, i};
 		if (pthread_create(&threads[i], NULL, worker, &wargs[i]) != 0) {
@@ -634,8 +597,8 @@ out:
 	free(threads);
 	free(wargs);
 	free(e.counters);
-	free(e.pending.v);
-	free(e.finished.v);
+	cut_heap_free(&e.pending);
+	cut_heap_free(&e.finished);
 	cut_buf_free(&e.frontier);
 	scan_prev_close(e.ctx.prev);
 	cut_arena_free(&rootarena);

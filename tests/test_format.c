@@ -372,11 +372,11 @@ static void manifest__golden_bytes(void **state)
 	size_t n;
 	uint8_t *p = slurp(file, &n);
 	char hex[33];
-	cut_hex(hex, p + n - FMT_FOOTER_LEN + 32, 16);
+	cut_hex(hex, p + n - FMT_FOOTER_LEN + FMT_FT_ID, 16);
 	assert_string_equal(hex, GOLDEN_ID);
 	assert_int_equal(n, GOLDEN_SIZE);
 	assert_memory_equal(p, "CUTOVMF1\x02\0\0\0\0\0\0\0", 16);
-	assert_memory_equal(p + n - 8, "CUTOVEND", 8);
+	assert_memory_equal(p + n - FMT_FOOTER_LEN + FMT_FT_MAGIC, FMT_MAGIC_END, 8);
 	free(p);
 }
 
@@ -700,23 +700,23 @@ static void truncate_half(uint8_t *p, size_t *n) { (void)p; *n /= 2; }
 static void append_byte(uint8_t *p, size_t *n) { p[(*n)++] = 0; }
 static void flip_block(uint8_t *p, size_t *n) { (void)n; p[FMT_FILE_HEADER_LEN + FMT_BLOCK_HEADER_LEN + 3] ^= 0x10; }
 static void flip_block_header(uint8_t *p, size_t *n) { (void)n; p[FMT_FILE_HEADER_LEN + 8] ^= 1; }
-static void flip_footer(uint8_t *p, size_t *n) { p[*n - FMT_FOOTER_LEN + 20] ^= 1; }
+static void flip_footer(uint8_t *p, size_t *n) { p[*n - FMT_FOOTER_LEN + FMT_FT_RECORDS + 4] ^= 1; }
 static void flip_id(uint8_t *p, size_t *n)
 {
 	/* Change the id and re-seal the footer's checksum: only the whole-file
 	 * id check can catch it. */
 	uint8_t *f = p + *n - FMT_FOOTER_LEN;
 	f[33] ^= 1;
-	cut_put_le64(f + 56, XXH3_64bits(f, 56));
+	cut_put_le64(f + FMT_FT_SUM, XXH3_64bits(f, FMT_FT_SUM));
 }
 static void flip_meta(uint8_t *p, size_t *n)
 {
-	uint64_t meta = cut_get_le64(p + *n - FMT_FOOTER_LEN);
+	uint64_t meta = cut_get_le64(p + *n - FMT_FOOTER_LEN + FMT_FT_META);
 	p[meta + 6] ^= 1;
 }
 static void flip_index(uint8_t *p, size_t *n)
 {
-	uint64_t idx = cut_get_le64(p + *n - FMT_FOOTER_LEN + 8);
+	uint64_t idx = cut_get_le64(p + *n - FMT_FOOTER_LEN + FMT_FT_INDEX);
 	p[idx + 6] ^= 1;
 }
 

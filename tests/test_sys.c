@@ -2,7 +2,8 @@
  * test_sys.c - cmocka tests of format/sys.c, the portability layer, on real
  * temporary trees: confined opens against planted symlinks and escapes,
  * stat, directory reading and copies.  Built as it is and, by `make
- * portable`, against the POSIX fallbacks.
+ * portable`, against the POSIX fallbacks.  Also the shared binary heap of
+ * format/util.c (cut_heap).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -19,6 +20,7 @@
 
 #include "format/sys.h"
 #include "format/util.h"
+#include "tests/seed.h"
 
 typedef struct fx {
 	char dir[64];   /* temporary top: holds root/ and outside/ */
@@ -330,6 +332,46 @@ static void sys_flavour__names_the_build(void **state)
 #endif
 }
 
+static bool int_before(const void *a, const void *b, void *ctx)
+{
+	(void)ctx;
+	return *(const int *)a < *(const int *)b;
+}
+
+/* Random keys come out in order, through pops and through a top whose key
+ * grew in place (the diff's merge advancing a run). */
+static void cut_heap__pops_in_order_and_fixes_a_grown_top(void **state)
+{
+	(void)state;
+	srand((unsigned)test_seed("cut_heap__pops_in_order_and_fixes_a_grown_top"));
+	enum { N = 5000 };
+	static int v[N];
+	cut_heap h = {.less = int_before};
+	for (int i = 0; i < N; i++) {
+		v[i] = rand() % 1000;
+		cut_heap_push(&h, &v[i]);
+	}
+	int last = -1, grown = 0;
+	size_t out = 0;
+	while (h.n) {
+		int *t = cut_heap_top(&h);
+		assert_true(*t >= last);
+		last = *t;
+		if (rand() % 4 == 0 && *t < 900) { /* grows: it must sink below smaller ones */
+			*t += 1 + rand() % 100;
+			cut_heap_fix_top(&h);
+			grown++;
+			continue;
+		}
+		assert_ptr_equal(cut_heap_pop(&h), t);
+		out++;
+	}
+	assert_int_equal(out, N);
+	assert_true(grown > 0);
+	assert_null(cut_heap_top(&h));
+	cut_heap_free(&h);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -351,6 +393,7 @@ int main(void)
 		cmocka_unit_test(sys_copy__copies_a_prefix),
 		cmocka_unit_test(sys_copy__tells_a_read_error_from_a_write_error),
 		cmocka_unit_test(sys_flavour__names_the_build),
+		cmocka_unit_test(cut_heap__pops_in_order_and_fixes_a_grown_top),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
