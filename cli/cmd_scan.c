@@ -81,7 +81,7 @@ static int run(int argc, char **argv)
 		switch (c) {
 		case 'o': o.out = optarg; break;
 		case 'j':
-			if (cli_parse_u64(optarg, &v) < 0 || v < 1 || v > 1024)
+			if (cli_parse_u64(optarg, &v) < 0 || v < 1 || v > SCAN_THREADS_MAX)
 				goto usage;
 			o.threads = (int)v;
 			break;

@@ -247,7 +247,7 @@ static void print_text(const status *st)
 	char w1[32], w2[32];
 	printf("pair:     %s -> %s (policy %s, keep %u, since %s)\n", cfg->source, cfg->target,
 	       cfg->maildir ? "maildir" : "none", cfg->keep, when(w1, cfg->created));
-	bool derived = st->hts > 0 && strcmp(st->ts.base + 10 + 6, ".cmf") != 0;
+	bool derived = st->hts > 0 && sync_base_derived(&st->ts);
 	if (st->hts > 0)
 		printf("target:   matches pass %u (%s, %s), manifest %.16s%s%s\n", st->ts.seq,
 		       st->ts.kind, when(w2, st->ts.time), st->idh, derived ? ", base " : "",

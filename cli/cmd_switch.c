@@ -113,7 +113,7 @@ static int run(int argc, char **argv)
 			break;
 		case 'j':
 		case O_SCANTH:
-			if (cli_parse_u64(optarg, &v) < 0 || v < 1 || v > (ch == 'j' ? RP_JOBS_MAX : 1024)) {
+			if (cli_parse_u64(optarg, &v) < 0 || v < 1 || v > (ch == 'j' ? RP_JOBS_MAX : SCAN_THREADS_MAX)) {
 				fprintf(stderr, "cutover: switch: bad number '%s'\n", optarg);
 				goto usage;
 			}

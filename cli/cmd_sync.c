@@ -147,7 +147,7 @@ static int run(int argc, char **argv)
 		case O_SCANTH:
 		case O_VDEPTH:
 			if (cli_parse_u64(optarg, &v) < 0 || v < 1 ||
-			    v > (ch == 'j' ? RP_JOBS_MAX : ch == O_SCANTH ? 1024 : ch == O_VDEPTH ? 64 : 100000)) {
+			    v > (ch == 'j' ? RP_JOBS_MAX : ch == O_SCANTH ? SCAN_THREADS_MAX : ch == O_VDEPTH ? 64 : 100000)) {
 				fprintf(stderr, "cutover: sync: bad number '%s'\n", optarg);
 				return cli_usage(&cmd_sync);
 			}

@@ -39,6 +39,7 @@ enum scan_hash { SCAN_HASH_NONE = 0, SCAN_HASH_CHANGED = 1, SCAN_HASH_ALL = 2 };
  * cannot be told, the network count is used. */
 #define SCAN_THREADS_REMOTE 32
 #define SCAN_THREADS_LOCAL 4
+#define SCAN_THREADS_MAX 1024 /* what -j accepts */
 
 typedef struct scan_progress {
 	uint64_t entries, bytes, dirs_pending;

@@ -48,6 +48,13 @@ void sync_rel_manifest(char out[64], unsigned seq, const char *suffix)
 
 void sync_rel_log(char out[64], unsigned seq) { snprintf(out, 64, "logs/%06u.ccl", seq); }
 
+bool sync_base_derived(const sync_tstate *t)
+{
+	char own[64];
+	sync_rel_manifest(own, t->seq, NULL);
+	return strcmp(t->base, own) != 0;
+}
+
 static int fsync_dir_of(const char *path)
 {
 	const char *slash = strrchr(path, '/');

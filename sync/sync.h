@@ -110,6 +110,9 @@ int sync_read_file(const char *path, cut_buf *out);
 char *sync_path(const char *dir, const char *rel);
 void sync_rel_manifest(char out[64], unsigned seq, const char *suffix);
 void sync_rel_log(char out[64], unsigned seq);
+/* True when the target's base is not its pass's own source manifest (a
+ * drift patch, a rebase, a switch's splice). */
+bool sync_base_derived(const sync_tstate *t);
 /* The highest pass number with a source manifest (0: none) and its
  * relative path. */
 unsigned sync_last_manifest(const char *dir, char rel[64]);
