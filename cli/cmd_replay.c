@@ -14,7 +14,7 @@
 static const char usage[] =
 	"usage: cutover replay CHANGES --source SRC --target DST [-j N] [--dry-run] [--fsync]\n"
 	"                      [--on-conflict stop|overwrite|skip] [--journal FILE]\n"
-	"                      [--max-ops N] [--bwlimit RATE]\n"
+	"                      [--max-ops N] [--bwlimit RATE] [--maildir]\n"
 	"\n"
 	"Applies the change log CHANGES (from `cutover diff`) to DST, copying file\n"
 	"contents from SRC.  Every file is written under a temporary name\n"
@@ -34,6 +34,8 @@ static const char usage[] =
 	"                        read), all workers together; 0: no limit\n"
 	"  --bwlimit RATE        at most RATE bytes a second read from SRC; k, M, G are\n"
 	"                        1000, 10^6, 10^9 (50M: 50 MB/s)\n"
+	"  --maildir             the log is of --maildir scans: a directory it removes goes\n"
+	"                        with the transients they leave out (files in tmp/, *.lock)\n"
 	"\n"
 	"exit: 0 done; 2 bad or corrupt log, another log's unfinished journal, I/O error;\n"
 	"3 done but something drifted, vanished or was skipped (listed on stderr; the next\n"
@@ -107,7 +109,7 @@ static void summary(const rp_stats *st, int rc)
 
 static int run(int argc, char **argv)
 {
-	enum { O_SOURCE = 256, O_TARGET, O_FSYNC, O_CONFLICT, O_JOURNAL, O_MAXOPS, O_BWLIMIT };
+	enum { O_SOURCE = 256, O_TARGET, O_FSYNC, O_CONFLICT, O_JOURNAL, O_MAXOPS, O_BWLIMIT, O_MAILDIR };
 	static const struct option longopts[] = {
 		{"source", required_argument, NULL, O_SOURCE},
 		{"target", required_argument, NULL, O_TARGET},
@@ -118,6 +120,7 @@ static int run(int argc, char **argv)
 		{"journal", required_argument, NULL, O_JOURNAL},
 		{"max-ops", required_argument, NULL, O_MAXOPS},
 		{"bwlimit", required_argument, NULL, O_BWLIMIT},
+		{"maildir", no_argument, NULL, O_MAILDIR},
 		{NULL, 0, NULL, 0},
 	};
 	rp_opts o = {.progress = progress};
@@ -136,6 +139,7 @@ static int run(int argc, char **argv)
 			break;
 		case 'n': o.dry_run = true; break;
 		case O_FSYNC: o.fsync = true; break;
+		case O_MAILDIR: o.maildir = true; break;
 		case O_CONFLICT:
 			if (strcmp(optarg, "stop") == 0)
 				o.on_conflict = RP_CONFLICT_STOP;

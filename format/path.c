@@ -86,6 +86,18 @@ bool fmt_path_names_replay_temp(const char *path, size_t len)
 	return false;
 }
 
+bool fmt_maildir_lock_name(const char *name, size_t len)
+{
+	return len > 5 && memcmp(name + len - 5, ".lock", 5) == 0;
+}
+
+bool fmt_maildir_tmp_dir(const char *path, size_t len)
+{
+	size_t bl;
+	const char *b = fmt_path_base(path, len, &bl);
+	return len > 0 && bl == 3 && memcmp(b, "tmp", 3) == 0;
+}
+
 bool fmt_name_reserved(const char *name, size_t len)
 {
 	static const char *const pre[] = {FMT_RESERVED_REPLAY, FMT_RESERVED_DIFF};

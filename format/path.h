@@ -29,6 +29,14 @@ bool fmt_name_reserved(const char *name, size_t len);
  * replay's temporaries: replay refuses such a log. */
 bool fmt_path_names_replay_temp(const char *path, size_t len);
 
+/* The maildir policy's transients (docs/INCREMENTAL.md, "The maildir
+ * policy"): Dovecot's lock files (a name ending in ".lock", not a
+ * directory) and whatever a tmp/ directory holds (partial deliveries, renamed
+ * into new/ or cur/ when whole).  Scans leave them out; replay, removing a
+ * directory the source removed, removes them with it. */
+bool fmt_maildir_lock_name(const char *name, size_t len);
+bool fmt_maildir_tmp_dir(const char *path, size_t len);
+
 /* <0, 0, >0 as a sorts before, equal to, after b in canonical order. */
 int fmt_path_cmp(const char *a, size_t al, const char *b, size_t bl);
 

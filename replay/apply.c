@@ -23,6 +23,7 @@
  * Nothing here logs: the outcome and an explanation go into the op
  * (res, msg), and the dispatcher reports them once.  Thread-safe.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -1065,10 +1066,23 @@ out:
 	close(pfd);
 }
 
-/* Removes the replay temporaries in directory dir (name in pfd).  Returns
- * 0 when the directory holds nothing else, 1 when it does (*other gets a
- * name), or -errno. */
-static int clean_tmps(int pfd, const char *name, char other[256])
+/* Whether a name in the directory at path (being removed) is something no
+ * log records and the removal may take with it: a replay temporary, or,
+ * under the maildir policy, a transient the scans leave out (format/path.h).
+ * Only files: a directory the log does not remove is the operator's. */
+static bool removable(const rp_ctx *cx, const char *path, const char *n, size_t len, unsigned dt)
+{
+	if (len > FMT_RESERVED_REPLAY_LEN && memcmp(n, FMT_RESERVED_REPLAY, FMT_RESERVED_REPLAY_LEN) == 0)
+		return true;
+	if (!cx->maildir || dt == DT_DIR)
+		return false;
+	return fmt_maildir_tmp_dir(path, strlen(path)) || fmt_maildir_lock_name(n, len);
+}
+
+/* Removes what removable() allows from directory path (name in pfd).
+ * Returns 0 when the directory holds nothing else, 1 when it does (*other
+ * gets a name), or -errno. */
+static int clean_tmps(const rp_ctx *cx, int pfd, const char *name, const char *path, char other[256])
 {
 	int fd = openat(pfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
@@ -1084,8 +1098,7 @@ static int clean_tmps(int pfd, const char *name, char other[256])
 	unsigned dt;
 	int r, rc = 0;
 	while ((r = sys_dir_next(d, &n, &len, &dt)) > 0) {
-		if (len > FMT_RESERVED_REPLAY_LEN && memcmp(n, FMT_RESERVED_REPLAY, FMT_RESERVED_REPLAY_LEN) == 0 &&
-		    unlinkat(sys_dir_fd(d), n, 0) == 0)
+		if (removable(cx, path, n, len, dt) && unlinkat(sys_dir_fd(d), n, 0) == 0)
 			continue;
 		snprintf(other, 256, "%s", n);
 		rc = 1;
@@ -1123,7 +1136,7 @@ static void ap_rmdir(const rp_ctx *cx, rp_op *op)
 		int e = errno;
 		if ((e == ENOTEMPTY || e == EEXIST) && tries == 0) {
 			char other[256] = "";
-			int c = clean_tmps(pfd, base, other);
+			int c = clean_tmps(cx, pfd, base, path, other);
 			if (c == 0)
 				continue;
 			if (c > 0) {

@@ -91,6 +91,7 @@ typedef struct rp_ctx {
 	rp_srcdirs *srcdirs; /* thread-safe itself; NULL in a dry run */
 	int srcfd, dstfd;  /* O_DIRECTORY roots */
 	bool fsync, root, dry_run;
+	bool maildir;      /* rp_opts.maildir */
 	bool redo;         /* an earlier run of this log may have left temporaries */
 	int64_t first_ns;  /* when the first run of this log began (journal), or 0 */
 	int on_conflict;

@@ -267,8 +267,8 @@ int rp_run(const rp_opts *o, rp_stats *st)
 	memset(st, 0, sizeof *st);
 	st->start_ns = cut_mono_ns();
 	rp_engine E = {.o = o, .st = st};
-	rp_ctx cx = {.srcfd = -1, .dstfd = -1, .fsync = o->fsync, .root = geteuid() == 0,
-		     .dry_run = o->dry_run, .on_conflict = o->on_conflict};
+	rp_ctx cx = {.srcfd = -1, .dstfd = -1, .fsync = o->fsync, .maildir = o->maildir,
+		     .root = geteuid() == 0, .dry_run = o->dry_run, .on_conflict = o->on_conflict};
 	char *jpath = NULL;
 	int rc = CUT_EXIT_ERROR;
 

@@ -87,6 +87,9 @@ typedef struct rp_opts {
 	unsigned jobs;        /* 0: RP_JOBS_DEFAULT */
 	bool dry_run;         /* validate and print the plan to dry_out; change nothing */
 	bool fsync;           /* each file and directory durable before it counts */
+	bool maildir;         /* the log is of maildir-policy scans: a directory it
+				 removes goes with the transients the policy leaves
+				 out (tmp/ contents, *.lock; format/path.h) */
 	int on_conflict;      /* enum rp_conflict */
 	FILE *dry_out;        /* NULL: stdout */
 	/* Called by the dispatcher thread about ten times a second. */

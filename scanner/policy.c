@@ -40,19 +40,14 @@ bool scan_excluded(const scan_policy *p, const char *path, size_t len, const cha
 		if (glob_match(p->excludes[i], path, name))
 			return true;
 	/* Dovecot's lock files are transient and meaningless on the target. */
-	if (p->maildir && type != FMT_T_DIR) {
-		size_t nl = strlen(name);
-		if (nl > 5 && memcmp(name + nl - 5, ".lock", 5) == 0)
-			return true;
-	}
-	return false;
+	return p->maildir && type != FMT_T_DIR && fmt_maildir_lock_name(name, strlen(name));
 }
 
 bool scan_contents_excluded(const scan_policy *p, const char *path, size_t len)
 {
 	/* tmp/ holds partial deliveries: Dovecot renames them into new/ or cur/
 	 * when complete, and the next pass copies them from there. */
-	return p->maildir && len > 0 && base_is(path, len, "tmp");
+	return p->maildir && fmt_maildir_tmp_dir(path, len);
 }
 
 bool scan_immutable(const scan_policy *p, const char *path, size_t len)

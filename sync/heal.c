@@ -122,7 +122,8 @@ int sync_heal(const sync_heal_opts *o, const char *rel, const char *s1, const ch
 		goto out;
 	unlink(tmp[JOURNAL]);
 	rp_opts ro = {.log = log_out, .source = src, .target = dst, .journal = tmp[JOURNAL],
-		      .jobs = o->jobs, .fsync = o->fsync, .on_conflict = RP_CONFLICT_STOP};
+		      .jobs = o->jobs, .fsync = o->fsync, .maildir = o->pol.maildir,
+		      .on_conflict = RP_CONFLICT_STOP};
 	rc = rp_run(&ro, &r->st);
 	r->replayed = true;
 	if (rc == CUT_EXIT_OK || rc == CUT_EXIT_INCOMPLETE)

@@ -739,8 +739,8 @@ static int replay(pass *p, const char *log_rel, rp_stats *st, int64_t *t)
 {
 	char *lp = sync_path(p->o->dir, log_rel), *jp = sync_path(p->o->dir, "journal");
 	rp_opts ro = {.log = lp, .source = p->cfg.source, .target = p->cfg.target, .journal = jp,
-		      .jobs = p->o->jobs, .fsync = p->o->fsync, .on_conflict = RP_CONFLICT_STOP,
-		      .progress = replay_moved, .progress_ctx = &p->prog};
+		      .jobs = p->o->jobs, .fsync = p->o->fsync, .maildir = p->cfg.maildir,
+		      .on_conflict = RP_CONFLICT_STOP, .progress = replay_moved, .progress_ctx = &p->prog};
 	sync_progress_phase(&p->prog, 0, "replay", 0);
 	int64_t t0 = cut_mono_ns();
 	int rc = rp_run(&ro, st);

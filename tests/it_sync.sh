@@ -271,6 +271,39 @@ total=$(find "$S" -type f | wc -l)
 out=$(rsync_diff "$S" "$D3")
 [ -z "$out" ] || no "after adopting rsync sees: $(echo "$out" | head -5)"
 
+t a_removed_folder_goes_with_the_transients_an_adopted_copy_held
+# An operator adopts a plain rsync copy, tmp/ contents and lock files
+# included (the maildir policy leaves them out of every scan, so no log
+# deletes them).  A folder the user then deletes at the source must go from
+# the target too, not stop the pass at a non-empty directory.
+D5="$T/dst5" ST5="$T/state5"
+rsync -aH "$S/" "$D5/"
+cur=$(cd "$S" && find . -path '*/.*/cur' -type d | sort | head -1)
+rel=${cur#./}
+rel=${rel%/cur}
+[ -n "$rel" ] || no "the store has no folder"
+echo partial >"$D5/$rel/tmp/1733400000.P1Q2.mx1" && echo 1 >"$D5/$rel/dovecot-uidlist.lock"
+"$CUTOVER" init --source "$S" --target "$D5" --state "$ST5" --maildir >/dev/null
+expect_rc 0 "$CUTOVER" sync --state "$ST5" --no-syslog --rebase
+rm -rf "${S:?}/$rel"
+sleep 2.1 # past the scan's racy window
+expect_rc 0 "$CUTOVER" sync --state "$ST5" --no-syslog
+[ -e "$D5/$rel" ] && no "the folder is still on the target: $(ls -A "$D5/$rel" "$D5/$rel/tmp" 2>&1 | head)"
+out=$(rsync_diff "$S" "$D5")
+[ -z "$out" ] || no "after the pass rsync sees: $(echo "$out" | head -5)"
+# replay by hand: without --maildir such a directory is a conflict, and
+# nothing but the replay's own temporaries is removed on its own.
+X="$T/x" Y="$T/y"
+mkdir -p "$X/u/.F/cur" "$X/u/.F/new" "$X/u/.F/tmp" && echo m >"$X/u/.F/cur/1:2,S"
+"$CUTOVER" -q scan "$X" -o "$T/x0.m" --maildir && cp -a "$X" "$Y" && echo p >"$Y/u/.F/tmp/2.mx"
+rm -rf "$X/u/.F" && "$CUTOVER" -q scan "$X" -o "$T/x1.m" --maildir && "$CUTOVER" -q diff "$T/x0.m" "$T/x1.m" -o "$T/x.log" ||
+	no "scan/diff failed"
+expect_rc 4 "$CUTOVER" replay "$T/x.log" --source "$X" --target "$Y"
+grep -q "not empty on the target (holds '2.mx'" "$T/.err" || no "the conflict: $(cat "$T/.err")"
+[ -e "$Y/u/.F/tmp/2.mx" ] || no "a conflict removed what it named"
+expect_rc 0 "$CUTOVER" replay "$T/x.log" --source "$X" --target "$Y" --maildir
+[ -e "$Y/u/.F" ] && no "replay --maildir left the folder: $(find "$Y/u" | head)"
+
 t source_or_target_mismatch_is_a_usage_error
 expect_rc 64 "$CUTOVER" sync --state "$ST" --source "$T/elsewhere"
 expect_rc 64 "$CUTOVER" sync --state "$ST" --bogus
