@@ -32,8 +32,8 @@ cleanup
 rm -rf "$D" "$ST"
 mkdir -p "$MNT"
 cp -a "$SRC" "$D"
-# As nfs.sh: an adopted copy holds no partial deliveries or lock files (the
-# maildir policy leaves them out, and a folder deleted later could not be).
+# As nfs.sh: the copy is what cutover's own initial copy makes, without
+# partial deliveries or lock files (the maildir policy leaves them out).
 find "$D" -path '*/tmp/*' -delete
 find "$D" -name '*.lock' -type f -delete
 mount_src
