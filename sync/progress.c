@@ -95,7 +95,9 @@ void sync_progress_count(sync_progress_w *w, uint64_t done, uint64_t total, uint
 	if (bytes_total)
 		w->p.bytes_total = bytes_total;
 	w->p.written_ns = cut_now_ns();
-	if (cut_mono_ns() - w->written >= PROGRESS_WRITE_NS)
+	/* A phase's last count is always written: status may read it while the
+	 * pass waits on something else (switch's --after). */
+	if (cut_mono_ns() - w->written >= PROGRESS_WRITE_NS || (w->p.total && done >= w->p.total))
 		progress_write(w);
 	progress_show(w);
 }
@@ -115,7 +117,9 @@ void sync_progress_end(sync_progress_w *w)
 
 const char *sync_progress_unit(const char *phase)
 {
-	return strcmp(phase, "replay") == 0 ? "ops" : "entries";
+	return strcmp(phase, "replay") == 0   ? "ops"
+	       : strcmp(phase, "switch") == 0 ? "subtrees"
+					      : "entries";
 }
 
 static int64_t eta_of(uint64_t done, uint64_t total, double rate)
@@ -188,7 +192,7 @@ static void put_secs(char *b, size_t cap, int64_t s)
  * the others (check, commit) show their time only. */
 static bool counted(const sync_progress *p)
 {
-	static const char *const phases[] = {"scan", "diff", "replay", "verify"};
+	static const char *const phases[] = {"scan", "diff", "replay", "verify", "switch"};
 	for (size_t i = 0; i < sizeof phases / sizeof phases[0]; i++)
 		if (strcmp(p->phase, phases[i]) == 0)
 			return true;

@@ -452,6 +452,9 @@ typedef struct swrun {
 	sync_switched sw;
 	unsigned seq;
 	sync_hist *h;
+	sync_progress_w prog;   /* DIR/progress: subtrees finished, of all */
+	pthread_mutex_t prog_mu; /* the pool's threads count into prog */
+	uint64_t finished, bytes;
 } swrun;
 
 /* Runs a hook with the subtrees in the environment.  Its exit status, or -1. */
@@ -576,6 +579,17 @@ static int switch_one(swjob *j)
 	return rc;
 }
 
+/* One more subtree through its pass, into DIR/progress. */
+static void job_counted(const swjob *j)
+{
+	swrun *x = j->x;
+	pthread_mutex_lock(&x->prog_mu);
+	x->finished++;
+	x->bytes += j->bytes;
+	sync_progress_count(&x->prog, x->finished, 0, x->bytes, 0);
+	pthread_mutex_unlock(&x->prog_mu);
+}
+
 typedef struct swpool {
 	swjob *jobs;
 	size_t n, next;
@@ -593,6 +607,7 @@ static void *pool_thread(void *arg)
 			return NULL;
 		swjob *j = &p->jobs[i];
 		j->rc = switch_one(j);
+		job_counted(j);
 	}
 }
 
@@ -849,6 +864,7 @@ static int switch_body(swrun *x, sync_result *res)
 	if (subtrees_check(x, o->subtrees, o->n) < 0)
 		return CUT_EXIT_USAGE;
 	if (o->before) {
+		sync_progress_phase(&x->prog, 0, "before", 0);
 		int r = run_hook(x, "--before", o->before, o->subtrees, o->n);
 		if (r != 0) {
 			CUT_ERR("switch: the --before command exited %d: nothing was switched", r);
@@ -857,6 +873,7 @@ static int switch_body(swrun *x, sync_result *res)
 	}
 	x->seq = sync_next_seq(o->dir, &x->ts);
 	x->h->seq = x->seq;
+	sync_progress_phase(&x->prog, x->seq, "switch", o->n);
 	char (*recs)[64] = cut_calloc(o->n, 64);
 	int rc = switch_pass(x, o->subtrees, o->n, recs);
 	if (rc != CUT_EXIT_OK) {
@@ -875,7 +892,9 @@ static int switch_body(swrun *x, sync_result *res)
 	sw_sort(&x->sw);
 	if (sw_write(o->dir, &x->sw) < 0)
 		return CUT_EXIT_ERROR;
+	/* --after runs in the switch phase: status shows all subtrees done. */
 	int after = o->after ? run_hook(x, "--after", o->after, o->subtrees, o->n) : 0;
+	sync_progress_phase(&x->prog, 0, "commit", 0);
 	if (switch_commit(x) < 0)
 		return CUT_EXIT_ERROR;
 	for (size_t i = 0; i < o->n; i++)
@@ -929,7 +948,11 @@ int sync_switch(const sync_switch_opts *o, sync_result *res)
 	sync_lock_holder holder;
 	int rc = sync_lock_take(o->dir, &lk, &holder);
 	if (rc == CUT_EXIT_OK) {
+		pthread_mutex_init(&x.prog_mu, NULL);
+		sync_progress_start(&x.prog, o->dir, "switch");
 		rc = switch_locked(&x, res);
+		sync_progress_end(&x.prog);
+		pthread_mutex_destroy(&x.prog_mu);
 		h->end = cut_now_ns();
 		h->exit = rc;
 		if (h->seq) {

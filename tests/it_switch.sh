@@ -79,8 +79,12 @@ expect_rc 0 sync_ || true
 
 t a_batch_from_a_file_and_a_rebase_keep_the_switched_users
 printf '%s\n%s\n' "$u2" "$u3" >"$T/batch"
-expect_rc 0 switch_ --from "$T/batch" && [ "$(grep -c '^SWITCHED' "$T/.out")" = 2 ] ||
-	no "batch: $(cat "$T/.out" "$T/.err" | head -5)"
+# --after asks status what the switch is doing: both subtrees are done.
+expect_rc 0 switch_ --from "$T/batch" --after "'$CUTOVER' status --state '$ST' --no-check >'$T/during'" &&
+	[ "$(grep -c '^SWITCHED' "$T/.out")" = 2 ] || no "batch: $(cat "$T/.out" "$T/.err" | head -5)"
+grep -q "^RUNNING:  pass [0-9]* switch: 2/2 subtrees[, ].* (switch pass, pid " "$T/during" ||
+	no "status during the switch: $(cat "$T/during")"
+[ -e "$ST/progress" ] && no "the switch left its progress file"
 deliver "$D/$u2"
 nb=$(ls "$D/$u2/Maildir/new" | tail -1)
 expect_rc 0 sync_ --rebase || true
