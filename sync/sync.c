@@ -892,11 +892,9 @@ static int changed_subtrees(const char *log, unsigned depth, pathset *ps)
 	if (!cr)
 		return -1;
 	fmt_change c;
-	int r;
+	int r = 0;
 	bool full = false;
-	/* Read to the end even when full: closing a reader half way logs a
-	 * false corruption (fmt_creader_close checks the whole-file id). */
-	while ((r = fmt_creader_next(cr, &c)) > 0) {
+	while (!full && (r = fmt_creader_next(cr, &c)) > 0) {
 		for (int k = 0; k < 2 && !full; k++) {
 			const char *p = k ? c.to : c.e.path;
 			size_t n = k ? c.to_len : c.e.path_len;
