@@ -143,7 +143,7 @@ for s in $steps; do
 	plots_m="$plots_m${plots_m:+, }'$W/plot-$s.dat' using 1:3 with linespoints title '$s'"
 done
 [ -n "$plots_t" ] && gnuplot <<GP
-set terminal pngcairo size 1200,500 font ",9"
+set terminal pngcairo size 1200,500 font ",9" noenhanced
 set output '$OUT/scale.png'
 set multiplot layout 1,2
 set logscale xy
