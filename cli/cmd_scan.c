@@ -160,7 +160,8 @@ static int run(int argc, char **argv)
 			"handle) and were made again\n", st.retried);
 	if (r > 0) {
 		fprintf(stderr, "cutover: scan: incomplete: %" PRIu64
-				" paths could not be read (see above); the manifest records them as missing\n",
+				" paths could not be read (see above); the manifest records them as missing (a "
+				"file it could not read to hash: without a hash)\n",
 			st.errors);
 		rc = CUT_EXIT_INCOMPLETE;
 	} else {

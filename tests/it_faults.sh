@@ -145,6 +145,26 @@ kept "$D" "$T/before" "$S"
 	no "the rest of the pass was not applied"
 expect_rc 0 sync_ && parity "$S" "$D" "${X[@]}"
 
+t source_eio_while_hashing_is_named_and_never_called_parity
+# The NAS answers EIO 4 KiB into a message while a content scan hashes it:
+# the scan says which file and why, exits 3 (incomplete), and records the
+# file without a hash; a content verification of the pair refuses to call
+# it parity (exit 2), and says so once the fault clears.
+h=$(cd "$S" && find . -path '*/cur/*' -type f -size +8k -printf '%P\n' | LC_ALL=C sort | head -1)
+[ -n "$h" ] || no "the store has no message over 8 KiB"
+expect_rc 3 fault FAULT_OP=read FAULT_PATH="/src/$h" FAULT_AFTER=4096 $C scan "$S" -o "$T/hashed" --hash all
+hit "hash EIO"
+says "hash EIO" "src/$h: cannot read to hash: Input/output error"
+says "hash EIO" "incomplete: 1 paths could not be read"
+$C show "$T/hashed" --format jsonl | jq -r 'select(.path? == $p) | .hash // "none"' --arg p "$h" >"$T/.h"
+[ "$(cat "$T/.h")" = none ] || no "the unreadable file was recorded with a hash: $(cat "$T/.h")"
+expect_rc 0 sync_ # the day before, so that the pair is in parity but for the fault
+expect_rc 2 fault FAULT_OP=read FAULT_PATH="/src/$h" FAULT_AFTER=4096 $C verify "$S" "$D" --content --maildir
+hit "verify EIO"
+says "verify EIO" "parity cannot be established"
+grep -q "^PARITY" "$T/.out" && no "verify called it parity: $(cat "$T/.out")"
+expect_rc 0 $C verify "$S" "$D" --content --maildir
+
 t estale_storm_is_retried_by_scan_and_replay
 # Every path's first stat and open answer ESTALE (an NFS server failover:
 # each cached handle goes stale once, at every level of a path): the scan
@@ -378,6 +398,56 @@ expect_rc 0 $C scan "$S" -o "$T/km" && $C show "$T/km" | grep -v '^#' | cmp -s -
 	no "the rerun scan differs"
 leftovers=$(find "$T" -maxdepth 1 -name 'k[mc].tmp.*' | wc -l)
 echo "  ($leftovers temporaries of killed scans and diffs left beside their outputs)"
+
+t state_directory_full_at_each_file_stops_cleanly_and_resumes
+# The disk of the state directory fills (ENOSPC) while the pass writes each
+# of its files in turn: the source manifest, the change log, the pending
+# record, the journal, the target's state, the marks, the history.  Each
+# time the pass names the file and the errno (and stops, but for the marks,
+# which the next pass does without, and the history line, written last), no
+# file on the target is partial or lost, and the next pass (space again)
+# reaches parity.  Then a real small tmpfs as the state directory's disk.
+for f in /manifests/ /logs/ /pending /journal /target-state /target-marks /history; do
+	day=$((day + 1))
+	"$GEN" mutate "$S" --seed $((600 + day)) --percent 3 >/dev/null
+	snap "$D"
+	sleep 1.1
+	sync_ fault FAULT_OP=write FAULT_ERRNO=ENOSPC FAULT_PATH="/state$f" >/dev/null 2>"$T/.err"
+	rc=$?
+	if [ -s "$T/flog" ]; then
+		rm -f "$T/flog"
+		grep -q "state${f%/}.*No space left on device" "$T/.err" ||
+			no "$f: the message does not name the file and the errno: $(head -c 400 "$T/.err")"
+		case $f in /target-marks | /history) ;; *) [ $rc = 0 ] && no "$f: exit 0" ;; esac
+		echo "  ENOSPC on ${f#/}: exit $rc"
+	else
+		no "$f: the fault never hit (rc $rc)"
+	fi
+	whole "$D" "$T/before" "$S"
+	kept "$D" "$T/before" "$S"
+	expect_rc 0 sync_ && parity "$S" "$D" "${X[@]}" || break
+done
+mkdir -p "$T/sdisk"
+if mount -t tmpfs -o size=512k tmpfs "$T/sdisk" 2>"$T/.merr"; then
+	S6="$T/src6"
+	"$GEN" create "$S6" --users 3 --msgs 40 --seed 61 --size-scale 0.3 >/dev/null || no "generator failed"
+	$C init --source "$S6" --target "$T/d6" --state "$T/sdisk/st" --maildir >/dev/null
+	expect_rc 0 $C sync --state "$T/sdisk/st" --no-syslog
+	"$GEN" mutate "$S6" --seed 650 --percent 20 >/dev/null
+	sleep 1.1
+	head -c $(( $(df -k --output=avail "$T/sdisk" | tail -1) * 1024 - 8192 )) /dev/zero >"$T/sdisk/fill" 2>/dev/null
+	snap "$T/d6"
+	expect_rc 2 $C sync --state "$T/sdisk/st" --no-syslog
+	says "state disk full" "sdisk/st/.*No space left on device"
+	says "state disk full" "to fix:"
+	[ -e "$T/sdisk/st/pending" ] && no "a pass is pending after a full state disk before its log"
+	whole "$T/d6" "$T/before" "$S6"
+	rm -f "$T/sdisk/fill"
+	expect_rc 0 $C sync --state "$T/sdisk/st" --no-syslog && parity "$S6" "$T/d6" "${X[@]}"
+	umount "$T/sdisk"
+else
+	no "mount -t tmpfs is not permitted here: $(cat "$T/.merr")"
+fi
 
 t sync_killed_at_random_points_resumes_to_parity
 # Passes after mail days, each killed -9 at a random point of its scan,
