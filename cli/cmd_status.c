@@ -109,9 +109,9 @@ static void json_pass(const sync_hist *x, bool comma)
 	printf("\"entries\":%" PRIu64 ",\"ops\":%" PRIu64 ",\"created\":%" PRIu64 ",\"updated\":%" PRIu64
 	       ",\"renamed\":%" PRIu64 ",\"linked\":%" PRIu64 ",\"deleted\":%" PRIu64 ",\"meta\":%" PRIu64
 	       ",\"bytes\":%" PRIu64 ",\"drifted\":%" PRIu64 ",\"vanished\":%" PRIu64
-	       ",\"skipped\":%" PRIu64 ",\"conflicts\":%" PRIu64 ",\"exit\":%d,",
+	       ",\"skipped\":%" PRIu64 ",\"conflicts\":%" PRIu64 ",\"retried\":%" PRIu64 ",\"exit\":%d,",
 	       x->entries, x->ops, x->created, x->updated, x->renamed, x->linked, x->deleted, x->meta,
-	       x->bytes, x->drifted, x->vanished, x->skipped, x->conflicts, x->exit);
+	       x->bytes, x->drifted, x->vanished, x->skipped, x->conflicts, x->retried, x->exit);
 	jstr("verdict", x->verdict, false);
 	putchar('}');
 }

@@ -784,11 +784,12 @@ void sync_hist_format(const sync_hist *h, cut_buf *out)
 		       "check_s=%.3f entries=%" PRIu64 " ops=%" PRIu64 " created=%" PRIu64
 		       " updated=%" PRIu64 " renamed=%" PRIu64 " linked=%" PRIu64 " deleted=%" PRIu64
 		       " meta=%" PRIu64 " bytes=%" PRIu64 " drifted=%" PRIu64 " vanished=%" PRIu64
-		       " skipped=%" PRIu64 " conflicts=%" PRIu64 " exit=%d verdict=%s",
+		       " skipped=%" PRIu64 " conflicts=%" PRIu64 " retried=%" PRIu64 " exit=%d verdict=%s",
 		       h->seq, h->kind[0] ? h->kind : "-", (long long)h->start, (long long)h->end,
 		       h->scan_s, h->diff_s, h->replay_s, h->check_s, h->entries, h->ops, h->created,
 		       h->updated, h->renamed, h->linked, h->deleted, h->meta, h->bytes, h->drifted,
-		       h->vanished, h->skipped, h->conflicts, h->exit, h->verdict[0] ? h->verdict : "-");
+		       h->vanished, h->skipped, h->conflicts, h->retried, h->exit,
+		       h->verdict[0] ? h->verdict : "-");
 }
 
 int sync_hist_parse(const char *line, size_t len, sync_hist *h)
@@ -830,7 +831,7 @@ int sync_hist_parse(const char *line, size_t len, sync_hist *h)
 			h->exit = (int)strtol(v, NULL, 10);
 		DBL(scan_s) DBL(diff_s) DBL(replay_s) DBL(check_s)
 		U64(entries) U64(ops) U64(created) U64(updated) U64(renamed) U64(linked) U64(deleted)
-		U64(meta) U64(bytes) U64(drifted) U64(vanished) U64(skipped) U64(conflicts)
+		U64(meta) U64(bytes) U64(drifted) U64(vanished) U64(skipped) U64(conflicts) U64(retried)
 #undef U64
 #undef DBL
 	}

@@ -565,6 +565,7 @@ static void add_replay_stats(sync_hist *h, const rp_stats *st)
 	h->vanished += st->vanished;
 	h->skipped += st->skipped;
 	h->conflicts += st->conflicts;
+	h->retried += st->retried;
 	h->ops += st->done;
 }
 
@@ -1313,6 +1314,7 @@ static int pass_body(pass *p, sync_hist *h)
 	int r = scan_run(&so, &sst, mid);
 	h->scan_s = secs_since(t0);
 	h->entries = sst.entries;
+	h->retried += sst.retried;
 	free(pp);
 	char brel[64] = "";
 	if (r != 0) {

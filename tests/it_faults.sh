@@ -172,6 +172,17 @@ t estale_storm_is_retried_by_scan_and_replay
 # parity, each saying how many lookups it made again.  (Before: replay gave
 # up at the second stale level of a path and counted the file vanished.)  A
 # handle stale twice is reported.
+# A sync pass through the storm (below) after a mail day: finished, and
+# its history line (and status --json) counts the requests made again.
+"$GEN" mutate "$S" --seed 330 --percent 3 >/dev/null
+sleep 1.1
+expect_rc 0 sync_ fault FAULT_OP=stat,open FAULT_ERRNO=ESTALE FAULT_PATH=/src/ FAULT_PER_PATH=1 FAULT_TIMES=1 &&
+	hit "sync storm"
+n=$(tail -1 "$ST/history" | sed -n 's/.* retried=\([0-9]*\) .*/\1/p')
+[ "${n:-0}" -gt 0 ] || no "the history line counts no retries: $(tail -1 "$ST/history")"
+$C status --state "$ST" --no-check --json | jq -e ".passes[-1].retried == $n" >/dev/null ||
+	no "status --json: $($C status --state "$ST" --no-check --json | jq -c '.passes[-1]')"
+parity "$S" "$D" "${X[@]}"
 $C -q scan "$S" -o "$T/ref" && $C show "$T/ref" | grep -v '^#' >"$T/ref.txt"
 for mode in local network; do
 	expect_rc 0 fault CUTOVER_FS=$mode FAULT_OP=stat,open FAULT_ERRNO=ESTALE FAULT_PATH=/src/ \
