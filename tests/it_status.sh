@@ -14,6 +14,21 @@ stop_pass() { [ -n "$pid" ] && kill -KILL "$pid" 2>/dev/null; wait "$pid" 2>/dev
 trap 'stop_pass; _atexit' EXIT
 # js EXPR: a field of the last `status --json`
 js() { jq -r "$1" "$T/s.json"; }
+# stop_in PHASE ZEROS FILE TENTHS: polls the progress FILE of the pass $pid
+# until it is in PHASE with no counter line matching ZEROS (a regex of the
+# lines that must have moved), then stops the pass (SIGSTOP) and sets seen;
+# gives up after TENTHS tenths of a second or when the pass ends.
+stop_in() {
+	seen=""
+	for _ in $(seq 1 "$4"); do
+		if grep -q "^phase=$1\$" "$3" 2>/dev/null && ! grep -q "$2" "$3"; then
+			kill -STOP "$pid" && seen=1
+			return
+		fi
+		kill -0 "$pid" 2>/dev/null || return
+		sleep 0.1
+	done
+}
 
 t status_shows_the_running_pass_its_phase_and_counts
 # Every stat takes 5 ms (an NFS round trip) and one replay worker does
@@ -22,16 +37,7 @@ t status_shows_the_running_pass_its_phase_and_counts
 LD_PRELOAD="$SHIM" SHIM_STAT_DELAY_US=5000 "$CUTOVER" sync -j 1 --state "$ST" --no-syslog \
 	2>"$T/sync.err" &
 pid=$!
-seen=""
-for _ in $(seq 1 600); do # up to 60 s (sanitizer builds are slow)
-	if grep -q '^phase=replay$' "$ST/progress" 2>/dev/null &&
-		! grep -q '^done=0$\|^bytes=0$' "$ST/progress"; then
-		kill -STOP "$pid" && seen=1
-		break
-	fi
-	kill -0 "$pid" 2>/dev/null || break
-	sleep 0.1
-done
+stop_in replay '^done=0$\|^bytes=0$' "$ST/progress" 600 # up to 60 s (sanitizer builds are slow)
 if [ -z "$seen" ]; then
 	no "the pass never showed replay counts in $ST/progress (the race was not run): $(cat "$ST/progress" "$T/sync.err" 2>&1 | head -20)"
 else
@@ -95,15 +101,7 @@ expect_rc 0 "$CUTOVER" sync --state "$ST2" --no-syslog
 LD_PRELOAD="$SHIM" SHIM_STAT_DELAY_US=1000 "$CUTOVER" sync --final --state "$ST2" --no-syslog >"$T/final.out" \
 	2>"$T/final.err" &
 pid=$!
-seen=""
-for _ in $(seq 1 1200); do # up to 120 s
-	if grep -q '^phase=verify$' "$ST2/progress" 2>/dev/null && ! grep -q '^done=0$' "$ST2/progress"; then
-		kill -STOP "$pid" && seen=1
-		break
-	fi
-	kill -0 "$pid" 2>/dev/null || break
-	sleep 0.1
-done
+stop_in verify '^done=0$' "$ST2/progress" 1200 # up to 120 s
 if [ -z "$seen" ]; then
 	no "the final pass never showed verify counts in $ST2/progress (the race was not run): $(cat "$ST2/progress" "$T/final.err" 2>&1 | head -20)"
 else
