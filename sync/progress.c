@@ -3,10 +3,12 @@
  * from any terminal and for `sync`'s own line on a TTY (docs/SYNC.md, §1 and
  * §8).
  *
- * The pass (sync.c) calls sync_progress_phase at each phase boundary and
- * sync_progress_count from the progress callbacks the scanner and replay
- * already make (a few times a second, from one thread); the file is rewritten
- * (temp + rename) at most once a second, so the cost per entry is nil.
+ * The pass (sync.c, switch.c) calls sync_progress_phase at each phase
+ * boundary and sync_progress_count from the progress callbacks the scanner
+ * and replay already make (a few times a second, one thread at a time: the
+ * switch's pool counts under its own mutex); the file is rewritten
+ * (temp + rename) at most once a second, and when a count reaches its
+ * total, so the cost per entry is nil.
  * A reader tells a live pass from a dead one by the run lock (lock.c), not by
  * the file's age: a pass stopped by SIGSTOP or stuck on NFS is alive.
  */
@@ -95,9 +97,9 @@ void sync_progress_count(sync_progress_w *w, uint64_t done, uint64_t total, uint
 	if (bytes_total)
 		w->p.bytes_total = bytes_total;
 	w->p.written_ns = cut_now_ns();
-	/* A phase's last count is always written: status may read it while the
-	 * pass waits on something else (switch's --after). */
-	if (cut_mono_ns() - w->written >= PROGRESS_WRITE_NS || (w->p.total && done >= w->p.total))
+	/* The count that reaches the total is written at once: status may read
+	 * it while the pass waits on something else (switch's --after). */
+	if (cut_mono_ns() - w->written >= PROGRESS_WRITE_NS || (w->p.total && done == w->p.total))
 		progress_write(w);
 	progress_show(w);
 }
