@@ -136,7 +136,15 @@ LATFS_OPTS=slots=1 "$LM" start "$SRC" "$MNT" 50000 >"$T/mount.log" 2>&1 || no "l
 one=$(par_stat 3)    # 8 x 3 x 50 ms in one slot: >= 1200 ms
 "$LM" stop "$MNT" >/dev/null 2>&1
 LATFS_OPTS=load_us=200000 "$LM" start "$SRC" "$MNT" 0 >"$T/mount.log" 2>&1 || no "latmount start failed: $(cat "$T/mount.log")"
-lin=$(par_stat 4)    # up to 7 others in flight x 200 ms, 3 round trips each
+# Up to 7 others in flight x 200 ms, 3 round trips each.  With no base
+# delay a lone request is answered at once, so the 8 may not overlap at
+# all (seen once in ~20 runs: 6 ms): up to three rounds, until one raced.
+lin=0
+for r in 4 5 6; do
+	l=$(par_stat $r)
+	[ "$l" -gt "$lin" ] && lin=$l
+	[ "$lin" -ge 500 ] && break
+done
 "$LM" stop "$MNT" >/dev/null 2>&1
 echo "  8 stats at once: $one ms with one 50 ms slot, $lin ms at 0 + 200 ms per request in flight"
 [ "$one" -ge 1190 ] || no "8 stats through one 50 ms slot took $one ms"
