@@ -253,7 +253,7 @@ def main():
     r.add_argument("--log", required=True)
     r.add_argument("--stop", required=True)
     r.add_argument("--seed", type=int)
-    r.add_argument("--deadline", type=float, default=240)
+    r.add_argument("--deadline", type=float, default=600)
     c = sub.add_parser("check")
     c.add_argument("--log", required=True)
     c.add_argument("--served", required=True)

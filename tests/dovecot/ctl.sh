@@ -4,6 +4,9 @@
 # act the same way.  Needs $DC (the test's daemons' directory) and a
 # function `no MSG` that reports a failure.
 
+# The client's events, a JSON line each (tests/dovecot/client.py).
+DC_TRAFFIC=$DC/traffic.log
+
 # dc_addr NAME imap|lmtp: HOST:PORT of a daemon.
 dc_addr() {
 	local ip imap lmtp
@@ -32,6 +35,23 @@ dc_route() {
 		done
 		mv "$f.new" "$f"
 	done
+}
+
+# dc_drain: returns once the client finished what it was doing when called.
+# A route change reaches only transactions that start after it: an LMTP
+# transaction whose recipients the proxy already passed on still delivers
+# to the old backend.  The client does one thing at a time and logs each
+# when it ends, so its first event logged after now ends that transaction.
+dc_drain() {
+	local t0 i
+	t0=$(date +%s.%N)
+	for i in $(seq 600); do
+		tail -n 1 "$DC_TRAFFIC" 2>/dev/null | python3 -c 'import json,sys
+try: sys.exit(0 if json.loads(sys.stdin.read())["t"] > float(sys.argv[1]) else 1)
+except ValueError: sys.exit(1)' "$t0" && return 0
+		sleep 0.1
+	done
+	no "the client logged nothing for a minute: $(tail -n 2 "$DC_TRAFFIC")"
 }
 
 # dc_kick NAME USER...: ends the users' IMAP sessions (doveadm exits 68

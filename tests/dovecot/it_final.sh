@@ -45,9 +45,9 @@ t final_pass_with_mail_held_keeps_what_clients_see
 hold0=$(date +%s.%N)
 # shellcheck disable=SC2086
 dc_route hold $users
+dc_drain
 # shellcheck disable=SC2086
 dc_kick old $users
-sleep 1
 for u in $users; do dc_snapshot old "$u" "$T/old.$u"; done
 dc_stop old
 expect_rc 0 sync_ --final && grep -q '^PARITY' "$T/.out" || no "final pass: $(cat "$T/.out" "$T/.err" | head -5)"

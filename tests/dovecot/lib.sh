@@ -80,7 +80,7 @@ dc_start() {
 	dovecot -c "$DC/$name.conf" || { no "dovecot $name did not start: $(tail -5 "$DC/$name/log" 2>/dev/null)"; return 1; }
 	DC_DAEMONS="$DC_DAEMONS $name"
 	local i
-	for i in $(seq 50); do
+	for i in $(seq 300); do
 		grep -q "starting up" "$DC/$name/log" 2>/dev/null && return 0
 		sleep 0.1
 	done
@@ -142,7 +142,7 @@ C
 dc_stop() {
 	doveadm -c "$DC/$1.conf" stop 2>/dev/null
 	local i
-	for i in $(seq 50); do
+	for i in $(seq 300); do
 		[ -e "$DC/$1/run/master.pid" ] || return 0
 		sleep 0.1
 	done
@@ -157,7 +157,6 @@ dc_stop_all() {
 # The users of the mail tests, on two domains.
 DC_USERS="ann@example.org bob@example.org cat@example.org dan@example.org"
 DC_USERS="$DC_USERS eve@example.net fay@example.net gus@example.net hal@example.net"
-DC_TRAFFIC=$DC/traffic.log
 
 # dc_old_store ROOT: the old backend serving ROOT behind the proxy, every
 # user routed to it, and the client delivering and reading for all of them
