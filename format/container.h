@@ -55,8 +55,13 @@ fmt_cw *fmt_cw_create(const char *path, const char *magic);
  * block's first key (for the index), at most FMT_KEY_MAX bytes.  0 or -1. */
 int fmt_cw_block(fmt_cw *w, const uint8_t *raw, size_t len, uint32_t count, const void *key,
 		 size_t keylen);
+/* A scratch file: finished without an fsync.  For files that only the
+ * process writing them reads, and removes (or fsyncs itself before it keeps
+ * one): a crash loses nothing they hold, and an fsync each would be most of
+ * the cost of a small one (a verification's scans of one user). */
+void fmt_cw_scratch(fmt_cw *w);
 /* Writes the metadata section (TLV bytes built with fmt_meta_*), index and
- * footer, fsyncs, renames into place, and frees w.  id receives the file id.
+ * footer, fsyncs (unless scratch), renames into place, and frees w.  id receives the file id.
  * 0 or -1 (then the temporary is removed). */
 int fmt_cw_finish(fmt_cw *w, const cut_buf *meta, uint64_t records, uint8_t id[FMT_ID_LEN]);
 /* Appends a block exactly as another container holds it: disk is its

@@ -58,6 +58,7 @@ fmt_mwriter *fmt_mwriter_create(const char *path)
 }
 
 void fmt_mwriter_set_prev(fmt_mwriter *w, fmt_mreader *prev) { w->prev = prev; }
+void fmt_mwriter_scratch(fmt_mwriter *w) { fmt_cw_scratch(w->cw); }
 uint64_t fmt_mwriter_copied(const fmt_mwriter *w)
 {
 	/* The block being built counts when it will be copied as it stands

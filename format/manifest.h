@@ -42,6 +42,8 @@ typedef struct fmt_mreader fmt_mreader;
 
 /* Starts a manifest at path (written under a temporary name until finished). */
 fmt_mwriter *fmt_mwriter_create(const char *path);
+/* The manifest is a scratch file (fmt_cw_scratch): not fsync'ed. */
+void fmt_mwriter_scratch(fmt_mwriter *w);
 /* Adds the next entry; it must sort strictly after the previous one, and
  * only the first may be the root "".  0, or -1 (logged) on error. */
 int fmt_mwriter_add(fmt_mwriter *w, const fmt_entry *e);

@@ -451,6 +451,8 @@ int scan_run(const scan_opts *o, scan_stats *stats, uint8_t id[FMT_ID_LEN])
 	w = fmt_mwriter_create(o->out);
 	if (!w)
 		goto out;
+	if (o->scratch)
+		fmt_mwriter_scratch(w);
 	prev_pos rootsrc = PREV_NONE;
 	if (e.ctx.prev) {
 		fmt_mwriter_set_prev(w, scan_prev_reader(e.ctx.prev));

@@ -61,6 +61,7 @@ typedef struct scan_opts {
 	bool full;                  /* ignore the directory shortcut */
 	int64_t granularity_ns;     /* timestamp granularity assumed for the racy guard */
 	size_t mem_budget;          /* bytes of listings buffered ahead; 0: default */
+	bool scratch;               /* out is read by this process only: not fsync'ed */
 	void (*progress)(const scan_progress *p, void *arg);
 	void *progress_arg;
 } scan_opts;

@@ -128,10 +128,14 @@ int sync_heal(const sync_heal_opts *o, const char *rel, const char *s1, const ch
 	r->replayed = true;
 	if (rc == CUT_EXIT_OK || rc == CUT_EXIT_INCOMPLETE)
 		rc = judge(o, rel, src, dst, tmp[S1], tmp[S2], tmp[T2], r);
-	if (rc == CUT_EXIT_OK && r->outcome == SYNC_HEALED && o->keep_source &&
-	    rename(tmp[S2], o->keep_source) < 0) {
-		CUT_SYSERR("%s: cannot keep the source's scan", o->keep_source);
-		rc = CUT_EXIT_ERROR;
+	/* The scans are scratch files (sync_scan_pair): the one kept is synced. */
+	if (rc == CUT_EXIT_OK && r->outcome == SYNC_HEALED && o->keep_source) {
+		if (sync_fsync_file(tmp[S2]) < 0)
+			rc = CUT_EXIT_ERROR;
+		else if (rename(tmp[S2], o->keep_source) < 0) {
+			CUT_SYSERR("%s: cannot keep the source's scan", o->keep_source);
+			rc = CUT_EXIT_ERROR;
+		}
 	}
 out:
 	for (int i = 0; i < NTMP; i++) {

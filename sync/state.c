@@ -71,6 +71,17 @@ static int fsync_dir_of(const char *path)
 	return rc;
 }
 
+int sync_fsync_file(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int rc = fd >= 0 && fsync(fd) == 0 ? 0 : -1;
+	if (rc < 0)
+		CUT_SYSERR("%s: fsync", path);
+	if (fd >= 0)
+		close(fd);
+	return rc;
+}
+
 int sync_write_atomic(const char *path, const void *data, size_t len)
 {
 	size_t pl = strlen(path);

@@ -99,6 +99,9 @@ int sync_pending_remove(const char *dir);
 /* Writes len bytes to path atomically and durably: path.tmp, fsync, rename,
  * fsync of the directory.  0 or -1 (logged). */
 int sync_write_atomic(const char *path, const void *data, size_t len);
+/* Makes a file written without fsync (a scratch scan) durable before it is
+ * kept.  0 or -1 (logged). */
+int sync_fsync_file(const char *path);
 /* Appends len bytes to path (created if missing) and fsyncs it.  0 or -1
  * (logged). */
 int sync_append_durable(const char *path, const void *data, size_t len);
@@ -249,7 +252,8 @@ typedef struct sync_verify_opts {
  * *ndiffer counts the subtrees that differ. */
 int sync_verify(const sync_verify_opts *o, uint64_t *entries, uint64_t *ndiffer);
 /* Scans a into ma and b into mb at once (full scans with pol; content:
- * hash every file); adds the entries scanned to *entries, and tells watch
+ * hash every file), as scratch files (not fsync'ed: sync_fsync_file one
+ * before keeping it); adds the entries scanned to *entries, and tells watch
  * (NULL: none) *entries as it was plus the entries listed so far.  0, or -1
  * when a side could not be scanned or read whole (logged). */
 int sync_scan_pair(const sync_scan_policy *pol, bool content, const char *a, const char *b,

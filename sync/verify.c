@@ -60,6 +60,7 @@ static void side_init(side *s, const sync_scan_policy *p, const char *root, cons
 	s->so.immutable = p->immutable;
 	s->so.nimmutable = p->nimmutable;
 	s->so.full = true;
+	s->so.scratch = true; /* compared, then removed or kept by a caller that syncs it */
 	s->so.progress = side_moved;
 	s->so.progress_arg = s;
 }
