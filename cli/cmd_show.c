@@ -95,106 +95,125 @@ static void json_entry_fields(FILE *f, const fmt_entry *e)
 	}
 }
 
+static void manifest_header_jsonl(FILE *f, const fmt_mreader *r)
+{
+	const fmt_mheader *h = fmt_mreader_header(r);
+	fputs("{\"manifest\":{\"id\":\"", f);
+	put_id(f, fmt_mreader_id(r));
+	fputc('"', f);
+	json_kv_str(f, "root", h->root, true);
+	json_kv_str(f, "host", h->host, true);
+	fprintf(f, ",\"start_ns\":%" PRId64 ",\"end_ns\":%" PRId64, h->start_ns, h->end_ns);
+	json_kv_str(f, "options", h->options, true);
+	json_kv_str(f, "policy", h->policy, true);
+	fprintf(f, ",\"entries\":%" PRIu64 ",\"bytes\":%" PRIu64 ",\"errors\":%" PRIu64,
+		h->entries, h->bytes, h->errors);
+	if (h->has_prev) {
+		fputs(",\"prev_id\":\"", f);
+		put_id(f, h->prev_id);
+		fputc('"', f);
+	}
+	if (h->stats)
+		json_kv_str(f, "stats", h->stats, true);
+	fputs("}}\n", f);
+}
+
+static void manifest_header_text(FILE *f, const fmt_mreader *r)
+{
+	const fmt_mheader *h = fmt_mreader_header(r);
+	fputs("# cutover manifest ", f);
+	put_id(f, fmt_mreader_id(r));
+	fprintf(f, "\n# root: %s\n# host: %s\n# scan: ", h->root, h->host);
+	put_iso(f, h->start_ns);
+	fputs(" .. ", f);
+	put_iso(f, h->end_ns);
+	fprintf(f, "\n# options: %s\n# policy: %s\n", h->options, *h->policy ? h->policy : "(none)");
+	if (h->has_prev) {
+		fputs("# previous: ", f);
+		put_id(f, h->prev_id);
+		fputc('\n', f);
+	}
+	fprintf(f, "# entries: %" PRIu64 ", bytes: %" PRIu64 ", unreadable: %" PRIu64 "\n",
+		h->entries, h->bytes, h->errors);
+	if (h->stats)
+		fprintf(f, "# stats: %s\n", h->stats);
+}
+
+static void entry_jsonl(FILE *f, const fmt_entry *e)
+{
+	fputs("{\"path\":", f);
+	cut_json_fstr(f, e->path, e->path_len);
+	json_entry_fields(f, e);
+	fprintf(f, ",\"ctime_ns\":%" PRId64 ",\"ino\":%" PRIu64 ",\"nlink\":%u", e->ctime_ns,
+		e->ino, e->nlink);
+	if (e->flags & FMT_E_CARRIED)
+		fputs(",\"carried\":true", f);
+	fputs("}\n", f);
+}
+
+static void entry_text(FILE *f, const fmt_entry *e)
+{
+	fprintf(f, "%-7s %04o %u:%u %" PRIu64 " ", fmt_type_name(e->type), e->mode, e->uid, e->gid,
+		e->size);
+	put_time(f, e->mtime_ns);
+	fprintf(f, " %u ", e->nlink);
+	put_vis(f, e->path_len ? e->path : ".", e->path_len ? e->path_len : 1);
+	if (e->type == FMT_T_SYMLINK) {
+		fputs(" -> ", f);
+		put_vis(f, e->target, e->target_len);
+	}
+	if (e->flags & FMT_E_HASH) {
+		char hex[33];
+		cut_hex(hex, e->hash, 16);
+		fprintf(f, " %s", hex);
+	}
+	fputc('\n', f);
+}
+
+static void entry_mtree(FILE *f, const fmt_entry *e)
+{
+	static const char *const mt[] = {NULL, "file", "dir", "link", "fifo", "socket", "char", "block"};
+	fputs(e->path_len ? "./" : ".", f);
+	put_vis(f, e->path, e->path_len);
+	fprintf(f, " type=%s mode=%04o uid=%u gid=%u", mt[e->type], e->mode, e->uid, e->gid);
+	/* Directory sizes and link counts depend on the file system, not on
+	 * the tree: left out so that a copy can match. */
+	if (e->type != FMT_T_DIR) {
+		fprintf(f, " nlink=%u", e->nlink);
+		if (e->type == FMT_T_FILE)
+			fprintf(f, " size=%" PRIu64, e->size);
+	}
+	if (e->type != FMT_T_SYMLINK) {
+		fputs(" time=", f);
+		put_time(f, e->mtime_ns);
+	} else {
+		fputs(" link=", f);
+		put_vis(f, e->target, e->target_len);
+	}
+	fputc('\n', f);
+}
+
 static int show_manifest(const char *path, int format)
 {
 	fmt_mreader *r = fmt_mreader_open(path);
 	if (!r)
 		return CUT_EXIT_ERROR;
-	const fmt_mheader *h = fmt_mreader_header(r);
 	FILE *f = stdout;
+	void (*entry)(FILE *, const fmt_entry *) = entry_text;
 	if (format == F_JSONL) {
-		fputs("{\"manifest\":{\"id\":\"", f);
-		put_id(f, fmt_mreader_id(r));
-		fputc('"', f);
-		json_kv_str(f, "root", h->root, true);
-		json_kv_str(f, "host", h->host, true);
-		fprintf(f, ",\"start_ns\":%" PRId64 ",\"end_ns\":%" PRId64, h->start_ns, h->end_ns);
-		json_kv_str(f, "options", h->options, true);
-		json_kv_str(f, "policy", h->policy, true);
-		fprintf(f, ",\"entries\":%" PRIu64 ",\"bytes\":%" PRIu64 ",\"errors\":%" PRIu64,
-			h->entries, h->bytes, h->errors);
-		if (h->has_prev) {
-			fputs(",\"prev_id\":\"", f);
-			put_id(f, h->prev_id);
-			fputc('"', f);
-		}
-		if (h->stats)
-			json_kv_str(f, "stats", h->stats, true);
-		fputs("}}\n", f);
+		manifest_header_jsonl(f, r);
+		entry = entry_jsonl;
 	} else if (format == F_TEXT) {
-		fputs("# cutover manifest ", f);
-		put_id(f, fmt_mreader_id(r));
-		fprintf(f, "\n# root: %s\n# host: %s\n# scan: ", h->root, h->host);
-		put_iso(f, h->start_ns);
-		fputs(" .. ", f);
-		put_iso(f, h->end_ns);
-		fprintf(f, "\n# options: %s\n# policy: %s\n", h->options,
-			*h->policy ? h->policy : "(none)");
-		if (h->has_prev) {
-			fputs("# previous: ", f);
-			put_id(f, h->prev_id);
-			fputc('\n', f);
-		}
-		fprintf(f, "# entries: %" PRIu64 ", bytes: %" PRIu64 ", unreadable: %" PRIu64 "\n",
-			h->entries, h->bytes, h->errors);
-		if (h->stats)
-			fprintf(f, "# stats: %s\n", h->stats);
+		manifest_header_text(f, r);
 	} else {
 		vis_mtree = true;
-		fprintf(f, "#mtree\n# cutover manifest of %s\n", h->root);
+		fprintf(f, "#mtree\n# cutover manifest of %s\n", fmt_mreader_header(r)->root);
+		entry = entry_mtree;
 	}
 	fmt_entry e;
 	int rc;
-	while ((rc = fmt_mreader_next(r, &e)) > 0) {
-		if (format == F_JSONL) {
-			fputs("{\"path\":", f);
-			cut_json_fstr(f, e.path, e.path_len);
-			json_entry_fields(f, &e);
-			fprintf(f, ",\"ctime_ns\":%" PRId64 ",\"ino\":%" PRIu64 ",\"nlink\":%u",
-				e.ctime_ns, e.ino, e.nlink);
-			if (e.flags & FMT_E_CARRIED)
-				fputs(",\"carried\":true", f);
-			fputs("}\n", f);
-		} else if (format == F_TEXT) {
-			fprintf(f, "%-7s %04o %u:%u %" PRIu64 " ", fmt_type_name(e.type), e.mode, e.uid,
-				e.gid, e.size);
-			put_time(f, e.mtime_ns);
-			fprintf(f, " %u ", e.nlink);
-			put_vis(f, e.path_len ? e.path : ".", e.path_len ? e.path_len : 1);
-			if (e.type == FMT_T_SYMLINK) {
-				fputs(" -> ", f);
-				put_vis(f, e.target, e.target_len);
-			}
-			if (e.flags & FMT_E_HASH) {
-				char hex[33];
-				cut_hex(hex, e.hash, 16);
-				fprintf(f, " %s", hex);
-			}
-			fputc('\n', f);
-		} else {
-			static const char *const mt[] = {NULL,     "file", "dir",  "link",
-							 "fifo", "socket", "char", "block"};
-			fputs(e.path_len ? "./" : ".", f);
-			put_vis(f, e.path, e.path_len);
-			fprintf(f, " type=%s mode=%04o uid=%u gid=%u", mt[e.type], e.mode, e.uid, e.gid);
-			/* Directory sizes and link counts depend on the file system,
-			 * not on the tree: left out so that a copy can match. */
-			if (e.type != FMT_T_DIR) {
-				fprintf(f, " nlink=%u", e.nlink);
-				if (e.type == FMT_T_FILE)
-					fprintf(f, " size=%" PRIu64, e.size);
-			}
-			if (e.type != FMT_T_SYMLINK) {
-				fputs(" time=", f);
-				put_time(f, e.mtime_ns);
-			}
-			if (e.type == FMT_T_SYMLINK) {
-				fputs(" link=", f);
-				put_vis(f, e.target, e.target_len);
-			}
-			fputc('\n', f);
-		}
-	}
+	while ((rc = fmt_mreader_next(r, &e)) > 0)
+		entry(f, &e);
 	fmt_mreader_close(r);
 	if (fflush(f) != 0)
 		return CUT_EXIT_ERROR;
