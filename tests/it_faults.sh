@@ -415,7 +415,8 @@ t state_directory_full_at_each_file_stops_cleanly_and_resumes
 # of its files in turn: the source manifest, the change log, the pending
 # record, the journal, the target's state, the marks, the history.  Each
 # time the pass names the file and the errno (and stops, but for the marks,
-# which the next pass does without, and the history line, written last), no
+# which the next pass does without; the history line, written last, fails
+# a pass that is otherwise done, so that cron hears of it), no
 # file on the target is partial or lost, and the next pass (space again)
 # reaches parity.  Then a real small tmpfs as the state directory's disk.
 for f in /manifests/ /logs/ /pending /journal /target-state /target-marks /history; do
@@ -429,7 +430,12 @@ for f in /manifests/ /logs/ /pending /journal /target-state /target-marks /histo
 		rm -f "$T/flog"
 		grep -q "state${f%/}.*No space left on device" "$T/.err" ||
 			no "$f: the message does not name the file and the errno: $(head -c 400 "$T/.err")"
-		case $f in /target-marks | /history) ;; *) [ $rc = 0 ] && no "$f: exit 0" ;; esac
+		case $f in
+		/target-marks) [ $rc = 0 ] || no "$f: exit $rc, not 0 (the pass does without the marks)" ;;
+		/history) [ $rc = 2 ] && grep -q "pass [0-9]* is done and committed" "$T/.err" ||
+			no "$f: exit $rc, not 2 saying the pass is done: $(head -c 400 "$T/.err")" ;;
+		*) [ $rc = 0 ] && no "$f: exit 0" ;;
+		esac
 		echo "  ENOSPC on ${f#/}: exit $rc"
 	else
 		no "$f: the fault never hit (rc $rc)"
