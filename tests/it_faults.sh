@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # tests/it_faults.sh - the fault matrix of docs/RELIABILITY.md: faults of the
 # source (EIO, EACCES, ESTALE storms, files and directories changing while
-# read), of the target (EIO on write and fsync, EDQUOT, ENOSPC, a read-only
-# remount, EMFILE) and of the process (kill -9 at random points, a clock
+# read), of the target (EIO on write, fsync and close, ESTALE once and for
+# good, EDQUOT, ENOSPC, a read-only remount, EMFILE) and of the process (kill -9 at random points, a clock
 # step).  Faults come from the LD_PRELOAD shim (tests/estale_shim.c; its
 # header lists the variables), a small tmpfs, a loop-mounted ext4 image and
 # ulimit.  Each case checks the outcome (finished, or stopped with the path,
