@@ -97,6 +97,9 @@ static void summary(const rp_stats *st, int rc)
 	if (st->retried)
 		fprintf(stderr, "cutover: replay: %llu source lookups answered ESTALE (a stale NFS "
 			"handle) and were made again\n", (unsigned long long)st->retried);
+	if (st->retried_target)
+		fprintf(stderr, "cutover: replay: %llu operations on the target answered ESTALE (a stale "
+			"NFS handle) and were made again\n", (unsigned long long)st->retried_target);
 	if (st->earlier)
 		fprintf(stderr, "cutover: replay: %llu paths drifted, vanished or were skipped in "
 			"earlier runs of this log\n", (unsigned long long)st->earlier);

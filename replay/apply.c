@@ -116,15 +116,20 @@ static void set_res(rp_op *op, int res, const char *fmt, ...)
 }
 
 /* Records a failed system call on the target: NOSPACE for a full disk or
- * quota, ERROR otherwise. */
+ * quota, ERROR otherwise; op->err keeps the errno (rp_apply retries
+ * ESTALE, and its message is read only when the retry answered it too). */
 static void sys_fail(rp_op *op, int err, const char *what, const char *path)
 {
 	if (err < 0)
 		err = -err;
 	if (err == ENOSPC || err == EDQUOT)
 		set_res(op, RP_R_NOSPACE, "%s %s: %s", what, path, strerror(err));
+	else if (err == ESTALE)
+		set_res(op, RP_R_ERROR, "%s %s on the target: %s (again when the operation was made "
+			"again from the target root)", what, path, strerror(err));
 	else
 		set_res(op, RP_R_ERROR, "%s %s: %s", what, path, strerror(err));
+	op->err = err;
 }
 
 static const char *tname(unsigned t) { return t ? fmt_type_name(t) : "unknown entry"; }
@@ -673,10 +678,10 @@ static void copy_file(const rp_ctx *cx, rp_op *op, const char *path, int pfd, co
 		sys_fail(op, errno, "cannot fsync", path);
 		goto fail;
 	}
-	r = close(tfd); /* NFS reports a full disk at close */
+	r = close(tfd); /* NFS reports write-back errors (EIO, a full disk) at close */
 	tfd = -1;
 	if (r < 0) {
-		sys_fail(op, errno, "cannot write", path);
+		sys_fail(op, errno, "cannot write (reported at close)", path);
 		goto fail;
 	}
 	close(sfd);
@@ -1158,6 +1163,10 @@ out:
 	close(pfd);
 }
 
+/* Whether a lookup's -errno says the directory is no longer at its path
+ * (renamed or removed later in the log), not that the lookup failed. */
+static bool gone_later(int r) { return r == -ENOENT || r == -ENOTDIR || r == -ELOOP; }
+
 /* The final phase: a directory's owner, mode and times, after everything in
  * it is done.  A directory that is no longer there (renamed or removed later
  * in the log) is left alone. */
@@ -1183,12 +1192,19 @@ static void ap_dirattr(const rp_ctx *cx, rp_op *op)
 	}
 	int pfd = sys_open_parent_beneath(cx->dstfd, path, &base);
 	if (pfd < 0) {
-		op->res = RP_R_NOOP;
+		if (gone_later(pfd))
+			op->res = RP_R_NOOP;
+		else
+			sys_fail(op, pfd, "cannot open the parent directory of", path);
 		return;
 	}
 	sys_stat ts;
-	if (sys_statat(pfd, base, false, &ts) < 0 || fmt_type_from_mode(ts.mode) != FMT_T_DIR) {
-		op->res = RP_R_NOOP;
+	r = sys_statat(pfd, base, false, &ts);
+	if (r < 0 || fmt_type_from_mode(ts.mode) != FMT_T_DIR) {
+		if (r == 0 || gone_later(r))
+			op->res = RP_R_NOOP;
+		else
+			sys_fail(op, r, "cannot stat", path);
 		close(pfd);
 		return;
 	}
@@ -1373,11 +1389,14 @@ out:
 	close(pfd);
 }
 
-void rp_apply(const rp_ctx *cx, rp_op *op)
+static void apply_once(const rp_ctx *cx, rp_op *op)
 {
 	op->res = RP_R_ERROR;
+	op->err = 0;
 	op->copied = 0;
 	op->drifted = op->overwrote = op->racy = false;
+	free(op->msg); /* an earlier attempt's */
+	op->msg = NULL;
 	if (op->kind == RP_K_DIRATTR) {
 		ap_dirattr(cx, op);
 		return;
@@ -1396,4 +1415,19 @@ void rp_apply(const rp_ctx *cx, rp_op *op)
 	default: set_res(op, RP_R_ERROR, "record %llu: unknown operation %u",
 			 (unsigned long long)op->idx, op->op);
 	}
+}
+
+/* ESTALE from the target (an NFS target, a SAN file system after a
+ * failover) says a handle went stale, not that the call failed: the
+ * operation is made again once, every path looked up again from the target
+ * root, as the source side's lookups are.  The first attempt left what a
+ * redo after a crash finds (its temporary removed, its result in place or
+ * not at all), which every operation handles.  A target root that went
+ * stale itself stays stale: the run stops and the rerun opens it again. */
+void rp_apply(const rp_ctx *cx, rp_op *op)
+{
+	apply_once(cx, op);
+	op->retried = op->res == RP_R_ERROR && op->err == ESTALE;
+	if (op->retried)
+		apply_once(cx, op);
 }

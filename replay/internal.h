@@ -39,6 +39,8 @@ typedef struct rp_op {
 	bool drifted;         /* DONE, but the source differed from the log */
 	bool racy;            /* DONE or NOOP, and the file is racy (RP_RACY_NS) */
 	bool overwrote;       /* DONE over a conflicting target (--on-conflict overwrite) */
+	bool retried;         /* made again once after the target answered ESTALE */
+	int err;              /* the errno of an ERROR or NOSPACE on the target, else 0 */
 	uint64_t copied;      /* bytes written to the target */
 	char *msg;            /* malloc'd explanation for CONFLICT/SKIPPED/ERROR/... */
 	char str[];
@@ -98,7 +100,8 @@ typedef struct rp_ctx {
 } rp_ctx;
 
 /* apply.c: applies op to the target (confined beneath cx->dstfd), sets
- * op->res, op->copied and op->msg.  Thread-safe; never logs. */
+ * op->res, op->copied and op->msg; an operation the target answered ESTALE
+ * is made again once (op->retried).  Thread-safe; never logs. */
 void rp_apply(const rp_ctx *cx, rp_op *op);
 /* The temporary name of record idx: FMT_RESERVED_REPLAY + 16 hex digits. */
 void rp_tmp_name(char out[32], uint64_t idx);

@@ -104,6 +104,7 @@ static int done_record(void *ctx, rp_op *op)
 	rp_engine *E = ctx;
 	rp_stats *st = E->st;
 	unsigned outcome = RP_J_APPLIED;
+	st->retried_target += op->retried;
 	switch (op->res) {
 	case RP_R_DONE:
 		switch (op->op) {
@@ -197,6 +198,7 @@ static int pull_dirattr(void *ctx, rp_op **out)
 static int done_dirattr(void *ctx, rp_op *op)
 {
 	rp_engine *E = ctx;
+	E->st->retried_target += op->retried;
 	if (op->res == RP_R_DONE || op->res == RP_R_NOOP) {
 		/* Advances the watermark: past RP_SPAN directories, the
 		 * scheduler would otherwise admit nothing more. */

@@ -75,6 +75,7 @@ typedef struct rp_stats {
 				  runs of this log (from the journal) */
 	uint64_t dirattrs;     /* directory attributes set in the final phase */
 	uint64_t retried;      /* source lookups that answered ESTALE, made again */
+	uint64_t retried_target; /* operations the target answered ESTALE, made again */
 	int64_t start_ns;      /* cut_mono_ns() at the start */
 	bool finished_before;  /* the journal said the log was already applied */
 } rp_stats;

@@ -565,13 +565,15 @@ static void add_replay_stats(sync_hist *h, const rp_stats *st)
 	h->vanished += st->vanished;
 	h->skipped += st->skipped;
 	h->conflicts += st->conflicts;
-	h->retried += st->retried;
+	h->retried += st->retried + st->retried_target;
 	h->ops += st->done;
 }
 
 /* Scans the target (full, with the config's policy) into rel and reports it
- * against base.  0 parity, 1 differ (report text in *text), -1 error. */
-static int target_vs(pass *p, const char *rel, const char *base, char **text, uint64_t *entries)
+ * against base; h counts the target's stats and opens made again after
+ * ESTALE.  0 parity, 1 differ (report text in *text), -1 error. */
+static int target_vs(pass *p, const char *rel, const char *base, char **text, uint64_t *entries,
+		     sync_hist *h)
 {
 	char *out = sync_path(p->o->dir, rel);
 	scan_opts so;
@@ -589,8 +591,10 @@ static int target_vs(pass *p, const char *rel, const char *base, char **text, ui
 	if (r < 0)
 		goto out;
 	*entries = st.entries;
+	h->retried += st.retried;
 	if (r > 0) {
-		CUT_ERR("%s: %llu paths of the target could not be read (listed above)", p->cfg.target,
+		CUT_ERR("%s: %llu paths of the target could not be read (listed above): its state is "
+			"unknown, nothing was changed", p->cfg.target,
 			(unsigned long long)st.errors);
 		goto out;
 	}
@@ -657,7 +661,7 @@ static int chain_check(pass *p, sync_hist *h)
 		sync_rel_manifest(rel, p->ts.seq, ".check");
 		char *text = NULL;
 		uint64_t n = 0;
-		r = target_vs(p, rel, p->ts.base, &text, &n);
+		r = target_vs(p, rel, p->ts.base, &text, &n, h);
 		char *cp = sync_path(p->o->dir, rel);
 		unlink(cp);
 		free(cp);

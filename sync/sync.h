@@ -154,7 +154,7 @@ typedef struct sync_hist {
 	double scan_s, diff_s, replay_s, check_s;
 	uint64_t entries, ops, created, updated, renamed, linked, deleted, meta, bytes;
 	uint64_t drifted, vanished, skipped, conflicts;
-	uint64_t retried;     /* source requests that answered ESTALE and were made again */
+	uint64_t retried;     /* requests that answered ESTALE and were made again (source, target) */
 	int exit;
 	char verdict[16];     /* final: parity, differ; else "-" */
 } sync_hist;

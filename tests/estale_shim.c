@@ -36,11 +36,14 @@
  *                       copy_file_range), write (write, pwrite, the target
  *                       side of copy_file_range), fsync (fsync, fdatasync,
  *                       syncfs), rename (renameat, renameat2), mkdir
- *                       (mkdirat); rename also covers rename(2)
+ *                       (mkdirat), unlink (unlinkat), close (close: the fd
+ *                       is closed all the same, as NFS closes it when it
+ *                       reports a write-back error there); rename also
+ *                       covers rename(2)
  *   FAULT_PATH=S        ... whose absolute path contains S: for stat, open,
- *                       rename (either name) and mkdir, the path of the
- *                       directory fd (/proc/self/fd) joined with the name;
- *                       for calls on an fd, the fd's path
+ *                       rename (either name), mkdir and unlink, the path of
+ *                       the directory fd (/proc/self/fd) joined with the
+ *                       name; for calls on an fd, the fd's path
  *   FAULT_ERRNO=E       the error: EIO, EACCES, ESTALE, ENOSPC, EDQUOT,
  *                       EROFS, EMFILE, ENOENT or a number (default EIO)
  *   FAULT_AFTER=N       read, write: the first N bytes of the file go
@@ -98,6 +101,7 @@
 #include <unistd.h>
 
 typedef int (*open_fn_plain)(const char *, int, ...);
+typedef int (*close_fn)(int);
 
 static int fired_stat, fired_open, fired_rename, fired_mutate;
 
@@ -129,7 +133,10 @@ static void log_line(const char *var, const char *a, const char *b, const char *
 		if (write(fd, line, n) < 0) {
 			/* a test that finds the line missing fails */
 		}
-		close(fd);
+		static close_fn real_close; /* not the wrapper: a close fault logs */
+		if (!real_close)
+			real_close = (close_fn)dlsym(RTLD_NEXT, "close");
+		real_close(fd);
 	}
 	errno = saved;
 }
@@ -551,6 +558,33 @@ int mkdirat(int dfd, const char *path, mode_t mode)
 	return fault_op("mkdir") && fault_now("mkdir", at_path(dfd, path, full), 1)
 		       ? -1
 		       : real(dfd, path, mode);
+}
+
+typedef int (*unlinkat_fn)(int, const char *, int);
+
+int unlinkat(int dfd, const char *path, int flags)
+{
+	REAL("unlinkat", unlinkat_fn);
+	char full[8192];
+	return fault_op("unlink") && fault_now("unlink", at_path(dfd, path, full), 1)
+		       ? -1
+		       : real(dfd, path, flags);
+}
+
+/* close: the fd's path is read before it goes; the fd goes either way. */
+int close(int fd)
+{
+	REAL("close", fd_fn);
+	if (!fault_op("close"))
+		return real(fd);
+	char buf[4096];
+	int fail = fault_now("close", fd_path(fd, buf), 1);
+	int r = real(fd);
+	if (fail) {
+		errno = fault_errno();
+		return -1;
+	}
+	return r;
 }
 
 /* Directory listings: cutover calls getdents64 through syscall(2). */

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # tests/it_faults.sh - the fault matrix of docs/RELIABILITY.md: faults of the
 # source (EIO, EACCES, ESTALE storms, files and directories changing while
-# read), of the target (EIO on write and fsync, EDQUOT, ENOSPC, a read-only
-# remount, EMFILE) and of the process (kill -9 at random points, a clock
+# read), of the target (EIO on write, fsync and close, ESTALE once and for
+# good, EDQUOT, ENOSPC, a read-only remount, EMFILE) and of the process (kill -9 at random points, a clock
 # step).  Faults come from the LD_PRELOAD shim (tests/estale_shim.c; its
 # header lists the variables), a small tmpfs, a loop-mounted ext4 image and
 # ulimit.  Each case checks the outcome (finished, or stopped with the path,
@@ -87,44 +87,47 @@ sync_ || no "the initial copy failed"
 U=$(cd "$S" && find . -path '*/Maildir/cur' -type d -printf '%P\n' | LC_ALL=C sort | head -1)
 day=0
 
-t source_listing_or_stat_unreadable_stops_the_pass_and_the_target_keeps_its_files
-if [ "$PORTABLE" = 1 ]; then
-	skip "the shim hooks getdents64 and syncfs, which the POSIX fallbacks (readdir, fsync) do not call"
-else
-# EIO and EACCES on a directory listing (getdents), on opening a directory,
-# and on a stat: the scan ends incomplete, sync stops (exit 3) with the path
-# and the errno, nothing is replayed (the unread files would be deleted),
-# and the next pass reaches parity.
-V=${U%/cur} # its folder
-for c in "getdents EIO /src/$U error.reading.directory.*Input/output" \
-	"getdents EACCES /src/$U error.reading.directory.*Permission" \
-	"open EACCES /src/$U cannot.open.directory:.Permission" \
-	"stat EIO /src/$V/dovecot-uidlist cannot.stat:.Input/output" \
-	"stat EACCES /src/$V/dovecot.index.log cannot.stat:.Permission"; do
-	set -- $c
+# unreadable FAULT_OP ERRNO PATH MESSAGE: after a mail day, a sync pass
+# through the fault stops (exit 3) with the path and the errno, nothing
+# replayed (the unread files would be deleted); the next pass reaches
+# parity.
+unreadable() {
 	day=$((day + 1))
 	"$GEN" mutate "$S" --seed $((300 + day)) --percent 8 >/dev/null
 	snap "$D"
-	expect_rc 3 sync_ fault FAULT_OP=$1 FAULT_ERRNO=$2 FAULT_PATH="$3" || continue
+	expect_rc 3 sync_ fault FAULT_OP=$1 FAULT_ERRNO=$2 FAULT_PATH="$3" || return
 	hit "$1 $2 $3"
 	says "$1 $2" "$3: $4"
 	kept "$D" "$T/before" "$S"
 	parity "$T/before" "$D" || no "$1 $2: the stopped pass changed the target"
 	expect_rc 0 sync_ && parity "$S" "$D" "${X[@]}"
-done
+}
+V=${U%/cur} # its folder
+
+t source_listing_unreadable_stops_the_pass_and_the_target_keeps_its_files
+if [ "$PORTABLE" = 1 ]; then
+	skip "the shim injects listing faults into getdents64, which the POSIX fallback (readdir) does not call"
+else
+# EIO and EACCES on a directory listing (getdents): the scan ends
+# incomplete.
+unreadable getdents EIO "/src/$U" "error.reading.directory.*Input/output"
+unreadable getdents EACCES "/src/$U" "error.reading.directory.*Permission"
 
 fi
+t source_directory_or_stat_unreadable_stops_the_pass_and_the_target_keeps_its_files
+# EACCES on opening a directory, EIO and EACCES on a stat: as a listing.
+unreadable open EACCES "/src/$U" "cannot.open.directory:.Permission"
+unreadable stat EIO "/src/$V/dovecot-uidlist" "cannot.stat:.Input/output"
+unreadable stat EACCES "/src/$V/dovecot.index.log" "cannot.stat:.Permission"
+
 t bare_diff_refuses_an_incomplete_scan
-if [ "$PORTABLE" = 1 ]; then
-	skip "the shim hooks getdents64 and syncfs, which the POSIX fallbacks (readdir, fsync) do not call"
-else
-# Without sync, diff refuses a manifest that lacks unreadable paths.
+# Without sync, diff refuses a manifest that lacks unreadable paths (a stat
+# that fails: the shim reaches it in both builds).
 $C -q scan "$S" -o "$T/m0" || no "scan failed"
-expect_rc 3 fault FAULT_OP=getdents FAULT_PATH="/src/$U" $C scan "$S" -o "$T/m1" && hit
+expect_rc 3 fault FAULT_OP=stat FAULT_PATH="/src/$V/dovecot-uidlist" $C scan "$S" -o "$T/m1" && hit
 expect_rc 2 $C diff "$T/m0" "$T/m1" -o "$T/c1" && says diff "could not read 1 paths"
 [ -e "$T/c1" ] && no "a log was written from an incomplete scan"
 
-fi
 t source_eio_in_the_middle_of_a_file_skips_it_and_keeps_the_target_copy
 # The NAS answers EIO for one file, 8 KiB into it, while replay copies it:
 # that file is skipped (listed, exit 3), the rest of the pass is applied, the
@@ -279,12 +282,7 @@ for c in "EIO 2 Input/output.error" "EDQUOT 5 Disk.quota.exceeded;.free.space"; 
 done
 
 t target_eio_on_fsync_stops_and_resumes
-if [ "$PORTABLE" = 1 ]; then
-	skip "the shim hooks getdents64 and syncfs, which the POSIX fallbacks (readdir, fsync) do not call"
-else
-# --fsync: a file's or directory's fsync fails after 15 good ones; without
-# --fsync: the closing syncfs fails (then the log is not marked complete)
-# with EIO, or with ENOSPC
+# --fsync: a file's or directory's fsync fails after 15 good ones.
 fresh "$T/tf"
 expect_rc 2 fault FAULT_OP=fsync FAULT_PATH=/tf/ FAULT_AFTER=15 \
 	$C replay "$T/tc" --source "$S" --target "$T/tf" --fsync -j 4
@@ -292,6 +290,13 @@ hit "fsync"
 says fsync "cannot fsync [^:]*: Input/output error"
 whole "$T/tf" "$T/empty" "$S"
 expect_rc 0 $C replay "$T/tc" --source "$S" --target "$T/tf" && parity "$S" "$T/tf"
+
+t target_eio_or_enospc_on_the_closing_syncfs_stops_and_resumes
+if [ "$PORTABLE" = 1 ]; then
+	skip "the shim injects this fault into syncfs, which the POSIX fallback (sync, no file descriptor to name the target by) does not call"
+else
+# Without --fsync: the closing syncfs fails (then the log is not marked
+# complete) with EIO, or with ENOSPC.
 for c in "EIO 2 Input/output.error" "ENOSPC 5 No.space.left"; do
 	set -- $c
 	fresh "$T/tf"
@@ -304,6 +309,68 @@ for c in "EIO 2 Input/output.error" "ENOSPC 5 No.space.left"; do
 done
 
 fi
+t target_estale_once_is_made_again_from_the_target_root
+# An NFS target (or a SAN file system after a failover) answers ESTALE once
+# for every target path's first stat, open of a temporary, rename or mkdir
+# (FAULT_PER_PATH=1 FAULT_TIMES=1, one call at a time), and once for one
+# open of a directory (the walk beneath the target root of the POSIX
+# fallback; Linux resolves with openat2, which the shim does not see, and
+# meets a temporary's open instead): replay makes each such operation again
+# once, its paths looked up again from the target root, finishes, says how
+# many, leaves no temporary and reaches parity.
+for c in "stat /ts/ 1 0" "open /.cutover-tmp. 1 0" "open /ts/ 0 30" "rename /ts/ 1 0" \
+	"mkdir /ts/ 1 0"; do
+	set -- $c
+	fresh "$T/ts"
+	expect_rc 0 fault FAULT_OP=$1 FAULT_ERRNO=ESTALE FAULT_PATH=$2 FAULT_PER_PATH=$3 FAULT_AFTER=$4 \
+		FAULT_TIMES=1 $C replay "$T/tc" --source "$S" --target "$T/ts" -j $((RANDOM % 4 + 1)) ||
+		continue
+	hit "$1 $2 ESTALE once"
+	says "$1 ESTALE once" "replay: [1-9][0-9]* operations on the target answered ESTALE .* made again"
+	whole "$T/ts" "$T/empty" "$S"
+	parity "$S" "$T/ts"
+done
+
+t target_estale_that_lasts_stops_replay_naming_the_path
+# The same calls answer ESTALE for one path every time: the operation is
+# made again once, then replay stops (exit 2) naming the path on the target
+# and the errno; nothing of it is under its final name and no temporary is
+# left; the fault gone, the same command reaches parity.
+g=$(cd "$S" && find . -path '*/cur/*' -type f -printf '%P\n' | LC_ALL=C sort | head -1)
+gd=${g%/*}
+for c in "stat /ts/$g cannot.stat" "open /ts/$gd/.cutover-tmp. cannot.create.a.temporary.file.for" \
+	"rename /ts/$gd/.cutover-tmp. cannot.rename.into.place" "mkdir /ts/$gd cannot.create.directory"; do
+	set -- $c
+	fresh "$T/ts"
+	expect_rc 2 fault FAULT_OP=$1 FAULT_ERRNO=ESTALE FAULT_PATH="$2" \
+		$C replay "$T/tc" --source "$S" --target "$T/ts" || continue
+	hit "$1 ESTALE lasting"
+	says "$1 ESTALE lasting" "error: $3 $gd[^ ]* on the target: Stale file handle (again when"
+	[ "$1" = mkdir ] && [ -e "$T/ts/$gd" ] && no "mkdir: $gd was made"
+	[ "$1" = mkdir ] || [ ! -e "$T/ts/$g" ] || no "$1: $g is in place"
+	whole "$T/ts" "$T/empty" "$S"
+	expect_rc 0 $C replay "$T/tc" --source "$S" --target "$T/ts" && parity "$S" "$T/ts"
+done
+
+t target_eio_at_close_or_fsync_never_puts_the_copy_in_place
+# NFS reports write-back errors at close (and at fsync): the temporary of
+# the copy is removed, never renamed into place; replay stops naming the
+# file and the errno (exit 2; ENOSPC at close: 5) and the same command
+# copies the file.  (Under sync: below.)
+for c in "close EIO 2 cannot.write.(reported.at.close) Input/output.error" \
+	"close ENOSPC 5 cannot.write.(reported.at.close) No.space.left.on.device" \
+	"fsync EIO 2 cannot.fsync Input/output.error"; do
+	set -- $c
+	fresh "$T/tk"
+	expect_rc $3 fault FAULT_OP=$1 FAULT_ERRNO=$2 FAULT_PATH=/.cutover-tmp. FAULT_AFTER=$((RANDOM % 20)) \
+		FAULT_TIMES=1 $C replay "$T/tc" --source "$S" --target "$T/tk" --fsync || continue
+	hit "$1 $2"
+	says "$1 $2" "error: $4 .*: $5"
+	p=$(sed -n "s|.*error: $4 \(.*\): $5.*|\1|p" "$T/.err" | head -1)
+	[ -n "$p" ] && [ ! -e "$T/tk/$p" ] || no "$1 $2: '$p' was put in place"
+	whole "$T/tk" "$T/empty" "$S"
+	expect_rc 0 $C replay "$T/tc" --source "$S" --target "$T/tk" && parity "$S" "$T/tk"
+done
 t target_full_stops_sync_with_exit_5_and_the_rerun_resumes
 # A real small tmpfs under `sync`: exit 5 with what to do, the pass left
 # pending, nothing partial; more space, and the next run finishes it.
@@ -409,6 +476,70 @@ expect_rc 0 $C scan "$S" -o "$T/km" && $C show "$T/km" | grep -v '^#' | cmp -s -
 	no "the rerun scan differs"
 leftovers=$(find "$T" -maxdepth 1 -name 'k[mc].tmp.*' | wc -l)
 echo "  ($leftovers temporaries of killed scans and diffs left beside their outputs)"
+
+t target_eio_at_close_under_sync_keeps_the_old_version_and_the_pass_pending
+# A sync pass after a mail day, one temporary's close failing with EIO: the
+# file keeps its old version (or stays absent), the pass stops (exit 2) and
+# stays pending, and the next pass copies it.
+# (This case and the next change the source: they come after the cases that
+# replay $T/tc or compare with $T/ref, both made from it as it was.)
+day=$((day + 1))
+"$GEN" mutate "$S" --seed $((700 + day)) --percent 8 >/dev/null
+snap "$D"
+expect_rc 2 sync_ fault FAULT_OP=close FAULT_PATH=/.cutover-tmp. FAULT_AFTER=1 FAULT_TIMES=1 &&
+	hit "sync close EIO"
+says "sync close EIO" "error: cannot write (reported at close) .*: Input/output error"
+p=$(sed -n 's/.*error: cannot write (reported at close) \(.*\): Input.*/\1/p' "$T/.err" | head -1)
+if [ -e "$T/before/$p" ]; then
+	cmp -s "$D/$p" "$T/before/$p" || no "sync close EIO: $p is not its old version"
+else
+	[ -n "$p" ] && [ ! -e "$D/$p" ] || no "sync close EIO: '$p' was put in place"
+fi
+[ -e "$ST/pending" ] || no "sync close EIO: no pending pass"
+whole "$D" "$T/before" "$S"
+kept "$D" "$T/before" "$S"
+expect_rc 0 sync_ && parity "$S" "$D" "${X[@]}"
+
+t target_estale_under_sync_is_made_again_or_stops_the_pass
+# A mail day synced while every target path's first unlink, rename and
+# mkdir answers ESTALE: the pass finishes and its history counts the
+# requests made again.  A pass that scans the whole target first
+# (--check-target) through every path's first stat and open answering
+# ESTALE: the scan of the target retries each, as the source's does.  A
+# target directory stale on every open: the target's scan stops the pass
+# (exit 2) naming it, before anything is changed.  A rename stale on every
+# try: the replay stops (exit 2), the pass stays pending.  After each, the
+# next pass reaches parity.
+sync_st() { "$@" $C sync --state "$ST" --no-syslog "${SYNC_ARGS[@]}"; }
+retried() { tail -1 "$ST/history" | sed -n 's/.* retried=\([0-9]*\) .*/\1/p'; }
+day=$((day + 1))
+"$GEN" mutate "$S" --seed $((700 + day)) --percent 8 >/dev/null
+sleep 1.1
+SYNC_ARGS=()
+expect_rc 0 sync_st fault FAULT_OP=unlink,rename,mkdir FAULT_ERRNO=ESTALE FAULT_PATH=/dst/ FAULT_PER_PATH=1 \
+	FAULT_TIMES=1 && hit "sync unlink,rename,mkdir"
+[ "$(retried)" -gt 0 ] 2>/dev/null || no "the history line counts no retries: $(tail -1 "$ST/history")"
+parity "$S" "$D" "${X[@]}"
+SYNC_ARGS=(--check-target)
+expect_rc 0 sync_st fault FAULT_OP=stat,open FAULT_ERRNO=ESTALE FAULT_PATH=/dst/ FAULT_PER_PATH=1 \
+	FAULT_TIMES=1 && hit "sync --check-target storm"
+[ "$(retried)" -gt 0 ] 2>/dev/null || no "--check-target: the history line counts no retries"
+parity "$S" "$D" "${X[@]}"
+day=$((day + 1))
+"$GEN" mutate "$S" --seed $((700 + day)) --percent 8 >/dev/null
+snap "$D"
+expect_rc 2 sync_st fault FAULT_OP=open FAULT_ERRNO=ESTALE FAULT_PATH="/dst/$U" && hit "target scan ESTALE"
+says "target scan ESTALE" "dst/$U: cannot open directory: Stale file handle"
+says "target scan ESTALE" "paths of the target could not be read"
+parity "$T/before" "$D" || no "the stopped pass changed the target"
+SYNC_ARGS=(--full)
+expect_rc 2 sync_st fault FAULT_OP=rename FAULT_ERRNO=ESTALE FAULT_PATH=/dst/ FAULT_AFTER=1 &&
+	hit "sync rename ESTALE lasting"
+says "sync rename ESTALE lasting" "on the target: Stale file handle (again when"
+[ -e "$ST/pending" ] || no "sync rename ESTALE lasting: no pending pass"
+whole "$D" "$T/before" "$S"
+kept "$D" "$T/before" "$S"
+expect_rc 0 sync_st && parity "$S" "$D" "${X[@]}"
 
 t state_directory_full_at_each_file_stops_cleanly_and_resumes
 # The disk of the state directory fills (ENOSPC) while the pass writes each
