@@ -321,6 +321,17 @@ static int cfg_kv(void *ctx, const char *k, size_t kl, const char *v, size_t vl,
 			return -1;
 		}
 		*(key_is(k, kl, "max_ops") ? &c->max_ops : &c->bwlimit) = (uint64_t)n;
+	} else if (key_is(k, kl, "adaptive")) {
+		if (parse_bool(v, vl, &c->adaptive) < 0) {
+			*err = "wants 0 or 1";
+			return -1;
+		}
+	} else if (key_is(k, kl, "max_latency_ns")) {
+		if (parse_num(v, vl, 0, INT64_MAX, &n) < 0) {
+			*err = "wants nanoseconds (0: none)";
+			return -1;
+		}
+		c->max_latency_ns = n;
 	} else if (key_is(k, kl, "created")) {
 		if (parse_num(v, vl, 0, INT64_MAX, &n) < 0) {
 			*err = "created wants unix seconds";
@@ -396,6 +407,10 @@ void sync_config_format(const sync_config *c, cut_buf *out)
 		cut_buf_printf(out, "max_ops=%llu\n", (unsigned long long)c->max_ops);
 	if (c->bwlimit)
 		cut_buf_printf(out, "bwlimit=%llu\n", (unsigned long long)c->bwlimit);
+	if (c->adaptive)
+		cut_buf_printf(out, "adaptive=1\n");
+	if (c->max_latency_ns)
+		cut_buf_printf(out, "max_latency_ns=%lld\n", (long long)c->max_latency_ns);
 	cut_buf_printf(out, "created=%lld\nhost=%s\n", (long long)c->created, c->host ? c->host : "");
 }
 

@@ -943,7 +943,8 @@ int sync_switch(const sync_switch_opts *o, sync_result *res)
 	if (sync_config_read(o->dir, &x.cfg) < 0)
 		return CUT_EXIT_ERROR;
 	/* The pair's limits on the source hold for a switch as for a pass. */
-	budget_source_set(x.cfg.max_ops, x.cfg.bwlimit);
+	budget_source_set(x.cfg.max_ops, x.cfg.bwlimit, o->adaptive || x.cfg.adaptive,
+			  o->max_latency_ns ? o->max_latency_ns : x.cfg.max_latency_ns);
 	sync_lock lk = {.fd = -1};
 	sync_lock_holder holder;
 	int rc = sync_lock_take(o->dir, &lk, &holder);

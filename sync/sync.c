@@ -1466,7 +1466,9 @@ int sync_run(const sync_opts *o, sync_result *res)
 	}
 	/* target checks share it: they go slower, the source sees no more */
 	budget_source_set(o->has_max_ops ? o->max_ops : p.cfg.max_ops,
-			  o->has_bwlimit ? o->bwlimit : p.cfg.bwlimit);
+			  o->has_bwlimit ? o->bwlimit : p.cfg.bwlimit,
+			  o->has_adaptive ? o->adaptive : p.cfg.adaptive,
+			  o->has_max_latency ? o->max_latency_ns : p.cfg.max_latency_ns);
 	for (int k = 0; k < 2; k++) {
 		const char *given = k ? o->target : o->source;
 		const char *have = k ? p.cfg.target : p.cfg.source;

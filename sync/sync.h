@@ -47,6 +47,8 @@ typedef struct sync_config {
 	size_t nimmutable, nexcludes;
 	unsigned keep;         /* manifests and logs kept (default SYNC_KEEP_DEFAULT) */
 	uint64_t max_ops, bwlimit; /* the source budget of a pass (format/budget.h); 0: none */
+	bool adaptive;         /* the source's gate (format/budget.h) */
+	int64_t max_latency_ns; /* 0: none */
 	int64_t created;       /* unix seconds */
 	char *host;            /* where init ran */
 } sync_config;
@@ -350,6 +352,8 @@ typedef struct sync_opts {
 	bool fsync;
 	bool has_max_ops, has_bwlimit; /* override the config's limits (0: none) */
 	uint64_t max_ops, bwlimit;
+	bool has_adaptive, adaptive, has_max_latency; /* override the config's gate */
+	int64_t max_latency_ns;
 	/* The running pass's line (the CLI shows it on a TTY only), called as
 	 * the counters move; NULL: none.  DIR/progress is written regardless. */
 	void (*progress)(const sync_running *r, void *arg);
@@ -439,6 +443,8 @@ typedef struct sync_switch_opts {
 	bool fsync, ack_late;
 	const char *log_file;
 	bool no_syslog;
+	bool adaptive;          /* the source's gate, besides the config's */
+	int64_t max_latency_ns; /* 0: the config's */
 	FILE *out;              /* the per-subtree verdicts */
 } sync_switch_opts;
 /* `cutover switch`.  An enum cut_exit. */
