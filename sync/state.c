@@ -630,6 +630,12 @@ static int pg_kv(void *ctx, const char *k, size_t kl, const char *v, size_t vl, 
 		{"total", offsetof(sync_progress, total), true},
 		{"bytes", offsetof(sync_progress, bytes), true},
 		{"bytes_total", offsetof(sync_progress, bytes_total), true},
+		{"src_ops_s", offsetof(sync_progress, src_ops_s), true},
+		{"src_bytes_s", offsetof(sync_progress, src_bytes_s), true},
+		{"src_p50_ns", offsetof(sync_progress, src_p50_ns), true},
+		{"src_p99_ns", offsetof(sync_progress, src_p99_ns), true},
+		{"src_limit", offsetof(sync_progress, src_limit), true},
+		{"src_held_pm", offsetof(sync_progress, src_held_pm), true},
 	};
 	for (size_t i = 0; i < sizeof nums / sizeof nums[0]; i++) {
 		if (!key_is(k, kl, nums[i].key))
@@ -688,6 +694,11 @@ void sync_progress_format(const sync_progress *p, cut_buf *out)
 		       "\ntotal=%" PRIu64 "\nbytes=%" PRIu64 "\nbytes_total=%" PRIu64 "\n",
 		       p->pid, p->host, p->seq, p->kind[0] ? p->kind : "sync", p->phase, p->start_ns,
 		       p->phase_ns, p->written_ns, p->done, p->total, p->bytes, p->bytes_total);
+	cut_buf_printf(out,
+		       "src_ops_s=%" PRIu64 "\nsrc_bytes_s=%" PRIu64 "\nsrc_p50_ns=%" PRIu64
+		       "\nsrc_p99_ns=%" PRIu64 "\nsrc_limit=%" PRIu64 "\nsrc_held_pm=%" PRIu64 "\n",
+		       p->src_ops_s, p->src_bytes_s, p->src_p50_ns, p->src_p99_ns, p->src_limit,
+		       p->src_held_pm);
 }
 
 /* ---- directories, rotation --------------------------------------------- */
@@ -799,12 +810,15 @@ void sync_hist_format(const sync_hist *h, cut_buf *out)
 		       "check_s=%.3f entries=%" PRIu64 " ops=%" PRIu64 " created=%" PRIu64
 		       " updated=%" PRIu64 " renamed=%" PRIu64 " linked=%" PRIu64 " deleted=%" PRIu64
 		       " meta=%" PRIu64 " bytes=%" PRIu64 " drifted=%" PRIu64 " vanished=%" PRIu64
-		       " skipped=%" PRIu64 " conflicts=%" PRIu64 " retried=%" PRIu64 " exit=%d verdict=%s",
+		       " skipped=%" PRIu64 " conflicts=%" PRIu64 " retried=%" PRIu64 " exit=%d verdict=%s"
+		       " src_ops=%" PRIu64 " src_bytes=%" PRIu64 " src_ops_s=%.0f src_bytes_s=%.0f"
+		       " src_p50_us=%.1f src_p99_us=%.1f src_held=%.3f",
 		       h->seq, h->kind[0] ? h->kind : "-", (long long)h->start, (long long)h->end,
 		       h->scan_s, h->diff_s, h->replay_s, h->check_s, h->entries, h->ops, h->created,
 		       h->updated, h->renamed, h->linked, h->deleted, h->meta, h->bytes, h->drifted,
 		       h->vanished, h->skipped, h->conflicts, h->retried, h->exit,
-		       h->verdict[0] ? h->verdict : "-");
+		       h->verdict[0] ? h->verdict : "-", h->src_ops, h->src_bytes, h->src_ops_s,
+		       h->src_bytes_s, h->src_p50_us, h->src_p99_us, h->src_held);
 }
 
 int sync_hist_parse(const char *line, size_t len, sync_hist *h)
@@ -847,6 +861,8 @@ int sync_hist_parse(const char *line, size_t len, sync_hist *h)
 		DBL(scan_s) DBL(diff_s) DBL(replay_s) DBL(check_s)
 		U64(entries) U64(ops) U64(created) U64(updated) U64(renamed) U64(linked) U64(deleted)
 		U64(meta) U64(bytes) U64(drifted) U64(vanished) U64(skipped) U64(conflicts) U64(retried)
+		U64(src_ops) U64(src_bytes) DBL(src_ops_s) DBL(src_bytes_s) DBL(src_p50_us)
+		DBL(src_p99_us) DBL(src_held)
 #undef U64
 #undef DBL
 	}
