@@ -52,6 +52,10 @@ extern bool cli_quiet;
 bool cli_progress_enabled(void);
 void cli_progress(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void cli_progress_done(void);
+/* "; source 812 ops/s, ..." (format/budget.h) over the last 2 to 4 s, for
+ * the progress lines of scan and replay; "" before a request was measured.
+ * One caller at a time (the progress callback). */
+void cli_source_part(char *buf, size_t cap);
 
 /* The command that fixes a non-zero exit, set by a subcommand that knows it
  * better than the exit code alone (fmt names it in backquotes).  main()

@@ -59,10 +59,12 @@ static void progress(void *ctx, const rp_stats *st)
 		double left = per * (double)(st->total - finished);
 		snprintf(eta, sizeof eta, " ETA %.0fs", left);
 	}
-	cli_progress("replay %llu/%llu ops (%.0f%%) %s at %s/s%s", (unsigned long long)finished,
+	char src[160];
+	cli_source_part(src, sizeof src);
+	cli_progress("replay %llu/%llu ops (%.0f%%) %s at %s/s%s%s", (unsigned long long)finished,
 		     (unsigned long long)st->total,
 		     st->total ? 100.0 * (double)finished / (double)st->total : 100.0,
-		     cut_bytes_human(b1, st->bytes_copied), cut_bytes_human(b2, (uint64_t)rate), eta);
+		     cut_bytes_human(b1, st->bytes_copied), cut_bytes_human(b2, (uint64_t)rate), eta, src);
 }
 
 static void summary(const rp_stats *st, int rc)

@@ -49,9 +49,11 @@ static void progress(const scan_progress *p, void *arg)
 	(void)arg;
 	char b[32];
 	double s = (double)p->elapsed_ns / 1e9;
-	cli_progress("scan: %" PRIu64 " entries  %s  %.0f entries/s  %" PRIu64 " dirs pending",
+	char src[160];
+	cli_source_part(src, sizeof src);
+	cli_progress("scan: %" PRIu64 " entries  %s  %.0f entries/s  %" PRIu64 " dirs pending%s",
 		     p->entries, cut_bytes_human(b, p->bytes), s > 0 ? (double)p->entries / s : 0.0,
-		     p->dirs_pending);
+		     p->dirs_pending, src);
 }
 
 static int run(int argc, char **argv)

@@ -15,6 +15,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "format/budget.h"
+
 #include "cli/cli.h"
 
 static const cli_cmd *const commands[] = {
@@ -114,6 +116,24 @@ int cli_parse_latency(const char *s, int64_t *ns)
 }
 
 bool cli_progress_enabled(void) { return !cli_quiet && isatty(2); }
+
+void cli_source_part(char *buf, size_t cap)
+{
+	static budget_snap from, mid, now;
+	static bool have;
+	budget_snap_take(&budget_source, &now);
+	if (!have)
+		from = mid = now, have = true;
+	if (now.at - mid.at >= 2000000000) /* the window slides by halves */
+		from = mid, mid = now;
+	budget_view v;
+	budget_view_of(&from, &now, &v);
+	buf[0] = 0;
+	if (v.reqs && cap > 9) {
+		memcpy(buf, "; source ", 10);
+		budget_view_line(&v, buf + 9, cap - 9);
+	}
+}
 
 static int64_t progress_last;
 static bool progress_shown;

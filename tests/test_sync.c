@@ -178,7 +178,8 @@ static void sync_lock_parse__needs_pid_and_host(void **state)
 static void sync_config_parse__round_trips_and_ignores_unknown_keys(void **state)
 {
 	(void)state;
-	sync_config c = {.source = "/s", .target = "/t x", .maildir = true, .keep = 4, .created = 9};
+	sync_config c = {.source = "/s", .target = "/t x", .maildir = true, .keep = 4, .created = 9,
+			 .adaptive = true, .max_latency_ns = 1500000};
 	c.immutable[c.nimmutable++] = "archive/*";
 	c.excludes[c.nexcludes++] = "*.bak";
 	cut_buf b = {0};
@@ -192,6 +193,8 @@ static void sync_config_parse__round_trips_and_ignores_unknown_keys(void **state
 	assert_string_equal(r.target, "/t x");
 	assert_true(r.maildir);
 	assert_int_equal(r.keep, 4);
+	assert_true(r.adaptive);
+	assert_int_equal(r.max_latency_ns, 1500000);
 	assert_int_equal(r.nimmutable, 1);
 	assert_string_equal(r.immutable[0], "archive/*");
 	assert_string_equal(r.excludes[0], "*.bak");
@@ -210,6 +213,8 @@ static void sync_config_parse__rejects_bad_files(void **state)
 		"version=1\nsource=/s\ntarget=/t\nkeep=0\n",       /* keep out of range */
 		"version=1\nsource=/s\nsource=/x\ntarget=/t\n",    /* twice */
 		"version=1\njust words\n",                         /* not key=value */
+		"version=1\nsource=/s\ntarget=/t\nadaptive=yes\n", /* not 0 or 1 */
+		"version=1\nsource=/s\ntarget=/t\nmax_latency_ns=-5\n",
 	};
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
 		sync_config c;
