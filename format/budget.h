@@ -149,7 +149,9 @@ void budget_take(budget *b, uint64_t ops, uint64_t bytes);
 /* Puts a gate before every request: relative (--adaptive) and/or
  * max_latency_ns (--max-latency; 0 none); both off: no gate. */
 void budget_gate_set(budget *b, bool relative, int64_t max_latency_ns);
-/* A request: charged, through the gate, timed.  Every begin has its end. */
+/* A request: charged, through the gate, timed.  Every begin has its end,
+ * and no other begin comes between them on the same thread (it could wait
+ * for a slot its own thread holds). */
 budget_req budget_begin(budget *b, uint64_t ops, uint64_t bytes);
 /* Its end: its latency recorded as that of k requests (the mean of a copy
  * of k pieces; 0: it asked the server nothing), its slot freed; then ops and

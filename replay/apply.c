@@ -165,8 +165,8 @@ static int tstat(rp_op *op, int pfd, const char *base, const char *path, sys_sta
  * (rp_srcdirs).  0 or -errno; ESTALE is retried once with a new lookup. */
 static int src_lstat(const rp_ctx *cx, const char *path, sys_stat *st)
 {
-	budget_req q = budget_src(1, 0);
 	if (!*path) {
+		budget_req q = budget_src(1, 0);
 		int r = sys_statat(cx->srcfd, ".", false, st);
 		budget_src_done(q);
 		return r;
@@ -180,8 +180,9 @@ static int src_lstat(const rp_ctx *cx, const char *path, sys_stat *st)
 		r = rp_srcdir_get(cx->srcdirs, path, &base, &d);
 		if (r < 0)
 			break;
-		if (attempt)
-			q = budget_src(1, 0);
+		/* after the directory's own requests: a request in flight never
+		 * waits for another's gate slot */
+		budget_req q = budget_src(1, 0);
 		r = sys_statat(d.fd, base, false, st);
 		budget_src_done(q);
 		rp_srcdir_put(cx->srcdirs, &d, r == -ESTALE);

@@ -71,6 +71,13 @@ windows 2 "$CUTOVER" -q replay "$T/s2.log" --source "$MNT" --target "$T/d2" -j 1
 	no "replay failed: $(cat "$T/cmd.out")"
 check_windows 600000 "replay --bwlimit 600k, bytes/s"
 
+# A replay through the gate at its floor most of the time (a --max-latency
+# below what latfs answers in): slower, never stuck, and the same copy.
+t budget_replay_through_the_gate
+timeout 300 "$CUTOVER" -q replay "$T/s2.log" --source "$MNT" --target "$T/d8" -j 16 --adaptive \
+	--max-latency 50us || no "the gated replay failed or hung"
+diff -r "$T/s2" "$T/d8" >/dev/null || no "the gated copy differs from the source"
+
 # sync: 2 s windows (a pass of this tree lasts seconds), held to 15% (the
 # burst is 5% of one); the scan and the replay reach the limit, the diff and
 # the commit make no source requests, so the busiest window holds it.
