@@ -15,6 +15,7 @@
 #      half of it.
 #   3. docs/adaptive.png: ops/s, latency and requests in flight of 2 over
 #      time (gnuplot).
+# PLOT_ONLY=1 remakes the plot and the results from the last run.
 # Writes build/bench/results-adaptive.md.  Needs root and FUSE (bench/latmount).
 . "$(dirname "$0")/lib.sh"
 LOAD_DELAY=${LOAD_DELAY_US:-1000}
@@ -37,6 +38,8 @@ gen() { # gen NAME ARGS...: a generated store under $B/NAME, made once
 		touch "$t.stamp"
 	fi
 }
+# PLOT_ONLY=1: remake the plot from the last run's trace
+if [ -z "${PLOT_ONLY:-}" ]; then
 gen adaptive-src --users 15 --msgs 870 --size-scale 0.1 --seed 11
 gen adaptive-step --users 15 --msgs 4000 --size-scale 0.01 --seed 12
 
@@ -80,6 +83,7 @@ CUTOVER_BUDGET_TRACE="$B/adaptive-step.trace" "$CUTOVER" -q scan "$MNT" -o "$B/a
 	-j 16 --hash all --adaptive || exit 1
 wait
 cleanup
+fi
 up=$(echo "$(cat "$B/adaptive.up") - $(cat "$B/adaptive.start")" | bc)
 down=$(echo "$(cat "$B/adaptive.down") - $(cat "$B/adaptive.start")" | bc)
 read -r before cut_at cut_to back_at back_to last < <(awk -v up="$up" -v down="$down" '
@@ -100,8 +104,8 @@ if command -v gnuplot >/dev/null; then
 	set xrange [0:*]
 	set arrow 1 from $up, graph 0 to $up, graph 1 nohead dt 2
 	set arrow 2 from $down, graph 0 to $down, graph 1 nohead dt 2
-	set ylabel "requests/s"
-	plot "$B/adaptive-step.dat" using 1:4 with steps lw 2 title "source requests/s (window of ~0.2 s)"
+	set ylabel "operations/s"
+	plot "$B/adaptive-step.dat" using 1:5 with steps lw 2 title "source operations/s (windows of ~0.2 s)"
 	set ylabel "latency (us)"
 	set logscale y
 	plot "$B/adaptive-step.dat" using 1:7 with steps lw 2 title "p50", "" using 1:8 with steps title "p99", "" using 1:9 with lines dt 3 title "baseline (unloaded, learnt)"
