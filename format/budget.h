@@ -48,7 +48,7 @@
 /* Log-linear buckets of nanoseconds: 8 a power of two (12% wide), from
  * 8 ns to 2^40 ns (18 minutes); one more lands in the last. */
 #define BUDGET_HIST_SUB_BITS 3
-#define BUDGET_HIST_BUCKETS (8 * 38)
+#define BUDGET_HIST_BUCKETS ((1 << BUDGET_HIST_SUB_BITS) * 38)
 
 typedef struct budget_hist {
 	atomic_uint_least64_t n[BUDGET_HIST_BUCKETS];
