@@ -35,6 +35,16 @@ int cli_parse_u64(const char *s, uint64_t *out);
 /* Parses an amount of memory: k/K, M, G are 2^10, 2^20, 2^30 (32M is the
  * 32 MiB of the defaults).  0 or -1. */
 int cli_parse_mem(const char *s, uint64_t *out);
+/* Parses a latency of --max-latency: a number with us, ms or s (2ms, 1.5s),
+ * up to an hour; 0 alone is none.  0 or -1. */
+int cli_parse_latency(const char *s, int64_t *ns);
+/* The usage lines of --adaptive and --max-latency, which every command that
+ * reads the source shares. */
+#define CLI_USAGE_GATE                                                                     \
+	"  --adaptive            hold back when SRC's latency rises: requests in flight\n"   \
+	"                        are halved when their median passes twice the unloaded\n"  \
+	"                        latency, and climb again one by one when it falls\n"       \
+	"  --max-latency DUR     the same, against a fixed median latency (2ms, 500us)\n"
 
 /* Progress on stderr, only when stderr is a TTY and not -q: a single line
  * rewritten at most ten times a second. */
@@ -42,6 +52,10 @@ extern bool cli_quiet;
 bool cli_progress_enabled(void);
 void cli_progress(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void cli_progress_done(void);
+/* "; source 812 ops/s, ..." (format/budget.h) over the last 2 to 4 s, for
+ * the progress lines of scan and replay; "" before a request was measured.
+ * One caller at a time (the progress callback). */
+void cli_source_part(char *buf, size_t cap);
 
 /* The command that fixes a non-zero exit, set by a subcommand that knows it
  * better than the exit code alone (fmt names it in backquotes).  main()

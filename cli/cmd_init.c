@@ -14,7 +14,8 @@
 static const char usage[] =
 	"usage: cutover init --source SRC --target DST --state DIR [--maildir]\n"
 	"                    [--immutable GLOB]... [--exclude GLOB]... [--one-file-system]\n"
-	"                    [--keep N] [--max-ops N] [--bwlimit RATE] [--force]\n"
+	"                    [--keep N] [--max-ops N] [--bwlimit RATE] [--adaptive]\n"
+	"                    [--max-latency DUR] [--force]\n"
 	"\n"
 	"Creates the state directory DIR for copying SRC to DST with `cutover sync`,\n"
 	"and records the pair and the scan policy there.  Nothing is copied yet.\n"
@@ -33,20 +34,25 @@ static const char usage[] =
 	"                      override it; 0 (default): no limit\n"
 	"  --bwlimit RATE      sync's default limit of bytes a second read from SRC\n"
 	"                      (k, M, G: 1000, 10^6, 10^9); 0 (default): no limit\n"
+	"  --adaptive          sync's default: hold back when SRC's latency rises above\n"
+	"                      twice its unloaded latency (each sync may override it)\n"
+	"  --max-latency DUR   sync's default: hold back when SRC's median latency passes\n"
+	"                      DUR (2ms, 500us); 0 (default): none\n"
 	"  --force             rewrite the config of an existing DIR\n"
 	"exit: 0 done, 2 error, 64 usage\n";
 
 static int run(int argc, char **argv)
 {
 	enum { O_SOURCE = 256, O_TARGET, O_STATE, O_MAILDIR, O_IMM, O_EXCL, O_ONEFS, O_KEEP, O_FORCE,
-	       O_MAXOPS, O_BWLIMIT };
+	       O_MAXOPS, O_BWLIMIT, O_ADAPTIVE, O_MAXLAT };
 	static const struct option lo[] = {
 		{"source", required_argument, NULL, O_SOURCE}, {"target", required_argument, NULL, O_TARGET},
 		{"state", required_argument, NULL, O_STATE},   {"maildir", no_argument, NULL, O_MAILDIR},
 		{"immutable", required_argument, NULL, O_IMM}, {"exclude", required_argument, NULL, O_EXCL},
 		{"one-file-system", no_argument, NULL, O_ONEFS}, {"keep", required_argument, NULL, O_KEEP},
 		{"force", no_argument, NULL, O_FORCE},         {"max-ops", required_argument, NULL, O_MAXOPS},
-		{"bwlimit", required_argument, NULL, O_BWLIMIT}, {NULL, 0, NULL, 0}};
+		{"bwlimit", required_argument, NULL, O_BWLIMIT}, {"adaptive", no_argument, NULL, O_ADAPTIVE},
+		{"max-latency", required_argument, NULL, O_MAXLAT}, {NULL, 0, NULL, 0}};
 	sync_config c = {.keep = SYNC_KEEP_DEFAULT};
 	const char *dir = NULL;
 	bool force = false;
@@ -60,6 +66,13 @@ static int run(int argc, char **argv)
 		case O_MAILDIR: c.maildir = true; break;
 		case O_ONEFS: c.one_fs = true; break;
 		case O_FORCE: force = true; break;
+		case O_ADAPTIVE: c.adaptive = true; break;
+		case O_MAXLAT:
+			if (cli_parse_latency(optarg, &c.max_latency_ns) < 0) {
+				fprintf(stderr, "cutover: init: bad --max-latency '%s' (e.g. 2ms, 500us)\n", optarg);
+				return cli_usage(&cmd_init);
+			}
+			break;
 		case O_IMM:
 		case O_EXCL: {
 			size_t *n = ch == O_IMM ? &c.nimmutable : &c.nexcludes;

@@ -14,7 +14,8 @@
 static const char usage[] =
 	"usage: cutover replay CHANGES --source SRC --target DST [-j N] [--dry-run] [--fsync]\n"
 	"                      [--on-conflict stop|overwrite|skip] [--journal FILE]\n"
-	"                      [--max-ops N] [--bwlimit RATE] [--maildir]\n"
+	"                      [--max-ops N] [--bwlimit RATE] [--adaptive] [--max-latency DUR]\n"
+	"                      [--maildir]\n"
 	"\n"
 	"Applies the change log CHANGES (from `cutover diff`) to DST, copying file\n"
 	"contents from SRC.  Every file is written under a temporary name\n"
@@ -34,6 +35,7 @@ static const char usage[] =
 	"                        read), all workers together; 0: no limit\n"
 	"  --bwlimit RATE        at most RATE bytes a second read from SRC; k, M, G are\n"
 	"                        1000, 10^6, 10^9 (50M: 50 MB/s)\n"
+	CLI_USAGE_GATE
 	"  --maildir             the log is of --maildir scans: a directory it removes goes\n"
 	"                        with the transients they leave out (files in tmp/, *.lock)\n"
 	"\n"
@@ -57,10 +59,12 @@ static void progress(void *ctx, const rp_stats *st)
 		double left = per * (double)(st->total - finished);
 		snprintf(eta, sizeof eta, " ETA %.0fs", left);
 	}
-	cli_progress("replay %llu/%llu ops (%.0f%%) %s at %s/s%s", (unsigned long long)finished,
+	char src[160];
+	cli_source_part(src, sizeof src);
+	cli_progress("replay %llu/%llu ops (%.0f%%) %s at %s/s%s%s", (unsigned long long)finished,
 		     (unsigned long long)st->total,
 		     st->total ? 100.0 * (double)finished / (double)st->total : 100.0,
-		     cut_bytes_human(b1, st->bytes_copied), cut_bytes_human(b2, (uint64_t)rate), eta);
+		     cut_bytes_human(b1, st->bytes_copied), cut_bytes_human(b2, (uint64_t)rate), eta, src);
 }
 
 static void summary(const rp_stats *st, int rc)
@@ -112,7 +116,8 @@ static void summary(const rp_stats *st, int rc)
 
 static int run(int argc, char **argv)
 {
-	enum { O_SOURCE = 256, O_TARGET, O_FSYNC, O_CONFLICT, O_JOURNAL, O_MAXOPS, O_BWLIMIT, O_MAILDIR };
+	enum { O_SOURCE = 256, O_TARGET, O_FSYNC, O_CONFLICT, O_JOURNAL, O_MAXOPS, O_BWLIMIT, O_MAILDIR,
+	       O_ADAPTIVE, O_MAXLAT };
 	static const struct option longopts[] = {
 		{"source", required_argument, NULL, O_SOURCE},
 		{"target", required_argument, NULL, O_TARGET},
@@ -124,11 +129,15 @@ static int run(int argc, char **argv)
 		{"max-ops", required_argument, NULL, O_MAXOPS},
 		{"bwlimit", required_argument, NULL, O_BWLIMIT},
 		{"maildir", no_argument, NULL, O_MAILDIR},
+		{"adaptive", no_argument, NULL, O_ADAPTIVE},
+		{"max-latency", required_argument, NULL, O_MAXLAT},
 		{NULL, 0, NULL, 0},
 	};
 	rp_opts o = {.progress = progress};
 	int ch;
 	uint64_t v, max_ops = 0, bwlimit = 0;
+	bool adaptive = false;
+	int64_t max_latency = 0;
 	while ((ch = getopt_long(argc, argv, "j:n", longopts, NULL)) != -1) {
 		switch (ch) {
 		case O_SOURCE: o.source = optarg; break;
@@ -157,6 +166,13 @@ static int run(int argc, char **argv)
 			}
 			break;
 		case O_JOURNAL: o.journal = optarg; break;
+		case O_ADAPTIVE: adaptive = true; break;
+		case O_MAXLAT:
+			if (cli_parse_latency(optarg, &max_latency) < 0) {
+				fprintf(stderr, "cutover: replay: bad --max-latency '%s' (e.g. 2ms, 500us)\n", optarg);
+				return cli_usage(&cmd_replay);
+			}
+			break;
 		case O_MAXOPS:
 		case O_BWLIMIT:
 			if (cli_parse_u64(optarg, ch == O_MAXOPS ? &max_ops : &bwlimit) < 0) {
@@ -173,7 +189,7 @@ static int run(int argc, char **argv)
 	}
 	o.log = argv[optind];
 	rp_stats st;
-	budget_source_set(max_ops, bwlimit);
+	budget_source_set(max_ops, bwlimit, adaptive, max_latency);
 	int rc = rp_run(&o, &st);
 	cli_progress_done();
 	if (!cli_quiet && !o.dry_run && (st.total || st.finished_before) &&

@@ -15,6 +15,7 @@ static const char usage[] =
 	"                    [--exclude GLOB]... [--one-file-system]\n"
 	"                    [--prev OLD [--maildir] [--immutable GLOB]... [--full]\n"
 	"                     [--granularity NS]] [--max-ops N] [--bwlimit RATE] [--mem BYTES]\n"
+	"                    [--adaptive] [--max-latency DUR]\n"
 	"\n"
 	"Writes the manifest of ROOT to OUT (written under a temporary name and\n"
 	"renamed when complete).\n"
@@ -38,6 +39,7 @@ static const char usage[] =
 	"                     directory batch, read), all threads together; 0: no limit\n"
 	"  --bwlimit RATE     at most RATE bytes a second read from ROOT (hashing); k, M, G\n"
 	"                     are 1000, 10^6, 10^9\n"
+	CLI_USAGE_GATE
 	"  --mem BYTES        directory listings buffered ahead of the writer (default\n"
 	"                     24M; K, M, G are KiB, MiB, GiB); the scan's memory follows\n"
 	"Exit: 0 complete, 3 written but some paths unreadable (listed), 2 error, 64 usage.\n";
@@ -47,9 +49,11 @@ static void progress(const scan_progress *p, void *arg)
 	(void)arg;
 	char b[32];
 	double s = (double)p->elapsed_ns / 1e9;
-	cli_progress("scan: %" PRIu64 " entries  %s  %.0f entries/s  %" PRIu64 " dirs pending",
+	char src[160];
+	cli_source_part(src, sizeof src);
+	cli_progress("scan: %" PRIu64 " entries  %s  %.0f entries/s  %" PRIu64 " dirs pending%s",
 		     p->entries, cut_bytes_human(b, p->bytes), s > 0 ? (double)p->entries / s : 0.0,
-		     p->dirs_pending);
+		     p->dirs_pending, src);
 }
 
 static int run(int argc, char **argv)
@@ -68,6 +72,8 @@ static int run(int argc, char **argv)
 		{"mem", required_argument, NULL, 'M'},
 		{"max-ops", required_argument, NULL, 'O'},
 		{"bwlimit", required_argument, NULL, 'B'},
+		{"adaptive", no_argument, NULL, 'A'},
+		{"max-latency", required_argument, NULL, 'L'},
 		{NULL, 0, NULL, 0},
 	};
 	scan_opts o = {0};
@@ -77,6 +83,8 @@ static int run(int argc, char **argv)
 	o.immutable = im;
 	int c, rc = CUT_EXIT_USAGE;
 	uint64_t v, max_ops = 0, bwlimit = 0;
+	bool adaptive = false;
+	int64_t max_latency = 0;
 	while ((c = getopt_long(argc, argv, "o:j:x:", opts, NULL)) != -1) {
 		switch (c) {
 		case 'o': o.out = optarg; break;
@@ -116,6 +124,11 @@ static int run(int argc, char **argv)
 			if (cli_parse_u64(optarg, c == 'O' ? &max_ops : &bwlimit) < 0)
 				goto usage;
 			break;
+		case 'A': adaptive = true; break;
+		case 'L':
+			if (cli_parse_latency(optarg, &max_latency) < 0)
+				goto usage;
+			break;
 		default: goto usage;
 		}
 	}
@@ -134,7 +147,7 @@ static int run(int argc, char **argv)
 		o.progress = progress;
 	scan_stats st;
 	uint8_t id[FMT_ID_LEN];
-	budget_source_set(max_ops, bwlimit);
+	budget_source_set(max_ops, bwlimit, adaptive, max_latency);
 	int64_t t0 = cut_mono_ns();
 	int r = scan_run(&o, &st, id);
 	cli_progress_done();

@@ -69,6 +69,27 @@ static void jnum(const char *k, double v, bool comma)
 		putchar(',');
 }
 
+/* The source over the last seconds; null before a request was measured. */
+static void json_source(const sync_progress *p)
+{
+	budget_view v;
+	if (!sync_progress_src(p, &v)) {
+		printf("\"source\":null,");
+		return;
+	}
+	printf("\"source\":{");
+	jnum("ops_rate", v.ops_s, true);
+	jnum("bytes_rate", v.bytes_s, true);
+	jnum("latency_p50_s", (double)v.p50_ns / 1e9, true);
+	jnum("latency_p99_s", (double)v.p99_ns / 1e9, true);
+	if (v.limit)
+		printf("\"in_flight_limit\":%u,", v.limit);
+	else
+		printf("\"in_flight_limit\":null,");
+	jnum("held_back", v.held, false);
+	printf("},");
+}
+
 static void json_running(const status *st)
 {
 	if (st->hrun <= 0) {
@@ -90,6 +111,7 @@ static void json_running(const status *st)
 	jnum("phase_s", r->secs, true);
 	jnum("rate", r->rate, true);
 	jnum("bytes_rate", r->byte_rate, true);
+	json_source(p);
 	if (r->eta_s >= 0)
 		printf("\"eta_s\":%lld},", (long long)r->eta_s);
 	else
@@ -112,6 +134,13 @@ static void json_pass(const sync_hist *x, bool comma)
 	       ",\"skipped\":%" PRIu64 ",\"conflicts\":%" PRIu64 ",\"retried\":%" PRIu64 ",\"exit\":%d,",
 	       x->entries, x->ops, x->created, x->updated, x->renamed, x->linked, x->deleted, x->meta,
 	       x->bytes, x->drifted, x->vanished, x->skipped, x->conflicts, x->retried, x->exit);
+	printf("\"source\":{\"ops\":%" PRIu64 ",\"bytes\":%" PRIu64 ",", x->src_ops, x->src_bytes);
+	jnum("ops_rate", x->src_ops_s, true);
+	jnum("bytes_rate", x->src_bytes_s, true);
+	jnum("latency_p50_s", x->src_p50_us / 1e6, true);
+	jnum("latency_p99_s", x->src_p99_us / 1e6, true);
+	jnum("held_back", x->src_held, false);
+	printf("},");
 	jstr("verdict", x->verdict, false);
 	putchar('}');
 }
@@ -213,17 +242,19 @@ static void text_running(const status *st)
 static void text_passes(const status *st)
 {
 	char w1[32], b[32];
-	printf("\n%-6s %-8s %-19s %7s %7s %7s %8s %8s %8s %8s %10s %6s %5s %4s %s\n", "pass", "kind",
-	       "start", "total", "scan", "replay", "ops", "created", "renamed", "deleted", "copied",
-	       "drift", "confl", "exit", "verdict");
+	printf("\n%-6s %-8s %-19s %7s %7s %7s %8s %8s %8s %8s %10s %6s %5s %4s %-7s %s\n", "pass",
+	       "kind", "start", "total", "scan", "replay", "ops", "created", "renamed", "deleted",
+	       "copied", "drift", "confl", "exit", "verdict", "source");
 	for (size_t i = 0; i < st->nh; i++) {
 		const sync_hist *x = &st->h[i];
+		char src[160];
+		sync_hist_src_line(x, src, sizeof src);
 		printf("%-6u %-8s %-19s %6.1fs %6.1fs %6.1fs %8" PRIu64 " %8" PRIu64 " %8" PRIu64
-		       " %8" PRIu64 " %10s %6" PRIu64 " %5" PRIu64 " %4d %s\n",
+		       " %8" PRIu64 " %10s %6" PRIu64 " %5" PRIu64 " %4d %-7s %s\n",
 		       x->seq, x->kind, when(w1, x->start / 1000000000), (double)(x->end - x->start) / 1e9,
 		       x->scan_s, x->replay_s, x->ops, x->created, x->renamed, x->deleted,
 		       cut_bytes_human(b, x->bytes), x->drifted + x->vanished, x->conflicts, x->exit,
-		       x->verdict);
+		       x->verdict, src);
 	}
 }
 

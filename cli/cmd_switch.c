@@ -15,7 +15,8 @@
 
 static const char usage[] =
 	"usage: cutover switch --state DIR [--before CMD] [--after CMD] [-j N]\n"
-	"                      [--scan-threads N] [--fsync] [--log FILE] SUBTREE...\n"
+	"                      [--scan-threads N] [--fsync] [--log FILE] [--adaptive]\n"
+	"                      [--max-latency DUR] SUBTREE...\n"
 	"       cutover switch --state DIR --from FILE ...\n"
 	"       cutover switch --state DIR --ack-late-writes\n"
 	"\n"
@@ -41,6 +42,9 @@ static const char usage[] =
 	"  --fsync            replay makes each file durable before it counts\n"
 	"  --log FILE         append the summary line to FILE instead of syslog\n"
 	"  --no-syslog        no summary line at all\n"
+	"  --adaptive, --max-latency DUR\n"
+	"                     hold back when SRC's latency rises (as cutover sync; init's\n"
+	"                     limits and gate apply too)\n"
 	"  --ack-late-writes  the late writes listed in DIR/late-writes were recovered:\n"
 	"                     set the list aside (late-writes.acked.TIME)\n"
 	"\n"
@@ -76,7 +80,7 @@ static int read_list(const char *file, char ***v, size_t *n)
 
 static int run(int argc, char **argv)
 {
-	enum { O_STATE = 256, O_FROM, O_BEFORE, O_AFTER, O_SCANTH, O_FSYNC, O_LOG, O_NOSYSLOG, O_ACK };
+	enum { O_STATE = 256, O_FROM, O_BEFORE, O_AFTER, O_SCANTH, O_FSYNC, O_LOG, O_NOSYSLOG, O_ACK, O_ADAPTIVE, O_MAXLAT };
 	static const struct option lo[] = {
 		{"state", required_argument, NULL, O_STATE},
 		{"from", required_argument, NULL, O_FROM},
@@ -88,6 +92,8 @@ static int run(int argc, char **argv)
 		{"log", required_argument, NULL, O_LOG},
 		{"no-syslog", no_argument, NULL, O_NOSYSLOG},
 		{"ack-late-writes", no_argument, NULL, O_ACK},
+		{"adaptive", no_argument, NULL, O_ADAPTIVE},
+		{"max-latency", required_argument, NULL, O_MAXLAT},
 		{"verbose", no_argument, NULL, 'v'},
 		{NULL, 0, NULL, 0}};
 	sync_switch_opts o = {.out = stdout};
@@ -104,6 +110,11 @@ static int run(int argc, char **argv)
 		case O_LOG: o.log_file = optarg; break;
 		case O_NOSYSLOG: o.no_syslog = true; break;
 		case O_ACK: o.ack_late = true; break;
+		case O_ADAPTIVE: o.adaptive = true; break;
+		case O_MAXLAT:
+			if (cli_parse_latency(optarg, &o.max_latency_ns) < 0)
+				goto usage;
+			break;
 		case 'v': cut_verbosity++; break;
 		case O_FROM:
 			if (read_list(optarg, &subs, &n) < 0) {

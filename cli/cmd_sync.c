@@ -15,7 +15,8 @@
 static const char usage[] =
 	"usage: cutover sync --state DIR [--source SRC --target DST] [-j N] [--keep N]\n"
 	"                    [--full] [--check-target] [--rebase] [--log FILE] [--fsync]\n"
-	"                    [--max-ops N] [--bwlimit RATE]\n"
+	"                    [--max-ops N] [--bwlimit RATE] [--[no-]adaptive]\n"
+	"                    [--max-latency DUR]\n"
 	"       cutover sync --state DIR --final [--max-age DURATION] [--force]\n"
 	"                    [--attr-cache-expired] [--verify-depth N]\n"
 	"\n"
@@ -46,6 +47,8 @@ static const char usage[] =
 	"                        (default: init's; 0: no limit for this pass)\n"
 	"  --bwlimit RATE        at most RATE bytes a second read from SRC (default:\n"
 	"                        init's; 0: no limit; k, M, G: 1000, 10^6, 10^9)\n"
+	CLI_USAGE_GATE
+	"                        (default: init's; --no-adaptive, --max-latency 0: off)\n"
 	"  -v                    print the summary line on stdout too\n"
 	"final pass (mail services stopped):\n"
 	"  --final               refuses unless the last sync finished within --max-age;\n"
@@ -101,7 +104,8 @@ static int parse_duration(const char *s, int64_t *out)
 static int run(int argc, char **argv)
 {
 	enum { O_STATE = 256, O_SOURCE, O_TARGET, O_FINAL, O_KEEP, O_FULL, O_CHECK, O_REBASE, O_LOG,
-	       O_NOSYSLOG, O_FSYNC, O_MAXAGE, O_FORCE, O_ATTR, O_VDEPTH, O_SCANTH, O_MAXOPS, O_BWLIMIT };
+	       O_NOSYSLOG, O_FSYNC, O_MAXAGE, O_FORCE, O_ATTR, O_VDEPTH, O_SCANTH, O_MAXOPS, O_BWLIMIT,
+	       O_ADAPTIVE, O_NOADAPTIVE, O_MAXLAT };
 	static const struct option lo[] = {
 		{"state", required_argument, NULL, O_STATE},
 		{"source", required_argument, NULL, O_SOURCE},
@@ -123,6 +127,9 @@ static int run(int argc, char **argv)
 		{"verbose", no_argument, NULL, 'v'},
 		{"max-ops", required_argument, NULL, O_MAXOPS},
 		{"bwlimit", required_argument, NULL, O_BWLIMIT},
+		{"adaptive", no_argument, NULL, O_ADAPTIVE},
+		{"no-adaptive", no_argument, NULL, O_NOADAPTIVE},
+		{"max-latency", required_argument, NULL, O_MAXLAT},
 		{NULL, 0, NULL, 0}};
 	sync_opts o = {.max_age_s = 24 * 3600};
 	int ch;
@@ -141,6 +148,18 @@ static int run(int argc, char **argv)
 		case O_FSYNC: o.fsync = true; break;
 		case O_FORCE: o.force = true; break;
 		case O_ATTR: o.attr_cache_expired = true; break;
+		case O_ADAPTIVE:
+		case O_NOADAPTIVE:
+			o.has_adaptive = true;
+			o.adaptive = ch == O_ADAPTIVE;
+			break;
+		case O_MAXLAT:
+			if (cli_parse_latency(optarg, &o.max_latency_ns) < 0) {
+				fprintf(stderr, "cutover: sync: bad --max-latency '%s' (e.g. 2ms, 500us)\n", optarg);
+				return cli_usage(&cmd_sync);
+			}
+			o.has_max_latency = true;
+			break;
 		case 'v': cut_verbosity++; break;
 		case O_KEEP:
 		case 'j':

@@ -15,6 +15,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "format/budget.h"
+
 #include "cli/cli.h"
 
 static const cli_cmd *const commands[] = {
@@ -91,7 +93,47 @@ static int parse_suffixed(const char *s, uint64_t k, uint64_t *out)
 int cli_parse_u64(const char *s, uint64_t *out) { return parse_suffixed(s, 1000, out); }
 int cli_parse_mem(const char *s, uint64_t *out) { return parse_suffixed(s, 1024, out); }
 
+int cli_parse_latency(const char *s, int64_t *ns)
+{
+	static const struct { const char *unit; double ns; } units[] = {
+		{"us", 1e3}, {"ms", 1e6}, {"s", 1e9}};
+	char *end;
+	errno = 0;
+	double v = s && *s != '-' ? strtod(s, &end) : -1;
+	if (!s || errno || end == s || v < 0)
+		return -1;
+	if (v == 0 && !*end) {
+		*ns = 0;
+		return 0;
+	}
+	for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
+		if (strcmp(end, units[i].unit) == 0 && v * units[i].ns < 3.6e12) {
+			*ns = (int64_t)(v * units[i].ns);
+			return 0;
+		}
+	}
+	return -1;
+}
+
 bool cli_progress_enabled(void) { return !cli_quiet && isatty(2); }
+
+void cli_source_part(char *buf, size_t cap)
+{
+	static budget_snap from, mid, now;
+	static bool have;
+	budget_snap_take(&budget_source, &now);
+	if (!have)
+		from = mid = now, have = true;
+	if (now.at - mid.at >= 2000000000) /* the window slides by halves */
+		from = mid, mid = now;
+	budget_view v;
+	budget_view_of(&from, &now, &v);
+	buf[0] = 0;
+	if (v.reqs && cap > 9) {
+		memcpy(buf, "; source ", 10);
+		budget_view_line(&v, buf + 9, cap - 9);
+	}
+}
 
 static int64_t progress_last;
 static bool progress_shown;

@@ -197,11 +197,15 @@ int sys_dir_next(sys_dir *d, const char **name, size_t *len, unsigned *dtype)
 		if (d->pos >= d->len) {
 			if (d->eof)
 				return 0;
+			budget_req r = d->source ? budget_src(0, 0) : (budget_req){0, false};
 			long n = syscall(SYS_getdents64, d->fd, d->buf, DIRBUF);
+			int e = errno;
+			if (d->source) /* the server answered a batch (none past the end) */
+				budget_src_after(r, n > 0, 0);
 			if (n < 0) {
-				if (errno == EINTR)
+				if (e == EINTR)
 					continue;
-				return -errno;
+				return -e;
 			}
 			if (n == 0) {
 				d->eof = true;
@@ -209,8 +213,6 @@ int sys_dir_next(sys_dir *d, const char **name, size_t *len, unsigned *dtype)
 			}
 			d->len = (size_t)n;
 			d->pos = 0;
-			if (d->source)
-				budget_src(1, 0); /* the server answered a batch */
 		}
 		struct linux_dirent64 *de = (struct linux_dirent64 *)(void *)(d->buf + d->pos);
 		d->pos += de->d_reclen;
@@ -218,11 +220,15 @@ int sys_dir_next(sys_dir *d, const char **name, size_t *len, unsigned *dtype)
 		unsigned t = de->d_type;
 #else
 		errno = 0;
+		/* readdir hides the batches: the call that may fetch one is timed */
+		bool batch = d->source && d->names++ % NAMES_PER_BATCH == 0;
+		budget_req r = batch ? budget_src(1, 0) : (budget_req){0, false};
 		struct dirent *de = readdir(d->dir);
+		int e = errno;
+		if (batch)
+			budget_src_done(r);
 		if (!de)
-			return errno ? -errno : 0;
-		if (d->source && d->names++ % NAMES_PER_BATCH == 0)
-			budget_src(1, 0);
+			return e ? -e : 0;
 		const char *nm = de->d_name;
 		unsigned t = de->d_type;
 #endif

@@ -170,9 +170,12 @@ static int tstat(rp_op *op, int pfd, const char *base, const char *path, sys_sta
  * (rp_srcdirs).  0 or -errno; ESTALE is retried once with a new lookup. */
 static int src_lstat(const rp_ctx *cx, const char *path, sys_stat *st)
 {
-	budget_src(1, 0);
-	if (!*path)
-		return sys_statat(cx->srcfd, ".", false, st);
+	if (!*path) {
+		budget_req q = budget_src(1, 0);
+		int r = sys_statat(cx->srcfd, ".", false, st);
+		budget_src_done(q);
+		return r;
+	}
 	int r = -ESTALE;
 	for (int attempt = 0; attempt < 2 && r == -ESTALE; attempt++) {
 		const char *base;
@@ -182,9 +185,11 @@ static int src_lstat(const rp_ctx *cx, const char *path, sys_stat *st)
 		r = rp_srcdir_get(cx->srcdirs, path, &base, &d);
 		if (r < 0)
 			break;
-		if (attempt)
-			budget_src(1, 0);
+		/* after the directory's own requests: a request in flight never
+		 * waits for another's gate slot */
+		budget_req q = budget_src(1, 0);
 		r = sys_statat(d.fd, base, false, st);
+		budget_src_done(q);
 		rp_srcdir_put(cx->srcdirs, &d, r == -ESTALE);
 	}
 	return r;
@@ -199,9 +204,10 @@ static int src_open(const rp_ctx *cx, const char *path)
 	int r = rp_srcdir_get(cx->srcdirs, path, &base, &d);
 	if (r < 0)
 		return r;
-	budget_src(2, 0); /* LOOKUP and OPEN */
+	budget_req q = budget_src(2, 0); /* LOOKUP and OPEN */
 	int fd = openat(d.fd, base, O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC);
 	r = fd < 0 ? -errno : fd;
+	budget_src_done(q);
 	rp_srcdir_put(cx->srcdirs, &d, r == -ESTALE);
 	return r;
 }
@@ -645,8 +651,9 @@ static void copy_file(const rp_ctx *cx, rp_op *op, const char *path, int pfd, co
 		sys_fail(op, (int)n, "cannot copy", path);
 		goto fail;
 	}
-	budget_src(1, 0); /* GETATTR: the open's attributes have expired by now */
+	budget_req q = budget_src(1, 0); /* GETATTR: the open's attributes have expired by now */
 	bool s2ok = sys_fstat(sfd, &s2) == 0;
+	budget_src_done(q);
 	if (!s2ok || s2.size != ss.size || s2.mtime_ns != ss.mtime_ns || (uint64_t)n != ss.size)
 		op->drifted = true; /* changed while copied: the next pass brings it */
 	/* The copy gets the attributes of the version whose length it has: a

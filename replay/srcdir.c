@@ -147,10 +147,11 @@ static int get(rp_srcdirs *d, const char *path, const char **base, rp_srcdir *ou
 		fd = get(d, dir, &dbase, &up); /* 0 or -errno */
 		if (fd < 0)
 			break;
-		budget_src(1, 0);
+		budget_req q = budget_src(1, 0);
 		fd = openat(up.fd, dbase, SYS_O_LOOKUP | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 		if (fd < 0)
 			fd = -errno;
+		budget_src_done(q);
 		rp_srcdir_put(d, &up, fd == -ESTALE);
 	}
 	free(dir);

@@ -181,21 +181,26 @@ static int open_dir(job_state *s)
 		if (s->lookup_only) {
 			fd = scan_dirref_take(self);
 		} else {
-			budget_src(1, 0); /* OPEN of the directory */
+			budget_req q = budget_src(1, 0); /* OPEN of the directory */
 			fd = openat(self->fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+			budget_src_done(q);
 			scan_dirref_put(self);
 		}
 	}
 	if (fd < 0 && parent) { /* one lookup beneath the parent; on failure, the walk from the root */
 		size_t bl;
 		const char *base = fmt_path_base(s->job->path, s->job->path_len, &bl);
-		budget_src(1 + !s->lookup_only, 0);
+		budget_req q = budget_src(1 + !s->lookup_only, 0);
 		fd = openat(parent->fd, base, flags);
+		budget_src_done(q);
 	}
 	scan_dirref_put(parent);
 	for (int attempt = 0; fd < 0 && attempt < 2; attempt++) {
-		budget_src(budget_lookups(p) + !s->lookup_only, 0);
+		budget_req q = budget_src(budget_lookups(p) + !s->lookup_only, 0);
 		fd = openat(s->ctx->rootfd, p, flags);
+		int e = errno;
+		budget_src_done(q);
+		errno = e;
 		if (fd >= 0 || errno != ESTALE)
 			break;
 		s->c->retried += attempt == 0;
@@ -227,8 +232,11 @@ static scan_dirref *open_child_dir(job_state *s, const char *name, sys_stat *st,
 	scan_ctx *ctx = s->ctx;
 	if (!dirref_reserve(ctx))
 		return NULL;
-	budget_src(1, 0);
+	budget_req q = budget_src(1, 0);
 	int fd = openat(s->dirfd, name, SYS_O_LOOKUP | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	int e = errno;
+	budget_src_done(q);
+	errno = e;
 	if (fd >= 0 && sys_fstat(fd, st) == 0) {
 		*rc = 0;
 		return dirref_new(ctx, fd, 1);
@@ -263,8 +271,9 @@ static int stat_child(job_state *s, const char *name, size_t nl, const fmt_entry
 	if (dir && ctx->remote && !scan_contents_excluded(&ctx->policy, path, s->path.len))
 		self = open_child_dir(s, name, &st, &rc);
 	for (int attempt = 0; attempt < 2 && rc == -ESTALE; attempt++) {
-		budget_src(1, 0);
+		budget_req q = budget_src(1, 0);
 		rc = sys_statat(s->dirfd, name, false, &st);
+		budget_src_done(q);
 		s->c->retried += rc == -ESTALE && attempt == 0;
 	}
 	s->c->stats++;

@@ -9,6 +9,9 @@
  * switch's pool counts under its own mutex); the file is rewritten
  * (temp + rename) at most once a second, and when a count reaches its
  * total, so the cost per entry is nil.
+ * Each write records the source's recent window too (format/budget.h): the
+ * writer keeps the budget's counters of its last writes and takes the view
+ * from the oldest of them within SYNC_SRC_WINDOW_NS.
  * A reader tells a live pass from a dead one by the run lock (lock.c), not by
  * the file's age: a pass stopped by SIGSTOP or stuck on NFS is alive.
  */
@@ -23,10 +26,74 @@
 
 #define PROGRESS_WRITE_NS 1000000000 /* the file at most once a second */
 
+/* The source's view from the oldest snapshot within the window to now. */
+static void src_window(sync_progress_w *w)
+{
+	budget_snap *now = &w->src[w->nsrc % SYNC_SRC_SNAPS];
+	budget_snap_take(&budget_source, now);
+	const budget_snap *from = NULL;
+	for (unsigned i = w->nsrc > SYNC_SRC_SNAPS - 1 ? w->nsrc - (SYNC_SRC_SNAPS - 1) : 0; i < w->nsrc; i++) {
+		const budget_snap *s = &w->src[i % SYNC_SRC_SNAPS];
+		if (now->at - s->at <= SYNC_SRC_WINDOW_NS) {
+			from = s;
+			break;
+		}
+	}
+	w->nsrc++;
+	sync_progress *p = &w->p;
+	if (!from) /* the first write, or a pass that wrote nothing for long */
+		return;
+	budget_view v;
+	budget_view_of(from, now, &v);
+	p->src_ops_s = (uint64_t)(v.ops_s + 0.5);
+	p->src_bytes_s = (uint64_t)(v.bytes_s + 0.5);
+	p->src_p50_ns = (uint64_t)v.p50_ns;
+	p->src_p99_ns = (uint64_t)v.p99_ns;
+	p->src_limit = v.limit;
+	p->src_held_pm = (uint64_t)(v.held * 1000 + 0.5);
+}
+
+bool sync_progress_src(const sync_progress *p, budget_view *v)
+{
+	memset(v, 0, sizeof *v);
+	v->ops_s = (double)p->src_ops_s;
+	v->bytes_s = (double)p->src_bytes_s;
+	v->p50_ns = (int64_t)p->src_p50_ns;
+	v->p99_ns = (int64_t)p->src_p99_ns;
+	v->limit = (unsigned)p->src_limit;
+	v->held = (double)p->src_held_pm / 1000;
+	return p->src_p50_ns > 0;
+}
+
+void sync_hist_src(sync_hist *h)
+{
+	budget_snap now, from = {0};
+	budget_snap_take(&budget_source, &now);
+	from.at = budget_source.set_ns;
+	budget_view v;
+	budget_view_of(&from, &now, &v);
+	h->src_ops = v.ops;
+	h->src_bytes = v.bytes;
+	h->src_ops_s = v.ops_s;
+	h->src_bytes_s = v.bytes_s;
+	h->src_p50_us = (double)v.p50_ns / 1e3;
+	h->src_p99_us = (double)v.p99_ns / 1e3;
+	h->src_held = v.held;
+}
+
+void sync_hist_src_line(const sync_hist *h, char *buf, size_t cap)
+{
+	budget_view v = {.ops_s = h->src_ops_s, .bytes_s = h->src_bytes_s,
+			 .p50_ns = (int64_t)(h->src_p50_us * 1e3), .p99_ns = (int64_t)(h->src_p99_us * 1e3),
+			 .held = h->src_held};
+	budget_view_line(&v, buf, cap);
+}
+
 static void progress_write(sync_progress_w *w)
 {
 	if (w->failed)
 		return;
+	src_window(w);
 	w->written = cut_mono_ns();
 	w->p.written_ns = cut_now_ns();
 	cut_buf b = {0};
@@ -62,6 +129,7 @@ void sync_progress_start(sync_progress_w *w, const char *dir, const char *kind)
 {
 	w->dir = dir;
 	w->failed = false;
+	w->nsrc = 0;
 	memset(&w->p, 0, sizeof w->p);
 	w->p.pid = (long)getpid();
 	if (gethostname(w->p.host, sizeof w->p.host - 1) < 0)
@@ -221,14 +289,20 @@ void sync_running_line(const sync_running *r, char *buf, size_t cap)
 		snprintf(done, sizeof done, "%" PRIu64, p->done);
 	if (r->eta_s >= 0)
 		put_secs(eta, sizeof eta, r->eta_s);
+	char src[160] = "";
+	budget_view v;
+	if (sync_progress_src(p, &v)) {
+		memcpy(src, "; source ", 10);
+		budget_view_line(&v, src + 9, sizeof src - 9);
+	}
 	if (!p->bytes && !p->bytes_total) { /* diff and verify move no data */
-		snprintf(buf, cap, "%s %s: %s %s in %s; %.0f/s; ETA %s", who, p->phase, done,
-			 sync_progress_unit(p->phase), t, r->rate, eta);
+		snprintf(buf, cap, "%s %s: %s %s in %s; %.0f/s; ETA %s%s", who, p->phase, done,
+			 sync_progress_unit(p->phase), t, r->rate, eta, src);
 		return;
 	}
 	snprintf(bytes, sizeof bytes, "%s%s%s", cut_bytes_human(b1, p->bytes), p->bytes_total ? "/" : "",
 		 p->bytes_total ? cut_bytes_human(b2, p->bytes_total) : "");
-	snprintf(buf, cap, "%s %s: %s %s, %s in %s; %.0f/s, %s/s; ETA %s", who, p->phase, done,
+	snprintf(buf, cap, "%s %s: %s %s, %s in %s; %.0f/s, %s/s; ETA %s%s", who, p->phase, done,
 		 sync_progress_unit(p->phase), bytes, t, r->rate,
-		 cut_bytes_human(b3, (uint64_t)r->byte_rate), eta);
+		 cut_bytes_human(b3, (uint64_t)r->byte_rate), eta, src);
 }

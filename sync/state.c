@@ -332,6 +332,17 @@ static int cfg_kv(void *ctx, const char *k, size_t kl, const char *v, size_t vl,
 			return -1;
 		}
 		*(key_is(k, kl, "max_ops") ? &c->max_ops : &c->bwlimit) = (uint64_t)n;
+	} else if (key_is(k, kl, "adaptive")) {
+		if (parse_bool(v, vl, &c->adaptive) < 0) {
+			*err = "wants 0 or 1";
+			return -1;
+		}
+	} else if (key_is(k, kl, "max_latency_ns")) {
+		if (parse_num(v, vl, 0, INT64_MAX, &n) < 0) {
+			*err = "wants nanoseconds (0: none)";
+			return -1;
+		}
+		c->max_latency_ns = n;
 	} else if (key_is(k, kl, "created")) {
 		if (parse_num(v, vl, 0, INT64_MAX, &n) < 0) {
 			*err = "created wants unix seconds";
@@ -407,6 +418,10 @@ void sync_config_format(const sync_config *c, cut_buf *out)
 		cut_buf_printf(out, "max_ops=%llu\n", (unsigned long long)c->max_ops);
 	if (c->bwlimit)
 		cut_buf_printf(out, "bwlimit=%llu\n", (unsigned long long)c->bwlimit);
+	if (c->adaptive)
+		cut_buf_printf(out, "adaptive=1\n");
+	if (c->max_latency_ns)
+		cut_buf_printf(out, "max_latency_ns=%lld\n", (long long)c->max_latency_ns);
 	cut_buf_printf(out, "created=%lld\nhost=%s\n", (long long)c->created, c->host ? c->host : "");
 }
 
@@ -626,6 +641,12 @@ static int pg_kv(void *ctx, const char *k, size_t kl, const char *v, size_t vl, 
 		{"total", offsetof(sync_progress, total), true},
 		{"bytes", offsetof(sync_progress, bytes), true},
 		{"bytes_total", offsetof(sync_progress, bytes_total), true},
+		{"src_ops_s", offsetof(sync_progress, src_ops_s), true},
+		{"src_bytes_s", offsetof(sync_progress, src_bytes_s), true},
+		{"src_p50_ns", offsetof(sync_progress, src_p50_ns), true},
+		{"src_p99_ns", offsetof(sync_progress, src_p99_ns), true},
+		{"src_limit", offsetof(sync_progress, src_limit), true},
+		{"src_held_pm", offsetof(sync_progress, src_held_pm), true},
 	};
 	for (size_t i = 0; i < sizeof nums / sizeof nums[0]; i++) {
 		if (!key_is(k, kl, nums[i].key))
@@ -684,6 +705,11 @@ void sync_progress_format(const sync_progress *p, cut_buf *out)
 		       "\ntotal=%" PRIu64 "\nbytes=%" PRIu64 "\nbytes_total=%" PRIu64 "\n",
 		       p->pid, p->host, p->seq, p->kind[0] ? p->kind : "sync", p->phase, p->start_ns,
 		       p->phase_ns, p->written_ns, p->done, p->total, p->bytes, p->bytes_total);
+	cut_buf_printf(out,
+		       "src_ops_s=%" PRIu64 "\nsrc_bytes_s=%" PRIu64 "\nsrc_p50_ns=%" PRIu64
+		       "\nsrc_p99_ns=%" PRIu64 "\nsrc_limit=%" PRIu64 "\nsrc_held_pm=%" PRIu64 "\n",
+		       p->src_ops_s, p->src_bytes_s, p->src_p50_ns, p->src_p99_ns, p->src_limit,
+		       p->src_held_pm);
 }
 
 /* ---- directories, rotation --------------------------------------------- */
@@ -795,12 +821,15 @@ void sync_hist_format(const sync_hist *h, cut_buf *out)
 		       "check_s=%.3f entries=%" PRIu64 " ops=%" PRIu64 " created=%" PRIu64
 		       " updated=%" PRIu64 " renamed=%" PRIu64 " linked=%" PRIu64 " deleted=%" PRIu64
 		       " meta=%" PRIu64 " bytes=%" PRIu64 " drifted=%" PRIu64 " vanished=%" PRIu64
-		       " skipped=%" PRIu64 " conflicts=%" PRIu64 " retried=%" PRIu64 " exit=%d verdict=%s",
+		       " skipped=%" PRIu64 " conflicts=%" PRIu64 " retried=%" PRIu64 " exit=%d verdict=%s"
+		       " src_ops=%" PRIu64 " src_bytes=%" PRIu64 " src_ops_s=%.0f src_bytes_s=%.0f"
+		       " src_p50_us=%.1f src_p99_us=%.1f src_held=%.3f",
 		       h->seq, h->kind[0] ? h->kind : "-", (long long)h->start, (long long)h->end,
 		       h->scan_s, h->diff_s, h->replay_s, h->check_s, h->entries, h->ops, h->created,
 		       h->updated, h->renamed, h->linked, h->deleted, h->meta, h->bytes, h->drifted,
 		       h->vanished, h->skipped, h->conflicts, h->retried, h->exit,
-		       h->verdict[0] ? h->verdict : "-");
+		       h->verdict[0] ? h->verdict : "-", h->src_ops, h->src_bytes, h->src_ops_s,
+		       h->src_bytes_s, h->src_p50_us, h->src_p99_us, h->src_held);
 }
 
 int sync_hist_parse(const char *line, size_t len, sync_hist *h)
@@ -843,6 +872,8 @@ int sync_hist_parse(const char *line, size_t len, sync_hist *h)
 		DBL(scan_s) DBL(diff_s) DBL(replay_s) DBL(check_s)
 		U64(entries) U64(ops) U64(created) U64(updated) U64(renamed) U64(linked) U64(deleted)
 		U64(meta) U64(bytes) U64(drifted) U64(vanished) U64(skipped) U64(conflicts) U64(retried)
+		U64(src_ops) U64(src_bytes) DBL(src_ops_s) DBL(src_bytes_s) DBL(src_p50_us)
+		DBL(src_p99_us) DBL(src_held)
 #undef U64
 #undef DBL
 	}

@@ -943,7 +943,8 @@ int sync_switch(const sync_switch_opts *o, sync_result *res)
 	if (sync_config_read(o->dir, &x.cfg) < 0)
 		return CUT_EXIT_ERROR;
 	/* The pair's limits on the source hold for a switch as for a pass. */
-	budget_source_set(x.cfg.max_ops, x.cfg.bwlimit);
+	budget_source_set(x.cfg.max_ops, x.cfg.bwlimit, o->adaptive || x.cfg.adaptive,
+			  o->max_latency_ns ? o->max_latency_ns : x.cfg.max_latency_ns);
 	sync_lock lk = {.fd = -1};
 	sync_lock_holder holder;
 	int rc = sync_lock_take(o->dir, &lk, &holder);
@@ -955,15 +956,19 @@ int sync_switch(const sync_switch_opts *o, sync_result *res)
 		pthread_mutex_destroy(&x.prog_mu);
 		h->end = cut_now_ns();
 		h->exit = rc;
+		sync_hist_src(h);
 		if (h->seq) {
 			if (!h->verdict[0])
 				snprintf(h->verdict, sizeof h->verdict, "-");
 			sync_hist_append(o->dir, h);
 		}
+		char src[160];
+		sync_hist_src_line(h, src, sizeof src);
 		snprintf(res->message, sizeof res->message,
 			 "switch of %zu subtree%s %s (exit %d): %llu ops, scan %.1fs diff %.1fs replay "
-			 "%.1fs verify %.1fs", o->n, o->n == 1 ? "" : "s", rc == 0 ? "ok" : "FAILED", rc,
-			 (unsigned long long)h->ops, h->scan_s, h->diff_s, h->replay_s, h->check_s);
+			 "%.1fs verify %.1fs; source %s", o->n, o->n == 1 ? "" : "s",
+			 rc == 0 ? "ok" : "FAILED", rc, (unsigned long long)h->ops, h->scan_s, h->diff_s,
+			 h->replay_s, h->check_s, src);
 		if (h->seq)
 			sync_log_line(o->log_file, !o->no_syslog, rc, res->message);
 		sync_lock_release(&lk);

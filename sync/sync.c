@@ -1470,7 +1470,9 @@ int sync_run(const sync_opts *o, sync_result *res)
 	}
 	/* target checks share it: they go slower, the source sees no more */
 	budget_source_set(o->has_max_ops ? o->max_ops : p.cfg.max_ops,
-			  o->has_bwlimit ? o->bwlimit : p.cfg.bwlimit);
+			  o->has_bwlimit ? o->bwlimit : p.cfg.bwlimit,
+			  o->has_adaptive ? o->adaptive : p.cfg.adaptive,
+			  o->has_max_latency ? o->max_latency_ns : p.cfg.max_latency_ns);
 	for (int k = 0; k < 2; k++) {
 		const char *given = k ? o->target : o->source;
 		const char *have = k ? p.cfg.target : p.cfg.source;
@@ -1521,6 +1523,7 @@ int sync_run(const sync_opts *o, sync_result *res)
 done:
 	h->end = cut_now_ns();
 	h->exit = rc;
+	sync_hist_src(h);
 	if (locked && h->seq) {
 		if (!h->verdict[0])
 			snprintf(h->verdict, sizeof h->verdict, "-");
@@ -1534,17 +1537,18 @@ done:
 			rc = CUT_EXIT_ERROR;
 		}
 	}
-	char b[32], tid[17] = "-";
+	char b[32], tid[17] = "-", src[160];
 	if (p.have_ts)
 		id16(tid, p.ts.manifest_id);
+	sync_hist_src_line(h, src, sizeof src);
 	snprintf(res->message, sizeof res->message,
 		 "sync %s pass %u %s (exit %d): %" PRIu64 " ops, %" PRIu64 " created, %" PRIu64
 		 " updated, %" PRIu64 " renamed, %" PRIu64 " deleted, %s copied; scan %.1fs diff %.1fs "
 		 "replay %.1fs check %.1fs; drift %" PRIu64 ", vanished %" PRIu64 ", conflicts %" PRIu64
-		 "; target at manifest %s%s%s",
+		 "; source %s; target at manifest %s%s%s",
 		 h->kind[0] ? h->kind : "-", h->seq, rc == 0 ? "ok" : "FAILED", rc, h->ops, h->created,
 		 h->updated, h->renamed, h->deleted, cut_bytes_human(b, h->bytes), h->scan_s, h->diff_s,
-		 h->replay_s, h->check_s, h->drifted, h->vanished, h->conflicts, tid,
+		 h->replay_s, h->check_s, h->drifted, h->vanished, h->conflicts, src, tid,
 		 h->verdict[0] && strcmp(h->verdict, "-") ? "; verdict " : "",
 		 h->verdict[0] && strcmp(h->verdict, "-") ? h->verdict : "");
 	sync_log_line(o->log_file, !o->no_syslog, rc, res->message);

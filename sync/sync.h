@@ -28,6 +28,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "format/budget.h"
 #include "format/container.h"
 #include "format/util.h"
 #include "replay/replay.h"
@@ -47,6 +48,8 @@ typedef struct sync_config {
 	size_t nimmutable, nexcludes;
 	unsigned keep;         /* manifests and logs kept (default SYNC_KEEP_DEFAULT) */
 	uint64_t max_ops, bwlimit; /* the source budget of a pass (format/budget.h); 0: none */
+	bool adaptive;         /* the source's gate (format/budget.h) */
+	int64_t max_latency_ns; /* 0: none */
 	int64_t created;       /* unix seconds */
 	char *host;            /* where init ran */
 } sync_config;
@@ -141,6 +144,10 @@ typedef struct sync_progress {
 	int64_t written_ns;    /* unix ns: this record was written */
 	uint64_t done, total;  /* the phase's units (scan: entries, replay: operations);
 				  total 0: unknown (scan: the last pass's count) */
+	/* The source over the last seconds (format/budget.h): its rates, median
+	 * and p99 latency (0: no request measured), the gate's limit (0: no
+	 * gate), and the requests a limit or the gate held back, per mille. */
+	uint64_t src_ops_s, src_bytes_s, src_p50_ns, src_p99_ns, src_limit, src_held_pm;
 	uint64_t bytes, bytes_total; /* scan: bytes of files seen; replay: copied */
 } sync_progress;
 int sync_progress_parse(const char *text, size_t len, sync_progress *p, const char **err);
@@ -155,6 +162,11 @@ typedef struct sync_hist {
 	uint64_t entries, ops, created, updated, renamed, linked, deleted, meta, bytes;
 	uint64_t drifted, vanished, skipped, conflicts;
 	uint64_t retried;     /* requests that answered ESTALE and were made again (source, target) */
+	/* The source over the whole pass (format/budget.h): operations, bytes,
+	 * their rates, the median and p99 latency of its requests, and the
+	 * share of them a limit or the gate held back. */
+	uint64_t src_ops, src_bytes;
+	double src_ops_s, src_bytes_s, src_p50_us, src_p99_us, src_held;
 	int exit;
 	char verdict[16];     /* final: parity, differ; else "-" */
 } sync_hist;
@@ -298,6 +310,11 @@ void sync_report_excerpt(cut_buf *out, const char *text, const char *indent);
 
 /* ---- progress.c -------------------------------------------------------- */
 
+/* The source's recent window: from a snapshot at most SYNC_SRC_WINDOW_NS
+ * old, of the last SYNC_SRC_SNAPS the writer took (about one a second). */
+#define SYNC_SRC_SNAPS 6
+#define SYNC_SRC_WINDOW_NS 5000000000LL
+
 /* What `status` shows of DIR's running pass. */
 typedef struct sync_running {
 	sync_progress p;
@@ -315,6 +332,8 @@ typedef struct sync_progress_w {
 	bool failed;         /* a write failed (warned once): no more writes */
 	void (*show)(const sync_running *r, void *arg); /* the TTY line, or NULL */
 	void *show_arg;
+	budget_snap src[SYNC_SRC_SNAPS]; /* the source's counters at the last writes */
+	unsigned nsrc;
 } sync_progress_w;
 
 void sync_progress_start(sync_progress_w *w, const char *dir, const char *kind);
@@ -337,6 +356,13 @@ int sync_running_read(const char *dir, sync_running *r);
 void sync_running_line(const sync_running *r, char *buf, size_t cap);
 /* The phase's unit ("entries", "ops"), for the line and for JSON. */
 const char *sync_progress_unit(const char *phase);
+/* The source's view as the progress file records it; false when it records
+ * no measured request. */
+bool sync_progress_src(const sync_progress *p, budget_view *v);
+/* The source over the pass so far, into h's src_ fields. */
+void sync_hist_src(sync_hist *h);
+/* h's src_ fields as the summary line says them ("812 ops/s, ..."). */
+void sync_hist_src_line(const sync_hist *h, char *buf, size_t cap);
 
 /* ---- sync.c ------------------------------------------------------------ */
 
@@ -354,6 +380,8 @@ typedef struct sync_opts {
 	bool fsync;
 	bool has_max_ops, has_bwlimit; /* override the config's limits (0: none) */
 	uint64_t max_ops, bwlimit;
+	bool has_adaptive, adaptive, has_max_latency; /* override the config's gate */
+	int64_t max_latency_ns;
 	/* The running pass's line (the CLI shows it on a TTY only), called as
 	 * the counters move; NULL: none.  DIR/progress is written regardless. */
 	void (*progress)(const sync_running *r, void *arg);
@@ -443,6 +471,8 @@ typedef struct sync_switch_opts {
 	bool fsync, ack_late;
 	const char *log_file;
 	bool no_syslog;
+	bool adaptive;          /* the source's gate, besides the config's */
+	int64_t max_latency_ns; /* 0: the config's */
 	FILE *out;              /* the per-subtree verdicts */
 } sync_switch_opts;
 /* `cutover switch`.  An enum cut_exit. */

@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
-# it_budget.sh - --max-ops and --bwlimit (format/budget.c) as the source sees
-# them: the source is mounted through bench/latfs, whose counters give the
-# round trips it answered (lookups, getattrs, opens, directory batches with
-# entries, reads with data) and the bytes it read.  Every full 5 s window of
-# a scan and of a replay must hold the limit to 10%; a sync takes init's
-# limit, or its own --max-ops.  Needs /dev/fuse, fusermount3 and
-# libfuse3-dev; without them the script says SKIP and records no case.
+# it_budget.sh - --max-ops, --bwlimit and --adaptive (format/budget.c,
+# adapt.c) as the source sees them: the source is mounted through
+# bench/latfs, whose counters give the round trips it answered (lookups,
+# getattrs, opens, directory batches with entries, reads with data) and the
+# bytes it read.  Every full 5 s window of a scan and of a replay must hold
+# the limit to 10%; a sync takes init's limit, or its own --max-ops, and
+# records what the source did in its history line.  An --adaptive scan
+# whose source's latency steps up tenfold cuts its requests in flight, and
+# climbs back when it steps down (cutover's own record of each window:
+# CUTOVER_BUDGET_TRACE).  Needs /dev/fuse, fusermount3 and libfuse3-dev;
+# without them the script says SKIP and records no case.
 . tests/lib.sh
 LM=$PWD/bench/latmount
 export LATFS=${LATFS:-$PWD/$BUILD/latfs} LATMOUNT_STATE=$T/state
@@ -67,6 +71,13 @@ windows 2 "$CUTOVER" -q replay "$T/s2.log" --source "$MNT" --target "$T/d2" -j 1
 	no "replay failed: $(cat "$T/cmd.out")"
 check_windows 600000 "replay --bwlimit 600k, bytes/s"
 
+# A replay through the gate at its floor most of the time (a --max-latency
+# below what latfs answers in): slower, never stuck, and the same copy.
+t budget_replay_through_the_gate
+timeout 300 "$CUTOVER" -q replay "$T/s2.log" --source "$MNT" --target "$T/d8" -j 16 --adaptive \
+	--max-latency 50us || no "the gated replay failed or hung"
+diff -r "$T/s2" "$T/d8" >/dev/null || no "the gated copy differs from the source"
+
 # sync: 2 s windows (a pass of this tree lasts seconds), held to 15% (the
 # burst is 5% of one); the scan and the replay reach the limit, the diff and
 # the commit make no source requests, so the busiest window holds it.
@@ -103,5 +114,59 @@ echo "  busiest 2 s window of a sync with init's --max-ops 800: $r3 round trips/
 [ "$r3" -ge 680 ] && [ "$r3" -le 920 ] || no "sync with init's 800 ops/s peaked at $r3"
 [ "$r4" -ge 425 ] && [ "$r4" -le 575 ] || no "sync --max-ops 500 peaked at $r4"
 [ "$r5" -gt 900 ] || no "an unlimited sync made $r5 round trips/s: too slow to tell a limit"
+# The unlimited pass measured its source all the same.
+h5=$(tail -n 1 "$T/st5/history")
+echo "  its history line: ${h5#* src_ops=}"
+awk '{ for (i = 1; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] } }
+	END { exit !(v["src_ops"] > 1000 && v["src_ops_s"] > 0 && v["src_p50_us"] > 50 &&
+		     v["src_p99_us"] >= v["src_p50_us"]) }' <<<"$h5" ||
+	no "the unlimited sync's history has no measure of the source: $h5"
 "$LM" stop "$MNT" >/dev/null
+
+t budget_init_records_the_gate
+"$CUTOVER" init --source "$T/s2" --target "$T/d6" --state "$T/st6" --adaptive --max-latency 1.5ms ||
+	no "init failed"
+grep -qx 'adaptive=1' "$T/st6/config" && grep -qx 'max_latency_ns=1500000' "$T/st6/config" ||
+	no "init did not record the gate: $(cat "$T/st6/config")"
+"$CUTOVER" scan "$T/s2" -o "$T/x.cmf" --max-latency 3 2>/dev/null && no "--max-latency 3 (no unit) was taken"
+
+# An --adaptive scan (16 threads) behind 200 us; at 6 s the latency steps
+# to 2 ms (not of the scan's making), at 12 s back to 200 us.  From the
+# trace's windows (~0.2 s each; peak: the most requests in flight in it):
+# before, the most in flight in the 3 s before the step; the in-flight must
+# fall to a quarter of it within 5 s of the step, and climb back to half of
+# it within 30 s of the step back.  The tree is big enough that the scan
+# outlasts that (it fails the case, not passes it, when it does not).
+t budget_adaptive_cuts_on_a_latency_step_and_recovers
+"$GEN" create "$T/s7" --users 10 --msgs 4000 --size-scale 0.01 --seed 7 >/dev/null
+"$LM" start "$T/s7" "$MNT" 200 >/dev/null || no "latmount start failed"
+(
+	sleep 6 && "$LM" delay "$MNT" 2000 >/dev/null && date +%s.%N >"$T/step_up"
+	sleep 6 && "$LM" delay "$MNT" 200 >/dev/null && date +%s.%N >"$T/step_down"
+) &
+stepper=$!
+date +%s.%N >"$T/start"
+CUTOVER_BUDGET_TRACE=$T/trace "$CUTOVER" -q scan "$MNT" -o "$T/m7.cmf" -j 16 --hash all --adaptive ||
+	no "the adaptive scan failed"
+date +%s.%N >"$T/end"
+wait $stepper || no "latmount delay failed"
+"$LM" stop "$MNT" >/dev/null
+up=$(echo "$(cat "$T/step_up") - $(cat "$T/start")" | bc)
+down=$(echo "$(cat "$T/step_down") - $(cat "$T/start")" | bc)
+read -r before cut_at cut_to back_at back_to last < <(awk -v up="$up" -v down="$down" '
+	{ t = $1; sub("peak=", "", $3); p = $3 + 0 }
+	t >= up - 3 && t < up && p > before { before = p }
+	t >= up && t < down && !cut_at && before && p <= before / 4 { cut_at = t - up; cut_to = p }
+	t >= down && !back_at && before && p >= before / 2 { back_at = t - down; back_to = p }
+	END { printf "%d %s %d %s %d %.1f\n", before, cut_at ? cut_at : "-", cut_to,
+		back_at ? back_at : "-", back_to, t }' "$T/trace")
+echo "  latency 200us -> 2ms at ${up}s, back at ${down}s; scan ended at ${last}s (trace)"
+echo "  in flight before the step: $before; cut to $cut_to after ${cut_at}s; back to $back_to after ${back_at}s"
+[ "$before" -ge 4 ] || no "the scan never had 4 requests in flight before the step: $before"
+[ "$cut_at" != - ] && [ "$(echo "$cut_at <= 5" | bc)" = 1 ] ||
+	no "in flight not cut to a quarter of $before within 5 s of the step ($cut_at)"
+[ "$back_at" != - ] || [ "$(echo "$last - $down >= 30" | bc)" = 0 ] ||
+	no "in flight not back to half of $before within 30 s of the step back"
+[ "$back_at" != - ] || no "the scan ended $(echo "$last - $down" | bc)s after the step back, before it climbed back (a bigger tree is needed)"
+[ "$back_at" = - ] || [ "$(echo "$back_at <= 30" | bc)" = 1 ] || no "in flight back only after ${back_at}s"
 finish

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "format/budget.h"
+#include "tests/seed.h"
 
 typedef struct fake {
 	atomic_int_least64_t now; /* ns */
@@ -206,19 +207,233 @@ static void budget__is_shared_by_threads(void **state)
 	budget_destroy(b);
 }
 
-/* The process's source budget: off until limits are set, off again at 0. */
-static void budget_source__switches_on_and_off(void **state)
+/* The process's source budget: limited and gated only when set so, and
+ * counting either way (the progress line shows an unlimited pass too). */
+static void budget_source__counts_with_and_without_limits(void **state)
 {
 	(void)state;
-	assert_false(atomic_load(&budget_source_on));
-	budget_source_set(2000, 0);
-	assert_true(atomic_load(&budget_source_on));
-	budget_src(1, 0);
+	assert_false(atomic_load(&budget_source.limited));
+	budget_source_set(2000, 0, false, 0);
+	assert_true(atomic_load(&budget_source.limited));
+	budget_src_done(budget_src(1, 0));
 	assert_int_equal(atomic_load(&budget_source.ops), 1);
-	budget_source_set(0, 0);
-	assert_false(atomic_load(&budget_source_on));
-	budget_src(1, 0);
-	assert_int_equal(atomic_load(&budget_source.ops), 0);
+	budget_source_set(0, 0, false, 0);
+	assert_false(atomic_load(&budget_source.limited));
+	assert_int_equal(budget_limit(&budget_source), 0);
+	budget_src_done(budget_src(3, 10));
+	budget_src_after(budget_src(0, 0), 1, 5);
+	budget_src_none(budget_src(0, 0));
+	assert_int_equal(atomic_load(&budget_source.ops), 4);
+	assert_int_equal(atomic_load(&budget_source.bytes), 15);
+	assert_int_equal(atomic_load(&budget_source.reqs), 2);
+	budget_source_set(0, 0, true, 0);
+	assert_true(budget_limit(&budget_source) > 0);
+	budget_source_set(0, 0, false, 0);
+	assert_int_equal(budget_limit(&budget_source), 0);
+}
+
+/* Every latency lands in a bucket whose middle is within its eighth of a
+ * power of two, and buckets follow the order of latencies. */
+static void budget_hist__buckets_are_within_an_eighth(void **state)
+{
+	(void)state;
+	uint64_t rng = test_seed("budget_hist__buckets_are_within_an_eighth") | 1;
+	unsigned prev = 0;
+	for (int64_t ns = 0; ns < 100000; ns++) {
+		unsigned b = budget_hist_bucket(ns);
+		assert_true(b >= prev);
+		prev = b;
+	}
+	for (int i = 0; i < 100000; i++) {
+		rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+		int64_t ns = (int64_t)(rng % (1ull << (rng % 39 + 1)));
+		int64_t mid = budget_hist_mid(budget_hist_bucket(ns));
+		double err = ns ? (double)(mid - ns) / (double)ns : 0;
+		if (err < -0.125 || err > 0.125)
+			fail_msg("%lld ns reported as %lld", (long long)ns, (long long)mid);
+	}
+	assert_int_equal(budget_hist_bucket(INT64_MAX), BUDGET_HIST_BUCKETS - 1);
+	assert_int_equal(budget_hist_bucket(-5), 0);
+}
+
+/* A median and a p99 of a known mix: 98 fast requests and 2 slow ones. */
+static void budget_hist__quantiles_of_a_window(void **state)
+{
+	(void)state;
+	uint64_t n[BUDGET_HIST_BUCKETS] = {0};
+	assert_int_equal(budget_hist_quantile(n, 0.5), 0);
+	n[budget_hist_bucket(200000)] = 98;
+	n[budget_hist_bucket(9000000)] = 2;
+	int64_t p50 = budget_hist_quantile(n, 0.5), p99 = budget_hist_quantile(n, 0.99);
+	assert_true(p50 > 175000 && p50 < 225000);
+	assert_true(p99 > 7900000 && p99 < 10100000);
+	n[budget_hist_bucket(9000000)] = 0;
+	p99 = budget_hist_quantile(n, 0.99);
+	assert_true(p99 > 175000 && p99 < 225000);
+}
+
+/* ---- the gate and its controller, on a simulated server ---------------- */
+
+/* A server answering k requests in flight: each takes base_ns, times k/slots
+ * once more than slots are in flight (a queue), times jitter. */
+typedef struct server {
+	int64_t base_ns;
+	unsigned slots;   /* 0: no queue */
+	unsigned threads; /* the pass's: never more in flight */
+	uint64_t rng;
+} server;
+
+static int64_t server_latency(server *s, unsigned k)
+{
+	double l = (double)s->base_ns;
+	if (s->slots && k > s->slots)
+		l *= (double)k / s->slots;
+	s->rng ^= s->rng << 13, s->rng ^= s->rng >> 7, s->rng ^= s->rng << 17;
+	return (int64_t)(l * (0.9 + 0.2 * (double)(s->rng % 1000) / 1000.0));
+}
+
+/* One round: as many requests as the gate and the threads allow go out
+ * together and come back after the server's latency.  Returns how many. */
+static unsigned round_trip(budget *b, fake *f, server *s)
+{
+	unsigned k = budget_limit(b);
+	if (k > s->threads)
+		k = s->threads;
+	budget_req r[64];
+	for (unsigned i = 0; i < k; i++)
+		r[i] = budget_begin(b, 1, 0);
+	atomic_fetch_add(&f->now, server_latency(s, k));
+	for (unsigned i = 0; i < k; i++)
+		budget_end(b, r[i], 1, 0, 0);
+	return k;
+}
+
+/* Runs rounds until the fake clock reaches t (s); the lowest and highest
+ * limit seen, and the first time the limit was at most `at_most` (-1: never). */
+typedef struct span {
+	unsigned lo, hi;
+	double first_at_most;
+	uint64_t reqs;
+} span;
+
+static span run_until(budget *b, fake *f, server *s, double t, unsigned at_most)
+{
+	span sp = {UINT32_MAX, 0, -1, 0};
+	while (atomic_load(&f->now) < (int64_t)(t * SEC)) {
+		sp.reqs += round_trip(b, f, s);
+		unsigned l = budget_limit(b);
+		sp.lo = l < sp.lo ? l : sp.lo;
+		sp.hi = l > sp.hi ? l : sp.hi;
+		if (sp.first_at_most < 0 && l <= at_most)
+			sp.first_at_most = (double)atomic_load(&f->now) / SEC;
+	}
+	return sp;
+}
+
+static budget *mk_gated(fake *f, server *s, const char *test, bool relative, int64_t max_lat)
+{
+	budget *b = mk(f, 0, 0, 0);
+	budget_gate_set(b, relative, max_lat);
+	s->rng = test_seed(test) | 1;
+	return b;
+}
+
+/* A latency step (200 us to 2 ms, not caused by the pass) cuts the
+ * requests in flight at least four times within 5 s; once it is gone they
+ * climb back within 30 s. */
+static void budget_ctl__cuts_on_a_latency_step_and_recovers(void **state)
+{
+	(void)state;
+	fake f;
+	server s = {200000, 0, 16, 0};
+	budget *b = mk_gated(&f, &s, "budget_ctl__cuts_on_a_latency_step_and_recovers", true, 0);
+	span up = run_until(b, &f, &s, 10, 0);
+	unsigned before = budget_limit(b);
+	printf("before the step: limit %u (climbed from %u)\n", before, up.lo);
+	assert_true(before >= 16); /* the threads, and one that is never reached */
+	s.base_ns = 2000000;
+	span step = run_until(b, &f, &s, 20, before / 4);
+	printf("step at 10 s: limit down to %u, at most %u at %.2f s; baseline %.0f us\n", step.lo,
+	       before / 4, step.first_at_most, b->ctl.baseline_ns / 1e3);
+	assert_true(step.first_at_most >= 10 && step.first_at_most <= 15);
+	s.base_ns = 200000;
+	unsigned target = before * 9 / 10;
+	double back = -1;
+	while (atomic_load(&f.now) < 50 * SEC && back < 0) {
+		round_trip(b, &f, &s);
+		if (budget_limit(b) >= target)
+			back = (double)atomic_load(&f.now) / SEC;
+	}
+	printf("step back at 20 s: limit at %u or more at %.2f s\n", target, back);
+	assert_true(back >= 20 && back <= 50);
+	budget_destroy(b);
+}
+
+/* A lasting shift not of the pass's making is learnt: after a minute at
+ * the floor the pass climbs again at the new latency. */
+static void budget_ctl__learns_a_lasting_shift(void **state)
+{
+	(void)state;
+	fake f;
+	server s = {200000, 0, 16, 0};
+	budget *b = mk_gated(&f, &s, "budget_ctl__learns_a_lasting_shift", true, 0);
+	run_until(b, &f, &s, 10, 0);
+	s.base_ns = 2000000;
+	span low = run_until(b, &f, &s, 15, 0);
+	assert_int_equal(low.lo, 1);
+	span later = run_until(b, &f, &s, 120, 0);
+	unsigned end = budget_limit(b);
+	printf("2 ms for 110 s: limit %u at the end (most %u), baseline %.0f us\n", end, later.hi,
+	       b->ctl.baseline_ns / 1e3);
+	assert_true(end >= 8);
+	budget_destroy(b);
+}
+
+/* A server that queues past 8 requests in flight, a pass of 32 threads: the
+ * limit settles past the knee, the median latency within twice the
+ * unloaded one, the throughput at least 70% of the server's best. */
+static void budget_ctl__settles_past_the_knee(void **state)
+{
+	(void)state;
+	fake f;
+	server s = {500000, 8, 32, 0};
+	budget *b = mk_gated(&f, &s, "budget_ctl__settles_past_the_knee", true, 0);
+	run_until(b, &f, &s, 20, 0);
+	budget_snap a, z;
+	budget_snap_take(b, &a);
+	span sp = run_until(b, &f, &s, 60, 0);
+	budget_snap_take(b, &z);
+	budget_view v;
+	budget_view_of(&a, &z, &v);
+	double best = 8 / 0.0005; /* slots / base latency */
+	printf("settled: limit %u..%u, %.0f ops/s (%.0f%% of the best), p50 %.0f us (%.2fx unloaded)\n",
+	       sp.lo, sp.hi, v.ops_s, 100 * v.ops_s / best, (double)v.p50_ns / 1e3,
+	       (double)v.p50_ns / 500000);
+	assert_true(sp.lo >= 4 && sp.hi <= 20);
+	assert_true(v.ops_s >= 0.7 * best);
+	assert_true(v.p50_ns <= 2 * 500000);
+	budget_destroy(b);
+}
+
+/* --max-latency alone: the median is held under the given latency. */
+static void budget_ctl__holds_a_max_latency(void **state)
+{
+	(void)state;
+	fake f;
+	server s = {500000, 8, 32, 0};
+	budget *b = mk_gated(&f, &s, "budget_ctl__holds_a_max_latency", false, 800000);
+	run_until(b, &f, &s, 20, 0);
+	budget_snap a, z;
+	budget_snap_take(b, &a);
+	span sp = run_until(b, &f, &s, 60, 0);
+	budget_snap_take(b, &z);
+	budget_view v;
+	budget_view_of(&a, &z, &v);
+	printf("--max-latency 800us: limit %u..%u, p50 %.0f us\n", sp.lo, sp.hi, (double)v.p50_ns / 1e3);
+	assert_true(v.p50_ns <= 800000 * 1.125);
+	assert_true(sp.hi <= 14);
+	assert_true(v.ops_s >= 0.7 * 8 / 0.0005);
+	budget_destroy(b);
 }
 
 int main(void)
@@ -230,7 +445,13 @@ int main(void)
 		cmocka_unit_test(budget__pays_a_large_charge_afterwards),
 		cmocka_unit_test(budget__unlimited_never_waits),
 		cmocka_unit_test(budget__is_shared_by_threads),
-		cmocka_unit_test(budget_source__switches_on_and_off),
+		cmocka_unit_test(budget_source__counts_with_and_without_limits),
+		cmocka_unit_test(budget_hist__buckets_are_within_an_eighth),
+		cmocka_unit_test(budget_hist__quantiles_of_a_window),
+		cmocka_unit_test(budget_ctl__cuts_on_a_latency_step_and_recovers),
+		cmocka_unit_test(budget_ctl__learns_a_lasting_shift),
+		cmocka_unit_test(budget_ctl__settles_past_the_knee),
+		cmocka_unit_test(budget_ctl__holds_a_max_latency),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -178,7 +178,8 @@ static void sync_lock_parse__needs_pid_and_host(void **state)
 static void sync_config_parse__round_trips_and_ignores_unknown_keys(void **state)
 {
 	(void)state;
-	sync_config c = {.source = "/s", .target = "/t x", .maildir = true, .keep = 4, .created = 9};
+	sync_config c = {.source = "/s", .target = "/t x", .maildir = true, .keep = 4, .created = 9,
+			 .adaptive = true, .max_latency_ns = 1500000};
 	c.immutable[c.nimmutable++] = "archive/*";
 	c.excludes[c.nexcludes++] = "*.bak";
 	cut_buf b = {0};
@@ -192,6 +193,8 @@ static void sync_config_parse__round_trips_and_ignores_unknown_keys(void **state
 	assert_string_equal(r.target, "/t x");
 	assert_true(r.maildir);
 	assert_int_equal(r.keep, 4);
+	assert_true(r.adaptive);
+	assert_int_equal(r.max_latency_ns, 1500000);
 	assert_int_equal(r.nimmutable, 1);
 	assert_string_equal(r.immutable[0], "archive/*");
 	assert_string_equal(r.excludes[0], "*.bak");
@@ -210,6 +213,8 @@ static void sync_config_parse__rejects_bad_files(void **state)
 		"version=1\nsource=/s\ntarget=/t\nkeep=0\n",       /* keep out of range */
 		"version=1\nsource=/s\nsource=/x\ntarget=/t\n",    /* twice */
 		"version=1\njust words\n",                         /* not key=value */
+		"version=1\nsource=/s\ntarget=/t\nadaptive=yes\n", /* not 0 or 1 */
+		"version=1\nsource=/s\ntarget=/t\nmax_latency_ns=-5\n",
 	};
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
 		sync_config c;
@@ -286,7 +291,9 @@ static void sync_progress_parse__round_trips_and_needs_pid_and_phase(void **stat
 {
 	(void)state;
 	sync_progress p = {.seq = 12, .pid = 4242, .start_ns = 1000, .phase_ns = 2000,
-			   .written_ns = 3000, .done = 7, .total = 9, .bytes = 11, .bytes_total = 13};
+			   .written_ns = 3000, .done = 7, .total = 9, .bytes = 11, .bytes_total = 13,
+			   .src_ops_s = 812, .src_bytes_s = 3000000, .src_p50_ns = 240000,
+			   .src_p99_ns = 1900000, .src_limit = 6, .src_held_pm = 350};
 	snprintf(p.kind, sizeof p.kind, "nightly");
 	snprintf(p.phase, sizeof p.phase, "replay");
 	snprintf(p.host, sizeof p.host, "mx1.example.org");
@@ -307,6 +314,20 @@ static void sync_progress_parse__round_trips_and_needs_pid_and_phase(void **stat
 	assert_int_equal(r.total, 9);
 	assert_int_equal(r.bytes, 11);
 	assert_int_equal(r.bytes_total, 13);
+	assert_int_equal(r.src_ops_s, 812);
+	assert_int_equal(r.src_bytes_s, 3000000);
+	assert_int_equal(r.src_p50_ns, 240000);
+	assert_int_equal(r.src_p99_ns, 1900000);
+	assert_int_equal(r.src_limit, 6);
+	assert_int_equal(r.src_held_pm, 350);
+	/* the line a terminal and status show */
+	sync_running run;
+	sync_running_of(&r, 4000, &run);
+	char line[512];
+	sync_running_line(&run, line, sizeof line);
+	printf("%s\n", line);
+	assert_non_null(strstr(line, "; source 812 ops/s, 2.9 MiB/s, p50 240us p99 1.9ms, 6 in flight, "
+				     "held back 35%"));
 	cut_buf_free(&b);
 	static const char *const bad[] = {
 		"phase=scan\n",                /* no pid */
