@@ -40,7 +40,13 @@ struct fmt_cw {
 	int fd;
 	uint64_t off;          /* bytes written so far */
 	cut_buf out;           /* pending output, flushed at 1 MiB */
-	cut_buf index;         /* index entries, built as blocks are added */
+	/* The index entries, built as blocks are added: the last of them in
+	 * index, the ones before spilled (at IX_SPILL) to ixfd, an unlinked
+	 * file beside the temporary, so that a writer's memory does not grow
+	 * with the blocks either.  fmt_cw_finish copies them into place. */
+	cut_buf index;
+	int ixfd;              /* -1 until the first spill */
+	uint64_t ixlen;        /* bytes spilled */
 	uint32_t nblocks;
 	cut_buf comp;          /* compression scratch */
 	XXH3_state_t *id;      /* XXH3-128 over every byte before the footer */
@@ -75,6 +81,7 @@ fmt_cw *fmt_cw_create(const char *path, const char *magic)
 	size_t n = strlen(path) + 64;
 	w->tmp = cut_malloc(n);
 	snprintf(w->tmp, n, "%s.tmp.%ld.%" PRIx64, path, (long)getpid(), (uint64_t)cut_mono_ns());
+	w->ixfd = -1;
 	w->fd = open(w->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
 	if (w->fd < 0) {
 		CUT_SYSERR("%s: cannot create", w->tmp);
@@ -95,9 +102,38 @@ fmt_cw *fmt_cw_create(const char *path, const char *magic)
 	return w;
 }
 
+#define IX_SPILL (64u << 10)
+
+/* Moves the index entries held in memory to the spill file.  0 or -1. */
+static int cw_spill(fmt_cw *w)
+{
+	if (w->ixfd < 0) {
+		size_t n = strlen(w->tmp) + 4;
+		char *p = cut_malloc(n);
+		snprintf(p, n, "%s.ix", w->tmp);
+		w->ixfd = open(p, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+		if (w->ixfd < 0)
+			CUT_SYSERR("%s: cannot create", p);
+		else
+			unlink(p); /* nobody else needs it: gone when closed */
+		free(p);
+		if (w->ixfd < 0)
+			return -1;
+	}
+	int rc = cut_write_all(w->ixfd, w->index.p, w->index.len);
+	if (rc < 0) {
+		errno = -rc;
+		CUT_SYSERR("%s.ix: write failed", w->tmp);
+		return -1;
+	}
+	w->ixlen += w->index.len;
+	w->index.len = 0;
+	return 0;
+}
+
 /* The index entry of the block about to be written at w->off (FORMAT.md
- * 2.4): offset, count, key length, checksum, key. */
-static void cw_index(fmt_cw *w, uint32_t count, uint64_t sum, const void *key, size_t keylen)
+ * 2.4): offset, count, key length, checksum, key.  0 or -1. */
+static int cw_index(fmt_cw *w, uint32_t count, uint64_t sum, const void *key, size_t keylen)
 {
 	uint8_t ie[FMT_INDEX_ENTRY_LEN];
 	cut_put_le64(ie, w->off);
@@ -107,6 +143,7 @@ static void cw_index(fmt_cw *w, uint32_t count, uint64_t sum, const void *key, s
 	cut_buf_put(&w->index, ie, sizeof ie);
 	cut_buf_put(&w->index, key, keylen);
 	w->nblocks++;
+	return w->index.len >= IX_SPILL ? cw_spill(w) : 0;
 }
 
 int fmt_cw_block(fmt_cw *w, const uint8_t *raw, size_t len, uint32_t count, const void *key,
@@ -136,7 +173,8 @@ int fmt_cw_block(fmt_cw *w, const uint8_t *raw, size_t len, uint32_t count, cons
 
 	uint64_t sum = XXH3_64bits(h, total);
 	cut_put_le64(h + total, sum);
-	cw_index(w, count, sum, key, keylen);
+	if (cw_index(w, count, sum, key, keylen) < 0)
+		return -1;
 	return cw_put(w, h, total + 8);
 }
 
@@ -148,7 +186,8 @@ int fmt_cw_copy_block(fmt_cw *w, const uint8_t *disk, size_t total, uint32_t cou
 		CUT_ERR("%s: internal: a copied block does not match its index entry", w->tmp);
 		return -1;
 	}
-	cw_index(w, count, cut_get_le64(disk + total - 8), key, keylen);
+	if (cw_index(w, count, cut_get_le64(disk + total - 8), key, keylen) < 0)
+		return -1;
 	return cw_put(w, disk, total);
 }
 
@@ -189,10 +228,47 @@ static int cw_section(fmt_cw *w, const uint8_t *p, size_t len, uint32_t lead)
 	return rc;
 }
 
+/* The index section: u32 block count, the entries (those spilled first,
+ * read back through a bounded buffer, then those held), u64 XXH3-64 of
+ * both.  0 or -1. */
+static int cw_index_section(fmt_cw *w)
+{
+	XXH3_state_t *s = XXH3_createState();
+	if (!s)
+		abort();
+	XXH3_64bits_reset(s);
+	uint8_t b[8];
+	cut_put_le32(b, w->nblocks);
+	XXH3_64bits_update(s, b, 4);
+	int rc = cw_put(w, b, 4);
+	uint8_t *chunk = w->ixlen ? cut_malloc(IX_SPILL) : NULL;
+	for (uint64_t off = 0; rc == 0 && off < w->ixlen;) {
+		size_t n = w->ixlen - off < IX_SPILL ? (size_t)(w->ixlen - off) : IX_SPILL;
+		if (cut_pread_all(w->ixfd, chunk, n, off) != (long long)n) {
+			CUT_SYSERR("%s.ix: read failed", w->tmp);
+			rc = -1;
+			break;
+		}
+		XXH3_64bits_update(s, chunk, n);
+		rc = cw_put(w, chunk, n);
+		off += n;
+	}
+	free(chunk);
+	if (rc == 0) {
+		XXH3_64bits_update(s, w->index.p, w->index.len);
+		rc = cw_put(w, w->index.p, w->index.len);
+	}
+	cut_put_le64(b, XXH3_64bits_digest(s));
+	XXH3_freeState(s);
+	return rc == 0 ? cw_put(w, b, 8) : -1;
+}
+
 static void cw_free(fmt_cw *w)
 {
 	if (w->fd >= 0)
 		close(w->fd);
+	if (w->ixfd >= 0)
+		close(w->ixfd);
 	XXH3_freeState(w->id);
 	cut_buf_free(&w->out);
 	cut_buf_free(&w->index);
@@ -209,7 +285,7 @@ int fmt_cw_finish(fmt_cw *w, const cut_buf *meta, uint64_t records, uint8_t id[F
 		goto fail;
 	uint64_t index_off = w->off;
 	/* The index's lead word is its block count; its length follows from it. */
-	if (cw_section(w, w->index.p, w->index.len, w->nblocks) < 0)
+	if (cw_index_section(w) < 0)
 		goto fail;
 	XXH128_hash_t h = XXH3_128bits_digest(w->id);
 	XXH128_canonical_t canon;
@@ -282,7 +358,7 @@ typedef struct cr_sample {
 	uint64_t pos;       /* file offset of the segment's first index entry */
 	uint64_t block_off; /* that entry's block offset */
 	uint64_t sum;       /* XXH3-64 of the segment's entries */
-	uint32_t len;       /* their length in bytes */
+	size_t len;         /* their length in bytes */
 	uint32_t key_len;
 	size_t key_at;      /* the first entry's key, in fmt_cr.keys */
 } cr_sample;
@@ -292,7 +368,7 @@ typedef struct cr_seg {
 	uint32_t n;     /* entries */
 	uint64_t used;  /* clock of the last use, for eviction */
 	cut_buf bytes;  /* the segment's entries as on disk */
-	uint32_t *at;   /* where each entry starts in bytes */
+	size_t *at;     /* where each entry starts in bytes */
 } cr_seg;
 
 struct fmt_cr {
@@ -444,7 +520,7 @@ static int cr_walk_index(fmt_cr *r)
 		const uint8_t *p = ixs_p(&s);
 		uint64_t off = cut_get_le64(p);
 		uint32_t count = cut_get_le32(p + 8), key_len = cut_get_le32(p + 12);
-		if (key_len > FMT_KEY_MAX || (got = ixs_need(&s, r->ielen + key_len)) <= 0)
+		if ((got = ixs_need(&s, r->ielen + (size_t)key_len)) <= 0)
 			goto out;
 		p = ixs_p(&s);
 		/* Each block's extent is up to the next one's offset;
@@ -460,7 +536,7 @@ static int cr_walk_index(fmt_cr *r)
 		if (i % r->seg_len == 0) {
 			if (k > 0) {
 				r->samples[k - 1].sum = XXH3_64bits_digest(seg);
-				r->samples[k - 1].len = (uint32_t)(ixs_pos(&s) - r->samples[k - 1].pos);
+				r->samples[k - 1].len = (size_t)(ixs_pos(&s) - r->samples[k - 1].pos);
 			}
 			XXH3_64bits_reset(seg);
 			cr_sample_begin(r, k, &s, off, p + r->ielen, key_len);
@@ -473,7 +549,7 @@ static int cr_walk_index(fmt_cr *r)
 	if (r->nsamples) {
 		cr_sample *m = &r->samples[r->nsamples - 1];
 		m->sum = XXH3_64bits_digest(seg);
-		m->len = (uint32_t)(s.end - m->pos);
+		m->len = (size_t)(s.end - m->pos);
 	}
 	if (total != r->records) {
 		fmt_cr_corrupt(r, r->size - FMT_FOOTER_LEN + FMT_FT_RECORDS,
@@ -712,7 +788,7 @@ static int cr_seg_load(fmt_cr *r, cr_seg *g, uint32_t k)
 			fmt_cr_corrupt(r, m->pos + at, "index does not match the blocks");
 			return -1;
 		}
-		g->at[i] = (uint32_t)at;
+		g->at[i] = at;
 		at += r->ielen + cut_get_le32(g->bytes.p + at + 12);
 	}
 	g->seg = k;
