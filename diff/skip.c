@@ -183,7 +183,7 @@ int diff_side_expand(diff_side *d)
 		return d->h = -1;
 	d->exp = true;
 	if (diff_side_next(d) <= 0 || d->e.path_len != d->key.len ||
-	    memcmp(d->e.path, d->key.p, d->key.len) != 0) {
+	    (d->key.len && memcmp(d->e.path, d->key.p, d->key.len) != 0)) {
 		if (d->h >= 0)
 			fmt_mreader_corrupt(d->r, d->blk, "block's first path differs from the index");
 		return d->h = -1;

@@ -472,7 +472,8 @@ static int ixs_need(ix_stream *s, size_t n)
 		return 1;
 	if (n - have > s->end - s->next)
 		return 0;
-	memmove(s->buf.p, s->buf.p + s->at, have);
+	if (have) /* the buffer is NULL before the first read */
+		memmove(s->buf.p, s->buf.p + s->at, have);
 	s->buf.len = have;
 	s->at = 0;
 	size_t want = n - have < IX_CHUNK ? IX_CHUNK : n - have;
