@@ -543,9 +543,8 @@ static int join(diff_ctx *x, bool moved)
 				cut_buf_put(&x->skip_from, n->path, n->path_len);
 				x->skipped = true;
 			}
-			uint32_t cnt = fmt_mreader_block_info(ns.r, (uint32_t)n->ino)->count;
-			no += cnt;
-			nn += cnt;
+			no += n->size; /* a marker's size is its block's count */
+			nn += n->size;
 			x->st->skipped_blocks++;
 			if (diff_side_next(&so) < 0 || diff_side_next(&sn) < 0)
 				goto out;

@@ -106,10 +106,10 @@ typedef struct diff_side {
 	void *arg;
 	fmt_mreader *r;  /* the file, for block reads (thread-safe) */
 	int h;
-	fmt_entry e;     /* type 0: a marker (e.path its block's first key, e.ino its index) */
+	fmt_entry e;     /* type 0: a marker (e.path its block's first key, e.ino its index, e.size its count) */
 	bool exp;        /* entries come from dec */
 	uint32_t blk;
-	cut_buf raw;
+	cut_buf raw, key; /* key: the expanded marker's */
 	fmt_dec dec;
 } diff_side;
 int diff_side_next(diff_side *d);

@@ -408,7 +408,7 @@ static int groups_from_new(diff_ctx *x)
 			;
 		if (r == 0)
 			continue;
-		if (r < 0 || fmt_dec_init(&dec, raw.p, raw.len, fmt_mreader_block_info(nw, b)->count) < 0) {
+		if (r < 0 || fmt_dec_init(&dec, raw.p, raw.len, dec.count) < 0) {
 			fmt_mreader_corrupt(nw, b, dec.err);
 			goto out;
 		}

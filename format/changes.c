@@ -289,7 +289,7 @@ const uint8_t *fmt_creader_id(const fmt_creader *r) { return fmt_cr_id(r->cr); }
 
 #define BAD(what)                                                                 \
 	do {                                                                      \
-		fmt_cr_corrupt(r->cr, fmt_cr_block(r->cr, r->block - 1)->off, what); \
+		fmt_cr_corrupt_block(r->cr, r->block - 1, what);                 \
 		return -1;                                                        \
 	} while (0)
 

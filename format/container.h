@@ -79,9 +79,10 @@ void fmt_meta_put_str(cut_buf *m, uint16_t tag, const char *s);
 
 typedef struct fmt_block_info {
 	uint64_t off;       /* file offset of the block header */
+	uint64_t end;       /* where its extent ends: the next block's offset, or the metadata's */
 	uint32_t count;     /* records in the block */
 	uint32_t key_len;
-	const uint8_t *key; /* first key, owned by the reader */
+	const uint8_t *key; /* first key, in the buffer the caller gave */
 	uint64_t sum;       /* the block's checksum, from the index (version 2) */
 	bool has_sum;       /* false in a version 1 file, whose index has none */
 } fmt_block_info;
@@ -89,14 +90,24 @@ typedef struct fmt_block_info {
 typedef struct fmt_cr fmt_cr;
 
 /* Opens and validates a container: magic, version, footer, metadata and index
- * checksums, offsets.  Returns NULL after logging "FILE: what (offset N)". */
+ * checksums, offsets.  Returns NULL after logging "FILE: what (offset N)".
+ * The reader holds a bounded sample of the index, not the index (the
+ * comment above fmt_cr's definition says how): an index entry is read
+ * again when asked for, and may then fail. */
 fmt_cr *fmt_cr_open(const char *path, const char *magic);
 void fmt_cr_close(fmt_cr *r);
 const char *fmt_cr_path(const fmt_cr *r);
 const uint8_t *fmt_cr_id(const fmt_cr *r);
 uint64_t fmt_cr_records(const fmt_cr *r);
 uint32_t fmt_cr_nblocks(const fmt_cr *r);
-const fmt_block_info *fmt_cr_block(const fmt_cr *r, uint32_t i);
+/* Block i's index entry into *b, its key copied into key (b->key points
+ * there).  Safe from several threads.  0, or -1 (logged: a read error, or
+ * an index that changed since the open). */
+int fmt_cr_block(fmt_cr *r, uint32_t i, fmt_block_info *b, cut_buf *key);
+/* The last block whose key is <= key in canonical order (fmt_path_cmp), or
+ * block 0 when none is: a binary search for readers whose keys increase
+ * (manifests).  0, or -1 (logged). */
+int fmt_cr_find(fmt_cr *r, const char *key, size_t len, uint32_t *out);
 /* Iterates the metadata: *pos starts at 0.  Returns 1 with tag/value, 0 at
  * the end. */
 int fmt_cr_meta_next(const fmt_cr *r, size_t *pos, uint16_t *tag, const uint8_t **v, uint32_t *len);
@@ -111,12 +122,13 @@ int fmt_cr_read_block(fmt_cr *r, uint32_t i, cut_buf *raw, uint32_t *count, void
 int fmt_cr_read_disk(fmt_cr *r, uint32_t i, cut_buf *disk);
 /* The version the file was written in (FMT_VERSION_MIN .. FMT_VERSION). */
 uint32_t fmt_cr_version(const fmt_cr *r);
-/* True when block i of a and block j of b hold the same bytes, known from
- * the indexes alone: same record count, same first key, same checksum and
- * the same stored length (both files of version 2).  A reader that skips
- * such a pair without reading it relies on the index checksum (2.4) and on
- * the XXH3-64 of the bytes; FORMAT.md 5.1 says what that means. */
-bool fmt_cr_same_block(const fmt_cr *a, uint32_t i, const fmt_cr *b, uint32_t j);
+/* True when the blocks two index entries describe (of one file or two) hold
+ * the same bytes, known from the indexes alone: same record count, same
+ * first key, same checksum and the same stored length (both files of
+ * version 2).  A reader that skips such a pair without reading it relies on
+ * the index checksum (2.4) and on the XXH3-64 of the bytes; FORMAT.md 2.4
+ * says what that means. */
+bool fmt_cr_same_block(const fmt_block_info *x, const fmt_block_info *y);
 
 /* For a reader that read every block in order with an idstate: feeds the
  * trailing sections and compares the id.  0 or -1 (logged). */
@@ -129,5 +141,7 @@ void fmt_cr_id_abort(void *idstate);
 
 /* Logs a corruption at offset off of the reader's file (shared wording). */
 void fmt_cr_corrupt(const fmt_cr *r, uint64_t off, const char *what);
+/* The same, at block i's offset. */
+void fmt_cr_corrupt_block(fmt_cr *r, uint32_t i, const char *what);
 
 #endif

@@ -41,7 +41,7 @@ struct fmt_mwriter {
 	 * fmt_mwriter_add_from), nothing is encoded; a block that ends equal
 	 * to it whole is copied as prev stores it. */
 	fmt_mreader *prev;
-	uint32_t mblock, midx;
+	uint32_t mblock, midx, mcount; /* mcount: mblock's entries */
 	uint64_t copied;
 };
 
@@ -63,8 +63,7 @@ uint64_t fmt_mwriter_copied(const fmt_mwriter *w)
 {
 	/* The block being built counts when it will be copied as it stands
 	 * (at finish: the caller reads this before, for the header). */
-	bool pending = w->mblock != UINT32_MAX &&
-		       w->midx == fmt_mreader_block_info(w->prev, w->mblock)->count;
+	bool pending = w->mblock != UINT32_MAX && w->midx == w->mcount;
 	return w->copied + pending;
 }
 
@@ -118,7 +117,7 @@ static int mw_flush(fmt_mwriter *w)
 	w->bweight = 0;
 	if (w->mblock != UINT32_MAX) {
 		uint32_t b = w->mblock;
-		if (w->midx == fmt_mreader_block_info(w->prev, b)->count) {
+		if (w->midx == w->mcount) {
 			w->mblock = UINT32_MAX;
 			if (fmt_mreader_read_disk(w->prev, b, &w->raw) < 0)
 				return -1;
@@ -151,12 +150,15 @@ int fmt_mwriter_add_from(fmt_mwriter *w, const fmt_entry *e, uint32_t pblock, ui
 		w->first_key.len = 0;
 		cut_buf_put(&w->first_key, e->path, e->path_len);
 		if (w->prev && pblock != UINT32_MAX && pidx == 0) {
+			fmt_block_info bi; /* its key into raw, free between blocks */
+			if (fmt_mreader_block_info(w->prev, pblock, &bi, &w->raw) < 0)
+				return -1;
 			w->mblock = pblock;
 			w->midx = 0;
+			w->mcount = bi.count;
 		}
 	}
-	if (w->mblock != UINT32_MAX && pblock == w->mblock && pidx == w->midx &&
-	    pidx < fmt_mreader_block_info(w->prev, pblock)->count)
+	if (w->mblock != UINT32_MAX && pblock == w->mblock && pidx == w->midx && pidx < w->mcount)
 		w->midx++;
 	else if (w->mblock != UINT32_MAX && mw_unmatch(w) < 0)
 		return -1;
@@ -247,6 +249,8 @@ struct fmt_mcursor {
 	cut_buf prev;        /* previous path, for the order check */
 	bool have_prev;
 	uint32_t marked;     /* a marked block handed out, not read, or UINT32_MAX */
+	fmt_block_info bi;   /* the index entry of block (or marked) */
+	cut_buf key;         /* its key */
 };
 
 struct fmt_mreader {
@@ -368,6 +372,7 @@ void fmt_mcursor_free(fmt_mcursor *c)
 	cut_buf_free(&c->raw);
 	fmt_dec_free(&c->dec);
 	cut_buf_free(&c->prev);
+	cut_buf_free(&c->key);
 	if (c->idstate)
 		fmt_cr_id_abort(c->idstate); /* stopped before the end: nothing to check */
 	free(c);
@@ -379,13 +384,13 @@ static int mc_load(fmt_mcursor *c, uint32_t b)
 	uint32_t count;
 	if (c->block != b) {
 		c->block = UINT32_MAX;
-		if (fmt_cr_read_block(cr, b, &c->raw, &count, c->idstate) < 0)
+		if (fmt_cr_block(cr, b, &c->bi, &c->key) < 0 ||
+		    fmt_cr_read_block(cr, b, &c->raw, &count, c->idstate) < 0)
 			return -1;
 		c->block = b;
 	}
-	count = fmt_cr_block(cr, b)->count;
-	if (fmt_dec_init(&c->dec, c->raw.p, c->raw.len, count) < 0) {
-		fmt_cr_corrupt(cr, fmt_cr_block(cr, b)->off, c->dec.err);
+	if (fmt_dec_init(&c->dec, c->raw.p, c->raw.len, c->bi.count) < 0) {
+		fmt_cr_corrupt(cr, c->bi.off, c->dec.err);
 		c->block = UINT32_MAX;
 		return -1;
 	}
@@ -402,7 +407,7 @@ static int mc_raw_next(fmt_mcursor *c, fmt_entry *e)
 			return 0;
 		int rc = fmt_dec_next(&c->dec, e);
 		if (rc > 0) {
-			const fmt_block_info *b = fmt_cr_block(cr, c->block);
+			const fmt_block_info *b = &c->bi;
 			/* The index's key of a block is its first path. */
 			if (c->dec.left + 1 == b->count &&
 			    (b->key_len != e->path_len || memcmp(b->key, e->path, e->path_len))) {
@@ -412,7 +417,7 @@ static int mc_raw_next(fmt_mcursor *c, fmt_entry *e)
 			return 1;
 		}
 		if (rc < 0) {
-			fmt_cr_corrupt(cr, fmt_cr_block(cr, c->block)->off, c->dec.err);
+			fmt_cr_corrupt(cr, c->bi.off, c->dec.err);
 			return -1;
 		}
 		uint32_t nb = c->block + 1;
@@ -445,16 +450,8 @@ int fmt_mcursor_seek(fmt_mcursor *c, const char *path, size_t len)
 		return 0;
 	}
 	/* Last block whose first key is <= path (or block 0). */
-	uint32_t lo = 0, hi = n;
-	while (hi - lo > 1) {
-		uint32_t mid = lo + (hi - lo) / 2;
-		const fmt_block_info *b = fmt_cr_block(cr, mid);
-		if (fmt_path_cmp((const char *)b->key, b->key_len, path, len) <= 0)
-			lo = mid;
-		else
-			hi = mid;
-	}
-	if (mc_load(c, lo) < 0)
+	uint32_t lo;
+	if (fmt_cr_find(cr, path, len, &lo) < 0 || mc_load(c, lo) < 0)
 		return -1;
 	fmt_entry e;
 	for (;;) {
@@ -491,17 +488,17 @@ void fmt_mreader_set_marks(fmt_mreader *r, const uint8_t *bits) { r->marks = bit
 static int mr_mark(fmt_mreader *r, uint32_t b, fmt_entry *e)
 {
 	fmt_mcursor *c = r->seq;
-	const fmt_block_info *bi = fmt_cr_block(r->cr, b);
 	c->block = UINT32_MAX; /* c->raw is scratch now */
-	if (fmt_cr_read_disk(r->cr, b, &c->raw) < 0)
+	if (fmt_cr_block(r->cr, b, &c->bi, &c->key) < 0 || fmt_cr_read_disk(r->cr, b, &c->raw) < 0)
 		return -1;
 	if (c->idstate)
 		fmt_cr_id_feed(c->idstate, c->raw.p, c->raw.len);
 	c->marked = b;
 	memset(e, 0, sizeof *e);
-	e->path = (const char *)bi->key;
-	e->path_len = bi->key_len;
+	e->path = (const char *)c->bi.key;
+	e->path_len = c->bi.key_len;
 	e->ino = b;
+	e->size = c->bi.count;
 	return 2;
 }
 
@@ -518,8 +515,7 @@ static uint32_t mr_next_block(fmt_mreader *r, bool *err)
 	fmt_entry end;
 	int rc = fmt_dec_next(&c->dec, &end); /* every stream used up */
 	if (rc != 0) {
-		fmt_cr_corrupt(r->cr, fmt_cr_block(r->cr, c->block)->off,
-			       rc < 0 ? c->dec.err : "more entries than the block's count");
+		fmt_cr_corrupt(r->cr, c->bi.off, rc < 0 ? c->dec.err : "more entries than the block's count");
 		*err = true;
 	}
 	return c->block + 1;
@@ -568,8 +564,7 @@ int fmt_mreader_next(fmt_mreader *r, fmt_entry *e)
 	 * entry of a block is checked against the last of the one before. */
 	if (c->dec.left + 1 == c->dec.count && c->have_prev &&
 	    fmt_path_cmp((const char *)c->prev.p, c->prev.len, e->path, e->path_len) >= 0) {
-		fmt_cr_corrupt(r->cr, fmt_cr_block(r->cr, c->block)->off,
-			       "entries out of canonical order");
+		fmt_cr_corrupt(r->cr, c->bi.off, "entries out of canonical order");
 		return -1;
 	}
 	if (c->dec.left == 0) {
@@ -582,9 +577,14 @@ int fmt_mreader_next(fmt_mreader *r, fmt_entry *e)
 
 uint32_t fmt_mreader_nblocks(const fmt_mreader *r) { return fmt_cr_nblocks(r->cr); }
 
-const fmt_block_info *fmt_mreader_block_info(const fmt_mreader *r, uint32_t i)
+int fmt_mreader_block_info(fmt_mreader *r, uint32_t i, fmt_block_info *b, cut_buf *key)
 {
-	return fmt_cr_block(r->cr, i);
+	return fmt_cr_block(r->cr, i, b, key);
+}
+
+int fmt_mreader_find_block(fmt_mreader *r, const char *path, size_t len, uint32_t *b)
+{
+	return fmt_cr_find(r->cr, path, len, b);
 }
 
 int fmt_mreader_load_block(fmt_mreader *r, uint32_t i, cut_buf *raw, fmt_dec *dec)
@@ -593,7 +593,7 @@ int fmt_mreader_load_block(fmt_mreader *r, uint32_t i, cut_buf *raw, fmt_dec *de
 	if (fmt_cr_read_block(r->cr, i, raw, &count, NULL) < 0)
 		return -1;
 	if (fmt_dec_init(dec, raw->p, raw->len, count) < 0) {
-		fmt_cr_corrupt(r->cr, fmt_cr_block(r->cr, i)->off, dec->err);
+		fmt_cr_corrupt_block(r->cr, i, dec->err);
 		return -1;
 	}
 	return 0;
@@ -604,12 +604,7 @@ int fmt_mreader_read_disk(fmt_mreader *r, uint32_t i, cut_buf *disk)
 	return fmt_cr_read_disk(r->cr, i, disk);
 }
 
-bool fmt_mreader_same_block(const fmt_mreader *a, uint32_t i, const fmt_mreader *b, uint32_t j)
+void fmt_mreader_corrupt(fmt_mreader *r, uint32_t i, const char *what)
 {
-	return fmt_cr_same_block(a->cr, i, b->cr, j);
-}
-
-void fmt_mreader_corrupt(const fmt_mreader *r, uint32_t i, const char *what)
-{
-	fmt_cr_corrupt(r->cr, fmt_cr_block(r->cr, i)->off, what);
+	fmt_cr_corrupt_block(r->cr, i, what);
 }

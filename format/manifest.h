@@ -79,7 +79,7 @@ const char *fmt_mreader_path(const fmt_mreader *r);
  * (logged).  Also checks the canonical order.  With marks set
  * (fmt_mreader_set_marks), a marked block is not read: 2 is returned in
  * place of its entries, with only e->path and e->path_len (the block's first
- * key) and e->ino (its index) set, type 0; the next call goes on after it.
+ * key), e->ino (its index) and e->size (its count) set, type 0; the next call goes on after it.
  * A marked block is read and its checksums checked, not decompressed. */
 int fmt_mreader_next(fmt_mreader *r, fmt_entry *e);
 /* bits: one per block (bit b % 8 of byte b / 8), owned by the caller, set
@@ -90,16 +90,19 @@ void fmt_mreader_set_marks(fmt_mreader *r, const uint8_t *bits);
  * incremental scanner).  fmt_mreader_load_block reads and checks block i and
  * prepares dec over raw (which must outlive dec).  0 or -1 (logged). */
 uint32_t fmt_mreader_nblocks(const fmt_mreader *r);
-const fmt_block_info *fmt_mreader_block_info(const fmt_mreader *r, uint32_t i);
+/* Block i's index entry, its key copied into key (fmt_cr_block): the index
+ * is read on demand, so this may fail.  0 or -1 (logged). */
+int fmt_mreader_block_info(fmt_mreader *r, uint32_t i, fmt_block_info *b, cut_buf *key);
+/* The last block whose first key is <= path, or 0 (fmt_cr_find).  0 or -1. */
+int fmt_mreader_find_block(fmt_mreader *r, const char *path, size_t len, uint32_t *b);
 int fmt_mreader_load_block(fmt_mreader *r, uint32_t i, cut_buf *raw, fmt_dec *dec);
 /* Reads block i's on-disk bytes, checked, not decompressed.  0 or -1. */
 int fmt_mreader_read_disk(fmt_mreader *r, uint32_t i, cut_buf *disk);
-/* True when block i of a and block j of b are known from the indexes to
- * hold the same entries (fmt_cr_same_block): a merge-join of a and b may
- * step over both without decoding them. */
-bool fmt_mreader_same_block(const fmt_mreader *a, uint32_t i, const fmt_mreader *b, uint32_t j);
+/* Two blocks whose index entries fmt_cr_same_block finds equal hold the same
+ * entries: a merge-join of two manifests may step over both without
+ * decoding them. */
 /* Logs a corruption found by such a reader in block i. */
-void fmt_mreader_corrupt(const fmt_mreader *r, uint32_t i, const char *what);
+void fmt_mreader_corrupt(fmt_mreader *r, uint32_t i, const char *what);
 
 /* A cursor for random access; several cursors on one reader may be used from
  * different threads at once. */

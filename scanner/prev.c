@@ -9,6 +9,12 @@
  * over each child directory's subtree by binary search instead of reading it.
  * Positions of child directories are handed to their jobs, so no directory is
  * ever looked up by path except the root.
+ *
+ * Nothing here grows with the manifest: the cache is a list of the cached
+ * blocks (a few dozen, CACHE_BYTES), searched by block index, not an array
+ * over all blocks; and the binary search over blocks is the reader's
+ * (fmt_mreader_find_block), which holds a bounded sample of the index and
+ * reads the segment it lands in (format/container.c says how).
  */
 #include <stdlib.h>
 
@@ -22,6 +28,7 @@
 #define CACHE_BLOCKS 64 /* the lru array's first size */
 
 typedef struct pblock {
+	uint32_t idx;  /* its block index */
 	fmt_entry *v;
 	uint32_t n;
 	cut_arena arena;
@@ -33,8 +40,7 @@ typedef struct pblock {
 struct scan_prev {
 	fmt_mreader *r;
 	pthread_mutex_t mu;
-	pblock **slots;   /* by block index; NULL when not cached */
-	uint32_t *lru;    /* indices of the cached blocks (cached of them) */
+	pblock **lru;     /* the cached blocks (cached of them) */
 	size_t lru_cap;
 	uint32_t nblocks, cached;
 	size_t cached_bytes;
@@ -49,7 +55,6 @@ scan_prev *scan_prev_open(const char *path)
 	scan_prev *p = cut_calloc(1, sizeof *p);
 	p->r = r;
 	p->nblocks = fmt_mreader_nblocks(r);
-	p->slots = cut_calloc(p->nblocks ? p->nblocks : 1, sizeof *p->slots);
 	pthread_mutex_init(&p->mu, NULL);
 	return p;
 }
@@ -65,10 +70,8 @@ void scan_prev_close(scan_prev *p)
 {
 	if (!p)
 		return;
-	for (uint32_t i = 0; i < p->nblocks; i++)
-		if (p->slots[i])
-			pblock_free(p->slots[i]);
-	free(p->slots);
+	for (uint32_t k = 0; k < p->cached; k++)
+		pblock_free(p->lru[k]);
 	free(p->lru);
 	pthread_mutex_destroy(&p->mu);
 	fmt_mreader_close(p->r);
@@ -89,7 +92,8 @@ static pblock *decode(scan_prev *p, uint32_t i)
 	if (fmt_mreader_load_block(p->r, i, &raw, &dec) < 0)
 		goto out;
 	b = cut_calloc(1, sizeof *b);
-	uint32_t cap = fmt_mreader_block_info(p->r, i)->count;
+	b->idx = i;
+	uint32_t cap = dec.count;
 	b->v = cut_calloc(cap ? cap : 1, sizeof *b->v);
 	fmt_entry e;
 	int rc;
@@ -118,27 +122,34 @@ static void evict(scan_prev *p, uint32_t keep)
 		size_t victim = SIZE_MAX;
 		uint64_t oldest = UINT64_MAX;
 		for (size_t k = 0; k < p->cached; k++) {
-			pblock *c = p->slots[p->lru[k]];
-			if (c->refs == 0 && p->lru[k] != keep && c->used < oldest) {
+			pblock *c = p->lru[k];
+			if (c->refs == 0 && c->idx != keep && c->used < oldest) {
 				oldest = c->used;
 				victim = k;
 			}
 		}
 		if (victim == SIZE_MAX)
 			return; /* all in use: the cache grows past its size for a while */
-		uint32_t b = p->lru[victim];
-		p->cached_bytes -= p->slots[b]->bytes;
-		pblock_free(p->slots[b]);
-		p->slots[b] = NULL;
+		p->cached_bytes -= p->lru[victim]->bytes;
+		pblock_free(p->lru[victim]);
 		p->lru[victim] = p->lru[--p->cached];
 	}
+}
+
+/* Cached block i, or NULL.  Lock held. */
+static pblock *cached(const scan_prev *p, uint32_t i)
+{
+	for (uint32_t k = 0; k < p->cached; k++)
+		if (p->lru[k]->idx == i)
+			return p->lru[k];
+	return NULL;
 }
 
 /* Returns block i with a reference held, or NULL on corruption. */
 static pblock *get(scan_prev *p, uint32_t i)
 {
 	pthread_mutex_lock(&p->mu);
-	pblock *b = p->slots[i];
+	pblock *b = cached(p, i);
 	if (b) {
 		b->refs++;
 		b->used = ++p->tick;
@@ -153,15 +164,15 @@ static pblock *get(scan_prev *p, uint32_t i)
 	if (!nb)
 		return NULL;
 	pthread_mutex_lock(&p->mu);
-	b = p->slots[i];
+	b = cached(p, i);
 	if (!b) {
-		b = p->slots[i] = nb;
+		b = nb;
 		nb = NULL;
 		if (p->cached == p->lru_cap) {
 			p->lru_cap = p->lru_cap ? 2 * p->lru_cap : 2 * CACHE_BLOCKS;
 			p->lru = cut_realloc(p->lru, cut_size_mul(p->lru_cap, sizeof *p->lru));
 		}
-		p->lru[p->cached++] = i;
+		p->lru[p->cached++] = b;
 		p->cached_bytes += b->bytes;
 		evict(p, i);
 	}
@@ -221,17 +232,13 @@ static int seek_forward(scan_prev *p, pblock **bp, prev_pos *pos, const char *ke
 		return 0;
 	}
 	/* Not in this block: the last block whose first key is <= key. */
-	uint32_t lo = pos->block + 1, hi = p->nblocks;
-	if (lo >= hi)
+	uint32_t lo = pos->block + 1, at;
+	if (lo >= p->nblocks)
 		return 1;
-	while (hi - lo > 1) {
-		uint32_t mid = lo + (hi - lo) / 2;
-		const fmt_block_info *bi = fmt_mreader_block_info(p->r, mid);
-		if (fmt_path_cmp((const char *)bi->key, bi->key_len, key, klen) <= 0)
-			lo = mid;
-		else
-			hi = mid;
-	}
+	if (fmt_mreader_find_block(p->r, key, klen, &at) < 0)
+		return -1;
+	if (at > lo)
+		lo = at;
 	put(p, b);
 	*bp = NULL;
 	for (uint32_t i = lo; i < p->nblocks; i++) {

@@ -414,7 +414,11 @@ static void reader__reads_a_version_1_manifest(void **state)
 	free(p);
 	fmt_mreader *r = fmt_mreader_open(file);
 	assert_non_null(r);
-	assert_false(fmt_mreader_block_info(r, 0)->has_sum);
+	cut_buf key = {0};
+	fmt_block_info b0;
+	assert_int_equal(fmt_mreader_block_info(r, 0, &b0, &key), 0);
+	assert_false(b0.has_sum);
+	cut_buf_free(&key);
 	const char *want[] = {"", "a", "a/cur", "a/cur/1700000000.M1P2.host,S=3:2,S", "a/link"};
 	fmt_entry e;
 	int k = 0, rc;
@@ -531,6 +535,14 @@ static uint64_t store_write(const char *path, const fmt_entry *v, size_t n, fmt_
 	return copied;
 }
 
+/* Block i's index entry (its key in k). */
+static fmt_block_info bi_of(fmt_mreader *r, uint32_t i, cut_buf *k)
+{
+	fmt_block_info b;
+	assert_int_equal(fmt_mreader_block_info(r, i, &b, k), 0);
+	return b;
+}
+
 /* The blocks of a that b holds byte for byte (same key, count, length,
  * checksum), by a merge of the two indexes; unmatched[] flags b's others. */
 static uint32_t shared_blocks(fmt_mreader *a, fmt_mreader *b, bool *unmatched)
@@ -538,10 +550,11 @@ static uint32_t shared_blocks(fmt_mreader *a, fmt_mreader *b, bool *unmatched)
 	uint32_t na = fmt_mreader_nblocks(a), nb = fmt_mreader_nblocks(b), shared = 0;
 	for (uint32_t j = 0; j < nb; j++)
 		unmatched[j] = true;
+	cut_buf kx = {0}, ky = {0};
 	for (uint32_t i = 0, j = 0; i < na && j < nb;) {
-		const fmt_block_info *x = fmt_mreader_block_info(a, i), *y = fmt_mreader_block_info(b, j);
-		int c = fmt_path_cmp((const char *)x->key, x->key_len, (const char *)y->key, y->key_len);
-		if (c == 0 && fmt_mreader_same_block(a, i, b, j)) {
+		fmt_block_info x = bi_of(a, i, &kx), y = bi_of(b, j, &ky);
+		int c = fmt_path_cmp((const char *)x.key, x.key_len, (const char *)y.key, y.key_len);
+		if (c == 0 && fmt_cr_same_block(&x, &y)) {
 			unmatched[j] = false;
 			shared++;
 		}
@@ -550,6 +563,8 @@ static uint32_t shared_blocks(fmt_mreader *a, fmt_mreader *b, bool *unmatched)
 		if (c >= 0)
 			j++;
 	}
+	cut_buf_free(&kx);
+	cut_buf_free(&ky);
 	return shared;
 }
 
@@ -597,13 +612,15 @@ static void cut__a_change_inside_a_run_changes_only_the_blocks_around_it(void **
 		assert_true(first != UINT32_MAX);
 		for (uint32_t j = first; j <= last; j++)
 			assert_true(un[j]);
-		const fmt_block_info *fb0 = fmt_mreader_block_info(rb, first);
-		assert_true(fmt_path_cmp((const char *)fb0->key, fb0->key_len, a.paths[d],
+		cut_buf k = {0};
+		fmt_block_info fb0 = bi_of(rb, first, &k);
+		assert_true(fmt_path_cmp((const char *)fb0.key, fb0.key_len, a.paths[d],
 					 strlen(a.paths[d])) <= 0);
 		if (last + 1 < nb) {
-			const fmt_block_info *nx = fmt_mreader_block_info(rb, last + 1);
-			assert_true(fmt_path_cmp((const char *)nx->key, nx->key_len, path2, strlen(path2)) > 0);
+			fmt_block_info nx = bi_of(rb, last + 1, &k);
+			assert_true(fmt_path_cmp((const char *)nx.key, nx.key_len, path2, strlen(path2)) > 0);
 		}
+		cut_buf_free(&k);
 		assert_true(last - first + 1 <= 2);
 		assert_true(shared + 2 >= na);
 		free(un);
@@ -633,9 +650,11 @@ static void writer__copied_blocks_equal_encoded_ones(void **state)
 	assert_non_null(ra);
 	/* Where each entry of a lies in ra. */
 	uint32_t (*apos)[2] = calloc(a.n, sizeof *apos);
+	cut_buf key = {0};
 	for (uint32_t b = 0, k = 0; b < fmt_mreader_nblocks(ra); b++)
-		for (uint32_t i = 0; i < fmt_mreader_block_info(ra, b)->count; i++, k++)
+		for (uint32_t i = 0; i < bi_of(ra, b, &key).count; i++, k++)
 			apos[k][0] = b, apos[k][1] = i;
+	cut_buf_free(&key);
 	/* b: a few files changed in size (no longer equal to a's), one
 	 * entry removed. */
 	fmt_entry *bv = calloc(a.n, sizeof *bv);
@@ -975,6 +994,173 @@ static void reader__refuses_a_change_log_as_manifest(void **state)
 }
 
 /* The one JSON string escaping (format/json.h), on both sinks. */
+/* ------------------------------------------- the index, read by segments */
+
+/* Flips a byte in the middle of path's index section (found from the
+ * footer), where a file of many blocks has neither its first nor its last
+ * segment; returns its offset. */
+static uint64_t flip_mid_index(const char *path)
+{
+	int fd = open(path, O_RDWR);
+	assert_true(fd >= 0);
+	struct stat st;
+	assert_int_equal(fstat(fd, &st), 0);
+	uint64_t foot = (uint64_t)st.st_size - FMT_FOOTER_LEN;
+	uint8_t b[8];
+	assert_int_equal(pread(fd, b, 8, (off_t)(foot + FMT_FT_INDEX)), 8);
+	uint64_t ix = cut_get_le64(b), at = ix + (foot - ix) / 2;
+	assert_int_equal(pread(fd, b, 1, (off_t)at), 1);
+	b[0] ^= 0x5a;
+	assert_int_equal(pwrite(fd, b, 1, (off_t)at), 1);
+	close(fd);
+	return at;
+}
+
+/* Block i's key in the containers many_blocks() writes: "" for block 0,
+ * then increasing digits and a suffix of 0 to 149 letters. */
+static size_t many_key(char *k, uint32_t i, uint64_t seed)
+{
+	if (i == 0)
+		return 0;
+	size_t n = (size_t)snprintf(k, 16, "%08u", 2 * i);
+	size_t extra = (size_t)((seed ^ (i * 2654435761u)) % 150);
+	for (size_t j = 0; j < extra; j++)
+		k[n++] = (char)('a' + (i + j) % 26);
+	return n;
+}
+
+/* A change-log container of n blocks (the container does not look inside
+ * them): block i holds its key and i, and counts i % 7 + 1 records. */
+static void many_blocks(const char *path, uint32_t n, uint64_t seed)
+{
+	fmt_cw *w = fmt_cw_create(path, FMT_MAGIC_CHANGES);
+	assert_non_null(w);
+	char k[200], raw[220];
+	uint64_t records = 0;
+	for (uint32_t i = 0; i < n; i++) {
+		size_t kl = many_key(k, i, seed);
+		int rl = snprintf(raw, sizeof raw, "%.*s#%u", (int)kl, k, i);
+		assert_int_equal(fmt_cw_block(w, (const uint8_t *)raw, (size_t)rl, i % 7 + 1, k, kl), 0);
+		records += i % 7 + 1;
+	}
+	cut_buf m = {0};
+	fmt_meta_put_str(&m, 1, "x");
+	assert_int_equal(fmt_cw_finish(w, &m, records, NULL), 0);
+	cut_buf_free(&m);
+}
+
+/* Every block's index entry, asked for in order and at random (segments
+ * loaded and evicted), is the one written; a search finds each block by its
+ * key and a key between two blocks in the first of them; each block reads
+ * back.  The number of blocks is random: one segment, several, a last one
+ * part full. */
+static void container__index_read_by_segments_gives_every_entry(void **state)
+{
+	(void)state;
+	uint64_t seed = test_seed("container__index_read_by_segments_gives_every_entry");
+	rng = seed | 1;
+	uint32_t n = 1 + (uint32_t)(rnd() % 3000);
+	many_blocks(file, n, seed);
+	fmt_cr *r = fmt_cr_open(file, FMT_MAGIC_CHANGES);
+	assert_non_null(r);
+	assert_int_equal(fmt_cr_nblocks(r), n);
+	cut_buf key = {0}, raw = {0};
+	char k[200], want[220];
+	uint64_t end = FMT_FILE_HEADER_LEN;
+	for (uint32_t t = 0; t < 2 * n; t++) {
+		uint32_t i = t < n ? t : (uint32_t)(rnd() % n);
+		fmt_block_info b;
+		assert_int_equal(fmt_cr_block(r, i, &b, &key), 0);
+		size_t kl = many_key(k, i, seed);
+		assert_int_equal(b.count, i % 7 + 1);
+		assert_int_equal(b.key_len, kl);
+		assert_memory_equal(b.key, k, kl);
+		assert_true(b.has_sum);
+		if (t < n) { /* in order: the extents tile the blocks */
+			assert_int_equal(b.off, end);
+			end = b.end;
+		}
+		uint32_t at, cnt;
+		assert_int_equal(fmt_cr_find(r, k, kl, &at), 0);
+		assert_int_equal(at, i);
+		k[kl] = '~'; /* after block i's key, before block i + 1's (not after "") */
+		assert_int_equal(fmt_cr_find(r, k, kl + 1, &at), 0);
+		assert_int_equal(at, i ? i : n - 1);
+		if (rnd() % 8 == 0 || i + 1 == n) {
+			assert_int_equal(fmt_cr_read_block(r, i, &raw, &cnt, NULL), 0);
+			int wl = snprintf(want, sizeof want, "%.*s#%u", (int)kl, k, i);
+			assert_int_equal(raw.len, (size_t)wl);
+			assert_memory_equal(raw.p, want, raw.len);
+		}
+	}
+	uint32_t at;
+	assert_int_equal(fmt_cr_find(r, "\xff", 1, &at), 0);
+	assert_int_equal(at, n - 1);
+	cut_buf_free(&key);
+	cut_buf_free(&raw);
+	fmt_cr_close(r);
+}
+
+/* An index damaged in the middle is refused at open (its checksum); one
+ * damaged after the open is refused when a reader reaches the damaged
+ * segment, not before: what precedes it reads, nothing of it or after it. */
+static void container__index_damaged_after_open_is_refused_where_reached(void **state)
+{
+	(void)state;
+	uint32_t n = 1000; /* 16 segments */
+	many_blocks(file, n, 7);
+	fmt_cr *r = fmt_cr_open(file, FMT_MAGIC_CHANGES);
+	assert_non_null(r);
+	flip_mid_index(file);
+	cut_buf key = {0};
+	fmt_block_info b;
+	uint32_t i = 0;
+	while (i < n && fmt_cr_block(r, i, &b, &key) == 0)
+		i++;
+	assert_true(i >= 64 && i < n - 64); /* in a middle segment */
+	assert_int_equal(i % 64, 0);        /* at its first entry */
+	assert_int_equal(fmt_cr_block(r, i + 1, &b, &key), -1);
+	assert_int_equal(fmt_cr_block(r, 0, &b, &key), 0); /* segment 0 is whole */
+	cut_buf_free(&key);
+	fmt_cr_close(r);
+	assert_null(fmt_cr_open(file, FMT_MAGIC_CHANGES)); /* and at open, at once */
+}
+
+/* A manifest of many blocks read in order by fmt_mreader_next, whose index
+ * is damaged while it is read: the reader fails at the damaged segment
+ * (-1, never 0: no consumer takes the entries before it for the whole). */
+static void reader__index_damaged_while_reading_fails_there(void **state)
+{
+	(void)state;
+	fmt_mwriter *w = fmt_mwriter_create(file);
+	assert_non_null(w);
+	char p[32];
+	fmt_entry e = mk("", FMT_T_DIR);
+	assert_int_equal(fmt_mwriter_add(w, &e), 0);
+	for (unsigned d = 0; d < 20000; d++) { /* one directory in 64 starts a block */
+		snprintf(p, sizeof p, "d%05u", d);
+		e = mk(p, FMT_T_DIR);
+		assert_int_equal(fmt_mwriter_add(w, &e), 0);
+	}
+	fmt_mheader h = {.root = (char *)"/r"};
+	assert_int_equal(fmt_mwriter_finish(w, &h, NULL), 0);
+	fmt_mreader *r = fmt_mreader_open(file);
+	assert_non_null(r);
+	uint32_t nb = fmt_mreader_nblocks(r);
+	assert_true(nb > 3 * 64);
+	unsigned k = 0;
+	int rc;
+	while ((rc = fmt_mreader_next(r, &e)) > 0 && ++k < 64)
+		; /* into the first segment */
+	assert_int_equal(rc, 1);
+	flip_mid_index(file);
+	while ((rc = fmt_mreader_next(r, &e)) > 0)
+		k++;
+	assert_int_equal(rc, -1);
+	assert_true(k > 64 && k < 20001 - 64);
+	fmt_mreader_close(r);
+}
+
 static void cut_json_str__utf8_as_is_controls_and_bad_bytes_escaped(void **state)
 {
 	(void)state;
@@ -1037,6 +1223,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(reader__refuses_entries_out_of_order, setup, teardown),
 		cmocka_unit_test_setup_teardown(reader__refuses_traversal_paths, setup, teardown),
 		cmocka_unit_test_setup_teardown(reader__refuses_a_change_log_as_manifest, setup, teardown),
+		cmocka_unit_test_setup_teardown(container__index_read_by_segments_gives_every_entry, setup, teardown),
+		cmocka_unit_test_setup_teardown(container__index_damaged_after_open_is_refused_where_reached, setup, teardown),
+		cmocka_unit_test_setup_teardown(reader__index_damaged_while_reading_fails_there, setup, teardown),
 		cmocka_unit_test(cut_json_str__utf8_as_is_controls_and_bad_bytes_escaped),
 		cmocka_unit_test_setup_teardown(reader__refuses_a_mode_above_07777, setup, teardown),
 		cmocka_unit_test_setup_teardown(reader__refuses_a_hash_on_a_non_file, setup, teardown),
