@@ -56,6 +56,11 @@ void cli_progress_done(void);
  * the progress lines of scan and replay; "" before a request was measured.
  * One caller at a time (the progress callback). */
 void cli_source_part(char *buf, size_t cap);
+/* The source over the whole command, from cli_source_begin (called once
+ * its limits are set) to cli_source_summary: "cutover: CMD: source: 812
+ * ops/s, ..." on stderr; nothing when no request was measured. */
+void cli_source_begin(void);
+void cli_source_summary(const char *cmd);
 
 /* The command that fixes a non-zero exit, set by a subcommand that knows it
  * better than the exit code alone (fmt names it in backquotes).  main()

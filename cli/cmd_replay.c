@@ -190,12 +190,15 @@ static int run(int argc, char **argv)
 	o.log = argv[optind];
 	rp_stats st;
 	budget_source_set(max_ops, bwlimit, adaptive, max_latency);
+	cli_source_begin();
 	int rc = rp_run(&o, &st);
 	cli_progress_done();
 	if (!cli_quiet && !o.dry_run && (st.total || st.finished_before) &&
 	    (rc == CUT_EXIT_OK || rc == CUT_EXIT_INCOMPLETE || rc == CUT_EXIT_CONFLICT ||
-	     rc == CUT_EXIT_NOSPACE || rc == CUT_EXIT_ERROR))
+	     rc == CUT_EXIT_NOSPACE || rc == CUT_EXIT_ERROR)) {
 		summary(&st, rc);
+		cli_source_summary("replay");
+	}
 	return rc;
 }
 

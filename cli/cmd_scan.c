@@ -148,6 +148,7 @@ static int run(int argc, char **argv)
 	scan_stats st;
 	uint8_t id[FMT_ID_LEN];
 	budget_source_set(max_ops, bwlimit, adaptive, max_latency);
+	cli_source_begin();
 	int64_t t0 = cut_mono_ns();
 	int r = scan_run(&o, &st, id);
 	cli_progress_done();
@@ -167,6 +168,7 @@ static int run(int argc, char **argv)
 			st.entries, st.files, st.dirs, cut_bytes_human(b, st.bytes), secs,
 			secs > 0 ? (double)st.entries / secs : 0.0, st.threads, st.listed, st.skipped_dirs, st.stats,
 			st.carried, st.copied_blocks, st.hashed, st.vanished, st.errors, hex);
+		cli_source_summary("scan");
 	}
 	if (st.retried && !cli_quiet)
 		fprintf(stderr, "cutover: scan: %" PRIu64 " stats or opens answered ESTALE (a stale NFS "

@@ -135,6 +135,23 @@ void cli_source_part(char *buf, size_t cap)
 	}
 }
 
+static budget_snap source_start;
+
+void cli_source_begin(void) { budget_snap_take(&budget_source, &source_start); }
+
+void cli_source_summary(const char *cmd)
+{
+	budget_snap now;
+	budget_snap_take(&budget_source, &now);
+	budget_view v;
+	budget_view_of(&source_start, &now, &v);
+	if (!v.reqs)
+		return;
+	char line[192];
+	budget_view_line(&v, line, sizeof line);
+	fprintf(stderr, "cutover: %s: source: %s\n", cmd, line);
+}
+
 static int64_t progress_last;
 static bool progress_shown;
 

@@ -304,4 +304,16 @@ done
 [ "$hits" -gt 0 ] || no "the swap never raced the replay: no operation met the symlink in 3 attempts"
 [ "$hits" -gt 0 ] && [ "$rc" != 3 ] && no "$hits conflicts skipped, but replay exited $rc, not 3"
 
+t summaries_give_the_source_over_the_whole_command
+# Measured with no limit on: the requests made of the source, their rate
+# and latency, once for the whole command.
+expect_rc 0 $C scan src -o ms
+n=$(sed -n 's/^cutover: scan: source: \([0-9]*\) ops\/s, .* p50 [0-9.]*[mun]*s p99 [0-9.]*[mun]*s.*/\1/p' "$T/.err")
+[ "${n:-0}" -gt 0 ] || no "no source line in the scan's summary: $(cat "$T/.err")"
+$C -q diff --from-empty ms -o cs && rm -rf dsts
+expect_rc 0 $C replay cs --source src --target dsts
+n=$(sed -n 's/^cutover: replay: source: \([0-9]*\) ops\/s, [0-9.]* [KMG]*i*B\/s, p50 .*/\1/p' "$T/.err")
+[ "${n:-0}" -gt 0 ] || no "no source line in the replay's summary: $(cat "$T/.err")"
+rm -rf dsts
+
 finish
