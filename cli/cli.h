@@ -56,6 +56,10 @@ void cli_progress_done(void);
  * the progress lines of scan and replay; "" before a request was measured.
  * One caller at a time (the progress callback). */
 void cli_source_part(char *buf, size_t cap);
+/* A pass's summary line: appended to log_file (with the time and pid) when
+ * set, else sent to syslog (LOG_DAEMON; LOG_ERR when exit_code is not 0)
+ * when use_syslog.  The one place cutover talks to syslog. */
+void cli_log_line(const char *log_file, bool use_syslog, int exit_code, const char *line);
 /* The source over the whole command, from cli_source_begin (called once
  * its limits are set) to cli_source_summary: "cutover: CMD: source: 812
  * ops/s, ..." on stderr; nothing when no request was measured. */

@@ -97,6 +97,8 @@ static int run(int argc, char **argv)
 		{"verbose", no_argument, NULL, 'v'},
 		{NULL, 0, NULL, 0}};
 	sync_switch_opts o = {.out = stdout};
+	const char *log_file = NULL;
+	bool no_syslog = false;
 	char **subs = NULL;
 	size_t n = 0;
 	int ch, rc = CUT_EXIT_USAGE;
@@ -107,8 +109,8 @@ static int run(int argc, char **argv)
 		case O_BEFORE: o.before = optarg; break;
 		case O_AFTER: o.after = optarg; break;
 		case O_FSYNC: o.fsync = true; break;
-		case O_LOG: o.log_file = optarg; break;
-		case O_NOSYSLOG: o.no_syslog = true; break;
+		case O_LOG: log_file = optarg; break;
+		case O_NOSYSLOG: no_syslog = true; break;
 		case O_ACK: o.ack_late = true; break;
 		case O_ADAPTIVE: o.adaptive = true; break;
 		case O_MAXLAT:
@@ -149,6 +151,8 @@ static int run(int argc, char **argv)
 	o.n = n;
 	sync_result r;
 	rc = sync_switch(&o, &r);
+	if (r.h.seq && r.message[0]) /* a switch that ran */
+		cli_log_line(log_file, !no_syslog, rc, r.message);
 	if (cut_verbosity > 0 && r.message[0])
 		printf("cutover: %s\n", r.message);
 	if (r.verdict_line[0])

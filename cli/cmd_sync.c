@@ -132,6 +132,8 @@ static int run(int argc, char **argv)
 		{"max-latency", required_argument, NULL, O_MAXLAT},
 		{NULL, 0, NULL, 0}};
 	sync_opts o = {.max_age_s = 24 * 3600};
+	const char *log_file = NULL;
+	bool no_syslog = false;
 	int ch;
 	uint64_t v;
 	while ((ch = getopt_long(argc, argv, "j:v", lo, NULL)) != -1) {
@@ -143,8 +145,8 @@ static int run(int argc, char **argv)
 		case O_FULL: o.full = true; break;
 		case O_CHECK: o.check_target = true; break;
 		case O_REBASE: o.rebase = true; break;
-		case O_LOG: o.log_file = optarg; break;
-		case O_NOSYSLOG: o.no_syslog = true; break;
+		case O_LOG: log_file = optarg; break;
+		case O_NOSYSLOG: no_syslog = true; break;
 		case O_FSYNC: o.fsync = true; break;
 		case O_FORCE: o.force = true; break;
 		case O_ATTR: o.attr_cache_expired = true; break;
@@ -209,6 +211,8 @@ static int run(int argc, char **argv)
 	sync_result r;
 	int rc = sync_run(&o, &r);
 	cli_progress_done();
+	if (r.message[0])
+		cli_log_line(log_file, !no_syslog, rc, r.message);
 	if (cut_verbosity > 0 && r.message[0])
 		printf("cutover: %s\n", r.message);
 	if (o.final && r.verdict_line[0])

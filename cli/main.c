@@ -11,6 +11,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <syslog.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -132,6 +133,28 @@ void cli_source_part(char *buf, size_t cap)
 	if (v.reqs && cap > 9) {
 		memcpy(buf, "; source ", 10);
 		budget_view_line(&v, buf + 9, cap - 9);
+	}
+}
+
+void cli_log_line(const char *log_file, bool use_syslog, int exit_code, const char *line)
+{
+	if (log_file) {
+		FILE *f = fopen(log_file, "a");
+		if (!f) {
+			CUT_SYSWARN("%s: cannot append the summary line", log_file);
+			return;
+		}
+		char when[64];
+		time_t t = time(NULL);
+		struct tm tm;
+		localtime_r(&t, &tm);
+		strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S%z", &tm);
+		fprintf(f, "%s cutover[%ld]: %s\n", when, (long)getpid(), line);
+		fclose(f);
+	} else if (use_syslog) {
+		openlog("cutover", LOG_PID, LOG_DAEMON);
+		syslog(exit_code == 0 ? LOG_INFO : LOG_ERR, "%s", line);
+		closelog();
 	}
 }
 

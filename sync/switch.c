@@ -969,8 +969,6 @@ int sync_switch(const sync_switch_opts *o, sync_result *res)
 			 "%.1fs verify %.1fs; source %s", o->n, o->n == 1 ? "" : "s",
 			 rc == 0 ? "ok" : "FAILED", rc, (unsigned long long)h->ops, h->scan_s, h->diff_s,
 			 h->replay_s, h->check_s, src);
-		if (h->seq)
-			sync_log_line(o->log_file, !o->no_syslog, rc, res->message);
 		sync_lock_release(&lk);
 	}
 	sync_switched_free(&x.sw);

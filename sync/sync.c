@@ -25,7 +25,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <syslog.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -118,28 +117,6 @@ static int dir_empty(const char *p)
 		}
 	closedir(d);
 	return r;
-}
-
-void sync_log_line(const char *log_file, bool use_syslog, int exit_code, const char *line)
-{
-	if (log_file) {
-		FILE *f = fopen(log_file, "a");
-		if (!f) {
-			CUT_SYSWARN("%s: cannot append the summary line", log_file);
-			return;
-		}
-		char when[64];
-		time_t t = time(NULL);
-		struct tm tm;
-		localtime_r(&t, &tm);
-		strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S%z", &tm);
-		fprintf(f, "%s cutover[%ld]: %s\n", when, (long)getpid(), line);
-		fclose(f);
-	} else if (use_syslog) {
-		openlog("cutover", LOG_PID, LOG_DAEMON);
-		syslog(exit_code == 0 ? LOG_INFO : LOG_ERR, "%s", line);
-		closelog();
-	}
 }
 
 void sync_policy_of(const sync_config *c, sync_scan_policy *p, int threads)
@@ -1551,7 +1528,6 @@ done:
 		 h->replay_s, h->check_s, h->drifted, h->vanished, h->conflicts, src, tid,
 		 h->verdict[0] && strcmp(h->verdict, "-") ? "; verdict " : "",
 		 h->verdict[0] && strcmp(h->verdict, "-") ? h->verdict : "");
-	sync_log_line(o->log_file, !o->no_syslog, rc, res->message);
 	sync_progress_end(&p.prog);
 	if (locked)
 		sync_lock_release(&lk);

@@ -375,8 +375,6 @@ typedef struct sync_opts {
 	bool final, force, attr_cache_expired, full, rebase, check_target;
 	int64_t max_age_s;      /* --final: newest successful sync at most this old */
 	unsigned verify_depth;  /* --final: changed subtrees = first N components */
-	const char *log_file;   /* NULL: syslog */
-	bool no_syslog;
 	bool fsync;
 	bool has_max_ops, has_bwlimit; /* override the config's limits (0: none) */
 	uint64_t max_ops, bwlimit;
@@ -391,7 +389,7 @@ typedef struct sync_opts {
 typedef struct sync_result {
 	sync_hist h;
 	char verdict_line[512];
-	char message[1024];     /* one-line summary (the syslog line) */
+	char message[1024];     /* one-line summary: the CLI sends it to syslog or --log */
 	char fix[512];          /* what fixes a non-zero exit, when its code alone does not
 				 * tell (the CLI prints it last); "" otherwise */
 } sync_result;
@@ -469,16 +467,11 @@ typedef struct sync_switch_opts {
 	unsigned jobs;
 	int scan_threads;
 	bool fsync, ack_late;
-	const char *log_file;
-	bool no_syslog;
 	bool adaptive;          /* the source's gate, besides the config's */
 	int64_t max_latency_ns; /* 0: the config's */
 	FILE *out;              /* the per-subtree verdicts */
 } sync_switch_opts;
 /* `cutover switch`.  An enum cut_exit. */
 int sync_switch(const sync_switch_opts *o, sync_result *r);
-
-/* The syslog line (or --log FILE line) of a pass. */
-void sync_log_line(const char *log_file, bool use_syslog, int exit_code, const char *line);
 
 #endif
