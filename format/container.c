@@ -837,6 +837,8 @@ static void cr_seg_info(const fmt_cr *r, const cr_seg *g, uint32_t k, fmt_block_
 		b->end = r->meta_off;
 }
 
+/* The segment cache is shared by the reader's cursors: the entry is read
+ * under the lock, and nothing of the cache's is handed out. */
 int fmt_cr_block(fmt_cr *r, uint32_t i, fmt_block_info *b, cut_buf *key)
 {
 	if (i >= r->nblocks) {
@@ -847,32 +849,19 @@ int fmt_cr_block(fmt_cr *r, uint32_t i, fmt_block_info *b, cut_buf *key)
 	cr_seg *g = cr_seg_get(r, i / r->seg_len);
 	if (g) {
 		cr_seg_info(r, g, i % r->seg_len, b);
-		key->len = 0;
-		cut_buf_reserve(key, b->key_len + 1); /* b->key is never NULL */
-		memcpy(key->p, b->key, b->key_len);
-		key->len = b->key_len;
-		b->key = key->p;
+		if (key) {
+			key->len = 0;
+			cut_buf_reserve(key, b->key_len + 1); /* b->key is never NULL */
+			memcpy(key->p, b->key, b->key_len);
+			key->len = b->key_len;
+		}
+		b->key = key ? key->p : NULL;
 	}
 	pthread_mutex_unlock(&r->mu);
 	return g ? 0 : -1;
 }
 
-/* Block i's index entry without its key (b->key NULL).  0 or -1 logged. */
-static int cr_info(fmt_cr *r, uint32_t i, fmt_block_info *b)
-{
-	if (i >= r->nblocks) {
-		CUT_ERR("%s: internal: block %u of %u asked for", r->path, i, r->nblocks);
-		return -1;
-	}
-	pthread_mutex_lock(&r->mu);
-	cr_seg *g = cr_seg_get(r, i / r->seg_len);
-	if (g) {
-		cr_seg_info(r, g, i % r->seg_len, b);
-		b->key = NULL;
-	}
-	pthread_mutex_unlock(&r->mu);
-	return g ? 0 : -1;
-}
+static int cr_info(fmt_cr *r, uint32_t i, fmt_block_info *b) { return fmt_cr_block(r, i, b, NULL); }
 
 /* The last of blocks lo.. of segment g whose key is <= key, or lo. */
 static uint32_t cr_seg_find(const fmt_cr *r, const cr_seg *g, uint32_t lo, const char *key,

@@ -101,7 +101,7 @@ const uint8_t *fmt_cr_id(const fmt_cr *r);
 uint64_t fmt_cr_records(const fmt_cr *r);
 uint32_t fmt_cr_nblocks(const fmt_cr *r);
 /* Block i's index entry into *b, its key copied into key (b->key points
- * there).  Safe from several threads.  0, or -1 (logged: a read error, or
+ * there; key NULL: no key, b->key NULL).  Safe from several threads.  0, or -1 (logged: a read error, or
  * an index that changed since the open). */
 int fmt_cr_block(fmt_cr *r, uint32_t i, fmt_block_info *b, cut_buf *key);
 /* The last block whose key is <= key in canonical order (fmt_path_cmp), or
