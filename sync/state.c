@@ -913,6 +913,15 @@ int sync_hist_append(const char *dir, const sync_hist *h)
 	return rc;
 }
 
+int sync_hist_record(const char *dir, const sync_hist *h)
+{
+	if (sync_hist_append(dir, h) == 0)
+		return 0;
+	CUT_ERR("%s pass %u is done and committed, but its line in %s/history could not be written "
+		"(above): `cutover status` does not show it", h->kind, h->seq, dir);
+	return -1;
+}
+
 int sync_hist_read(const char *dir, size_t max, sync_hist **v, size_t *n)
 {
 	*v = NULL;

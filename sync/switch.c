@@ -960,7 +960,8 @@ int sync_switch(const sync_switch_opts *o, sync_result *res)
 		if (h->seq) {
 			if (!h->verdict[0])
 				snprintf(h->verdict, sizeof h->verdict, "-");
-			sync_hist_append(o->dir, h);
+			if (sync_hist_record(o->dir, h) < 0 && rc == CUT_EXIT_OK)
+				rc = CUT_EXIT_ERROR;
 		}
 		char src[160];
 		sync_hist_src_line(h, src, sizeof src);

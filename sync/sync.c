@@ -1504,12 +1504,7 @@ done:
 	if (locked && h->seq) {
 		if (!h->verdict[0])
 			snprintf(h->verdict, sizeof h->verdict, "-");
-		/* The pass is committed; only its record is missing.  Not exit
-		 * 0: a cron job that watches exit codes must hear of it, or
-		 * `status` goes on showing the pass before. */
-		if (sync_hist_append(o->dir, h) < 0 && rc == CUT_EXIT_OK) {
-			CUT_ERR("sync: pass %u is done and committed, but its line in %s/history could "
-				"not be written (above): `cutover status` does not show it", h->seq, o->dir);
+		if (sync_hist_record(o->dir, h) < 0 && rc == CUT_EXIT_OK) {
 			fix(&p, "free space on the disk of %s; the next pass records itself", o->dir);
 			rc = CUT_EXIT_ERROR;
 		}

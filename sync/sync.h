@@ -173,6 +173,11 @@ typedef struct sync_hist {
 void sync_hist_format(const sync_hist *h, cut_buf *out); /* no newline */
 int sync_hist_parse(const char *line, size_t len, sync_hist *h);
 int sync_hist_append(const char *dir, const sync_hist *h);
+/* Appends the line of a pass that has done its work.  Its failure is the
+ * pass's: the work is committed but `status` will not show it, and a cron
+ * job that watches exit codes must hear of it.  0, or -1 (logged, saying
+ * so). */
+int sync_hist_record(const char *dir, const sync_hist *h);
 /* Reads the last max lines (oldest first) into *v (caller frees). -1 on error. */
 int sync_hist_read(const char *dir, size_t max, sync_hist **v, size_t *n);
 

@@ -563,7 +563,7 @@ for f in /manifests/ /logs/ /pending /journal /target-state /target-marks /histo
 			no "$f: the message does not name the file and the errno: $(head -c 400 "$T/.err")"
 		case $f in
 		/target-marks) [ $rc = 0 ] || no "$f: exit $rc, not 0 (the pass does without the marks)" ;;
-		/history) [ $rc = 2 ] && grep -q "pass [0-9]* is done and committed" "$T/.err" ||
+		/history) [ $rc = 2 ] && grep -q "nightly pass [0-9]* is done and committed" "$T/.err" ||
 			no "$f: exit $rc, not 2 saying the pass is done: $(head -c 400 "$T/.err")" ;;
 		*) [ $rc = 0 ] && no "$f: exit 0" ;;
 		esac
