@@ -10,9 +10,6 @@
 # RSS.  OLD=path/to/cutover measures another build
 # side by side.  Results: $B/results-index-mem.md.
 . "$(dirname "$0")/lib.sh"
-OLD=${OLD:-}
-bins="new" && [ -n "$OLD" ] && bins="old new"
-bin() { if [ "$1" = old ]; then echo "$OLD"; else echo "$CUTOVER"; fi; }
 R="$B/im"
 mkdir -p "$R"
 : >"$B/times"

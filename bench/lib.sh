@@ -9,6 +9,13 @@ B=${BENCH_DIR:-$ROOT/$BUILD/bench}
 RUNS=${RUNS:-3}
 mkdir -p "$B"
 
+# OLD=path/to/cutover: another build measured beside this one.  $bins names
+# the builds a side-by-side run loops over ("new", or "old new"); bin NAME
+# prints one's path.
+OLD=${OLD:-}
+bins="new" && [ -n "$OLD" ] && bins="old new"
+bin() { if [ "$1" = old ]; then echo "$OLD"; else echo "$CUTOVER"; fi; }
+
 # tree NAME USERS SEED: a generated maildir store of USERS users with ~870
 # messages each, made once under $B/NAME (its generator's summary in
 # NAME.gen); prints its path.

@@ -18,9 +18,6 @@
 U=${REPLAY_USERS:-1000}
 TU=${THRU_USERS:-300}
 AT=${RESUME_AT:-0.8}
-OLD=${OLD:-}
-bins="new" && [ -n "$OLD" ] && bins="old new"
-bin() { if [ "$1" = old ]; then echo "$OLD"; else echo "$CUTOVER"; fi; }
 R="$B/rm"
 mkdir -p "$R"
 : >"$B/times"
