@@ -703,19 +703,9 @@ static int cmp_frac(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-int gen_create(const char *root, uint32_t nusers, uint32_t ndomains,
-		     uint32_t msgs, uint64_t seed, uint32_t T0)
+/* The domains' names. */
+static void make_domains(uint32_t ndomains)
 {
-	rng_t R;
-	g_seed = seed;
-	g_T0 = T0;
-	gen_rng_seed(&R, seed ^ 0x6372656174650000ULL);
-	if (T0 < 8 * YEAR)
-		gen_die_usage("--time must be after 1978");
-	if (ndomains > nusers)
-		ndomains = nusers ? nusers : 1;
-
-	/* domains */
 	g_ndomains = ndomains;
 	g_domains = gen_xmalloc(sizeof(char *) * (ndomains ? ndomains : 1));
 	for (uint32_t d = 0; d < ndomains; d++) {
@@ -726,7 +716,12 @@ int gen_create(const char *root, uint32_t nusers, uint32_t ndomains,
 			snprintf(nm, sizeof nm, "d%03" PRIu32 ".example", d);
 		g_domains[d] = gen_xstrdup(nm);
 	}
-	/* users: the first D users seed each domain, the rest Zipf-like */
+}
+
+/* The users: the first D seed each domain, the rest Zipf-like; ordered by
+ * domain (stable), so that a domain's users are contiguous. */
+static void make_users(rng_t *R, const char *root, uint32_t nusers, uint32_t ndomains, uint32_t T0)
+{
 	uint32_t *udom = gen_xmalloc(sizeof(uint32_t) * (nusers ? nusers : 1));
 	uint64_t zs = 0;
 	for (uint32_t d = 0; d < ndomains; d++)
@@ -736,7 +731,7 @@ int gen_create(const char *root, uint32_t nusers, uint32_t ndomains,
 			udom[u] = u;
 			continue;
 		}
-		uint64_t x = gen_rng_below(&R, zs);
+		uint64_t x = gen_rng_below(R, zs);
 		uint32_t d = 0;
 		while (d + 1 < ndomains && x >= 1000000 / (d + 1)) {
 			x -= 1000000 / (d + 1);
@@ -757,9 +752,9 @@ int gen_create(const char *root, uint32_t nusers, uint32_t ndomains,
 			memset(cu, 0, sizeof *cu);
 			cu->domain = d;
 			char nm[128];
-			const char *fn = gen_first_names[gen_rng_below(&R, NELEM(gen_first_names))];
-			const char *ln = gen_last_names[gen_rng_below(&R, NELEM(gen_last_names))];
-			switch (gen_rng_below(&R, 4)) {
+			const char *fn = gen_first_names[gen_rng_below(R, NELEM(gen_first_names))];
+			const char *ln = gen_last_names[gen_rng_below(R, NELEM(gen_last_names))];
+			switch (gen_rng_below(R, 4)) {
 			case 0: snprintf(nm, sizeof nm, "%s.%s", fn, ln); break;
 			case 1: snprintf(nm, sizeof nm, "%c.%s", fn[0], ln); break;
 			case 2: snprintf(nm, sizeof nm, "%s", fn); break;
@@ -779,23 +774,26 @@ int gen_create(const char *root, uint32_t nusers, uint32_t ndomains,
 			cu->home = gen_xstrdup(p);
 			gen_pjoin(q, p, "Maildir");
 			cu->maildir = gen_xstrdup(q);
-			cu->A = T0 - 180 * DAY - (uint32_t)gen_rng_below(&R, 6 * YEAR);
-			cu->L = T0 - 1 - (uint32_t)gen_rng_skew(&R, 14 * DAY);
-			cu->localized = gen_rng_ppm(&R, 100000);
+			cu->A = T0 - 180 * DAY - (uint32_t)gen_rng_below(R, 6 * YEAR);
+			cu->L = T0 - 1 - (uint32_t)gen_rng_skew(R, 14 * DAY);
+			cu->localized = gen_rng_ppm(R, 100000);
 			nCU++;
 		}
 		strset_free(&names[d]);
 	}
 	free(names);
 	free(udom);
+}
 
-	/* plan: per-user message counts from the multiplier table, scaled so
-	 * that they add up to exactly users * msgs (predictable tree size) */
+/* The plan: per-user message counts from the multiplier table, scaled so
+ * that they add up to exactly users * msgs (a predictable tree size). */
+static void plan_store(rng_t *R, uint32_t msgs)
+{
 	uint64_t *cnt = gen_xmalloc(sizeof(uint64_t) * (nCU + 1));
 	uint64_t *frac = gen_xmalloc(sizeof(uint64_t) * (nCU + 1));
 	uint64_t msum = 0, want = (uint64_t)msgs * nCU, got = 0;
 	for (uint32_t u = 0; u < nCU; u++) {
-		cnt[u] = gen_table_pick(&R, mult_tab, NELEM(mult_tab));
+		cnt[u] = gen_table_pick(R, mult_tab, NELEM(mult_tab));
 		msum += cnt[u];
 	}
 	for (uint32_t u = 0; u < nCU; u++) {
@@ -815,21 +813,23 @@ int gen_create(const char *root, uint32_t nusers, uint32_t ndomains,
 		free(ord);
 	}
 	for (uint32_t u = 0; u < nCU; u++) {
-		plan_user_folders(&R, u);
-		plan_native(&R, u, (uint32_t)(cnt[u] > 50000000 ? 50000000 : cnt[u]));
+		plan_user_folders(R, u);
+		plan_native(R, u, (uint32_t)(cnt[u] > 50000000 ? 50000000 : cnt[u]));
 	}
 	free(cnt);
 	free(frac);
-	plan_links(&R);
-	assign_uids(&R);
+	plan_links(R);
+	assign_uids(R);
+}
 
-	/* write: directories and message files */
+/* Directories and message files. */
+static void write_messages(const char *root, buf_t *b)
+{
 	struct stat sb;
 	if (mkdir(root, 0755) < 0) {
 		if (errno != EEXIST || stat(root, &sb) < 0 || !S_ISDIR(sb.st_mode))
 			gen_die_path("mkdir", root);
 	}
-	buf_t b = {0};
 	char p[PATHMAX], name[512];
 	for (uint32_t u = 0; u < nCU; u++) {
 		cuser_t *cu = &CU[u];
@@ -857,17 +857,21 @@ int gen_create(const char *root, uint32_t nusers, uint32_t ndomains,
 				entry_t *e = &E[f->ents[j]];
 				if (e->owner != f->ents[j])
 					continue;
-				entry_message(&b, e);
-				e->size = (uint32_t)b.len;
-				e->lines = gen_count_lf(b.p, b.len);
+				entry_message(b, e);
+				e->size = (uint32_t)b->len;
+				e->lines = gen_count_lf(b->p, b->len);
 				fmt_name(name, sizeof name, e);
 				gen_pjoin3(p, f->path, e->in_new ? "new" : "cur", name);
-				gen_write_new_file(p, b.p, b.len, e->sec, 0);
+				gen_write_new_file(p, b->p, b->len, e->sec, 0);
 			}
 		}
 	}
-	/* hard links: COPY within a user, LMTP to several users */
-	char q[PATHMAX];
+}
+
+/* Hard links: COPY within a user, LMTP to several users. */
+static void write_links(void)
+{
+	char p[PATHMAX], q[PATHMAX];
 	for (size_t fi = 0; fi < nCF; fi++) {
 		cfolder_t *f = &CF[fi];
 		for (uint32_t j = 0; j < f->nents; j++) {
@@ -879,6 +883,26 @@ int gen_create(const char *root, uint32_t nusers, uint32_t ndomains,
 			gen_xlink(p, q);
 		}
 	}
+}
+
+int gen_create(const char *root, uint32_t nusers, uint32_t ndomains,
+		     uint32_t msgs, uint64_t seed, uint32_t T0)
+{
+	rng_t R;
+	g_seed = seed;
+	g_T0 = T0;
+	gen_rng_seed(&R, seed ^ 0x6372656174650000ULL);
+	if (T0 < 8 * YEAR)
+		gen_die_usage("--time must be after 1978");
+	if (ndomains > nusers)
+		ndomains = nusers ? nusers : 1;
+
+	make_domains(ndomains);
+	make_users(&R, root, nusers, ndomains, T0);
+	plan_store(&R, msgs);
+	buf_t b = {0};
+	write_messages(root, &b);
+	write_links();
 	uint64_t msg_names = nE;
 	/* control files */
 	for (size_t fi = 0; fi < nCF; fi++)
