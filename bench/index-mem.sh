@@ -11,23 +11,7 @@
 # side by side.  Results: $B/results-index-mem.md.
 . "$(dirname "$0")/lib.sh"
 R="$B/im"
-mkdir -p "$R"
 : >"$B/times"
-
-# store U: the tree and its two manifests, made once; prints the tree's path.
-store() {
-	local s="$R/src-$1"
-	if [ ! -f "$s.stamp" ]; then
-		rm -rf "$s" "$s".*
-		echo "bench: generating a store of $1 users in $s ..." >&2
-		"$GEN" create "$s" --users "$1" --msgs 870 --size-scale 0.02 --seed 42 >"$s.gen" &&
-			"$CUTOVER" -q scan "$s" -o "$s.m0" --maildir &&
-			"$CUTOVER" -q scan "$s" -o "$s.m1" --prev "$s.m0" --maildir &&
-			"$CUTOVER" -q scan "$s" -o "$s.m2" --prev "$s.m1" --maildir &&
-			touch "$s.stamp" || return 1
-	fi
-	echo "$s"
-}
 
 out="$B/results-index-mem.md"
 {
@@ -35,7 +19,7 @@ out="$B/results-index-mem.md"
 	echo "|---|---:|---|---|---:|---:|"
 } >"$out"
 for u in ${INDEX_USERS:-1000 5000}; do
-	s=$(store "$u") || exit 1
+	s=$(store_steady "$u") || exit 1
 	for r in $(seq "$RUNS"); do
 		for b in $bins; do
 			timed "$u-$b-scan" "$(bin "$b")" -q scan "$s" -o "$R/out-$b" --prev "$s.m1" --maildir ||

@@ -69,8 +69,9 @@ sec() { median "$1"; }
 echo "## Switching users (issue 17) — $(date -u +%Y-%m-%d), $(machine)"
 echo
 echo "Source: the $entries-entry store of nfs.sh ($NUSERS users) through latfs at $DELAY µs per"
-echo "operation; target on local disk. Each switch scans the user in full on both sides (twice: the"
-echo "pass and its verification), copies what changed since the last pass, and records the user."
+echo "operation; target on local disk. Each switch scans the user in full on both sides, copies what"
+echo "changed since the last pass, verifies (the target in full, the source's directories and"
+echo "control files again) and records the user."
 echo
 echo "| pass | seconds |"
 echo "|---|---:|"

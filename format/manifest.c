@@ -521,6 +521,13 @@ static uint32_t mr_next_block(fmt_mreader *r, bool *err)
 	return c->block + 1;
 }
 
+void fmt_mreader_pos(const fmt_mreader *r, uint32_t *block, uint32_t *idx)
+{
+	const fmt_mcursor *c = r->seq;
+	*block = c ? c->block : UINT32_MAX;
+	*idx = c && c->block != UINT32_MAX ? c->dec.count - c->dec.left - 1 : 0;
+}
+
 int fmt_mreader_next(fmt_mreader *r, fmt_entry *e)
 {
 	if (!r->seq) {

@@ -85,6 +85,9 @@ int fmt_mreader_next(fmt_mreader *r, fmt_entry *e);
 /* bits: one per block (bit b % 8 of byte b / 8), owned by the caller, set
  * before the first fmt_mreader_next; NULL for none. */
 void fmt_mreader_set_marks(fmt_mreader *r, const uint8_t *bits);
+/* Where the entry that fmt_mreader_next last returned (1) lies: its block and
+ * its index in the block, as fmt_mwriter_add_from takes them. */
+void fmt_mreader_pos(const fmt_mreader *r, uint32_t *block, uint32_t *idx);
 
 /* Block-level access, for readers that cache decoded blocks themselves (the
  * incremental scanner).  fmt_mreader_load_block reads and checks block i and

@@ -68,7 +68,8 @@ static void say(const sync_heal_opts *o, const char *rel, const char *what, cons
 static int judge(const sync_heal_opts *o, const char *rel, const char *src, const char *dst,
 		 const char *s1, const char *s2, const char *t2, sync_heal_result *r)
 {
-	if (sync_scan_pair(&o->pol, false, src, dst, s2, t2, &r->entries, NULL) < 0)
+	if ((o->recheck_since ? sync_scan_pair_since(&o->pol, src, s1, dst, s2, t2, &r->entries)
+			      : sync_scan_pair(&o->pol, false, src, dst, s2, t2, &r->entries, NULL)) < 0)
 		return CUT_EXIT_ERROR;
 	char *text = NULL;
 	int c = compare(o, s2, t2, &text);

@@ -226,7 +226,11 @@ static int graft_one(fmt_mwriter *w, const graft *g, const sync_switched *s, siz
 	return g->from ? graft_range(w, g->from, s->path[i]) : 0;
 }
 
-/* Writes out: base with each switched subtree's entries replaced as g says. */
+/* Writes out: base with each switched subtree's entries replaced as g says.
+ * The base's own entries are added with their place in it, so that a block
+ * no subtree falls in is copied as stored, neither encoded nor compressed
+ * (fmt_mwriter_add_from): a commit at 100 M entries then costs the reading
+ * of the base, not its writing. */
 static int splice_base(const graft *g, const sync_switched *s, const char *base, const char *out)
 {
 	fmt_mreader *r = fmt_mreader_open(base);
@@ -234,6 +238,9 @@ static int splice_base(const graft *g, const sync_switched *s, const char *base,
 		return -1;
 	fmt_mwriter *w = fmt_mwriter_create(out);
 	int n = w ? 1 : -1;
+	if (w)
+		fmt_mwriter_set_prev(w, r);
+	uint32_t pb, pi;
 	size_t next = 0; /* the next subtree whose entries are due */
 	fmt_entry e;
 	while (n > 0 && (n = fmt_mreader_next(r, &e)) > 0) {
@@ -243,8 +250,11 @@ static int splice_base(const graft *g, const sync_switched *s, const char *base,
 		       fmt_path_cmp(s->path[next], strlen(s->path[next]), e.path, e.path_len) < 0 &&
 		       !fmt_path_is_under(e.path, e.path_len, s->path[next], strlen(s->path[next])))
 			n = graft_one(w, g, s, next++) < 0 ? -1 : 1;
-		if (n > 0 && !sync_switched_find(s, e.path, e.path_len) && fmt_mwriter_add(w, &e) < 0)
-			n = -1;
+		if (n > 0 && !sync_switched_find(s, e.path, e.path_len)) {
+			fmt_mreader_pos(r, &pb, &pi);
+			if (fmt_mwriter_add_from(w, &e, pb, pi) < 0)
+				n = -1;
+		}
 	}
 	for (; n == 0 && next < s->n; next++)
 		n = graft_one(w, g, s, next) < 0 ? -1 : 0;
@@ -544,8 +554,12 @@ static double since(int64_t t0) { return (double)(cut_mono_ns() - t0) / 1e9; }
 
 /* The pass of one subtree is the final pass's repair (heal.c) of that
  * subtree: both sides scanned in full, the target's scan re-based on the
- * source's, the difference replayed into DST/sub, both sides scanned again.
- * The source's scan of that verification is kept as the record.  An exit
+ * source's, the difference replayed into DST/sub, both sides scanned again:
+ * the target in full, the source incrementally on its first scan, seconds
+ * old (its directories and control files stat'ed, its changed directories
+ * listed: what a held user's source can have changed by under the policy),
+ * which halves what the pass asks of the NAS.  The source's scan of that
+ * verification is kept as the record.  An exit
  * code: OK, DIFFER (its source changed during the pass, or the target still
  * differs), or what stopped it. */
 static int switch_one(swjob *j)
@@ -561,7 +575,8 @@ static int switch_one(swjob *j)
 		CUT_SYSERR("%s: cannot buffer a report", work);
 	if (mem) {
 		sync_heal_opts ho = {.source = x->cfg.source, .target = x->cfg.target, .workdir = work,
-				     .jobs = x->o->jobs, .fsync = x->o->fsync, .out = mem, .keep_source = rp};
+				     .jobs = x->o->jobs, .fsync = x->o->fsync, .out = mem, .keep_source = rp,
+				     .recheck_since = true};
 		sync_policy_of(&x->cfg, &ho.pol, x->o->scan_threads);
 		sync_heal_result r;
 		int64_t t0 = cut_mono_ns();

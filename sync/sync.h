@@ -275,6 +275,12 @@ int sync_verify(const sync_verify_opts *o, uint64_t *entries, uint64_t *ndiffer)
  * when a side could not be scanned or read whole (logged). */
 int sync_scan_pair(const sync_scan_policy *pol, bool content, const char *a, const char *b,
 		   const char *ma, const char *mb, uint64_t *entries, const sync_scan_watch *watch);
+/* The same without content hashes, where a's scan is incremental on a_prev,
+ * a scan of a made earlier in the same pass: the policy's immutable files of
+ * a's unchanged directories are carried from it, not stat'ed again
+ * (docs/INCREMENTAL.md says what that trusts).  b is scanned in full. */
+int sync_scan_pair_since(const sync_scan_policy *pol, const char *a, const char *a_prev, const char *b,
+			 const char *ma, const char *mb, uint64_t *entries);
 
 /* ---- heal.c ------------------------------------------------------------ */
 
@@ -287,6 +293,8 @@ typedef struct sync_heal_opts {
 	FILE *out;                   /* what still differs after a repair, and why */
 	const char *keep_source;     /* when set and healed: the source's scan of the
 					verification moved there (switch's record) */
+	bool recheck_since;          /* the source's scan after the replay is incremental
+					on its scan before (sync_scan_pair_since) */
 } sync_heal_opts;
 
 enum sync_heal_outcome {

@@ -45,7 +45,10 @@ static void *side_run(void *arg)
 	return NULL;
 }
 
-static void side_init(side *s, const sync_scan_policy *p, const char *root, const char *out, bool content)
+/* prev: NULL for a full scan; else the side's scan made earlier in the same
+ * pass, whose unchanged directories' immutable files are carried. */
+static void side_init(side *s, const sync_scan_policy *p, const char *root, const char *prev,
+		      const char *out, bool content)
 {
 	memset(s, 0, sizeof *s);
 	atomic_init(&s->listed, 0);
@@ -59,18 +62,20 @@ static void side_init(side *s, const sync_scan_policy *p, const char *root, cons
 	s->so.maildir = p->maildir; /* without prev: leaves out tmp/ contents and locks */
 	s->so.immutable = p->immutable;
 	s->so.nimmutable = p->nimmutable;
-	s->so.full = true;
+	s->so.prev = prev;
+	s->so.full = !prev;
 	s->so.scratch = true; /* compared, then removed or kept by a caller that syncs it */
 	s->so.progress = side_moved;
 	s->so.progress_arg = s;
 }
 
-int sync_scan_pair(const sync_scan_policy *pol, bool content, const char *a, const char *b,
-		   const char *ma, const char *mb, uint64_t *entries, const sync_scan_watch *watch)
+static int scan_pair(const sync_scan_policy *pol, bool content, const char *a, const char *a_prev,
+		     const char *b, const char *ma, const char *mb, uint64_t *entries,
+		     const sync_scan_watch *watch)
 {
 	side sa, sb;
-	side_init(&sa, pol, a, ma, content);
-	side_init(&sb, pol, b, mb, content);
+	side_init(&sa, pol, a, a_prev, ma, content);
+	side_init(&sb, pol, b, NULL, mb, content);
 	sa.other = &sb;
 	sb.other = &sa;
 	sa.watch = watch;
@@ -92,6 +97,18 @@ int sync_scan_pair(const sync_scan_policy *pol, bool content, const char *a, con
 	}
 	*entries += sa.st.entries + sb.st.entries;
 	return 0;
+}
+
+int sync_scan_pair(const sync_scan_policy *pol, bool content, const char *a, const char *b,
+		   const char *ma, const char *mb, uint64_t *entries, const sync_scan_watch *watch)
+{
+	return scan_pair(pol, content, a, NULL, b, ma, mb, entries, watch);
+}
+
+int sync_scan_pair_since(const sync_scan_policy *pol, const char *a, const char *a_prev, const char *b,
+			 const char *ma, const char *mb, uint64_t *entries)
+{
+	return scan_pair(pol, false, a, a_prev, b, ma, mb, entries, NULL);
 }
 
 static int report(const sync_verify_opts *o, const char *ma, const char *mb, FILE *out)

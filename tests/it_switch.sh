@@ -16,6 +16,16 @@ deliver() {
 	f=$(date +%s).M$RANDOM$RANDOM.test,S=20
 	echo "mail $f" >"$m/tmp/$f" && mv "$m/tmp/$f" "$m/new/$f"
 }
+# backlog USER: 400 messages of 16 KiB in the user's cur/, for its switch to
+# copy: the pass then lasts long enough (hundreds of ms) that a writer that
+# writes every few ms cannot fall between its two scans of the source.
+backlog() {
+	local i
+	head -c 16384 /dev/urandom >"$T/msg16k"
+	for i in $(seq 400); do
+		cp "$T/msg16k" "$1/Maildir/cur/1700000000.M${i}P1.backlog,S=16384:2,S"
+	done
+}
 
 "$GEN" create "$S" --users 8 --msgs 60 --seed 17 --size-scale 0.1 >/dev/null || no "generator failed"
 users=$(cd "$S" && ls -d */* | LC_ALL=C sort)
@@ -108,8 +118,9 @@ same "$ST/switched" "$T/sw0" "DIR/switched after refused switches"
 t a_source_that_keeps_changing_is_not_switched_and_after_does_not_run
 # A writer keeps delivering into the user's source while the switch runs: the
 # verification must see it and refuse.
+backlog "$S/$u4"
 ( end=$((SECONDS + 20)); while [ ! -e "$T/stop" ] && [ $SECONDS -lt $end ]; do
-	deliver "$S/$u4"; echo x >>"$T/written"; sleep 0.005; done ) &
+	deliver "$S/$u4"; echo x >>"$T/written"; done ) &
 w=$!
 sleep 0.3
 n0=$(wc -l <"$T/written")
@@ -126,6 +137,31 @@ same "$ST/switched" "$T/sw0" "DIR/switched after the refused switch"
 # Once the source is quiet it switches.
 sleep 1.1
 expect_rc 0 switch_ "$u4"
+
+t a_control_file_written_in_place_during_the_switch_is_seen
+# The source's scan after the replay is incremental on its scan before it
+# (sync/switch.c): a directory that did not change is not listed again.
+# Dovecot appends to dovecot-uidlist in place, leaving its directory as it
+# was; the stat of the file must still see it and refuse the switch.
+u7=$(echo "$users" | sed -n 7p)
+ul="$S/$u7/Maildir/dovecot-uidlist"
+[ -f "$ul" ] || no "the store has no $ul"
+rm -f "$T/stop" "$T/written"
+backlog "$S/$u7"
+( end=$((SECONDS + 20)); while [ ! -e "$T/stop" ] && [ $SECONDS -lt $end ]; do
+	echo "$RANDOM" >>"$ul"; echo x >>"$T/written"; done ) &
+w=$!
+sleep 0.3
+n0=$(wc -l <"$T/written")
+expect_rc 1 switch_ "$u7" || no "switch of a user whose uidlist grew: $(head -c 400 "$T/.out")"
+n1=$(wc -l <"$T/written")
+touch "$T/stop"
+wait $w
+[ "$n1" -gt "$n0" ] || no "the writer appended nothing while the switch ran ($n0 before, $n1 after)"
+grep -q "still differ" "$T/.err" || no "no message about the changing source: $(head -c 400 "$T/.err")"
+sleep 1.1
+expect_rc 0 switch_ "$u7"
+[ -z "$(rsync_diff "$S/$u7/" "$D/$u7/")" ] || no "$u7 differs after its switch"
 
 t a_switch_killed_before_its_commit_is_finished_by_the_next_run
 # --after kills cutover itself: the subtree is verified and listed as
