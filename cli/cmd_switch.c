@@ -15,8 +15,8 @@
 
 static const char usage[] =
 	"usage: cutover switch --state DIR [--before CMD] [--after CMD] [-j N]\n"
-	"                      [--scan-threads N] [--fsync] [--log FILE] [--adaptive]\n"
-	"                      [--max-latency DUR] SUBTREE...\n"
+	"                      [--scan-threads N] [--fsync] [--log FILE] [--max-ops N]\n"
+	"                      [--bwlimit RATE] [--adaptive] [--max-latency DUR] SUBTREE...\n"
 	"       cutover switch --state DIR --from FILE ...\n"
 	"       cutover switch --state DIR --ack-late-writes\n"
 	"\n"
@@ -43,6 +43,9 @@ static const char usage[] =
 	"  --fsync            replay makes each file durable before it counts\n"
 	"  --log FILE         append the summary line to FILE instead of syslog\n"
 	"  --no-syslog        no summary line at all\n"
+	"  --max-ops N, --bwlimit RATE\n"
+	"                     at most N operations, RATE bytes a second on SRC, instead\n"
+	"                     of init's (0: none; as cutover sync)\n"
 	"  --adaptive, --max-latency DUR\n"
 	"                     hold back when SRC's latency rises (as cutover sync; init's\n"
 	"                     limits and gate apply too)\n"
@@ -81,7 +84,8 @@ static int read_list(const char *file, char ***v, size_t *n)
 
 static int run(int argc, char **argv)
 {
-	enum { O_STATE = 256, O_FROM, O_BEFORE, O_AFTER, O_SCANTH, O_FSYNC, O_LOG, O_NOSYSLOG, O_ACK, O_ADAPTIVE, O_MAXLAT };
+	enum { O_STATE = 256, O_FROM, O_BEFORE, O_AFTER, O_SCANTH, O_FSYNC, O_LOG, O_NOSYSLOG, O_ACK, O_ADAPTIVE, O_MAXLAT,
+	       O_MAXOPS, O_BWLIMIT };
 	static const struct option lo[] = {
 		{"state", required_argument, NULL, O_STATE},
 		{"from", required_argument, NULL, O_FROM},
@@ -95,6 +99,8 @@ static int run(int argc, char **argv)
 		{"ack-late-writes", no_argument, NULL, O_ACK},
 		{"adaptive", no_argument, NULL, O_ADAPTIVE},
 		{"max-latency", required_argument, NULL, O_MAXLAT},
+		{"max-ops", required_argument, NULL, O_MAXOPS},
+		{"bwlimit", required_argument, NULL, O_BWLIMIT},
 		{"verbose", no_argument, NULL, 'v'},
 		{NULL, 0, NULL, 0}};
 	sync_switch_opts o = {.out = stdout};
@@ -117,6 +123,14 @@ static int run(int argc, char **argv)
 		case O_MAXLAT:
 			if (cli_parse_latency(optarg, &o.max_latency_ns) < 0)
 				goto usage;
+			break;
+		case O_MAXOPS:
+		case O_BWLIMIT:
+			if (cli_parse_u64(optarg, ch == O_MAXOPS ? &o.max_ops : &o.bwlimit) < 0) {
+				fprintf(stderr, "cutover: switch: bad number '%s'\n", optarg);
+				goto usage;
+			}
+			*(ch == O_MAXOPS ? &o.has_max_ops : &o.has_bwlimit) = true;
 			break;
 		case 'v': cut_verbosity++; break;
 		case O_FROM:

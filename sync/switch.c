@@ -957,8 +957,10 @@ int sync_switch(const sync_switch_opts *o, sync_result *res)
 	swrun x = {.o = o, .h = h};
 	if (sync_config_read(o->dir, &x.cfg) < 0)
 		return CUT_EXIT_ERROR;
-	/* The pair's limits on the source hold for a switch as for a pass. */
-	budget_source_set(x.cfg.max_ops, x.cfg.bwlimit, o->adaptive || x.cfg.adaptive,
+	/* The pair's limits on the source hold for a switch as for a pass,
+	 * unless the call gives its own. */
+	budget_source_set(o->has_max_ops ? o->max_ops : x.cfg.max_ops,
+			  o->has_bwlimit ? o->bwlimit : x.cfg.bwlimit, o->adaptive || x.cfg.adaptive,
 			  o->max_latency_ns ? o->max_latency_ns : x.cfg.max_latency_ns);
 	sync_lock lk = {.fd = -1};
 	sync_lock_holder holder;

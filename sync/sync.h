@@ -480,6 +480,8 @@ typedef struct sync_switch_opts {
 	unsigned jobs;
 	int scan_threads;
 	bool fsync, ack_late;
+	bool has_max_ops, has_bwlimit; /* override the config's limits (0: none) */
+	uint64_t max_ops, bwlimit;
 	bool adaptive;          /* the source's gate, besides the config's */
 	int64_t max_latency_ns; /* 0: the config's */
 	FILE *out;              /* the per-subtree verdicts */

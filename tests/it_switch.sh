@@ -163,6 +163,24 @@ sleep 1.1
 expect_rc 0 switch_ "$u7"
 [ -z "$(rsync_diff "$S/$u7/" "$D/$u7/")" ] || no "$u7 differs after its switch"
 
+t max_ops_on_the_command_line_holds_the_switch_to_it
+# --max-ops overrides init's limits (none here) for this switch: the rate of
+# its source requests over its whole time (its history line) stays within
+# the limit and its 5% burst; the unlimited switch just before it, the
+# control, went faster than the limit could allow.
+# rate: src_ops per second of the last history line
+rate() { tail -n 1 "$ST/history" | tr ' ' '\n' | awk -F= '{ v[$1] = $2 }
+	END { printf "%d %d\n", v["src_ops"], v["src_ops"] / ((v["end"] - v["start"]) / 1e9) }'; }
+read -r ops0 r0 < <(rate)
+[ "$r0" -gt 800 ] || no "the unlimited switch made $r0 source requests/s ($ops0): too slow to tell a limit"
+u8=$(echo "$users" | sed -n 8p)
+expect_rc 0 switch_ "$u8" --max-ops 400 || no "switch --max-ops 400: $(cat "$T/.err")"
+read -r ops1 r1 < <(rate)
+echo "  unlimited: $ops0 source requests at $r0/s; --max-ops 400: $ops1 at $r1/s"
+[ "$ops1" -gt 300 ] || no "the switch made only $ops1 source requests: too few to hold a rate"
+[ "$r1" -le 440 ] || no "switch --max-ops 400 made $r1 source requests/s"
+expect_rc 64 switch_ "$u8" --max-ops x
+
 t a_switch_killed_before_its_commit_is_finished_by_the_next_run
 # --after kills cutover itself: the subtree is verified and listed as
 # "switching", its record not yet in the base.
