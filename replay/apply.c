@@ -1424,6 +1424,42 @@ static void apply_once(const rp_ctx *cx, rp_op *op)
 	}
 }
 
+/* Makes durable the directory of path's name, for a result found in place:
+ * 0, or -1 with op's result set.  A parent that is gone holds nothing. */
+static int dir_durable(const rp_ctx *cx, rp_op *op, const char *path)
+{
+	const char *base;
+	if (!*path)
+		return 0;
+	int pfd = sys_open_parent_beneath(cx->dstfd, path, &base);
+	if (pfd == -ENOENT)
+		return 0;
+	if (pfd < 0) {
+		sys_fail(op, pfd, "cannot open the parent directory of", path);
+		return -1;
+	}
+	int r = fsync(pfd) < 0 ? -errno : 0;
+	close(pfd);
+	if (r < 0)
+		sys_fail(op, r, "cannot fsync the directory of", path);
+	return r < 0 ? -1 : 0;
+}
+
+/* With --fsync, "done" means durable, and a result found in place
+ * (RP_R_NOOP) may not be: an earlier attempt made it and stopped before its
+ * directory's fsync (killed, or an ESTALE answered there, when the retry
+ * finds its name made).  The names such an operation makes or removes get
+ * their directories' fsync again; attributes (META, a directory's) are not
+ * names. */
+static void noop_durable(const rp_ctx *cx, rp_op *op)
+{
+	if (!cx->fsync || op->res != RP_R_NOOP || op->kind == RP_K_DIRATTR || op->op == FMT_OP_META)
+		return;
+	bool two = op->op == FMT_OP_LINK || op->op == FMT_OP_RENAME;
+	if (dir_durable(cx, op, two ? op->to : op->e.path) == 0 && op->op == FMT_OP_RENAME)
+		dir_durable(cx, op, op->e.path);
+}
+
 /* ESTALE from the target (an NFS target, a SAN file system after a
  * failover) says a handle went stale, not that the call failed: the
  * operation is made again once, every path looked up again from the target
@@ -1437,4 +1473,5 @@ void rp_apply(const rp_ctx *cx, rp_op *op)
 	op->retried = op->res == RP_R_ERROR && op->err == ESTALE;
 	if (op->retried)
 		apply_once(cx, op);
+	noop_durable(cx, op);
 }

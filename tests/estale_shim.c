@@ -38,12 +38,15 @@
  *                       syncfs), rename (renameat, renameat2), mkdir
  *                       (mkdirat), unlink (unlinkat), close (close: the fd
  *                       is closed all the same, as NFS closes it when it
- *                       reports a write-back error there); rename also
- *                       covers rename(2)
+ *                       reports a write-back error there), link (linkat:
+ *                       the new name), symlink (symlinkat: the new name),
+ *                       chmod (fchmodat, fchmod), utimes (utimensat,
+ *                       futimens); rename also covers rename(2)
  *   FAULT_PATH=S        ... whose absolute path contains S: for stat, open,
- *                       rename (either name), mkdir and unlink, the path of
- *                       the directory fd (/proc/self/fd) joined with the
- *                       name; for calls on an fd, the fd's path
+ *                       rename (either name), mkdir, unlink, link, symlink,
+ *                       chmod and utimes by name, the path of the directory
+ *                       fd (/proc/self/fd) joined with the name; for calls
+ *                       on an fd, the fd's path
  *   FAULT_ERRNO=E       the error: EIO, EACCES, ESTALE, ENOSPC, EDQUOT,
  *                       EROFS, EMFILE, ENOENT or a number (default EIO)
  *   FAULT_AFTER=N       read, write: the first N bytes of the file go
@@ -569,6 +572,61 @@ int unlinkat(int dfd, const char *path, int flags)
 	return fault_op("unlink") && fault_now("unlink", at_path(dfd, path, full), 1)
 		       ? -1
 		       : real(dfd, path, flags);
+}
+
+/* Calls by name that make or change one name on the target: the fault
+ * is judged on the name made (link, symlink) or changed (chmod, utimes). */
+#define AT_FAULT(op, dfd, path)                                                 \
+	(fault_op(op) && fault_now(op, at_path(dfd, path, (char[8192]){0}), 1))
+
+typedef int (*linkat_fn)(int, const char *, int, const char *, int);
+
+int linkat(int odfd, const char *old, int ndfd, const char *new, int flags)
+{
+	REAL("linkat", linkat_fn);
+	return AT_FAULT("link", ndfd, new) ? -1 : real(odfd, old, ndfd, new, flags);
+}
+
+typedef int (*symlinkat_fn)(const char *, int, const char *);
+
+int symlinkat(const char *target, int ndfd, const char *new)
+{
+	REAL("symlinkat", symlinkat_fn);
+	return AT_FAULT("symlink", ndfd, new) ? -1 : real(target, ndfd, new);
+}
+
+typedef int (*fchmodat_fn)(int, const char *, mode_t, int);
+
+int fchmodat(int dfd, const char *path, mode_t mode, int flags)
+{
+	REAL("fchmodat", fchmodat_fn);
+	return AT_FAULT("chmod", dfd, path) ? -1 : real(dfd, path, mode, flags);
+}
+
+typedef int (*fchmod_fn)(int, mode_t);
+
+int fchmod(int fd, mode_t mode)
+{
+	REAL("fchmod", fchmod_fn);
+	char buf[4096];
+	return fault_op("chmod") && fault_now("chmod", fd_path(fd, buf), 1) ? -1 : real(fd, mode);
+}
+
+typedef int (*utimensat_fn)(int, const char *, const struct timespec *, int);
+
+int utimensat(int dfd, const char *path, const struct timespec ts[2], int flags)
+{
+	REAL("utimensat", utimensat_fn);
+	return AT_FAULT("utimes", dfd, path) ? -1 : real(dfd, path, ts, flags);
+}
+
+typedef int (*futimens_fn)(int, const struct timespec *);
+
+int futimens(int fd, const struct timespec ts[2])
+{
+	REAL("futimens", futimens_fn);
+	char buf[4096];
+	return fault_op("utimes") && fault_now("utimes", fd_path(fd, buf), 1) ? -1 : real(fd, ts);
 }
 
 /* close: the fd's path is read before it goes; the fd goes either way. */

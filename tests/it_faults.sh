@@ -352,6 +352,48 @@ for c in "stat /ts/$g cannot.stat" "open /ts/$gd/.cutover-tmp. cannot.create.a.t
 	expect_rc 0 $C replay "$T/tc" --source "$S" --target "$T/ts" && parity "$S" "$T/ts"
 done
 
+t target_estale_on_links_modes_times_and_directory_fsync
+# The calls that make a hard link or a symlink, set a mode or times, and
+# fsync a directory (--fsync) answer ESTALE: once for each path (the
+# directory fsync: once in all, as an operation whose temporary and
+# directory both went stale would meet it twice), then for one path every
+# time.  Once: the operation is made again and replay reaches parity.
+# Lasting: replay stops (exit 2) naming the path and the errno, nothing is
+# half made, and the rerun without the fault reaches parity.  A small tree
+# of its own: files, hard links, symlinks, a mode and old times.
+L="$T/lsrc"
+mkdir -p "$L/a/b" "$L/c"
+echo one >"$L/a/f1" && echo two >"$L/a/b/f2"
+ln "$L/a/f1" "$L/c/f1link" && ln "$L/a/b/f2" "$L/c/f2link"
+ln -s ../a/f1 "$L/c/sym" && ln -s nowhere "$L/a/dangling"
+chmod 0750 "$L/a/b" && chmod 0600 "$L/a/f1"
+touch -d '2020-01-02 03:04:05' "$L/a/b/f2" "$L/a/b"
+$C -q scan "$L" -o "$T/lm" && $C -q diff --from-empty "$T/lm" -o "$T/lc" || no "scan/diff failed"
+for c in "link /tl/ 1" "symlink /tl/ 1" "chmod /tl/ 1" "utimes /tl/ 1" "fsync /tl/c 0"; do
+	set -- $c
+	fresh "$T/tl"
+	expect_rc 0 fault FAULT_OP=$1 FAULT_ERRNO=ESTALE FAULT_PATH=$2 FAULT_PER_PATH=$3 FAULT_TIMES=1 \
+		$C replay "$T/lc" --source "$L" --target "$T/tl" --fsync -j $((RANDOM % 3 + 1)) || continue
+	hit "$1 ESTALE once"
+	says "$1 ESTALE once" "replay: [1-9][0-9]* operations on the target answered ESTALE .* made again"
+	whole "$T/tl" "$T/empty" "$L"
+	parity "$L" "$T/tl"
+done
+for c in "link /tl/c/f1link cannot.link.c/f1link" "symlink /tl/c/ cannot.create.symlink.c/sym" \
+	"chmod /tl/a/b/ cannot.set.the.mode.of.a/b/f2" "utimes /tl/a/b/ cannot.set.the.times.of.a/b/f2" \
+	"fsync /tl/c cannot.fsync.the.directory.of.c/"; do
+	set -- $c
+	fresh "$T/tl"
+	expect_rc 2 fault FAULT_OP=$1 FAULT_ERRNO=ESTALE FAULT_PATH="$2" \
+		$C replay "$T/lc" --source "$L" --target "$T/tl" --fsync || continue
+	hit "$1 ESTALE lasting"
+	says "$1 ESTALE lasting" "error: $3[^ ]* on the target: Stale file handle (again when"
+	[ "$1" = link ] && [ -e "$T/tl/c/f1link" ] && no "link: c/f1link was made"
+	[ "$1" = symlink ] && [ -L "$T/tl/c/sym" ] && no "symlink: c/sym was made"
+	whole "$T/tl" "$T/empty" "$L"
+	expect_rc 0 $C replay "$T/lc" --source "$L" --target "$T/tl" && parity "$L" "$T/tl"
+done
+
 t target_eio_at_close_or_fsync_never_puts_the_copy_in_place
 # NFS reports write-back errors at close (and at fsync): the temporary of
 # the copy is removed, never renamed into place; replay stops naming the
