@@ -732,7 +732,7 @@ static void sync_switched_splice__equals_a_full_scan_and_keeps_the_other_blocks(
 	char *src = sync_path(f->dir, "src"), *m = sync_path(f->dir, "m"), *out = sync_path(f->dir, "b");
 	char *full = sync_path(f->dir, "full"), *rec = sync_path(f->dir, "rec");
 	mkdir(src, 0755);
-	char name[32];
+	char name[64];
 	for (int u = 0; u < 60; u++) { /* 60 users of 80 files: several blocks */
 		snprintf(name, sizeof name, "u%03d", u);
 		char *d = sync_path(src, name);
