@@ -63,7 +63,7 @@ static int run(int argc, char **argv)
 	if (diff_run(&o, &st) < 0)
 		return CUT_EXIT_ERROR;
 	if (!cli_quiet) {
-		double secs = (double)(cut_mono_ns() - t0) / 1e9;
+		double secs = cut_secs(cut_mono_ns() - t0);
 		char line[1024], b[32];
 		size_t n = 0;
 		n += (size_t)snprintf(line + n, sizeof line - n, "diff: %llu ops",

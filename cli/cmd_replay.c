@@ -49,7 +49,7 @@ static void progress(void *ctx, const rp_stats *st)
 	(void)ctx;
 	if (!cli_progress_enabled())
 		return;
-	double secs = (double)(cut_mono_ns() - st->start_ns) / 1e9;
+	double secs = cut_secs(cut_mono_ns() - st->start_ns);
 	uint64_t finished = st->done + st->journaled;
 	double rate = secs > 0 ? (double)st->bytes_copied / secs : 0;
 	char b1[32], b2[32];
@@ -70,7 +70,7 @@ static void progress(void *ctx, const rp_stats *st)
 static void summary(const rp_stats *st, int rc)
 {
 	char b[32];
-	double secs = (double)(cut_mono_ns() - st->start_ns) / 1e9;
+	double secs = cut_secs(cut_mono_ns() - st->start_ns);
 	if (st->finished_before) {
 		fprintf(stderr, "cutover: replay: this log was already applied; nothing done\n");
 		return;
@@ -111,7 +111,7 @@ static void summary(const rp_stats *st, int rc)
 		fprintf(stderr, "cutover: replay: %llu files were copied within %llds of their last "
 			"change (racy: a change in the same timestamp tick would look the same); "
 			"`cutover sync` copies them again on its next pass\n",
-			(unsigned long long)st->racy, RP_RACY_NS / 1000000000);
+			(unsigned long long)st->racy, RP_RACY_NS / CUT_NS_PER_S);
 }
 
 static int run(int argc, char **argv)

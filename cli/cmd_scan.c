@@ -48,7 +48,7 @@ static void progress(const scan_progress *p, void *arg)
 {
 	(void)arg;
 	char b[32];
-	double s = (double)p->elapsed_ns / 1e9;
+	double s = cut_secs(p->elapsed_ns);
 	char src[160];
 	cli_source_part(src, sizeof src);
 	cli_progress("scan: %" PRIu64 " entries  %s  %.0f entries/s  %" PRIu64 " dirs pending%s",
@@ -156,7 +156,7 @@ static int run(int argc, char **argv)
 		rc = CUT_EXIT_ERROR;
 		goto out;
 	}
-	double secs = (double)(cut_mono_ns() - t0) / 1e9;
+	double secs = cut_secs(cut_mono_ns() - t0);
 	if (!cli_quiet) {
 		char b[32], hex[2 * FMT_ID_LEN + 1];
 		cut_hex(hex, id, FMT_ID_LEN);

@@ -48,15 +48,15 @@ static void put_vis(FILE *f, const char *s, size_t n)
 
 static void put_time(FILE *f, int64_t ns)
 {
-	int64_t s = ns / 1000000000, r = ns % 1000000000;
+	int64_t s = ns / CUT_NS_PER_S, r = ns % CUT_NS_PER_S;
 	if (r < 0)
-		s--, r += 1000000000;
+		s--, r += CUT_NS_PER_S;
 	fprintf(f, "%" PRId64 ".%09" PRId64, s, r);
 }
 
 static void put_iso(FILE *f, int64_t ns)
 {
-	time_t t = (time_t)(ns / 1000000000);
+	time_t t = (time_t)(ns / CUT_NS_PER_S);
 	struct tm tm;
 	char b[64];
 	gmtime_r(&t, &tm);

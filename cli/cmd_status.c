@@ -80,8 +80,8 @@ static void json_source(const sync_progress *p)
 	printf("\"source\":{");
 	jnum("ops_rate", v.ops_s, true);
 	jnum("bytes_rate", v.bytes_s, true);
-	jnum("latency_p50_s", (double)v.p50_ns / 1e9, true);
-	jnum("latency_p99_s", (double)v.p99_ns / 1e9, true);
+	jnum("latency_p50_s", cut_secs(v.p50_ns), true);
+	jnum("latency_p99_s", cut_secs(v.p99_ns), true);
 	if (v.limit)
 		printf("\"in_flight_limit\":%u,", v.limit);
 	else
@@ -106,7 +106,7 @@ static void json_running(const status *st)
 	jstr("unit", sync_progress_unit(p->phase), true);
 	printf("\"start\":%.3f,\"phase_start\":%.3f,\"updated\":%.3f,\"done\":%" PRIu64
 	       ",\"total\":%" PRIu64 ",\"bytes\":%" PRIu64 ",\"bytes_total\":%" PRIu64 ",",
-	       (double)p->start_ns / 1e9, (double)p->phase_ns / 1e9, (double)p->written_ns / 1e9,
+	       cut_secs(p->start_ns), cut_secs(p->phase_ns), cut_secs(p->written_ns),
 	       p->done, p->total, p->bytes, p->bytes_total);
 	jnum("phase_s", r->secs, true);
 	jnum("rate", r->rate, true);
@@ -122,8 +122,8 @@ static void json_pass(const sync_hist *x, bool comma)
 {
 	printf("%s{\"seq\":%u,", comma ? "," : "", x->seq);
 	jstr("kind", x->kind, true);
-	jnum("start", (double)x->start / 1e9, true);
-	jnum("end", (double)x->end / 1e9, true);
+	jnum("start", cut_secs(x->start), true);
+	jnum("end", cut_secs(x->end), true);
 	jnum("scan_s", x->scan_s, true);
 	jnum("diff_s", x->diff_s, true);
 	jnum("replay_s", x->replay_s, true);
@@ -137,8 +137,8 @@ static void json_pass(const sync_hist *x, bool comma)
 	printf("\"source\":{\"ops\":%" PRIu64 ",\"bytes\":%" PRIu64 ",", x->src_ops, x->src_bytes);
 	jnum("ops_rate", x->src_ops_s, true);
 	jnum("bytes_rate", x->src_bytes_s, true);
-	jnum("latency_p50_s", x->src_p50_us / 1e6, true);
-	jnum("latency_p99_s", x->src_p99_us / 1e6, true);
+	jnum("latency_p50_s", x->src_p50_us * CUT_NS_PER_US / CUT_NS_PER_S, true);
+	jnum("latency_p99_s", x->src_p99_us * CUT_NS_PER_US / CUT_NS_PER_S, true);
 	jnum("held_back", x->src_held, false);
 	printf("},");
 	jstr("verdict", x->verdict, false);
@@ -215,7 +215,7 @@ static void text_died(const status *st, const sync_running *r)
 		snprintf(who, sizeof who, "the %s pass", r->p.kind);
 	printf("DIED:     %s stopped in its %s phase without finishing (pid %ld on %s, last seen "
 	       "%s); the next sync %s\n", who, r->p.phase, r->p.pid, r->p.host,
-	       when(w, r->p.written_ns / 1000000000),
+	       when(w, r->p.written_ns / CUT_NS_PER_S),
 	       st->hpd > 0 ? "resumes its replay" : "starts it again");
 }
 
@@ -227,7 +227,7 @@ static void text_running(const status *st)
 		sync_running_line(r, line, sizeof line);
 		if (r->alive)
 			printf("RUNNING:  %s (%s pass, pid %ld on %s, updated %s)\n", line, r->p.kind,
-			       r->p.pid, r->p.host, when(w, r->p.written_ns / 1000000000));
+			       r->p.pid, r->p.host, when(w, r->p.written_ns / CUT_NS_PER_S));
 		else
 			text_died(st, r);
 	}
@@ -251,7 +251,7 @@ static void text_passes(const status *st)
 		sync_hist_src_line(x, src, sizeof src);
 		printf("%-6u %-8s %-19s %6.1fs %6.1fs %6.1fs %8" PRIu64 " %8" PRIu64 " %8" PRIu64
 		       " %8" PRIu64 " %10s %6" PRIu64 " %5" PRIu64 " %4d %-7s %s\n",
-		       x->seq, x->kind, when(w1, x->start / 1000000000), (double)(x->end - x->start) / 1e9,
+		       x->seq, x->kind, when(w1, x->start / CUT_NS_PER_S), cut_secs(x->end - x->start),
 		       x->scan_s, x->replay_s, x->ops, x->created, x->renamed, x->deleted,
 		       cut_bytes_human(b, x->bytes), x->drifted + x->vanished, x->conflicts, x->exit,
 		       x->verdict, src);

@@ -97,7 +97,7 @@ int cli_parse_mem(const char *s, uint64_t *out) { return parse_suffixed(s, 1024,
 int cli_parse_latency(const char *s, int64_t *ns)
 {
 	static const struct { const char *unit; double ns; } units[] = {
-		{"us", 1e3}, {"ms", 1e6}, {"s", 1e9}};
+		{"us", CUT_NS_PER_US}, {"ms", CUT_NS_PER_MS}, {"s", CUT_NS_PER_S}};
 	char *end;
 	errno = 0;
 	double v = s && *s != '-' ? strtod(s, &end) : -1;

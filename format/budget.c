@@ -24,7 +24,7 @@
 
 #define COPY_PIECE BUDGET_READ_SIZE
 #define WINDOW_NS 200000000     /* the controller judges 5 windows a second */
-#define WINDOW_MAX_NS 1000000000 /* or fewer, when requests are few */
+#define WINDOW_MAX_NS CUT_NS_PER_S /* or fewer, when requests are few */
 #define WINDOW_MIN_REQS 20      /* a median of fewer is noise */
 
 static int64_t real_now(void *arg)
@@ -36,7 +36,7 @@ static int64_t real_now(void *arg)
 static void real_sleep_until(void *arg, int64_t t)
 {
 	(void)arg;
-	struct timespec ts = {.tv_sec = (time_t)(t / 1000000000), .tv_nsec = (long)(t % 1000000000)};
+	struct timespec ts = cut_ns_ts(t);
 	while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
 		;
 }
@@ -51,8 +51,8 @@ budget budget_source = {.mu = PTHREAD_MUTEX_INITIALIZER,
 
 static void set_limits(budget *b, uint64_t ops_per_s, uint64_t bytes_per_s)
 {
-	b->op_ns = ops_per_s ? 1e9 / (double)ops_per_s : 0;
-	b->byte_ns = bytes_per_s ? 1e9 / (double)bytes_per_s : 0;
+	b->op_ns = ops_per_s ? (double)CUT_NS_PER_S / (double)ops_per_s : 0;
+	b->byte_ns = bytes_per_s ? (double)CUT_NS_PER_S / (double)bytes_per_s : 0;
 	b->next_op = b->next_byte = -1e18; /* idle since ever */
 	atomic_store(&b->limited, ops_per_s != 0 || bytes_per_s != 0);
 	atomic_store(&b->ops, 0);
@@ -201,9 +201,9 @@ static void trace_window(budget *b, const budget_view *v, unsigned peak)
 	int n = snprintf(line, sizeof line,
 			 "%.3f limit=%u peak=%u reqs=%" PRIu64 " ops_s=%.0f bytes_s=%.0f p50_us=%.1f "
 			 "p99_us=%.1f base_us=%.1f held=%.3f\n",
-			 (double)(b->last.at - b->set_ns) / 1e9 + v->secs, budget_limit(b), peak, v->reqs,
-			 v->ops_s, v->bytes_s, (double)v->p50_ns / 1e3, (double)v->p99_ns / 1e3,
-			 b->ctl.baseline_ns / 1e3, v->held);
+			 cut_secs(b->last.at - b->set_ns) + v->secs, budget_limit(b), peak, v->reqs,
+			 v->ops_s, v->bytes_s, (double)v->p50_ns / CUT_NS_PER_US, (double)v->p99_ns / CUT_NS_PER_US,
+			 b->ctl.baseline_ns / CUT_NS_PER_US, v->held);
 	/* a diagnostic only: a failed write loses its line, the pass goes on */
 	if (n > 0 && write(b->trace_fd, line, (size_t)n) < 0)
 		return;

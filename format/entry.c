@@ -248,7 +248,7 @@ void fmt_enc_add(fmt_enc *e, const fmt_entry *en)
 	/* mtime as seconds (delta) and nanoseconds: mail stores whole seconds.
 	 * ctime as one nanosecond delta: files are created in sequence. */
 	int64_t mns;
-	int64_t ms = floor_div(en->mtime_ns, 1000000000, &mns);
+	int64_t ms = floor_div(en->mtime_ns, CUT_NS_PER_S, &mns);
 	o += cut_varint_put(o, cut_zigzag(ms - e->prev_mtime_s));
 	o += cut_varint_put(o, (uint64_t)mns);
 	o += cut_varint_put(o, cut_zigzag((int64_t)((uint64_t)en->ctime_ns - (uint64_t)e->prev_ctime_ns)));
@@ -508,10 +508,10 @@ int fmt_dec_next(fmt_dec *d, fmt_entry *en)
 	GETV(dms, "mtime");
 	GETV(mns, "mtime nanoseconds");
 	GETV(dcn, "ctime");
-	NEED(mns < 1000000000, "nanoseconds out of range");
+	NEED(mns < CUT_NS_PER_S, "nanoseconds out of range");
 	int64_t ms = d->prev_mtime_s + cut_unzigzag(dms);
-	NEED(ms > INT64_MIN / 1000000000 + 1 && ms < INT64_MAX / 1000000000 - 1, "mtime out of range");
-	en->mtime_ns = ms * 1000000000 + (int64_t)mns;
+	NEED(ms > INT64_MIN / CUT_NS_PER_S + 1 && ms < INT64_MAX / CUT_NS_PER_S - 1, "mtime out of range");
+	en->mtime_ns = ms * CUT_NS_PER_S + (int64_t)mns;
 	en->ctime_ns = (int64_t)((uint64_t)d->prev_ctime_ns + (uint64_t)cut_unzigzag(dcn));
 	GETV(dino, "inode");
 	en->ino = d->prev_ino + (uint64_t)cut_unzigzag(dino);

@@ -63,7 +63,7 @@ void budget_view_of(const budget_snap *a, const budget_snap *b, budget_view *v)
 	uint64_t n[BUDGET_HIST_BUCKETS];
 	for (unsigned i = 0; i < BUDGET_HIST_BUCKETS; i++)
 		n[i] = b->n[i] - a->n[i];
-	v->secs = (double)(b->at - a->at) / 1e9;
+	v->secs = cut_secs(b->at - a->at);
 	v->ops = b->ops - a->ops;
 	v->bytes = b->bytes - a->bytes;
 	v->reqs = b->reqs - a->reqs;
@@ -83,13 +83,13 @@ void budget_view_of(const budget_snap *a, const budget_snap *b, budget_view *v)
 static void put_lat(char *b, size_t cap, int64_t ns)
 {
 	if (ns < 10000)
-		snprintf(b, cap, "%.1fus", (double)ns / 1e3);
+		snprintf(b, cap, "%.1fus", (double)ns / CUT_NS_PER_US);
 	else if (ns < 1000000)
-		snprintf(b, cap, "%.0fus", (double)ns / 1e3);
-	else if (ns < 1000000000)
-		snprintf(b, cap, "%.1fms", (double)ns / 1e6);
+		snprintf(b, cap, "%.0fus", (double)ns / CUT_NS_PER_US);
+	else if (ns < CUT_NS_PER_S)
+		snprintf(b, cap, "%.1fms", (double)ns / CUT_NS_PER_MS);
 	else
-		snprintf(b, cap, "%.1fs", (double)ns / 1e9);
+		snprintf(b, cap, "%.1fs", cut_secs(ns));
 }
 
 void budget_view_line(const budget_view *v, char *buf, size_t cap)

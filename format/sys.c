@@ -86,9 +86,9 @@ static void from_stat(sys_stat *o, const struct stat *st)
 	o->uid = (uint32_t)st->st_uid;
 	o->gid = (uint32_t)st->st_gid;
 	o->nlink = (uint32_t)st->st_nlink;
-	o->atime_ns = (int64_t)st->st_atim.tv_sec * 1000000000 + st->st_atim.tv_nsec;
-	o->mtime_ns = (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec;
-	o->ctime_ns = (int64_t)st->st_ctim.tv_sec * 1000000000 + st->st_ctim.tv_nsec;
+	o->atime_ns = cut_ts_ns(st->st_atim);
+	o->mtime_ns = cut_ts_ns(st->st_mtim);
+	o->ctime_ns = cut_ts_ns(st->st_ctim);
 }
 
 #if SYS_LINUX
@@ -102,9 +102,9 @@ static void from_statx(sys_stat *o, const struct statx *sx)
 	o->uid = sx->stx_uid;
 	o->gid = sx->stx_gid;
 	o->nlink = sx->stx_nlink;
-	o->atime_ns = sx->stx_atime.tv_sec * 1000000000 + sx->stx_atime.tv_nsec;
-	o->mtime_ns = sx->stx_mtime.tv_sec * 1000000000 + sx->stx_mtime.tv_nsec;
-	o->ctime_ns = sx->stx_ctime.tv_sec * 1000000000 + sx->stx_ctime.tv_nsec;
+	o->atime_ns = sx->stx_atime.tv_sec * CUT_NS_PER_S + sx->stx_atime.tv_nsec;
+	o->mtime_ns = sx->stx_mtime.tv_sec * CUT_NS_PER_S + sx->stx_mtime.tv_nsec;
+	o->ctime_ns = sx->stx_ctime.tv_sec * CUT_NS_PER_S + sx->stx_ctime.tv_nsec;
 }
 #endif
 

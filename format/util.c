@@ -226,14 +226,14 @@ int64_t cut_now_ns(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+	return cut_ts_ns(ts);
 }
 
 int64_t cut_mono_ns(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+	return cut_ts_ns(ts);
 }
 
 void cut_hex(char *out, const uint8_t *in, size_t n)

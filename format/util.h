@@ -16,6 +16,7 @@
 #include <stdint.h>
 #include <stdbool.h>
 #include <string.h>
+#include <time.h>
 
 #define CUTOVER_VERSION "0.1.0"
 
@@ -184,6 +185,24 @@ static inline int cut_get_varint(const uint8_t **pp, const uint8_t *end, uint64_
 }
 static inline uint64_t cut_zigzag(int64_t v) { return ((uint64_t)v << 1) ^ (uint64_t)(v >> 63); }
 static inline int64_t cut_unzigzag(uint64_t v) { return (int64_t)(v >> 1) ^ -(int64_t)(v & 1); }
+
+/* Every time in cutover is an int64_t of nanoseconds: since the epoch
+ * (file times, the wall clock) or since some start (the monotonic clock). */
+#define CUT_NS_PER_S 1000000000LL
+#define CUT_NS_PER_MS 1000000LL
+#define CUT_NS_PER_US 1000LL
+static inline int64_t cut_ts_ns(struct timespec ts) { return (int64_t)ts.tv_sec * CUT_NS_PER_S + ts.tv_nsec; }
+/* A time as a timespec, tv_nsec in [0, 1 s) for times before the epoch too. */
+static inline struct timespec cut_ns_ts(int64_t ns)
+{
+	struct timespec t = {.tv_sec = (time_t)(ns / CUT_NS_PER_S), .tv_nsec = (long)(ns % CUT_NS_PER_S)};
+	if (t.tv_nsec < 0) {
+		t.tv_sec--;
+		t.tv_nsec += CUT_NS_PER_S;
+	}
+	return t;
+}
+static inline double cut_secs(int64_t ns) { return (double)ns / (double)CUT_NS_PER_S; }
 
 /* Wall clock in nanoseconds since the epoch, and a monotonic clock. */
 int64_t cut_now_ns(void);

@@ -230,18 +230,6 @@ static bool old_matches(const sys_stat *st, const fmt_old *o)
 	return true;
 }
 
-static struct timespec ts_of(int64_t ns)
-{
-	struct timespec t;
-	t.tv_sec = (time_t)(ns / 1000000000);
-	t.tv_nsec = (long)(ns % 1000000000);
-	if (t.tv_nsec < 0) {
-		t.tv_sec--;
-		t.tv_nsec += 1000000000;
-	}
-	return t;
-}
-
 /* chmod of name in pfd that never follows a symlink. */
 static int chmod_nofollow(int pfd, const char *name, unsigned type, mode_t mode)
 {
@@ -275,7 +263,7 @@ static int set_attrs_at(const rp_ctx *cx, int pfd, const char *name, unsigned ty
 		if (r < 0)
 			return r;
 	}
-	struct timespec ts[2] = {ts_of(atime), ts_of(mtime)};
+	struct timespec ts[2] = {cut_ns_ts(atime), cut_ns_ts(mtime)};
 	if (utimensat(pfd, name, ts, AT_SYMLINK_NOFOLLOW) < 0)
 		return -errno;
 	return 0;
@@ -435,8 +423,8 @@ static void dk_enter(const rp_ctx *cx, const char *path, int pfd)
 		sys_stat st;
 		if (sys_fstat(pfd, &st) == 0) {
 			e->ok = true;
-			e->ts[0] = ts_of(st.atime_ns);
-			e->ts[1] = ts_of(st.mtime_ns);
+			e->ts[0] = cut_ns_ts(st.atime_ns);
+			e->ts[1] = cut_ns_ts(st.mtime_ns);
 		}
 		e->next = k->head;
 		k->head = e;
@@ -670,7 +658,7 @@ static void copy_file(const rp_ctx *cx, rp_op *op, const char *path, int pfd, co
 		sys_fail(op, errno, "cannot set the mode of", path);
 		goto fail;
 	}
-	struct timespec ts[2] = {ts_of(as->atime_ns), ts_of(as->mtime_ns)};
+	struct timespec ts[2] = {cut_ns_ts(as->atime_ns), cut_ns_ts(as->mtime_ns)};
 	if (futimens(tfd, ts) < 0) {
 		sys_fail(op, errno, "cannot set the times of", path);
 		goto fail;
@@ -1183,7 +1171,7 @@ static void ap_dirattr(const rp_ctx *cx, rp_op *op)
 	int64_t at = src_atime(cx, path, op->e.mtime_ns);
 	int r;
 	if (!*path) {
-		struct timespec ts[2] = {ts_of(at), ts_of(op->e.mtime_ns)};
+		struct timespec ts[2] = {cut_ns_ts(at), cut_ns_ts(op->e.mtime_ns)};
 		r = 0;
 		if (cx->root && fchown(cx->dstfd, op->e.uid, op->e.gid) < 0)
 			r = -errno;

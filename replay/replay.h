@@ -37,7 +37,7 @@
  * same timestamp tick (up to a second on some file systems and NFS servers,
  * the scanner's racy guard allows 2 s) keeps its size and mtime.  Generous,
  * to cover the copy's own duration. */
-#define RP_RACY_NS (5 * 1000000000LL)
+#define RP_RACY_NS (5 * CUT_NS_PER_S)
 
 /* Whether a file whose mtime is mtime_ns, put in place at put_ns (the
  * moment of the copy, or the target file's ctime), is racy. */

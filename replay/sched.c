@@ -409,9 +409,9 @@ int rp_sched_run(rp_sched *s, rp_pull_fn pull, rp_skip_fn skip, rp_done_fn done,
 			struct timespec ts;
 			clock_gettime(CLOCK_MONOTONIC, &ts);
 			ts.tv_nsec += TICK_NS;
-			if (ts.tv_nsec >= 1000000000) {
+			if (ts.tv_nsec >= CUT_NS_PER_S) {
 				ts.tv_sec++;
-				ts.tv_nsec -= 1000000000;
+				ts.tv_nsec -= CUT_NS_PER_S;
 			}
 			while (!s->dq) {
 				if (pthread_cond_timedwait(&s->done_cv, &s->mu, &ts) == ETIMEDOUT)

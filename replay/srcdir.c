@@ -43,7 +43,7 @@
 #include "replay/internal.h"
 
 #define SD_SLOTS 256
-#define SD_TTL_NS 1000000000LL
+#define SD_TTL_NS CUT_NS_PER_S
 
 enum { SD_ROOT = -2, SD_PRIVATE = -1 };
 

@@ -138,8 +138,8 @@ int sync_base_patch_logs(const char *manifest, const char *const *logs, const ch
 				(*patched)++;
 				continue; /* vanished before the copy */
 			}
-			int64_t mt = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec,
-				ct = (int64_t)st.st_ctim.tv_sec * 1000000000 + st.st_ctim.tv_nsec;
+			int64_t mt = cut_ts_ns(st.st_mtim),
+				ct = cut_ts_ns(st.st_ctim);
 			unsigned ty = fmt_type_from_mode(st.st_mode);
 			if (ty == FMT_T_FILE && rp_racy(mt, ct) && e.ino) {
 				/* Racy: copied within a tick or so of the source's

@@ -24,7 +24,7 @@
 
 #include "sync/sync.h"
 
-#define PROGRESS_WRITE_NS 1000000000 /* the file at most once a second */
+#define PROGRESS_WRITE_NS CUT_NS_PER_S /* the file at most once a second */
 
 /* The source's view from the oldest snapshot within the window to now. */
 static void src_window(sync_progress_w *w)
@@ -76,15 +76,15 @@ void sync_hist_src(sync_hist *h)
 	h->src_bytes = v.bytes;
 	h->src_ops_s = v.ops_s;
 	h->src_bytes_s = v.bytes_s;
-	h->src_p50_us = (double)v.p50_ns / 1e3;
-	h->src_p99_us = (double)v.p99_ns / 1e3;
+	h->src_p50_us = (double)v.p50_ns / CUT_NS_PER_US;
+	h->src_p99_us = (double)v.p99_ns / CUT_NS_PER_US;
 	h->src_held = v.held;
 }
 
 void sync_hist_src_line(const sync_hist *h, char *buf, size_t cap)
 {
 	budget_view v = {.ops_s = h->src_ops_s, .bytes_s = h->src_bytes_s,
-			 .p50_ns = (int64_t)(h->src_p50_us * 1e3), .p99_ns = (int64_t)(h->src_p99_us * 1e3),
+			 .p50_ns = (int64_t)(h->src_p50_us * CUT_NS_PER_US), .p99_ns = (int64_t)(h->src_p99_us * CUT_NS_PER_US),
 			 .held = h->src_held};
 	budget_view_line(&v, buf, cap);
 }
@@ -205,9 +205,9 @@ void sync_running_of(const sync_progress *p, int64_t now_ns, sync_running *r)
 	r->p = *p;
 	r->alive = true;
 	int64_t ns = now_ns - p->phase_ns;
-	r->secs = ns > 0 ? (double)ns / 1e9 : 0;
+	r->secs = ns > 0 ? cut_secs(ns) : 0;
 	/* The rates are of the counts, so up to the time they were taken. */
-	double cs = (double)(p->written_ns - p->phase_ns) / 1e9;
+	double cs = cut_secs(p->written_ns - p->phase_ns);
 	r->rate = cs > 0 ? (double)p->done / cs : 0;
 	r->byte_rate = cs > 0 ? (double)p->bytes / cs : 0;
 	/* The later of the two estimates: a replay of many small files is

@@ -550,7 +550,7 @@ static char *job_path(const swjob *j, const char *what)
 	return sync_path(j->x->o->dir, rel);
 }
 
-static double since(int64_t t0) { return (double)(cut_mono_ns() - t0) / 1e9; }
+static double since(int64_t t0) { return cut_secs(cut_mono_ns() - t0); }
 
 /* The pass of one subtree is the final pass's repair (heal.c) of that
  * subtree: both sides scanned in full, the target's scan re-based on the
