@@ -264,6 +264,161 @@ static int incomplete_code(const rp_stats *st)
 		       : CUT_EXIT_OK;
 }
 
+/* Opens the log into E->r and checks all of it, before anything is touched:
+ * what fmt_creader_validate does (every block, record, path and the
+ * whole-file id), with replay's own checks in the same pass; then sets the
+ * totals of E->st.  Returns 0, or -1 (logged). */
+static int log_check(rp_engine *E)
+{
+	const rp_opts *o = E->o;
+	E->r = fmt_creader_open(o->log);
+	if (!E->r)
+		return -1;
+	fmt_creader_rewind(E->r);
+	fmt_change c;
+	int r;
+	uint64_t n = 0;
+	while ((r = fmt_creader_next(E->r, &c)) > 0) {
+		const char *bad = rp_check_record(&c);
+		if (bad) {
+			CUT_ERR("%s: record %llu (%s '%s'): %s; refusing the whole log, nothing was "
+				"changed", o->log, (unsigned long long)n, fmt_op_name(c.op), c.e.path, bad);
+			return -1;
+		}
+		n++;
+	}
+	if (r < 0) {
+		CUT_ERR("%s: refusing to apply a damaged change log; nothing was changed", o->log);
+		return -1;
+	}
+	fmt_creader_rewind(E->r);
+	const fmt_cheader *h = fmt_creader_header(E->r);
+	E->st->total = h->records;
+	E->st->bytes_total = h->bytes[FMT_OP_CREATE] + h->bytes[FMT_OP_UPDATE];
+	return 0;
+}
+
+/* Opens the roots into cx (but for a dry run), then chooses the journal's
+ * path, *jpath (the caller's to free): beside the target's real path, so
+ * that "DST/." or a relative DST never puts it inside the target.  Returns
+ * 0, or -1 (logged). */
+static int roots_open(const rp_opts *o, rp_ctx *cx, char **jpath)
+{
+	if (!o->dry_run) {
+		cx->srcfd = open_root(o->source, "source", false);
+		if (cx->srcfd < 0)
+			return -1;
+		cx->dstfd = open_root(o->target, "target", true);
+		if (cx->dstfd < 0)
+			return -1;
+	}
+	if (o->journal) {
+		*jpath = cut_strndup(o->journal, strlen(o->journal));
+		return 0;
+	}
+	char *real = realpath(o->target, NULL);
+	if (real && strcmp(real, "/") == 0) {
+		CUT_ERR("%s: the target is the root directory: give --journal FILE outside it",
+			o->target);
+		free(real);
+		return -1;
+	}
+	*jpath = rp_journal_default_path(real ? real : o->target);
+	free(real);
+	return 0;
+}
+
+/* Opens the journal at jpath into E->j and says what an earlier run of the
+ * log left.  Returns true to replay; false to stop with the exit *rc (an
+ * error, logged, or the log was applied before). */
+static bool journal_start(rp_engine *E, const char *jpath, int *rc)
+{
+	const rp_opts *o = E->o;
+	rp_stats *st = E->st;
+	*rc = rp_journal_open(jpath, fmt_creader_id(E->r), o->dry_run, o->fsync, &E->j);
+	if (*rc != 0)
+		return false;
+	st->earlier = rp_journal_earlier(E->j);
+	rp_stats prev = {0};
+	if (rp_journal_complete(E->j, &prev)) {
+		/* The exit code of a finished log keeps saying what it left. */
+		st->earlier += prev.drifted + prev.vanished + prev.skipped + prev.conflicts_skipped;
+		st->finished_before = true;
+		st->journaled = st->total;
+		CUT_INFO("%s: already applied to %s (journal %s); nothing to do", o->log, o->target,
+			 jpath);
+		*rc = incomplete_code(st);
+		return false;
+	}
+	if (rp_journal_resumed(E->j)) {
+		uint64_t w, above, nrec = rp_journal_progress(E->j, &w, &above);
+		CUT_INFO("%s: resuming: %llu records finished (%llu below the watermark, %llu above "
+			 "it), from %llu journal records", jpath, (unsigned long long)(w + above),
+			 (unsigned long long)w, (unsigned long long)above, (unsigned long long)nrec);
+	}
+	return true;
+}
+
+/* Gives cx what a replay needs besides the roots: the journal's resume
+ * state, and the directory, orphan and source caches (cx owns them; E
+ * borrows the orphans). */
+static void ctx_start(rp_engine *E, rp_ctx *cx)
+{
+	cx->redo = rp_journal_resumed(E->j);
+	cx->first_ns = rp_journal_started(E->j);
+	cx->keep = rp_dirkeep_new();
+	cx->orphans = E->orphans = rp_orphans_new();
+	cx->srcdirs = rp_srcdirs_new(cx->srcfd);
+}
+
+/* Phase 1: creates the scheduler (E->s) and applies the records, the
+ * journal flushed at the end whatever happened.  Returns CUT_EXIT_OK, or
+ * the exit (logged). */
+static int phase_records(rp_engine *E, rp_ctx *cx)
+{
+	E->s = rp_sched_new(cx, E->o->jobs ? E->o->jobs : RP_JOBS_DEFAULT);
+	if (!E->s)
+		return CUT_EXIT_ERROR;
+	int sr = rp_sched_run(E->s, pull_record, skip_journaled, done_record, flush_batch, tick, E);
+	int fr = flush_journal(E, true);
+	if (sr != 0)
+		return sr < 0 ? CUT_EXIT_ERROR : sr;
+	return fr;
+}
+
+/* Phase 2: directory attributes, after their contents.  Returns
+ * CUT_EXIT_OK, or the exit (logged). */
+static int phase_dirattrs(rp_engine *E)
+{
+	fmt_creader_rewind(E->r);
+	E->next_idx = 0;
+	int sr = rp_sched_run(E->s, pull_dirattr, NULL, done_dirattr, NULL, tick, E);
+	if (sr != 0)
+		return sr < 0 ? CUT_EXIT_ERROR : sr;
+	return CUT_EXIT_OK;
+}
+
+/* Makes the target durable, then the journal complete (with --fsync too:
+ * phase 2's attribute changes were not synced one by one); t2: when phase 2
+ * ended.  Returns the replay's exit (logged). */
+static int target_finish(rp_engine *E, const rp_ctx *cx, int64_t t2)
+{
+#if defined(__linux__) && !defined(CUTOVER_PORTABLE)
+	if (syncfs(cx->dstfd) < 0) {
+		CUT_SYSERR("%s: cannot sync the target file system", E->o->target);
+		return errno == ENOSPC || errno == EDQUOT ? CUT_EXIT_NOSPACE : CUT_EXIT_ERROR;
+	}
+#else
+	(void)cx;
+	sync();
+#endif
+	CUT_INFO("replay: target synced in %.2fs", (double)(cut_mono_ns() - t2) / 1e9);
+	int r = rp_journal_finish(E->j, E->st->total, E->st);
+	if (r < 0)
+		return r == -ENOSPC || r == -EDQUOT ? CUT_EXIT_NOSPACE : CUT_EXIT_ERROR;
+	return incomplete_code(E->st);
+}
+
 int rp_run(const rp_opts *o, rp_stats *st)
 {
 	memset(st, 0, sizeof *st);
@@ -274,137 +429,26 @@ int rp_run(const rp_opts *o, rp_stats *st)
 	char *jpath = NULL;
 	int rc = CUT_EXIT_ERROR;
 
-	/* 1. The whole log, before anything is touched. */
-	E.r = fmt_creader_open(o->log);
-	if (!E.r)
+	if (log_check(&E) < 0 || roots_open(o, &cx, &jpath) < 0)
 		goto out;
-	/* What fmt_creader_validate does (every block, record, path and the
-	 * whole-file id), with replay's own checks in the same pass. */
-	fmt_creader_rewind(E.r);
-	fmt_change c;
-	int r;
-	uint64_t n = 0;
-	while ((r = fmt_creader_next(E.r, &c)) > 0) {
-		const char *bad = rp_check_record(&c);
-		if (bad) {
-			CUT_ERR("%s: record %llu (%s '%s'): %s; refusing the whole log, nothing was "
-				"changed", o->log, (unsigned long long)n, fmt_op_name(c.op), c.e.path, bad);
-			goto out;
-		}
-		n++;
-	}
-	if (r < 0) {
-		CUT_ERR("%s: refusing to apply a damaged change log; nothing was changed", o->log);
+	if (!journal_start(&E, jpath, &rc))
 		goto out;
-	}
-	fmt_creader_rewind(E.r);
-	const fmt_cheader *h = fmt_creader_header(E.r);
-	st->total = h->records;
-	st->bytes_total = h->bytes[FMT_OP_CREATE] + h->bytes[FMT_OP_UPDATE];
-
-	/* 2. Roots, then the journal (beside the target's real path, so that
-	 * "DST/." or a relative DST never puts it inside the target). */
-	if (!o->dry_run) {
-		cx.srcfd = open_root(o->source, "source", false);
-		if (cx.srcfd < 0)
-			goto out;
-		cx.dstfd = open_root(o->target, "target", true);
-		if (cx.dstfd < 0)
-			goto out;
-	}
-	if (o->journal) {
-		jpath = cut_strndup(o->journal, strlen(o->journal));
-	} else {
-		char *real = realpath(o->target, NULL);
-		if (real && strcmp(real, "/") == 0) {
-			CUT_ERR("%s: the target is the root directory: give --journal FILE outside it",
-				o->target);
-			free(real);
-			goto out;
-		}
-		jpath = rp_journal_default_path(real ? real : o->target);
-		free(real);
-	}
-	rc = rp_journal_open(jpath, fmt_creader_id(E.r), o->dry_run, o->fsync, &E.j);
-	if (rc != 0)
-		goto out;
-	st->earlier = rp_journal_earlier(E.j);
-	rp_stats prev = {0};
-	if (rp_journal_complete(E.j, &prev)) {
-		/* The exit code of a finished log keeps saying what it left. */
-		st->earlier += prev.drifted + prev.vanished + prev.skipped + prev.conflicts_skipped;
-		st->finished_before = true;
-		st->journaled = st->total;
-		CUT_INFO("%s: already applied to %s (journal %s); nothing to do", o->log, o->target,
-			 jpath);
-		rc = incomplete_code(st);
-		goto out;
-	}
-	if (rp_journal_resumed(E.j)) {
-		uint64_t w, above, nrec = rp_journal_progress(E.j, &w, &above);
-		CUT_INFO("%s: resuming: %llu records finished (%llu below the watermark, %llu above "
-			 "it), from %llu journal records", jpath, (unsigned long long)(w + above),
-			 (unsigned long long)w, (unsigned long long)above, (unsigned long long)nrec);
-	}
 	if (o->dry_run) {
 		rc = dry_run(&E);
 		goto out;
 	}
-	cx.redo = rp_journal_resumed(E.j);
-	cx.first_ns = rp_journal_started(E.j);
-	cx.keep = rp_dirkeep_new();
-	cx.orphans = E.orphans = rp_orphans_new();
-	cx.srcdirs = rp_srcdirs_new(cx.srcfd);
-
-	/* 3. Phase 1: the records. */
-	rc = CUT_EXIT_ERROR;
-	E.s = rp_sched_new(&cx, o->jobs ? o->jobs : RP_JOBS_DEFAULT);
-	if (!E.s)
+	ctx_start(&E, &cx);
+	rc = phase_records(&E, &cx);
+	if (rc != CUT_EXIT_OK)
 		goto out;
-	int sr = rp_sched_run(E.s, pull_record, skip_journaled, done_record, flush_batch, tick, &E);
-	int fr = flush_journal(&E, true);
-	if (sr != 0) {
-		rc = sr < 0 ? CUT_EXIT_ERROR : sr;
-		goto out;
-	}
-	if (fr != 0) {
-		rc = fr;
-		goto out;
-	}
-
 	int64_t t1 = cut_mono_ns();
 	CUT_INFO("replay: phase 1 (records) done in %.2fs", (double)(t1 - st->start_ns) / 1e9);
-
-	/* 4. Phase 2: directory attributes, after their contents. */
-	fmt_creader_rewind(E.r);
-	E.next_idx = 0;
-	sr = rp_sched_run(E.s, pull_dirattr, NULL, done_dirattr, NULL, tick, &E);
-	if (sr != 0) {
-		rc = sr < 0 ? CUT_EXIT_ERROR : sr;
+	rc = phase_dirattrs(&E);
+	if (rc != CUT_EXIT_OK)
 		goto out;
-	}
-
 	int64_t t2 = cut_mono_ns();
 	CUT_INFO("replay: phase 2 (directory attributes) done in %.2fs", (double)(t2 - t1) / 1e9);
-
-	/* 5. Durable, then complete (with --fsync too: phase 2's attribute
-	 * changes were not synced one by one). */
-#if defined(__linux__) && !defined(CUTOVER_PORTABLE)
-	if (syncfs(cx.dstfd) < 0) {
-		CUT_SYSERR("%s: cannot sync the target file system", o->target);
-		rc = errno == ENOSPC || errno == EDQUOT ? CUT_EXIT_NOSPACE : CUT_EXIT_ERROR;
-		goto out;
-	}
-#else
-	sync();
-#endif
-	CUT_INFO("replay: target synced in %.2fs", (double)(cut_mono_ns() - t2) / 1e9);
-	r = rp_journal_finish(E.j, st->total, st);
-	if (r < 0) {
-		rc = r == -ENOSPC || r == -EDQUOT ? CUT_EXIT_NOSPACE : CUT_EXIT_ERROR;
-		goto out;
-	}
-	rc = incomplete_code(st);
+	rc = target_finish(&E, &cx, t2);
 out:
 	rp_sched_free(E.s);
 	rp_dirkeep_free(cx.keep);

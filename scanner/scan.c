@@ -368,102 +368,109 @@ static char *describe_options(const scan_opts *o)
 	return (char *)b.p;
 }
 
-int scan_run(const scan_opts *o, scan_stats *stats, uint8_t id[FMT_ID_LEN])
+/* Sets up an engine for the options o, before the root is known: nothing
+ * is allocated and the root's fd is -1. */
+static void engine_init(engine *e, const scan_opts *o)
 {
-	memset(stats, 0, sizeof *stats);
-	engine e;
-	memset(&e, 0, sizeof e);
-	e.pending.less = e.finished.less = job_before;
-	e.ctx.o = o;
-	e.ctx.policy = (scan_policy){o->excludes, o->nexcludes, o->immutable, o->nimmutable, o->maildir};
-	e.ctx.rootfd = -1;
-	e.budget = o->mem_budget ? o->mem_budget : DEFAULT_BUDGET;
-	int64_t gran = o->granularity_ns > 0 ? o->granularity_ns : 2000000000;
-	fmt_mheader h;
-	memset(&h, 0, sizeof h);
-	h.start_ns = cut_now_ns();
-	int ret = -1;
-	fmt_mwriter *w = NULL;
-	scan_job *rootjob = NULL;
-	frame *stack = NULL;
-	size_t depth = 0, stack_cap = 0;
-	pthread_t *threads = NULL;
-	worker_arg *wargs = NULL;
-	int started = 0;
-	cut_arena rootarena = {0};
+	memset(e, 0, sizeof *e);
+	e->pending.less = e->finished.less = job_before;
+	e->ctx.o = o;
+	e->ctx.policy = (scan_policy){o->excludes, o->nexcludes, o->immutable, o->nimmutable, o->maildir};
+	e->ctx.rootfd = -1;
+	e->budget = o->mem_budget ? o->mem_budget : DEFAULT_BUDGET;
+}
 
+/* Resolves, opens and stats the root, and sizes the engine for its file
+ * system; h->root takes the resolved path (h owns it), the engine the fd.
+ * Returns 0, or -1 (logged). */
+static int root_open(engine *e, const scan_opts *o, fmt_mheader *h, sys_stat *rst)
+{
 	char *real = realpath(o->root, NULL);
 	if (!real) {
 		CUT_SYSERR("%s: cannot resolve the root", o->root);
 		return -1;
 	}
-	h.root = real;
-	e.ctx.rootfd = open(real, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (e.ctx.rootfd < 0) {
+	h->root = real;
+	e->ctx.rootfd = open(real, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (e->ctx.rootfd < 0) {
 		CUT_SYSERR("%s: cannot open the root directory", o->root);
-		goto out;
+		return -1;
 	}
-	sys_stat rst;
-	int rc = sys_fstat(e.ctx.rootfd, &rst);
+	int rc = sys_fstat(e->ctx.rootfd, rst);
 	if (rc < 0) {
 		errno = -rc;
 		CUT_SYSERR("%s: cannot stat the root", o->root);
-		goto out;
+		return -1;
 	}
-	e.ctx.root_dev = rst.dev;
-	e.ctx.remote = fs_remote(e.ctx.rootfd);
-	atomic_init(&e.ctx.dirrefs, 0);
-	e.nthreads = o->threads;
-	if (e.nthreads <= 0)
-		e.nthreads = e.ctx.remote ? SCAN_THREADS_REMOTE : SCAN_THREADS_LOCAL;
-	e.ctx.max_dirrefs = dirref_limit(e.nthreads);
-	stats->threads = e.nthreads;
+	e->ctx.root_dev = rst->dev;
+	e->ctx.remote = fs_remote(e->ctx.rootfd);
+	atomic_init(&e->ctx.dirrefs, 0);
+	e->nthreads = o->threads;
+	if (e->nthreads <= 0)
+		e->nthreads = e->ctx.remote ? SCAN_THREADS_REMOTE : SCAN_THREADS_LOCAL;
+	e->ctx.max_dirrefs = dirref_limit(e->nthreads);
+	return 0;
+}
 
-	fmt_entry rootent;
-	memset(&rootent, 0, sizeof rootent);
-	scan_entry_from_stat(&rootent, &rst);
-	rootent.path = "";
-	rootjob = scan_job_new(&rootent);
-	if (o->prev) {
-		e.ctx.prev = scan_prev_open(o->prev);
-		if (!e.ctx.prev)
-			goto out;
-		const fmt_mheader *ph = scan_prev_header(e.ctx.prev);
-		if (strcmp(ph->root, real) != 0) {
-			CUT_ERR("%s: was made of %s, not of %s; refusing to use it as the previous scan",
-				o->prev, ph->root, real);
-			goto out;
-		}
-		e.ctx.racy_limit_ns = ph->start_ns - gran;
-		h.has_prev = true;
-		memcpy(h.prev_id, scan_prev_id(e.ctx.prev), FMT_ID_LEN);
-		fmt_entry pr;
-		prev_pos pp;
-		int r = scan_prev_root(e.ctx.prev, &pr, &rootarena, &pp);
-		if (r < 0)
-			goto out;
-		if (r == 0) {
-			rootjob->prev = pp;
-			rootjob->have_prev = true;
-			rootjob->prev_self = pr;
-		}
+/* Opens the previous scan o->prev for the engine (which then owns it),
+ * records it in h and gives the root job its previous entry (its strings
+ * in arena).  Returns 0, or -1 (logged). */
+static int prev_attach(engine *e, const scan_opts *o, fmt_mheader *h, scan_job *rootjob,
+		       cut_arena *arena, int64_t gran)
+{
+	e->ctx.prev = scan_prev_open(o->prev);
+	if (!e->ctx.prev)
+		return -1;
+	const fmt_mheader *ph = scan_prev_header(e->ctx.prev);
+	if (strcmp(ph->root, h->root) != 0) {
+		CUT_ERR("%s: was made of %s, not of %s; refusing to use it as the previous scan",
+			o->prev, ph->root, h->root);
+		return -1;
 	}
-	w = fmt_mwriter_create(o->out);
+	e->ctx.racy_limit_ns = ph->start_ns - gran;
+	h->has_prev = true;
+	memcpy(h->prev_id, scan_prev_id(e->ctx.prev), FMT_ID_LEN);
+	fmt_entry pr;
+	prev_pos pp;
+	int r = scan_prev_root(e->ctx.prev, &pr, arena, &pp);
+	if (r < 0)
+		return -1;
+	if (r == 0) {
+		rootjob->prev = pp;
+		rootjob->have_prev = true;
+		rootjob->prev_self = pr;
+	}
+	return 0;
+}
+
+/* Creates the manifest's writer in *wp (the caller's, to abort or finish,
+ * as soon as it exists) and writes the root's entry, carried from the
+ * previous scan when unchanged.  Returns 0, or -1 (logged). */
+static int writer_start(engine *e, const scan_opts *o, const fmt_entry *rootent,
+			const scan_job *rootjob, fmt_mwriter **wp)
+{
+	fmt_mwriter *w = fmt_mwriter_create(o->out);
+	*wp = w;
 	if (!w)
-		goto out;
+		return -1;
 	if (o->scratch)
 		fmt_mwriter_scratch(w);
 	prev_pos rootsrc = PREV_NONE;
-	if (e.ctx.prev) {
-		fmt_mwriter_set_prev(w, scan_prev_reader(e.ctx.prev));
-		if (rootjob->have_prev && fmt_entry_same(&rootent, &rootjob->prev_self))
+	if (e->ctx.prev) {
+		fmt_mwriter_set_prev(w, scan_prev_reader(e->ctx.prev));
+		if (rootjob->have_prev && fmt_entry_same(rootent, &rootjob->prev_self))
 			rootsrc = rootjob->prev;
 	}
-	if (fmt_mwriter_add_from(w, &rootent, rootsrc.block, rootsrc.idx) < 0)
-		goto out;
-	stats->entries = 1;
-	stats->dirs = 1;
+	return fmt_mwriter_add_from(w, rootent, rootsrc.block, rootsrc.idx) < 0 ? -1 : 0;
+}
 
+/* Initialises the engine's lock and conditions, queues the root job and
+ * starts the workers (*threads and *wargs are the caller's to free, once
+ * the *started ones are joined).  Returns 0, or -1 when a thread would not
+ * start (logged). */
+static int engine_start(engine *e, scan_job *rootjob, pthread_t **threads, worker_arg **wargs,
+			int *started)
+{
 	pthread_mutexattr_t ma;
 	pthread_mutexattr_init(&ma);
 #ifdef PTHREAD_ADAPTIVE_MUTEX_INITIALIZER_NP
@@ -471,40 +478,72 @@ int scan_run(const scan_opts *o, scan_stats *stats, uint8_t id[FMT_ID_LEN])
 	 * in the kernel (glibc). */
 	pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_ADAPTIVE_NP);
 #endif
-	pthread_mutex_init(&e.mu, &ma);
+	pthread_mutex_init(&e->mu, &ma);
 	pthread_mutexattr_destroy(&ma);
-	pthread_cond_init(&e.work_cv, NULL);
-	pthread_cond_init(&e.done_cv, NULL);
-	pthread_cond_init(&e.task_cv, NULL);
-	e.counters = cut_calloc((size_t)e.nthreads + 1, sizeof *e.counters); /* + the writer's */
-	threads = cut_calloc((size_t)e.nthreads, sizeof *threads);
-	wargs = cut_calloc((size_t)e.nthreads, sizeof *wargs);
-	cut_heap_push(&e.pending, rootjob);
-	for (int i = 0; i < e.nthreads; i++) {
-		wargs[i] = (worker_arg){&e, i};
-		if (pthread_create(&threads[i], NULL, worker, &wargs[i]) != 0) {
+	pthread_cond_init(&e->work_cv, NULL);
+	pthread_cond_init(&e->done_cv, NULL);
+	pthread_cond_init(&e->task_cv, NULL);
+	e->counters = cut_calloc((size_t)e->nthreads + 1, sizeof *e->counters); /* + the writer's */
+	*threads = cut_calloc((size_t)e->nthreads, sizeof **threads);
+	*wargs = cut_calloc((size_t)e->nthreads, sizeof **wargs);
+	cut_heap_push(&e->pending, rootjob);
+	for (int i = 0; i < e->nthreads; i++) {
+		(*wargs)[i] = (worker_arg){e, i};
+		if (pthread_create(&(*threads)[i], NULL, worker, &(*wargs)[i]) != 0) {
 			CUT_SYSERR("cannot start scan thread %d", i);
-			goto stop;
+			return -1;
 		}
-		started++;
+		(*started)++;
 	}
+	return 0;
+}
 
-	stack_cap = 64;
-	stack = cut_malloc(stack_cap * sizeof *stack);
-	stack[depth++] = (frame){wait_job(&e, rootjob), 0};
-	scan_job_free(rootjob);
-	rootjob = NULL;
+/* The writer's descent: a frame per directory being written, each owning
+ * its listing (see Ownership above). */
+typedef struct walk_stack {
+	frame *v;
+	size_t n, cap;
+} walk_stack;
+
+/* Calls o->progress at most every 100 ms (checked every 4096 entries). */
+static void walk_progress(engine *e, const scan_opts *o, const scan_stats *stats, int64_t t0,
+			  int64_t *last)
+{
+	if (!o->progress || (stats->entries & 4095) != 0)
+		return;
+	int64_t now = cut_mono_ns();
+	if (now - *last > 100000000) {
+		*last = now;
+		pthread_mutex_lock(&e->mu);
+		scan_progress p = {stats->entries, stats->bytes, e->pending.n, now - t0};
+		pthread_mutex_unlock(&e->mu);
+		o->progress(&p, o->progress_arg);
+	}
+}
+
+/* Writes every entry below the root to w in canonical order, descending
+ * into each directory's listing as the workers finish it; takes and frees
+ * *rootjob.  Returns 0, or -1 when w fails (logged); the listings left on
+ * s are the caller's to free once the workers are stopped. */
+static int walk(engine *e, const scan_opts *o, fmt_mwriter *w, scan_job **rootjob,
+		walk_stack *s, scan_stats *stats)
+{
+	s->cap = 64;
+	s->v = cut_malloc(s->cap * sizeof *s->v);
+	s->v[s->n++] = (frame){wait_job(e, *rootjob), 0};
+	scan_job_free(*rootjob);
+	*rootjob = NULL;
 	int64_t t0 = cut_mono_ns(), last = 0;
-	while (depth > 0) {
-		frame *f = &stack[depth - 1];
+	while (s->n > 0) {
+		frame *f = &s->v[s->n - 1];
 		if (f->next == f->l->n) {
-			release(&e, f->l);
-			depth--;
+			release(e, f->l);
+			s->n--;
 			continue;
 		}
 		scan_child *ch = &f->l->v[f->next++];
 		if (fmt_mwriter_add_from(w, &ch->e, ch->src.block, ch->src.idx) < 0)
-			goto stop;
+			return -1;
 		stats->entries++;
 		if (ch->e.type == FMT_T_FILE) {
 			stats->files++;
@@ -512,40 +551,39 @@ int scan_run(const scan_opts *o, scan_stats *stats, uint8_t id[FMT_ID_LEN])
 		} else if (ch->e.type == FMT_T_DIR) {
 			stats->dirs++;
 		}
-		if (o->progress && (stats->entries & 4095) == 0) {
-			int64_t now = cut_mono_ns();
-			if (now - last > 100000000) {
-				last = now;
-				pthread_mutex_lock(&e.mu);
-				scan_progress p = {stats->entries, stats->bytes, e.pending.n, now - t0};
-				pthread_mutex_unlock(&e.mu);
-				o->progress(&p, o->progress_arg);
-			}
-		}
+		walk_progress(e, o, stats, t0, &last);
 		if (!ch->job)
 			continue;
 		scan_job *j = ch->job;
 		ch->job = NULL;
-		scan_listing *l = wait_job(&e, j);
+		scan_listing *l = wait_job(e, j);
 		scan_job_free(j);
-		if (depth == stack_cap) {
-			stack_cap *= 2;
-			stack = cut_realloc(stack, cut_size_mul(stack_cap, sizeof *stack));
+		if (s->n == s->cap) {
+			s->cap *= 2;
+			s->v = cut_realloc(s->v, cut_size_mul(s->cap, sizeof *s->v));
 		}
-		stack[depth++] = (frame){l, 0};
+		s->v[s->n++] = (frame){l, 0};
 	}
-	ret = 0;
-stop:
-	pthread_mutex_lock(&e.mu);
-	e.stop = true;
-	pthread_cond_broadcast(&e.work_cv);
-	pthread_mutex_unlock(&e.mu);
+	return 0;
+}
+
+/* Stops the workers and joins the started ones. */
+static void engine_stop(engine *e, pthread_t *threads, int started)
+{
+	pthread_mutex_lock(&e->mu);
+	e->stop = true;
+	pthread_cond_broadcast(&e->work_cv);
+	pthread_mutex_unlock(&e->mu);
 	for (int i = 0; i < started; i++)
 		pthread_join(threads[i], NULL);
-	while (depth > 0)
-		listing_free_rec(stack[--depth].l);
-	for (int i = 0; i <= e.nthreads; i++) {
-		scan_counters *c = &e.counters[i];
+}
+
+/* Adds the workers' and the writer's counters, and the peak of buffered
+ * bytes, to stats. */
+static void stats_collect(const engine *e, scan_stats *stats)
+{
+	for (int i = 0; i <= e->nthreads; i++) {
+		const scan_counters *c = &e->counters[i];
 		stats->errors += c->errors;
 		stats->vanished += c->vanished;
 		stats->retried += c->retried;
@@ -557,23 +595,32 @@ stop:
 		stats->hashed_bytes += c->hashed_bytes;
 		stats->hash_carried += c->hash_carried;
 	}
-	stats->peak_buffered = e.peak;
-	pthread_cond_destroy(&e.work_cv);
-	pthread_cond_destroy(&e.done_cv);
-	pthread_cond_destroy(&e.task_cv);
-	pthread_mutex_destroy(&e.mu);
-	if (ret < 0)
-		goto out;
+	stats->peak_buffered = e->peak;
+}
 
-	ret = -1;
+/* Destroys the engine's lock and conditions (the workers are joined). */
+static void engine_destroy(engine *e)
+{
+	pthread_cond_destroy(&e->work_cv);
+	pthread_cond_destroy(&e->done_cv);
+	pthread_cond_destroy(&e->task_cv);
+	pthread_mutex_destroy(&e->mu);
+}
+
+/* Fills the header's summary (host, options, policy, errors, end, stats)
+ * and finishes the manifest *wp, taking it (*wp becomes NULL) and writing
+ * its id.  Returns 1 when entries had errors, 0, or -1 (logged). */
+static int manifest_finish(engine *e, const scan_opts *o, scan_stats *stats, fmt_mheader *h,
+			   fmt_mwriter **wp, int64_t gran, uint8_t id[FMT_ID_LEN])
+{
 	char host[256] = "";
 	gethostname(host, sizeof host - 1);
-	h.host = cut_strndup(host, strlen(host));
-	h.options = describe_options(o);
-	scan_policy pol = e.ctx.policy;
-	h.policy = scan_policy_describe(&pol, gran);
-	h.errors = stats->errors;
-	h.end_ns = cut_now_ns();
+	h->host = cut_strndup(host, strlen(host));
+	h->options = describe_options(o);
+	scan_policy pol = e->ctx.policy;
+	h->policy = scan_policy_describe(&pol, gran);
+	h->errors = stats->errors;
+	h->end_ns = cut_now_ns();
 	cut_buf sb = {0};
 	cut_buf_printf(&sb,
 		       "listed=%" PRIu64 " skipped_dirs=%" PRIu64 " stats=%" PRIu64
@@ -582,20 +629,66 @@ stop:
 		       stats->listed, stats->skipped_dirs, stats->stats, stats->carried,
 		       stats->vanished, stats->hashed, stats->hashed_bytes, stats->hash_carried,
 		       stats->peak_buffered);
-	stats->copied_blocks = fmt_mwriter_copied(w);
+	stats->copied_blocks = fmt_mwriter_copied(*wp);
 	cut_buf_printf(&sb, " copied_blocks=%" PRIu64, stats->copied_blocks);
 	cut_buf_putc(&sb, 0);
-	h.stats = (char *)sb.p;
-	fmt_mwriter *wd = w;
-	w = NULL;
-	if (fmt_mwriter_finish(wd, &h, id) < 0)
+	h->stats = (char *)sb.p;
+	fmt_mwriter *wd = *wp;
+	*wp = NULL;
+	if (fmt_mwriter_finish(wd, h, id) < 0)
+		return -1;
+	return stats->errors ? 1 : 0;
+}
+
+int scan_run(const scan_opts *o, scan_stats *stats, uint8_t id[FMT_ID_LEN])
+{
+	memset(stats, 0, sizeof *stats);
+	engine e;
+	engine_init(&e, o);
+	int64_t gran = o->granularity_ns > 0 ? o->granularity_ns : 2000000000;
+	fmt_mheader h;
+	memset(&h, 0, sizeof h);
+	h.start_ns = cut_now_ns();
+	int ret = -1;
+	fmt_mwriter *w = NULL;
+	scan_job *rootjob = NULL;
+	walk_stack stack = {0};
+	pthread_t *threads = NULL;
+	worker_arg *wargs = NULL;
+	int started = 0;
+	cut_arena rootarena = {0};
+	sys_stat rst;
+	fmt_entry rootent;
+
+	if (root_open(&e, o, &h, &rst) < 0)
 		goto out;
-	ret = stats->errors ? 1 : 0;
+	stats->threads = e.nthreads;
+	memset(&rootent, 0, sizeof rootent);
+	scan_entry_from_stat(&rootent, &rst);
+	rootent.path = "";
+	rootjob = scan_job_new(&rootent);
+	if (o->prev && prev_attach(&e, o, &h, rootjob, &rootarena, gran) < 0)
+		goto out;
+	if (writer_start(&e, o, &rootent, rootjob, &w) < 0)
+		goto out;
+	stats->entries = 1;
+	stats->dirs = 1;
+
+	if (engine_start(&e, rootjob, &threads, &wargs, &started) == 0 &&
+	    walk(&e, o, w, &rootjob, &stack, stats) == 0)
+		ret = 0;
+	engine_stop(&e, threads, started);
+	while (stack.n > 0)
+		listing_free_rec(stack.v[--stack.n].l);
+	stats_collect(&e, stats);
+	engine_destroy(&e);
+	if (ret == 0)
+		ret = manifest_finish(&e, o, stats, &h, &w, gran, id);
 out:
 	fmt_mwriter_abort(w);
 	if (rootjob)
 		scan_job_free(rootjob);
-	free(stack);
+	free(stack.v);
 	free(threads);
 	free(wargs);
 	free(e.counters);

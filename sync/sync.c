@@ -1204,34 +1204,43 @@ static int late_verdict(const pass *p)
 	return CUT_EXIT_LATE;
 }
 
-static int pass_body(pass *p, sync_hist *h)
+/* A final pass (but --force) needs a target synced, and recently: with the
+ * services stopped it must be short.  Returns CUT_EXIT_OK, or the exit
+ * (logged, with its fix). */
+static int final_guard(pass *p)
+{
+	const sync_opts *o = p->o;
+	if (!p->have_ts) {
+		CUT_ERR("sync --final: the target has never been synced from %s: run the initial "
+			"copy (`cutover sync`) with the services running first (or --force)", o->dir);
+		fix(p, "run `cutover sync --state %s` with the services running, then the final "
+		       "pass", o->dir);
+		return CUT_EXIT_ERROR;
+	}
+	int64_t age = (int64_t)time(NULL) - p->ts.time;
+	if (age > o->max_age_s) {
+		CUT_ERR("sync --final: the last sync finished %lldh%02lldm ago (more than "
+			"--max-age %llds): the final pass could be long and the services are "
+			"stopped; start them again, run `cutover sync` first, then the final "
+			"pass (or --force)", (long long)(age / 3600), (long long)(age % 3600 / 60),
+			(long long)o->max_age_s);
+		fix(p, "start the services, run `cutover sync --state %s`, stop them, then run "
+		       "`cutover sync --state %s --final` (or add --force to run it now)", o->dir,
+		    o->dir);
+		return CUT_EXIT_ERROR;
+	}
+	return CUT_EXIT_OK;
+}
+
+/* The check phase: a rebase drops an interrupted replay; otherwise that
+ * replay is resumed, or the target's chain checked, or a target never
+ * synced must be empty.  Returns CUT_EXIT_OK to go on, or the exit
+ * (logged). */
+static int pass_check(pass *p, sync_hist *h)
 {
 	const sync_opts *o = p->o;
 	int rc;
-	bool rebase = o->rebase;
-
-	if (o->final && !o->force) {
-		if (!p->have_ts) {
-			CUT_ERR("sync --final: the target has never been synced from %s: run the initial "
-				"copy (`cutover sync`) with the services running first (or --force)", o->dir);
-			fix(p, "run `cutover sync --state %s` with the services running, then the final "
-			       "pass", o->dir);
-			return CUT_EXIT_ERROR;
-		}
-		int64_t age = (int64_t)time(NULL) - p->ts.time;
-		if (age > o->max_age_s) {
-			CUT_ERR("sync --final: the last sync finished %lldh%02lldm ago (more than "
-				"--max-age %llds): the final pass could be long and the services are "
-				"stopped; start them again, run `cutover sync` first, then the final "
-				"pass (or --force)", (long long)(age / 3600), (long long)(age % 3600 / 60),
-				(long long)o->max_age_s);
-			fix(p, "start the services, run `cutover sync --state %s`, stop them, then run "
-			       "`cutover sync --state %s --final` (or add --force to run it now)", o->dir,
-			    o->dir);
-			return CUT_EXIT_ERROR;
-		}
-	}
-	if (p->have_pd && rebase) {
+	if (p->have_pd && o->rebase) {
 		CUT_WARN("sync --rebase: abandoning the interrupted replay of pass %u", p->pd.seq);
 		char *jp = sync_path(o->dir, "journal");
 		unlink(jp);
@@ -1247,11 +1256,11 @@ static int pass_body(pass *p, sync_hist *h)
 			return rc;
 		if (!o->final && !o->rebase)
 			snprintf(h->kind, sizeof h->kind, "nightly");
-	} else if (p->have_ts && !rebase) {
+	} else if (p->have_ts && !o->rebase) {
 		rc = chain_check(p, h);
 		if (rc != CUT_EXIT_OK)
 			return rc;
-	} else if (!p->have_ts && !rebase) {
+	} else if (!p->have_ts && !o->rebase) {
 		int e = dir_empty(p->cfg.target);
 		if (e < 0)
 			return CUT_EXIT_ERROR;
@@ -1264,25 +1273,22 @@ static int pass_body(pass *p, sync_hist *h)
 			return CUT_EXIT_ERROR;
 		}
 	}
+	return CUT_EXIT_OK;
+}
 
-	/* Scan the source. */
-	char prev[64] = "";
-	unsigned last = sync_last_manifest(o->dir, prev);
-	unsigned seq = last;
-	if (p->have_ts && p->ts.seq > seq)
-		seq = p->ts.seq;
-	seq++;
-	h->seq = seq;
-	char mrel[64], lrel[64];
-	sync_rel_manifest(mrel, seq, NULL);
-	sync_rel_log(lrel, seq);
-	char *mp = sync_path(o->dir, mrel), *lp = sync_path(o->dir, lrel), *pp = NULL;
+/* Scans the source into the manifest mp, incremental on the state
+ * directory's manifest prev (or NULL).  Returns CUT_EXIT_OK, or the exit
+ * (logged; a scan with unreadable paths leaves no manifest). */
+static int source_scan(pass *p, sync_hist *h, unsigned seq, const char *mp, const char *prev)
+{
+	const sync_opts *o = p->o;
+	char *pp = NULL;
 	scan_opts so;
 	sync_scan_opts_of(&p->cfg, &so, p->threads);
 	so.root = p->cfg.source;
 	so.out = mp;
 	so.full = o->full || (o->final && !o->attr_cache_expired);
-	if (last) {
+	if (prev) {
 		pp = sync_path(o->dir, prev);
 		so.prev = pp;
 	}
@@ -1297,128 +1303,185 @@ static int pass_body(pass *p, sync_hist *h)
 	h->entries = sst.entries;
 	h->retried += sst.retried;
 	free(pp);
-	char brel[64] = "";
-	if (r != 0) {
-		if (r > 0) {
-			CUT_ERR("sync: %llu paths of the source could not be read (listed above): nothing "
-				"was replayed (they would be deleted on the target); fix their permissions "
-				"and run sync again", (unsigned long long)sst.errors);
-			unlink(mp);
-		}
-		rc = r > 0 ? CUT_EXIT_INCOMPLETE : CUT_EXIT_ERROR;
-		goto out;
+	if (r == 0)
+		return CUT_EXIT_OK;
+	if (r > 0) {
+		CUT_ERR("sync: %llu paths of the source could not be read (listed above): nothing "
+			"was replayed (they would be deleted on the target); fix their permissions "
+			"and run sync again", (unsigned long long)sst.errors);
+		unlink(mp);
 	}
+	return r > 0 ? CUT_EXIT_INCOMPLETE : CUT_EXIT_ERROR;
+}
 
-	/* The base of the diff. */
-	if (rebase) {
-		struct stat st;
-		if (stat(p->cfg.target, &st) == 0) {
-			char trel[64];
-			sync_rel_manifest(trel, seq, ".target");
-			sync_rel_manifest(brel, seq, ".base");
-			char *tp = sync_path(o->dir, trel), *bp = sync_path(o->dir, brel);
-			scan_opts to;
-			sync_scan_opts_of(&p->cfg, &to, p->threads);
-			to.root = p->cfg.target;
-			to.out = tp;
-			to.full = true;
-			to.excludes = (const char *const *)p->excludes.v;
-			to.nexcludes = p->excludes.n;
-			to.progress = scan_moved;
-			to.progress_arg = &p->prog;
-			sync_progress_phase(&p->prog, seq, "check", 0);
-			scan_stats tst;
-			uint8_t tid[FMT_ID_LEN];
-			t0 = cut_mono_ns();
-			r = scan_run(&to, &tst, tid);
-			uint64_t matched = 0;
-			if (r == 0)
-				r = sync_base_rebase(tp, mp, bp, o->dir, &matched);
-			if (r == 0 && p->sw.n && p->have_ts)
-				r = graft_switched(p, bp);
-			else if (r > 0)
-				CUT_ERR("sync --rebase: %llu paths of the target could not be read (listed "
-					"above)", (unsigned long long)tst.errors);
-			h->check_s = secs_since(t0);
-			unlink(tp);
-			free(tp);
-			free(bp);
-			if (r != 0) {
-				rc = CUT_EXIT_ERROR;
-				goto out;
-			}
-			CUT_INFO("sync --rebase: %llu of %llu target entries already match the source",
-				 (unsigned long long)matched, (unsigned long long)tst.entries);
-		}
-	} else if (p->have_ts) {
-		snprintf(brel, sizeof brel, "%s", p->ts.base);
-	}
+/* A rebase's base: the target as it is, scanned and matched to the source's
+ * manifest mp, written to brel (left "" when the target does not exist).
+ * Returns CUT_EXIT_OK, or CUT_EXIT_ERROR (logged). */
+static int rebase_base(pass *p, sync_hist *h, unsigned seq, const char *mp, char brel[64])
+{
+	const sync_opts *o = p->o;
+	struct stat st;
+	if (stat(p->cfg.target, &st) != 0)
+		return CUT_EXIT_OK;
+	char trel[64];
+	sync_rel_manifest(trel, seq, ".target");
+	sync_rel_manifest(brel, seq, ".base");
+	char *tp = sync_path(o->dir, trel), *bp = sync_path(o->dir, brel);
+	scan_opts to;
+	sync_scan_opts_of(&p->cfg, &to, p->threads);
+	to.root = p->cfg.target;
+	to.out = tp;
+	to.full = true;
+	to.excludes = (const char *const *)p->excludes.v;
+	to.nexcludes = p->excludes.n;
+	to.progress = scan_moved;
+	to.progress_arg = &p->prog;
+	sync_progress_phase(&p->prog, seq, "check", 0);
+	scan_stats tst;
+	uint8_t tid[FMT_ID_LEN];
+	int64_t t0 = cut_mono_ns();
+	int r = scan_run(&to, &tst, tid);
+	uint64_t matched = 0;
+	if (r == 0)
+		r = sync_base_rebase(tp, mp, bp, o->dir, &matched);
+	if (r == 0 && p->sw.n && p->have_ts)
+		r = graft_switched(p, bp);
+	else if (r > 0)
+		CUT_ERR("sync --rebase: %llu paths of the target could not be read (listed "
+			"above)", (unsigned long long)tst.errors);
+	h->check_s = secs_since(t0);
+	unlink(tp);
+	free(tp);
+	free(bp);
+	if (r != 0)
+		return CUT_EXIT_ERROR;
+	CUT_INFO("sync --rebase: %llu of %llu target entries already match the source",
+		 (unsigned long long)matched, (unsigned long long)tst.entries);
+	return CUT_EXIT_OK;
+}
 
-	/* Diff. */
+/* Diffs the base brel ("" for none) against the manifest mp into the log
+ * lp, and drops the switched subtrees' operations.  Returns CUT_EXIT_OK,
+ * or CUT_EXIT_ERROR (logged). */
+static int pass_diff(pass *p, sync_hist *h, unsigned seq, const char *brel, const char *mp,
+		     const char *lp)
+{
+	const sync_opts *o = p->o;
 	char *bp = brel[0] ? sync_path(o->dir, brel) : NULL;
 	diff_opts dopt = {.old_path = bp, .new_path = mp, .out_path = lp, .tmpdir = o->dir,
 			  .progress = diff_moved, .progress_arg = &p->prog};
 	diff_stats dst;
 	sync_progress_phase(&p->prog, seq, "diff", 0);
-	t0 = cut_mono_ns();
-	r = diff_run(&dopt, &dst);
+	int64_t t0 = cut_mono_ns();
+	int r = diff_run(&dopt, &dst);
 	if (r == 0 && p->sw.n)
 		r = sync_switched_filter(o->dir, &p->sw, lp, seq, &p->late);
 	h->diff_s = secs_since(t0);
 	free(bp);
-	if (r < 0) {
-		rc = CUT_EXIT_ERROR;
-		goto out;
-	}
+	return r < 0 ? CUT_EXIT_ERROR : CUT_EXIT_OK;
+}
 
-	/* Record the pass before touching the target, then replay. */
+/* Records the pass as pending (DIR/pending, and p->pd) before the target is
+ * touched, so that an interrupted replay is resumed.  Returns 0, or -1
+ * (logged). */
+static int pass_record(pass *p, sync_hist *h, unsigned seq, const char *mrel, const char *lrel,
+		       const char *brel, const char *lp)
+{
 	sync_pending pd = {.seq = seq};
 	snprintf(pd.log, sizeof pd.log, "%s", lrel);
 	snprintf(pd.manifest, sizeof pd.manifest, "%s", mrel);
 	snprintf(pd.base, sizeof pd.base, "%s", brel);
 	snprintf(pd.kind, sizeof pd.kind, "%s", h->kind);
-	{
-		fmt_creader *cr = fmt_creader_open(lp);
-		if (!cr) {
-			rc = CUT_EXIT_ERROR;
-			goto out;
-		}
-		memcpy(pd.log_id, fmt_creader_id(cr), FMT_ID_LEN);
-		pd.has_old = fmt_creader_header(cr)->has_old;
-		memcpy(pd.old_id, fmt_creader_header(cr)->old_id, FMT_ID_LEN);
-		fmt_creader_close(cr);
-	}
-	if (sync_pending_write(o->dir, &pd) < 0) {
-		rc = CUT_EXIT_ERROR;
-		goto out;
-	}
+	fmt_creader *cr = fmt_creader_open(lp);
+	if (!cr)
+		return -1;
+	memcpy(pd.log_id, fmt_creader_id(cr), FMT_ID_LEN);
+	pd.has_old = fmt_creader_header(cr)->has_old;
+	memcpy(pd.old_id, fmt_creader_header(cr)->old_id, FMT_ID_LEN);
+	fmt_creader_close(cr);
+	if (sync_pending_write(p->o->dir, &pd) < 0)
+		return -1;
 	p->pd = pd;
 	p->have_pd = true;
+	return 0;
+}
+
+/* Replays the recorded pass's log lrel, commits the manifest mrel, and, in
+ * a final pass, verifies the target.  Returns the pass's exit (logged). */
+static int pass_replay(pass *p, sync_hist *h, unsigned seq, const char *mrel, const char *lrel)
+{
 	rp_stats rst;
 	int64_t rt;
-	rc = replay(p, lrel, &rst, &rt);
+	int rc = replay(p, lrel, &rst, &rt);
 	h->replay_s += (double)rt / 1e9;
 	add_replay_stats(h, &rst);
 	if (rc != CUT_EXIT_OK && rc != CUT_EXIT_INCOMPLETE) {
 		CUT_ERR("sync: the replay of pass %u stopped (exit %d): %s", seq, rc, replay_advice(rc));
-		goto out;
+		return rc;
 	}
 	int irc = rc;
 	sync_progress_phase(&p->prog, seq, "commit", 0);
-	if (commit(p, seq, mrel, lrel, &rst, h->kind) < 0) {
-		rc = CUT_EXIT_ERROR;
-		goto out;
-	}
+	if (commit(p, seq, mrel, lrel, &rst, h->kind) < 0)
+		return CUT_EXIT_ERROR;
 	/* Drift and vanished sources are reconciled by the next pass; only
 	 * what was skipped for another reason is worth a non-zero exit. */
 	rc = (irc == CUT_EXIT_INCOMPLETE && (rst.skipped || rst.conflicts_skipped)) ? CUT_EXIT_INCOMPLETE
 										    : CUT_EXIT_OK;
-	if (o->final) {
+	if (p->o->final) {
 		sync_progress_phase(&p->prog, seq, "verify", 0);
 		int v = final_verify(p, lrel, p->res, h);
 		if (v != CUT_EXIT_OK)
 			rc = v;
 	}
+	return rc;
+}
+
+static int pass_body(pass *p, sync_hist *h)
+{
+	const sync_opts *o = p->o;
+	int rc;
+
+	if (o->final && !o->force) {
+		rc = final_guard(p);
+		if (rc != CUT_EXIT_OK)
+			return rc;
+	}
+	rc = pass_check(p, h);
+	if (rc != CUT_EXIT_OK)
+		return rc;
+
+	/* This pass's number, manifest and log. */
+	char prev[64] = "";
+	unsigned last = sync_last_manifest(o->dir, prev);
+	unsigned seq = last;
+	if (p->have_ts && p->ts.seq > seq)
+		seq = p->ts.seq;
+	seq++;
+	h->seq = seq;
+	char mrel[64], lrel[64], brel[64] = "";
+	sync_rel_manifest(mrel, seq, NULL);
+	sync_rel_log(lrel, seq);
+	char *mp = sync_path(o->dir, mrel), *lp = sync_path(o->dir, lrel);
+
+	rc = source_scan(p, h, seq, mp, last ? prev : NULL);
+	if (rc != CUT_EXIT_OK)
+		goto out;
+	/* The base of the diff. */
+	if (o->rebase) {
+		rc = rebase_base(p, h, seq, mp, brel);
+		if (rc != CUT_EXIT_OK)
+			goto out;
+	} else if (p->have_ts) {
+		snprintf(brel, sizeof brel, "%s", p->ts.base);
+	}
+	rc = pass_diff(p, h, seq, brel, mp, lp);
+	if (rc != CUT_EXIT_OK)
+		goto out;
+	if (pass_record(p, h, seq, mrel, lrel, brel, lp) < 0) {
+		rc = CUT_EXIT_ERROR;
+		goto out;
+	}
+	rc = pass_replay(p, h, seq, mrel, lrel);
 out:
 	free(mp);
 	free(lp);
