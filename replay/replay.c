@@ -412,7 +412,7 @@ static int target_finish(rp_engine *E, const rp_ctx *cx, int64_t t2)
 	(void)cx;
 	sync();
 #endif
-	CUT_INFO("replay: target synced in %.2fs", (double)(cut_mono_ns() - t2) / 1e9);
+	CUT_INFO("replay: target synced in %.2fs", cut_secs(cut_mono_ns() - t2));
 	int r = rp_journal_finish(E->j, E->st->total, E->st);
 	if (r < 0)
 		return r == -ENOSPC || r == -EDQUOT ? CUT_EXIT_NOSPACE : CUT_EXIT_ERROR;
@@ -442,12 +442,12 @@ int rp_run(const rp_opts *o, rp_stats *st)
 	if (rc != CUT_EXIT_OK)
 		goto out;
 	int64_t t1 = cut_mono_ns();
-	CUT_INFO("replay: phase 1 (records) done in %.2fs", (double)(t1 - st->start_ns) / 1e9);
+	CUT_INFO("replay: phase 1 (records) done in %.2fs", cut_secs(t1 - st->start_ns));
 	rc = phase_dirattrs(&E);
 	if (rc != CUT_EXIT_OK)
 		goto out;
 	int64_t t2 = cut_mono_ns();
-	CUT_INFO("replay: phase 2 (directory attributes) done in %.2fs", (double)(t2 - t1) / 1e9);
+	CUT_INFO("replay: phase 2 (directory attributes) done in %.2fs", cut_secs(t2 - t1));
 	rc = target_finish(&E, &cx, t2);
 out:
 	rp_sched_free(E.s);

@@ -43,7 +43,7 @@
 #define MARKS_DIRS_MAX 4096  /* directories at depth 1 and 2 */
 #define FINAL_MAX_SUBTREES 32 /* beyond this, --final verifies the whole tree */
 
-static double secs_since(int64_t t0) { return (double)(cut_mono_ns() - t0) / 1e9; }
+static double secs_since(int64_t t0) { return cut_secs(cut_mono_ns() - t0); }
 
 /* ---- small helpers ------------------------------------------------------ */
 
@@ -348,7 +348,7 @@ static void mark_line(cut_buf *b, int tfd, const char *path)
 		cut_buf_printf(b, "absent");
 	else
 		cut_buf_printf(b, "%llu %lld %llu %o", (unsigned long long)st.st_ino,
-			       (long long)st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec,
+			       (long long)cut_ts_ns(st.st_mtim),
 			       (unsigned long long)st.st_size, (unsigned)st.st_mode);
 }
 
@@ -821,7 +821,7 @@ static int resume(pass *p, sync_hist *h)
 	int64_t t;
 	p->prog.p.seq = pd->seq;
 	int rc = replay(p, pd->log, &st, &t);
-	rh.replay_s = (double)t / 1e9;
+	rh.replay_s = cut_secs(t);
 	add_replay_stats(&rh, &st);
 	if (rc != CUT_EXIT_OK && rc != CUT_EXIT_INCOMPLETE) {
 		CUT_ERR("sync: the interrupted replay of pass %u stopped again (exit %d): %s", pd->seq,
@@ -1413,7 +1413,7 @@ static int pass_replay(pass *p, sync_hist *h, unsigned seq, const char *mrel, co
 	rp_stats rst;
 	int64_t rt;
 	int rc = replay(p, lrel, &rst, &rt);
-	h->replay_s += (double)rt / 1e9;
+	h->replay_s += cut_secs(rt);
 	add_replay_stats(h, &rst);
 	if (rc != CUT_EXIT_OK && rc != CUT_EXIT_INCOMPLETE) {
 		CUT_ERR("sync: the replay of pass %u stopped (exit %d): %s", seq, rc, replay_advice(rc));
