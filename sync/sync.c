@@ -546,6 +546,18 @@ static void add_replay_stats(sync_hist *h, const rp_stats *st)
 	h->ops += st->done;
 }
 
+/* A full scan of the target into out, with the config's policy and the
+ * pass's excludes. */
+static void target_scan_opts(const pass *p, scan_opts *so, const char *out)
+{
+	sync_scan_opts_of(&p->cfg, so, p->threads);
+	so->root = p->cfg.target;
+	so->out = out;
+	so->full = true;
+	so->excludes = (const char *const *)p->excludes.v;
+	so->nexcludes = p->excludes.n;
+}
+
 /* Scans the target (full, with the config's policy) into rel and reports it
  * against base; h counts the target's stats and opens made again after
  * ESTALE.  0 parity, 1 differ (report text in *text), -1 error. */
@@ -554,12 +566,7 @@ static int target_vs(pass *p, const char *rel, const char *base, char **text, ui
 {
 	char *out = sync_path(p->o->dir, rel);
 	scan_opts so;
-	sync_scan_opts_of(&p->cfg, &so, p->threads);
-	so.root = p->cfg.target;
-	so.out = out;
-	so.full = true;
-	so.excludes = (const char *const *)p->excludes.v;
-	so.nexcludes = p->excludes.n;
+	target_scan_opts(p, &so, out);
 	scan_stats st;
 	uint8_t id[FMT_ID_LEN];
 	int rc = -1;
@@ -1328,12 +1335,7 @@ static int rebase_base(pass *p, sync_hist *h, unsigned seq, const char *mp, char
 	sync_rel_manifest(brel, seq, ".base");
 	char *tp = sync_path(o->dir, trel), *bp = sync_path(o->dir, brel);
 	scan_opts to;
-	sync_scan_opts_of(&p->cfg, &to, p->threads);
-	to.root = p->cfg.target;
-	to.out = tp;
-	to.full = true;
-	to.excludes = (const char *const *)p->excludes.v;
-	to.nexcludes = p->excludes.n;
+	target_scan_opts(p, &to, tp);
 	to.progress = scan_moved;
 	to.progress_arg = &p->prog;
 	sync_progress_phase(&p->prog, seq, "check", 0);
