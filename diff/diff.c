@@ -480,129 +480,183 @@ static void join_moved(const diff_ctx *x, fmt_mreader *n, uint64_t done, uint64_
 	x->o->progress(done, fmt_mreader_header(n)->entries, x->o->progress_arg);
 }
 
+/* Fills s->tops with the renames whose destination is under no other's,
+ * sorted by destination, and opens the cursor that reads their subtrees. */
+static void nsrc_tops(nsrc *s)
+{
+	const diff_map *m = s->map;
+	s->cur = fmt_mcursor_new(s->r);
+	s->tops = cut_calloc(m->n, sizeof *s->tops);
+	for (size_t i = 0; i < m->n; i++) {
+		bool top = true;
+		for (size_t j = 0; j < m->n && top; j++)
+			top = !fmt_path_is_under(m->v[i].dst, m->v[i].dst_len, m->v[j].dst,
+						 m->v[j].dst_len);
+		if (top)
+			s->tops[s->ntops++] = i;
+	}
+	cmp_map = m;
+	qsort(s->tops, s->ntops, sizeof *s->tops, cmp_top_dst);
+}
+
+/* One join's readers and sides, and the entries it has passed on each side
+ * (no, nn; a skipped block counts all of its entries).  It owns all it
+ * points to but ns.map; join_close frees that. */
+typedef struct jst {
+	fmt_mreader *old;
+	diff_view *v;
+	nsrc ns;
+	diff_pf *pf;
+	diff_skip *sk;
+	diff_side so, sn;
+	uint64_t no, nn, shown;
+} jst;
+
+/* Opens OLD's view and NEW (with moved, only the renamed subtrees), plans
+ * the block skip (first join only), and reads each side's first entry or
+ * marker.  0 or -1; what was opened is left in j for join_close. */
+static int join_open(diff_ctx *x, jst *j, bool moved)
+{
+	if (x->o->old_path) {
+		if (!(j->old = fmt_mreader_open(x->o->old_path)) ||
+		    !(j->v = diff_view_open(j->old, &x->map, moved)))
+			return -1;
+	}
+	if (!(j->ns.r = fmt_mreader_open(x->o->new_path)))
+		return -1;
+	if (moved)
+		nsrc_tops(&j->ns);
+	if (!moved && j->old && diff_skip_plan(j->old, j->ns.r, &j->sk) < 0)
+		return -1;
+	x->ncur = fmt_mcursor_new(j->ns.r);
+	if (j->v && !(j->pf = diff_pf_start(j->v)))
+		return -1;
+	j->so.arg = j->pf;
+	j->so.r = j->old;
+	j->sn.r = j->ns.r;
+	if (j->pf)
+		diff_side_next(&j->so);
+	diff_side_next(&j->sn);
+	return 0;
+}
+
+/* When the markers in front (c: their order) are a pair of equal blocks
+ * that is safe to step over, steps over both and notes where the skipped
+ * run began.  1 when it did, 0 when they are no such pair, -1 on error. */
+static int join_skip(diff_ctx *x, jst *j, int c)
+{
+	const fmt_entry *o = &j->so.e, *n = &j->sn.e;
+	bool pair = c == 0 && !o->type && !n->type &&
+		    diff_skip_pair(j->sk, (uint32_t)o->ino, (uint32_t)n->ino);
+	if (pair && !diff_skip_safe(x, j->ns.r, (uint32_t)n->ino)) {
+		x->st->joined_pairs++;
+		pair = false;
+	}
+	if (!pair)
+		return 0;
+	if (!x->skipped) {
+		x->skip_from.len = 0;
+		cut_buf_put(&x->skip_from, n->path, n->path_len);
+		x->skipped = true;
+	}
+	j->no += n->size; /* a marker's size is its block's count */
+	j->nn += n->size;
+	x->st->skipped_blocks++;
+	if (diff_side_next(&j->so) < 0 || diff_side_next(&j->sn) < 0)
+		return -1;
+	return 1;
+}
+
+/* Classifies the entry in front (c < 0: only in OLD, c > 0: only in NEW,
+ * 0: on both sides) and moves past it.  0 or -1. */
+static int join_entry(diff_ctx *x, jst *j, int c)
+{
+	const fmt_entry *o = &j->so.e, *n = &j->sn.e;
+	int r;
+	const fmt_entry *cur = c < 0 ? o : n;
+	dstk_to(x, cur->path, cur->path_len);
+	dstk_resume(x, cur->path, cur->path_len);
+	if (c < 0)
+		r = only_old(x, o);
+	else if (c > 0)
+		r = only_new(x, n);
+	else
+		r = both(x, o, n);
+	if (r < 0)
+		return -1;
+	if (c <= 0)
+		diff_side_next(&j->so), j->no++;
+	if (c >= 0)
+		diff_side_next(&j->sn), j->nn++;
+	if (j->so.h < 0 || j->sn.h < 0)
+		return -1;
+	return 0;
+}
+
+/* One step of the join: steps over a pair of equal blocks, has a side
+ * decode a marked block, or classifies the entry in front.  0 or -1. */
+static int join_step(diff_ctx *x, jst *j)
+{
+	const fmt_entry *o = &j->so.e, *n = &j->sn.e;
+	int c = j->so.h <= 0 ? 1 : j->sn.h <= 0 ? -1 :
+		fmt_path_cmp(o->path, o->path_len, n->path, n->path_len);
+	int r = join_skip(x, j, c);
+	if (r != 0)
+		return r < 0 ? -1 : 0;
+	/* A marker whose twin is not beside it, or a pair that must be
+	 * joined entry by entry: its side decodes the block. */
+	if (!o->type && c <= 0)
+		return diff_side_expand(&j->so) < 0 ? -1 : 0;
+	if (!n->type && c >= 0)
+		return diff_side_expand(&j->sn) < 0 ? -1 : 0;
+	return join_entry(x, j, c);
+}
+
+/* Empties the join's directory stack and frees what join_open opened. */
+static void join_close(diff_ctx *x, jst *j)
+{
+	dstk_to(x, "", 0);
+	x->skipped = false;
+	diff_side_free(&j->so);
+	diff_side_free(&j->sn);
+	diff_skip_free(j->sk);
+	fmt_mcursor_free(x->ncur);
+	x->ncur = NULL;
+	free(j->ns.tops);
+	fmt_mcursor_free(j->ns.cur);
+	diff_pf_stop(j->pf);
+	diff_view_close(j->v);
+	fmt_mreader_close(j->old);
+	fmt_mreader_close(j->ns.r);
+}
+
 /* One merge-join of (the view of) OLD with NEW; with moved, only of the
  * renamed subtrees.  The first join steps over pairs of equal blocks
  * (skip.c).  0 or -1. */
 static int join(diff_ctx *x, bool moved)
 {
 	int rc = -1;
-	fmt_mreader *old = NULL;
-	diff_view *v = NULL;
-	nsrc ns = {.map = &x->map};
-	diff_pf *pf = NULL;
-	diff_skip *sk = NULL;
-	diff_side so = {.src = pf_src}, sn = {.src = nsrc_next, .arg = &ns};
+	jst j = {.ns = {.map = &x->map}, .so = {.src = pf_src}, .sn = {.src = nsrc_next}};
+	j.sn.arg = &j.ns;
 	x->st->passes++;
-	if (x->o->old_path) {
-		if (!(old = fmt_mreader_open(x->o->old_path)) ||
-		    !(v = diff_view_open(old, &x->map, moved)))
-			goto out;
-	}
-	if (!(ns.r = fmt_mreader_open(x->o->new_path)))
+	if (join_open(x, &j, moved) < 0)
 		goto out;
-	if (moved) {
-		ns.cur = fmt_mcursor_new(ns.r);
-		ns.tops = cut_calloc(x->map.n, sizeof *ns.tops);
-		for (size_t i = 0; i < x->map.n; i++) {
-			bool top = true;
-			for (size_t j = 0; j < x->map.n && top; j++)
-				top = !fmt_path_is_under(x->map.v[i].dst, x->map.v[i].dst_len, x->map.v[j].dst,
-							 x->map.v[j].dst_len);
-			if (top)
-				ns.tops[ns.ntops++] = i;
-		}
-		cmp_map = &x->map;
-		qsort(ns.tops, ns.ntops, sizeof *ns.tops, cmp_top_dst);
-	}
-	if (!moved && old && diff_skip_plan(old, ns.r, &sk) < 0)
-		goto out;
-	x->ncur = fmt_mcursor_new(ns.r);
-	if (v && !(pf = diff_pf_start(v)))
-		goto out;
-	so.arg = pf;
-	so.r = old;
-	sn.r = ns.r;
-	if (pf)
-		diff_side_next(&so);
-	diff_side_next(&sn);
-	uint64_t no = 0, nn = 0, shown = 0;
-	while (so.h > 0 || sn.h > 0) {
+	while (j.so.h > 0 || j.sn.h > 0) {
 		if (!moved)
-			join_moved(x, ns.r, nn, &shown, false);
-		fmt_entry *o = &so.e, *n = &sn.e;
-		int c = so.h <= 0 ? 1 : sn.h <= 0 ? -1 : fmt_path_cmp(o->path, o->path_len, n->path, n->path_len);
-		bool pair = c == 0 && !o->type && !n->type &&
-			    diff_skip_pair(sk, (uint32_t)o->ino, (uint32_t)n->ino);
-		if (pair && !diff_skip_safe(x, ns.r, (uint32_t)n->ino)) {
-			x->st->joined_pairs++;
-			pair = false;
-		}
-		if (pair) {
-			if (!x->skipped) {
-				x->skip_from.len = 0;
-				cut_buf_put(&x->skip_from, n->path, n->path_len);
-				x->skipped = true;
-			}
-			no += n->size; /* a marker's size is its block's count */
-			nn += n->size;
-			x->st->skipped_blocks++;
-			if (diff_side_next(&so) < 0 || diff_side_next(&sn) < 0)
-				goto out;
-			continue;
-		}
-		/* A marker whose twin is not beside it, or a pair that must be
-		 * joined entry by entry: its side decodes the block. */
-		if (!o->type && c <= 0) {
-			if (diff_side_expand(&so) < 0)
-				goto out;
-			continue;
-		}
-		if (!n->type && c >= 0) {
-			if (diff_side_expand(&sn) < 0)
-				goto out;
-			continue;
-		}
-		int r;
-		const fmt_entry *cur = c < 0 ? o : n;
-		dstk_to(x, cur->path, cur->path_len);
-		dstk_resume(x, cur->path, cur->path_len);
-		if (c < 0)
-			r = only_old(x, o);
-		else if (c > 0)
-			r = only_new(x, n);
-		else
-			r = both(x, o, n);
-		if (r < 0)
-			goto out;
-		if (c <= 0)
-			diff_side_next(&so), no++;
-		if (c >= 0)
-			diff_side_next(&sn), nn++;
-		if (so.h < 0 || sn.h < 0)
+			join_moved(x, j.ns.r, j.nn, &j.shown, false);
+		if (join_step(x, &j) < 0)
 			goto out;
 	}
-	if (so.h < 0 || sn.h < 0)
+	if (j.so.h < 0 || j.sn.h < 0)
 		goto out;
 	if (!moved) {
-		x->st->old_entries = no;
-		x->st->new_entries = nn;
-		join_moved(x, ns.r, nn, &shown, true);
+		x->st->old_entries = j.no;
+		x->st->new_entries = j.nn;
+		join_moved(x, j.ns.r, j.nn, &j.shown, true);
 	}
 	rc = 0;
 out:
-	dstk_to(x, "", 0);
-	x->skipped = false;
-	diff_side_free(&so);
-	diff_side_free(&sn);
-	diff_skip_free(sk);
-	fmt_mcursor_free(x->ncur);
-	x->ncur = NULL;
-	free(ns.tops);
-	fmt_mcursor_free(ns.cur);
-	diff_pf_stop(pf);
-	diff_view_close(v);
-	fmt_mreader_close(old);
-	fmt_mreader_close(ns.r);
+	join_close(x, &j);
 	return rc;
 }
 

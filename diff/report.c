@@ -368,6 +368,132 @@ static int groups_write(rep *r, cut_buf *out)
 	return h;
 }
 
+/* One path present on both sides: counts and records it if its fields
+ * differ, and keeps it for the link shape when links are compared and both
+ * inodes are known.  0 or -1 (logged). */
+static int join_pair(rep *r, const fmt_entry *x, const fmt_entry *y, bool links)
+{
+	unsigned d = fields_differ(r->o, x, y);
+	if (d) {
+		int k = (d & RF_CONTENT) ? K_CONTENT : K_META;
+		count(r, k, y->path, y->path_len, y->type == FMT_T_FILE ? y->size : 0);
+		example(r, k, y->path, y->path_len, x, y, d);
+	}
+	/* Inode 0 in A is an unknown identity (a name sync re-bases
+	 * for its next pass to copy and link again, sync/base.c):
+	 * no link shape to compare, on either side. */
+	if (links && x->ino && y->ino &&
+	    (link_keep(r, r->la, x) < 0 || link_keep(r, r->lb, y) < 0))
+		return -1;
+	return 0;
+}
+
+/* The merge-join of a and b in canonical order: classifies and counts every
+ * path into r.  0 or -1 (logged where it arose). */
+static int join_run(rep *r, fmt_mreader *a, fmt_mreader *b, bool links)
+{
+	fmt_entry x, y;
+	int hx = fmt_mreader_next(a, &x), hy = fmt_mreader_next(b, &y);
+	while (hx > 0 || hy > 0) {
+		int c = hx <= 0 ? 1 : hy <= 0 ? -1 : fmt_path_cmp(x.path, x.path_len, y.path, y.path_len);
+		if (c < 0) {
+			count(r, K_MISSING, x.path, x.path_len, x.type == FMT_T_FILE ? x.size : 0);
+			example(r, K_MISSING, x.path, x.path_len, NULL, NULL, 0);
+		} else if (c > 0) {
+			count(r, K_EXTRA, y.path, y.path_len, y.type == FMT_T_FILE ? y.size : 0);
+			example(r, K_EXTRA, y.path, y.path_len, NULL, NULL, 0);
+		} else if (join_pair(r, &x, &y, links) < 0) {
+			return -1;
+		}
+		if (c <= 0)
+			hx = fmt_mreader_next(a, &x);
+		if (c >= 0)
+			hy = fmt_mreader_next(b, &y);
+		if (hx < 0 || hy < 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* Appends the JSON report to out (the groups go straight to o->out, after
+ * what out holds, by groups_write).  0 or -1 (logged). */
+static int summary_json(rep *r, cut_buf *out, fmt_mreader *a, fmt_mreader *b, bool parity)
+{
+	const diff_report_opts *o = r->o;
+	cut_buf_printf(out, "{\"parity\":%s,", parity ? "true" : "false");
+	header_json(out, "a", a);
+	cut_buf_putc(out, ',');
+	header_json(out, "b", b);
+	cut_buf_printf(out, ",\"ignored\":[");
+	bool first = true;
+	for (unsigned i = 0; i < NFIELDS; i++)
+		if (o->ignore & (1u << i)) {
+			cut_buf_printf(out, "%s\"%s\"", first ? "" : ",", field_names[i]);
+			first = false;
+		}
+	cut_buf_printf(out, "],\"mtime_granularity_ns\":%lld,\"totals\":{",
+		       (long long)(o->mtime_gran_ns > 1 ? o->mtime_gran_ns : 1));
+	for (int k = 0; k < K_N; k++)
+		cut_buf_printf(out, "\"%s\":{\"count\":%llu,\"bytes\":%llu},", kind_names[k],
+			       (unsigned long long)r->total.n[k], (unsigned long long)r->total.bytes[k]);
+	cut_buf_printf(out, "\"links\":{\"count\":%llu}},\"examples\":[",
+		       (unsigned long long)r->links_differ);
+	first = true;
+	for (int k = 0; k <= K_N; k++)
+		if (r->ex[k].len) {
+			if (!first)
+				cut_buf_putc(out, ',');
+			cut_buf_put(out, r->ex[k].p, r->ex[k].len);
+			first = false;
+		}
+	cut_buf_printf(out, "]");
+	if (o->by_depth) {
+		cut_buf_printf(out, ",\"by_depth\":%u,\"groups\":[", o->by_depth);
+		if (groups_write(r, out) < 0)
+			return -1;
+		cut_buf_printf(out, "]");
+	}
+	cut_buf_printf(out, "}\n");
+	return 0;
+}
+
+/* Appends the text report to out (the groups go straight to o->out, after
+ * what out holds, by groups_write).  0 or -1 (logged). */
+static int summary_text(rep *r, cut_buf *out, fmt_mreader *a, fmt_mreader *b, bool links,
+			bool parity)
+{
+	const diff_report_opts *o = r->o;
+	const fmt_mheader *ha = fmt_mreader_header(a), *hb = fmt_mreader_header(b);
+	cut_buf_printf(out, "A: %s (%s, %llu entries)\nB: %s (%s, %llu entries)\n", o->a, ha->root,
+		       (unsigned long long)ha->entries, o->b, hb->root,
+		       (unsigned long long)hb->entries);
+	static const char *const what[] = {"in A, not in B", "in B, not in A",
+					   "content differs", "metadata differs only"};
+	for (int k = 0; k < K_N; k++)
+		cut_buf_printf(out, "%-9s %10llu entries %16llu bytes  (%s)\n", kind_names[k],
+			       (unsigned long long)r->total.n[k], (unsigned long long)r->total.bytes[k],
+			       what[k]);
+	cut_buf_printf(out, "%-9s %10llu paths   %16s        (%s)\n", "links",
+		       (unsigned long long)r->links_differ, "",
+		       links ? "share an inode with other paths on one side only" : "not compared");
+	bool any = false;
+	for (int k = 0; k <= K_N; k++)
+		any |= r->ex[k].len != 0;
+	if (any) {
+		cut_buf_printf(out, "first differences (A/B), at most %u of each kind:\n", o->max_examples);
+		for (int k = 0; k <= K_N; k++)
+			cut_buf_put(out, r->ex[k].p, r->ex[k].len);
+	}
+	if (o->by_depth && r->ngroups) {
+		cut_buf_printf(out, "groups that differ (depth %u): %llu\n", o->by_depth,
+			       (unsigned long long)r->ngroups);
+		if (groups_write(r, out) < 0)
+			return -1;
+	}
+	cut_buf_printf(out, "%s\n", parity ? "parity" : "differ");
+	return 0;
+}
+
 int diff_report(const diff_report_opts *o)
 {
 	rep r = {.o = o};
@@ -381,37 +507,8 @@ int diff_report(const diff_report_opts *o)
 	r.la = diff_sorter_new("report-a", diff_cmp_inode, lim, o->tmpdir);
 	r.lb = diff_sorter_new("report-b", diff_cmp_inode, lim, o->tmpdir);
 	r.groups = diff_sorter_new("report-groups", diff_cmp_seq, lim, o->tmpdir);
-	fmt_entry x, y;
-	int hx = fmt_mreader_next(a, &x), hy = fmt_mreader_next(b, &y);
-	while (hx > 0 || hy > 0) {
-		int c = hx <= 0 ? 1 : hy <= 0 ? -1 : fmt_path_cmp(x.path, x.path_len, y.path, y.path_len);
-		if (c < 0) {
-			count(&r, K_MISSING, x.path, x.path_len, x.type == FMT_T_FILE ? x.size : 0);
-			example(&r, K_MISSING, x.path, x.path_len, NULL, NULL, 0);
-		} else if (c > 0) {
-			count(&r, K_EXTRA, y.path, y.path_len, y.type == FMT_T_FILE ? y.size : 0);
-			example(&r, K_EXTRA, y.path, y.path_len, NULL, NULL, 0);
-		} else {
-			unsigned d = fields_differ(o, &x, &y);
-			if (d) {
-				int k = (d & RF_CONTENT) ? K_CONTENT : K_META;
-				count(&r, k, y.path, y.path_len, y.type == FMT_T_FILE ? y.size : 0);
-				example(&r, k, y.path, y.path_len, &x, &y, d);
-			}
-			/* Inode 0 in A is an unknown identity (a name sync re-bases
-			 * for its next pass to copy and link again, sync/base.c):
-			 * no link shape to compare, on either side. */
-			if (links && x.ino && y.ino &&
-			    (link_keep(&r, r.la, &x) < 0 || link_keep(&r, r.lb, &y) < 0))
-				goto out;
-		}
-		if (c <= 0)
-			hx = fmt_mreader_next(a, &x);
-		if (c >= 0)
-			hy = fmt_mreader_next(b, &y);
-		if (hx < 0 || hy < 0)
-			goto out;
-	}
+	if (join_run(&r, a, b, links) < 0)
+		goto out;
 	if (group_flush(&r) < 0 || r.failed)
 		goto out;
 	if (links && links_compare(&r) < 0)
@@ -419,71 +516,10 @@ int diff_report(const diff_report_opts *o)
 	bool parity = !r.links_differ;
 	for (int k = 0; k < K_N; k++)
 		parity &= r.total.n[k] == 0;
-	if (o->json) {
-		cut_buf_printf(&out, "{\"parity\":%s,", parity ? "true" : "false");
-		header_json(&out, "a", a);
-		cut_buf_putc(&out, ',');
-		header_json(&out, "b", b);
-		cut_buf_printf(&out, ",\"ignored\":[");
-		bool first = true;
-		for (unsigned i = 0; i < NFIELDS; i++)
-			if (o->ignore & (1u << i)) {
-				cut_buf_printf(&out, "%s\"%s\"", first ? "" : ",", field_names[i]);
-				first = false;
-			}
-		cut_buf_printf(&out, "],\"mtime_granularity_ns\":%lld,\"totals\":{",
-			       (long long)(o->mtime_gran_ns > 1 ? o->mtime_gran_ns : 1));
-		for (int k = 0; k < K_N; k++)
-			cut_buf_printf(&out, "\"%s\":{\"count\":%llu,\"bytes\":%llu},", kind_names[k],
-				       (unsigned long long)r.total.n[k], (unsigned long long)r.total.bytes[k]);
-		cut_buf_printf(&out, "\"links\":{\"count\":%llu}},\"examples\":[",
-			       (unsigned long long)r.links_differ);
-		first = true;
-		for (int k = 0; k <= K_N; k++)
-			if (r.ex[k].len) {
-				if (!first)
-					cut_buf_putc(&out, ',');
-				cut_buf_put(&out, r.ex[k].p, r.ex[k].len);
-				first = false;
-			}
-		cut_buf_printf(&out, "]");
-		if (o->by_depth) {
-			cut_buf_printf(&out, ",\"by_depth\":%u,\"groups\":[", o->by_depth);
-			if (groups_write(&r, &out) < 0)
-				goto out;
-			cut_buf_printf(&out, "]");
-		}
-		cut_buf_printf(&out, "}\n");
-	} else {
-		const fmt_mheader *ha = fmt_mreader_header(a), *hb = fmt_mreader_header(b);
-		cut_buf_printf(&out, "A: %s (%s, %llu entries)\nB: %s (%s, %llu entries)\n", o->a, ha->root,
-			       (unsigned long long)ha->entries, o->b, hb->root,
-			       (unsigned long long)hb->entries);
-		static const char *const what[] = {"in A, not in B", "in B, not in A",
-						   "content differs", "metadata differs only"};
-		for (int k = 0; k < K_N; k++)
-			cut_buf_printf(&out, "%-9s %10llu entries %16llu bytes  (%s)\n", kind_names[k],
-				       (unsigned long long)r.total.n[k], (unsigned long long)r.total.bytes[k],
-				       what[k]);
-		cut_buf_printf(&out, "%-9s %10llu paths   %16s        (%s)\n", "links",
-			       (unsigned long long)r.links_differ, "",
-			       links ? "share an inode with other paths on one side only" : "not compared");
-		bool any = false;
-		for (int k = 0; k <= K_N; k++)
-			any |= r.ex[k].len != 0;
-		if (any) {
-			cut_buf_printf(&out, "first differences (A/B), at most %u of each kind:\n", o->max_examples);
-			for (int k = 0; k <= K_N; k++)
-				cut_buf_put(&out, r.ex[k].p, r.ex[k].len);
-		}
-		if (o->by_depth && r.ngroups) {
-			cut_buf_printf(&out, "groups that differ (depth %u): %llu\n", o->by_depth,
-				       (unsigned long long)r.ngroups);
-			if (groups_write(&r, &out) < 0)
-				goto out;
-		}
-		cut_buf_printf(&out, "%s\n", parity ? "parity" : "differ");
-	}
+	int w = o->json ? summary_json(&r, &out, a, b, parity) :
+			  summary_text(&r, &out, a, b, links, parity);
+	if (w < 0)
+		goto out;
 	fwrite(out.p, 1, out.len, o->out);
 	rc = parity ? 0 : 1;
 out:
