@@ -141,8 +141,16 @@ grep -qx 'adaptive=1' "$T/st6/config" && grep -qx 'max_latency_ns=1500000' "$T/s
 # takes 1.5-2 times the unloaded latency, and the scan's own CPU counts in
 # that time.  A sanitizer's build on 2 busy cores adds some 100 us to a
 # request at 5 in flight: behind 200 us the gate rightly holds the scan
-# below 4, too few to tell a cut to a quarter; behind 1 ms it climbs to 8-16.
+# below 4, too few to tell a cut to a quarter; behind 1 ms it climbs to 8-16
+# (not the ThreadSanitizer build beside CI's other suites: skipped there).
 t budget_adaptive_cuts_on_a_latency_step_and_recovers
+# Its premise is a scan whose requests take the source's time, not the
+# client's CPU: the gate counts both.
+case "$BUILD" in *tsan*)
+	skip "a ThreadSanitizer build adds more CPU to each request than the source's 1 ms on CI's busy cores (the gate then rightly holds 3 in flight, too few to tell a cut); the gate's timing is checked in the other builds, its threads here by budget_replay_through_the_gate"
+	finish
+	;;
+esac
 "$GEN" create "$T/s7" --users 10 --msgs 4000 --size-scale 0.01 --seed 7 >/dev/null
 "$LM" start "$T/s7" "$MNT" 1000 >/dev/null || no "latmount start failed"
 (
