@@ -1001,7 +1001,7 @@ int diff_run(const diff_opts *o, diff_stats *st)
 	diff_ctx x = {.o = o, .st = st};
 	memset(st, 0, sizeof *st);
 	diff_sorter_peak_mem = 0;
-	x.limit = o->mem_limit ? o->mem_limit : (32u << 20);
+	x.limit = o->mem_limit ? o->mem_limit : DIFF_MEM_LIMIT_DEFAULT;
 	/* Each list may take limit/4: at most a few are being filled at once. */
 	size_t lim = x.limit / 4;
 	static const char *const phn[PH_N] = {"dirmv", "delete", "evac", "mkdir", "rename",

@@ -18,7 +18,7 @@ typedef struct diff_opts {
 	const char *new_path;  /* NEW manifest */
 	const char *out_path;  /* change log to write */
 	bool force;            /* accept different roots and an incomplete NEW scan */
-	size_t mem_limit;      /* per intermediate list before spilling (0: 32 MiB) */
+	size_t mem_limit;      /* per intermediate list before spilling (0: DIFF_MEM_LIMIT_DEFAULT) */
 	const char *tmpdir;    /* for spilled runs (NULL: $TMPDIR or /tmp) */
 	/* Called from the diff's thread as the join moves through NEW: entries
 	 * of NEW joined so far, and NEW's entries in all (every

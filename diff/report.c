@@ -73,6 +73,7 @@ typedef struct rep {
 	diff_sorter *groups;      /* finished group lines / objects, in order (spills) */
 	uint64_t ngroups;
 	diff_sorter *la, *lb;     /* multi-link files of A and B, by inode */
+	size_t list_limit;        /* each list's share of the memory limit */
 	bool failed;              /* a group could not be kept (logged) */
 } rep;
 
@@ -267,7 +268,7 @@ static int link_keep(rep *r, diff_sorter *s, const fmt_entry *e)
  * sorter or NULL. */
 static diff_sorter *link_reps(rep *r, diff_sorter *s, const char *name)
 {
-	diff_sorter *out = diff_sorter_new(name, diff_cmp_path, r->o->mem_limit / 4, r->o->tmpdir);
+	diff_sorter *out = diff_sorter_new(name, diff_cmp_path, r->list_limit, r->o->tmpdir);
 	if (diff_sorter_sort(s) < 0)
 		goto fail;
 	diff_item it;
@@ -502,11 +503,11 @@ int diff_report(const diff_report_opts *o)
 	fmt_mreader *a = fmt_mreader_open(o->a), *b = NULL;
 	if (!a || !(b = fmt_mreader_open(o->b)))
 		goto out;
-	size_t lim = (o->mem_limit ? o->mem_limit : (32u << 20)) / 4;
+	r.list_limit = (o->mem_limit ? o->mem_limit : DIFF_MEM_LIMIT_DEFAULT) / 4;
 	bool links = !(o->ignore & RF_LINKS);
-	r.la = diff_sorter_new("report-a", diff_cmp_inode, lim, o->tmpdir);
-	r.lb = diff_sorter_new("report-b", diff_cmp_inode, lim, o->tmpdir);
-	r.groups = diff_sorter_new("report-groups", diff_cmp_seq, lim, o->tmpdir);
+	r.la = diff_sorter_new("report-a", diff_cmp_inode, r.list_limit, o->tmpdir);
+	r.lb = diff_sorter_new("report-b", diff_cmp_inode, r.list_limit, o->tmpdir);
+	r.groups = diff_sorter_new("report-groups", diff_cmp_seq, r.list_limit, o->tmpdir);
 	if (join_run(&r, a, b, links) < 0)
 		goto out;
 	if (group_flush(&r) < 0 || r.failed)

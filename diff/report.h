@@ -27,7 +27,7 @@ typedef struct diff_report_opts {
 	unsigned by_depth;          /* 0: no groups */
 	unsigned max_examples;      /* per kind */
 	bool json;
-	size_t mem_limit;           /* for the link-structure lists */
+	size_t mem_limit;           /* for the link-structure lists (0: DIFF_MEM_LIMIT_DEFAULT) */
 	const char *tmpdir;
 	FILE *out;
 } diff_report_opts;

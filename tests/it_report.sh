@@ -95,6 +95,16 @@ jq -e --argjson n "$n" '[.groups[] | select(.missing.count == 1)] | length == $n
 [ "$(jq -r '.groups[].group | select(contains("/"))' "$T/small--json" | tr '\n' ' ')" = \
 	"$(cd "$T/g/a" && ls -d */* | LC_ALL=C sort | tr '\n' ' ')" ] || no "groups out of order"
 
+t link_lists_without_a_memory_limit_stay_in_memory
+# With no --mem-limit the link-structure lists get the same default as the
+# other lists (megabytes), so 1500 linked pairs (some 300 KiB of list) need no
+# temporary file: a --tmpdir that does not exist is never used.
+long=$(printf 'x%.0s' $(seq 100))
+(mkdir -p "$T/l/cur" && cd "$T/l/cur" && for i in $(seq 1500); do
+	echo "m $i" >"$i.$long" && ln "$i.$long" "$i.$long.2"; done)
+scan "$T/l" "$T/l.m"
+expect_rc 0 "$CUTOVER" report "$T/l.m" "$T/l.m" --tmpdir "$T/no-such-dir"
+
 t errors_exit_2_usage_64
 expect_rc 2 "$CUTOVER" report "$T/a.m" "$T/missing.m"
 cp "$T/a.m" "$T/bad.m" && printf '\377' | dd of="$T/bad.m" bs=1 seek=20 conv=notrunc status=none
