@@ -677,6 +677,8 @@ static bool moved_path(const diff_ctx *x, const char *p, size_t len, bool old_si
 static int drop_moved(diff_ctx *x, diff_sorter **sp, const char *name, diff_cmp_fn cmp, bool old_side)
 {
 	diff_sorter *in = *sp, *out = diff_sorter_new(name, cmp, x->limit / 4, x->o->tmpdir);
+	if (!out)
+		return -1;
 	diff_item it;
 	int r = diff_sorter_sort(in);
 	while (r == 0 && (r = diff_sorter_next(in, &it)) > 0) {
@@ -1019,6 +1021,12 @@ int diff_run(const diff_opts *o, diff_stats *st)
 	char *source = NULL;
 	fmt_cwriter *w = NULL;
 	int rc = -1;
+	bool lists_made = x.leave && x.arrive && x.upd && x.leave2 && x.arrive2 && x.groups &&
+			  x.suppress && x.lnka;
+	for (int i = 0; i < PH_N; i++)
+		lists_made &= x.ph[i] != NULL;
+	if (!lists_made)
+		goto out;
 	if (check_headers(&x, &source) < 0)
 		goto out;
 	if (!(w = fmt_cwriter_create(o->out_path)))

@@ -63,7 +63,8 @@ typedef struct diff_sorter diff_sorter;
 
 /* A sorter ordering by cmp, keeping at most mem_limit bytes in memory before
  * writing a run to an unlinked temporary file in tmpdir (NULL: $TMPDIR or
- * /tmp).  name is used in messages. */
+ * /tmp).  name is used in messages.  NULL when it cannot be made (logged
+ * here): callers pass the failure up without logging it again. */
 diff_sorter *diff_sorter_new(const char *name, diff_cmp_fn cmp, size_t mem_limit,
 			     const char *tmpdir);
 /* Copies it (and its strings) into the sorter.  0, or -1 (logged) when a run

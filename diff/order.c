@@ -147,6 +147,8 @@ int diff_match(diff_ctx *x)
 	int rc = -1;
 	diff_sorter *hl = diff_sorter_new("leave-hash", diff_cmp_hash, x->limit / 8, x->o->tmpdir);
 	diff_sorter *ha = diff_sorter_new("arrive-hash", diff_cmp_hash, x->limit / 8, x->o->tmpdir);
+	if (!hl || !ha)
+		goto out;
 	if (match_inode(x, hl, ha) < 0 || match_hash(x, hl, ha) < 0)
 		goto out;
 	rc = diff_sorter_sort(x->leave2) < 0 || diff_sorter_sort(x->arrive2) < 0 ||
@@ -383,6 +385,10 @@ static int groups_from_new(diff_ctx *x)
 		return -1;
 	x->st->passes++;
 	diff_sorter *out = diff_sorter_new("groups", diff_cmp_inode, x->limit / 4, x->o->tmpdir);
+	if (!out) {
+		fmt_mreader_close(nw);
+		return -1;
+	}
 	cut_buf raw = {0};
 	fmt_dec dec = {0};
 	diff_item a, u, g;

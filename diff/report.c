@@ -269,7 +269,7 @@ static int link_keep(rep *r, diff_sorter *s, const fmt_entry *e)
 static diff_sorter *link_reps(rep *r, diff_sorter *s, const char *name)
 {
 	diff_sorter *out = diff_sorter_new(name, diff_cmp_path, r->list_limit, r->o->tmpdir);
-	if (diff_sorter_sort(s) < 0)
+	if (!out || diff_sorter_sort(s) < 0)
 		goto fail;
 	diff_item it;
 	int h;
@@ -508,6 +508,8 @@ int diff_report(const diff_report_opts *o)
 	r.la = diff_sorter_new("report-a", diff_cmp_inode, r.list_limit, o->tmpdir);
 	r.lb = diff_sorter_new("report-b", diff_cmp_inode, r.list_limit, o->tmpdir);
 	r.groups = diff_sorter_new("report-groups", diff_cmp_seq, r.list_limit, o->tmpdir);
+	if (!r.la || !r.lb || !r.groups)
+		goto out;
 	if (join_run(&r, a, b, links) < 0)
 		goto out;
 	if (group_flush(&r) < 0 || r.failed)

@@ -388,7 +388,7 @@ void diff_sorter_reset(diff_sorter *s)
 }
 
 uint64_t diff_sorter_count(const diff_sorter *s) { return s->count; }
-unsigned diff_sorter_runs(const diff_sorter *s) { return s->nruns; }
+unsigned diff_sorter_runs(const diff_sorter *s) { return s ? s->nruns : 0; }
 
 void diff_sorter_free(diff_sorter *s)
 {
