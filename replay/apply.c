@@ -586,12 +586,12 @@ static bool orphan_get(const rp_ctx *cx, const char *path, char **name)
 
 /* ------------------------------------------------------- create, update */
 
-/* Copies the source file path into tmp in pfd and renames it to base. */
-static void copy_file(const rp_ctx *cx, rp_op *op, const char *path, int pfd, const char *base,
-		      bool replace)
+/* Opens the source file path for copying into *ss (once more by name when
+ * NFS says it was replaced under us).  The descriptor, or -1 with op's result
+ * set: the source's troubles are the entry's (vanished, skipped), running out
+ * of descriptors or memory is ours and stops the run (sys_fail). */
+static int open_copy_source(const rp_ctx *cx, rp_op *op, const char *path, sys_stat *ss)
 {
-	char tmp[32];
-	rp_tmp_name(tmp, op->idx);
 	int sfd = src_open(cx, path);
 	if (sfd == -ESTALE) { /* NFS: replaced under us; once more by name */
 		rp_srcdirs_retry(cx->srcdirs);
@@ -607,80 +607,145 @@ static void copy_file(const rp_ctx *cx, rp_op *op, const char *path, int pfd, co
 		else
 			set_res(op, RP_R_SKIPPED, "%s %s: cannot open the source: %s",
 				fmt_op_name(op->op), path, strerror(-sfd));
-		return;
+		return -1;
 	}
-	sys_stat ss, s2;
-	int r = sys_fstat(sfd, &ss);
-	if (r < 0 || fmt_type_from_mode(ss.mode) != FMT_T_FILE) {
+	if (sys_fstat(sfd, ss) < 0 || fmt_type_from_mode(ss->mode) != FMT_T_FILE) {
 		close(sfd);
 		set_res(op, RP_R_VANISHED, "%s %s: no longer a file in the source",
 			fmt_op_name(op->op), path);
-		return;
+		return -1;
 	}
-	op->drifted = ss.size != op->e.size || ss.mtime_ns != op->e.mtime_ns ||
-		      (op->e.ino && ss.ino != op->e.ino);
+	return sfd;
+}
+
+/* Creates the temporary file tmp in pfd, replacing one an earlier attempt
+ * left.  The descriptor, or -1 with op failed. */
+static int create_copy_temp(rp_op *op, int pfd, const char *tmp, const char *path)
+{
 	int tfd = openat(pfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (tfd < 0 && errno == EEXIST && unlinkat(pfd, tmp, 0) == 0) /* an earlier attempt's */
 		tfd = openat(pfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (tfd < 0) {
+	if (tfd < 0)
 		sys_fail(op, errno, "cannot create a temporary file for", path);
-		close(sfd);
-		return;
-	}
+	return tfd;
+}
+
+/* Copies size bytes of sfd into tfd.  The bytes copied, or -1 with op's
+ * result set: a read error is the source's (the target keeps what it has),
+ * a write error ours. */
+static int64_t copy_source_bytes(rp_op *op, int sfd, int tfd, uint64_t size, const char *path)
+{
 	bool src_err;
-	int64_t n = budget_src_copy(sfd, tfd, ss.size, &src_err);
+	int64_t n = budget_src_copy(sfd, tfd, size, &src_err);
 	if (n < 0 && src_err) { /* the source's fault: the target keeps what it has */
 		set_res(op, n == -ESTALE ? RP_R_VANISHED : RP_R_SKIPPED,
 			"%s %s: cannot read the source: %s", fmt_op_name(op->op), path,
 			strerror((int)-n));
-		goto fail;
+		return -1;
 	}
 	if (n < 0) {
 		sys_fail(op, (int)n, "cannot copy", path);
-		goto fail;
+		return -1;
 	}
+	return n;
+}
+
+/* Looks at the source again after copying n bytes (ss: before, *s2: after)
+ * and marks op drifted if it changed while copied: the next pass brings it.
+ * Returns the attributes the copy gets: those of the version whose length
+ * it has.  A file truncated while copied was read to its new end, so the
+ * times it has now; otherwise (grown, rewritten) those read before the copy.
+ * Either way the target holds a version the next round can match, where the
+ * old times on the new length matched neither (a conflict). */
+static const sys_stat *copied_version_attrs(rp_op *op, int sfd, const sys_stat *ss, sys_stat *s2,
+					    int64_t n)
+{
 	budget_req q = budget_src(1, 0); /* GETATTR: the open's attributes have expired by now */
-	bool s2ok = sys_fstat(sfd, &s2) == 0;
+	bool s2ok = sys_fstat(sfd, s2) == 0;
 	budget_src_done(q);
-	if (!s2ok || s2.size != ss.size || s2.mtime_ns != ss.mtime_ns || (uint64_t)n != ss.size)
-		op->drifted = true; /* changed while copied: the next pass brings it */
-	/* The copy gets the attributes of the version whose length it has: a
-	 * file truncated while copied was read to its new end, so the times it
-	 * has now; otherwise (grown, rewritten) those read before the copy.
-	 * Either way the target holds a version the next round can match, where
-	 * the old times on the new length matched neither (a conflict). */
-	const sys_stat *as = s2ok && (uint64_t)n == s2.size && s2.size < ss.size ? &s2 : &ss;
+	if (!s2ok || s2->size != ss->size || s2->mtime_ns != ss->mtime_ns || (uint64_t)n != ss->size)
+		op->drifted = true;
+	return s2ok && (uint64_t)n == s2->size && s2->size < ss->size ? s2 : ss;
+}
+
+/* Gives the temporary file the owner (as root), mode and times of as.
+ * 0, or -1 with op failed. */
+static int set_copy_attrs(const rp_ctx *cx, rp_op *op, int tfd, const sys_stat *as,
+			  const char *path)
+{
 	if (cx->root && fchown(tfd, as->uid, as->gid) < 0) {
 		sys_fail(op, errno, "cannot set the owner of", path);
-		goto fail;
+		return -1;
 	}
 	if (fchmod(tfd, as->mode & 07777) < 0) {
 		sys_fail(op, errno, "cannot set the mode of", path);
-		goto fail;
+		return -1;
 	}
 	struct timespec ts[2] = {cut_ns_ts(as->atime_ns), cut_ns_ts(as->mtime_ns)};
 	if (futimens(tfd, ts) < 0) {
 		sys_fail(op, errno, "cannot set the times of", path);
-		goto fail;
+		return -1;
 	}
-	/* Racy by this machine's clock or by the target's (its ctime, as a
-	 * redo and sync's base patch judge it): with this machine's clock ahead
-	 * of the file servers', its clock alone would call no copy racy. */
+	return 0;
+}
+
+/* Marks op racy by this machine's clock or by the target's (its ctime, as a
+ * redo and sync's base patch judge it): with this machine's clock ahead of
+ * the file servers', its clock alone would call no copy racy. */
+static void note_racy_copy(rp_op *op, int tfd, const sys_stat *as)
+{
 	sys_stat tst;
 	op->racy = rp_racy(as->mtime_ns, cut_now_ns()) ||
 		   (sys_fstat(tfd, &tst) == 0 && rp_racy(as->mtime_ns, tst.ctime_ns));
+}
+
+/* Syncs (when asked) and closes the temporary file; tfd is closed either
+ * way.  0, or -1 with op failed: NFS reports write-back errors (EIO, a full
+ * disk) at close. */
+static int close_copy_temp(const rp_ctx *cx, rp_op *op, int tfd, const char *path)
+{
 	if (cx->fsync && fsync(tfd) < 0) {
 		sys_fail(op, errno, "cannot fsync", path);
-		goto fail;
+		close(tfd);
+		return -1;
 	}
-	r = close(tfd); /* NFS reports write-back errors (EIO, a full disk) at close */
-	tfd = -1;
-	if (r < 0) {
+	if (close(tfd) < 0) {
 		sys_fail(op, errno, "cannot write (reported at close)", path);
-		goto fail;
+		return -1;
 	}
+	return 0;
+}
+
+/* Copies the source file path into tmp in pfd and renames it to base. */
+static void copy_file(const rp_ctx *cx, rp_op *op, const char *path, int pfd, const char *base,
+		      bool replace)
+{
+	char tmp[32];
+	rp_tmp_name(tmp, op->idx);
+	sys_stat ss, s2;
+	int sfd = open_copy_source(cx, op, path, &ss);
+	if (sfd < 0)
+		return;
+	op->drifted = ss.size != op->e.size || ss.mtime_ns != op->e.mtime_ns ||
+		      (op->e.ino && ss.ino != op->e.ino);
+	int tfd = create_copy_temp(op, pfd, tmp, path);
+	if (tfd < 0) {
+		close(sfd);
+		return;
+	}
+	const sys_stat *as;
+	int64_t n = copy_source_bytes(op, sfd, tfd, ss.size, path);
+	if (n < 0)
+		goto fail;
+	as = copied_version_attrs(op, sfd, &ss, &s2, n);
+	if (set_copy_attrs(cx, op, tfd, as, path) < 0)
+		goto fail;
+	note_racy_copy(op, tfd, as);
+	int r = close_copy_temp(cx, op, tfd, path);
+	tfd = -1;
+	if (r < 0)
+		goto fail;
 	close(sfd);
-	sfd = -1;
 	if (put_in_place(cx, op, pfd, tmp, base, path, replace) < 0)
 		return;
 	op->copied = (uint64_t)n;
@@ -689,8 +754,7 @@ static void copy_file(const rp_ctx *cx, rp_op *op, const char *path, int pfd, co
 fail:
 	if (tfd >= 0)
 		close(tfd);
-	if (sfd >= 0)
-		close(sfd);
+	close(sfd);
 	unlinkat(pfd, tmp, 0);
 }
 
