@@ -146,14 +146,11 @@ static inline void copy_words_until(const uint8_t **src, const uint8_t *end, uin
 #define WORD_COPY 0
 #endif
 
-/* Each stream's room is reserved once per entry and written through a
- * pointer: this runs once per entry of every scan, the hottest loop after
- * the kernel's. */
-void fmt_enc_add(fmt_enc *e, const fmt_entry *en)
+/* Front coding: the shared prefix with the previous path stops at the start
+ * of the last component, so that every suffix holds a whole name and number
+ * tokens line up with the previous name's. */
+static inline size_t enc_shared_len(const fmt_enc *e, const fmt_entry *en)
 {
-	/* Front coding: the shared prefix stops at the start of the last
-	 * component, so that every suffix holds a whole name and number tokens
-	 * line up with the previous name's. */
 	size_t shared = 0, lim = e->prev_path.len < en->path_len ? e->prev_path.len : en->path_len;
 	size_t plen = fmt_path_parent_len(en->path, en->path_len);
 	size_t name_start = plen ? plen + 1 : 0;
@@ -161,20 +158,21 @@ void fmt_enc_add(fmt_enc *e, const fmt_entry *en)
 		lim = name_start;
 	while (shared < lim && e->prev_path.p[shared] == (uint8_t)en->path[shared])
 		shared++;
-	const uint8_t *p = (const uint8_t *)en->path + shared, *end = (const uint8_t *)en->path + en->path_len;
-	/* The text is never longer than the suffix (a token shrinks to one
-	 * byte), so its length varint takes at most CUT_VARINT_MAX bytes. */
-	cut_buf_reserve(&e->names, 2 * CUT_VARINT_MAX + (size_t)(end - p));
-	cut_buf_reserve(&e->nums, FMT_NAME_NUMS * CUT_VARINT_MAX);
-	uint8_t *o = e->names.p + e->names.len;
-	o += cut_varint_put(o, shared);
-	uint8_t *lenp = o++; /* one byte for the text's length; moved below if longer */
-	uint8_t *text = o, *no = e->nums.p + e->nums.len;
-	uint64_t nums[FMT_NAME_NUMS];
+	return shared;
+}
+
+/* Writes the text of the suffix p..end of path at *op, each number token as
+ * a NUL with its varint at *nop (see Names above), and its numbers in nums.
+ * Returns how many numbers; *op and *nop are moved to their ends. */
+static inline unsigned enc_name_text(const fmt_enc *e, const char *path, const uint8_t *p,
+				     const uint8_t *end, uint8_t **op, uint8_t **nop,
+				     uint64_t nums[FMT_NAME_NUMS])
+{
+	uint8_t *o = *op, *no = *nop;
 	unsigned nn = 0;
 	while (p < end) {
 #if WORD_COPY
-		/* Up to the first digit.  The room reserved above has the
+		/* Up to the first digit.  The room the caller reserved has the
 		 * slack: suffix + 2 varints >= 8. */
 		copy_words_until(&p, end, &o, '0', 10);
 		if (p == end)
@@ -189,7 +187,7 @@ void fmt_enc_add(fmt_enc *e, const fmt_entry *en)
 			q++;
 		size_t dl = (size_t)(q - p);
 		bool token = dl <= 18 && (*p != '0' || dl == 1) && nn < FMT_NAME_NUMS &&
-			     !(p > (const uint8_t *)en->path && is_hexish(p[-1])) &&
+			     !(p > (const uint8_t *)path && is_hexish(p[-1])) &&
 			     !(q < end && is_hexish(*q));
 		if (token) {
 			uint64_t v = 0;
@@ -204,23 +202,57 @@ void fmt_enc_add(fmt_enc *e, const fmt_entry *en)
 		}
 		p = q;
 	}
+	*op = o;
+	*nop = no;
+	return nn;
+}
+
+/* Stores the length of the text text..o in the one byte at lenp that was
+ * left for it, moving the text up when its varint needs more.  Returns the
+ * text's new end. */
+static inline uint8_t *enc_text_length(uint8_t *lenp, uint8_t *text, uint8_t *o)
+{
 	size_t tl = (size_t)(o - text);
-	if (tl >= 0x80) { /* the one-byte length is too short: move the text */
-		uint8_t v[CUT_VARINT_MAX];
-		size_t vl = cut_varint_put(v, tl);
-		memmove(lenp + vl, text, tl);
-		memcpy(lenp, v, vl);
-		o = lenp + vl + tl;
-	} else {
+	if (tl < 0x80) {
 		*lenp = (uint8_t)tl;
+		return o;
 	}
+	uint8_t v[CUT_VARINT_MAX];
+	size_t vl = cut_varint_put(v, tl);
+	memmove(lenp + vl, text, tl);
+	memcpy(lenp, v, vl);
+	return lenp + vl + tl;
+}
+
+/* Adds en's path to the names and nums streams and makes it the previous
+ * path. */
+static inline void enc_path(fmt_enc *e, const fmt_entry *en)
+{
+	size_t shared = enc_shared_len(e, en);
+	const uint8_t *p = (const uint8_t *)en->path + shared, *end = (const uint8_t *)en->path + en->path_len;
+	/* The text is never longer than the suffix (a token shrinks to one
+	 * byte), so its length varint takes at most CUT_VARINT_MAX bytes. */
+	cut_buf_reserve(&e->names, 2 * CUT_VARINT_MAX + (size_t)(end - p));
+	cut_buf_reserve(&e->nums, FMT_NAME_NUMS * CUT_VARINT_MAX);
+	uint8_t *o = e->names.p + e->names.len;
+	o += cut_varint_put(o, shared);
+	uint8_t *lenp = o++; /* one byte for the text's length; moved if longer */
+	uint8_t *text = o, *no = e->nums.p + e->nums.len;
+	uint64_t nums[FMT_NAME_NUMS];
+	unsigned nn = enc_name_text(e, en->path, p, end, &o, &no, nums);
+	o = enc_text_length(lenp, text, o);
 	e->names.len = (size_t)(o - e->names.p);
 	e->nums.len = (size_t)(no - e->nums.p);
 	memcpy(e->prev_nums, nums, nn * sizeof *nums);
 	e->prev_nnums = nn;
 	e->prev_path.len = 0;
 	cut_buf_put(&e->prev_path, en->path, en->path_len);
+}
 
+/* The fmask byte of en: its type, flags, and which attributes equal the
+ * previous entry's (and so are not written). */
+static inline uint8_t enc_fmask(const fmt_enc *e, const fmt_entry *en)
+{
 	bool first = e->count == 0;
 	uint8_t m = en->type & 7;
 	if (en->flags & FMT_E_HASH)
@@ -233,8 +265,15 @@ void fmt_enc_add(fmt_enc *e, const fmt_entry *en)
 		m |= M_SAME_OWNER;
 	if (!first && en->dev == e->prev_dev)
 		m |= M_SAME_DEV;
+	return m;
+}
+
+/* Adds the fmask byte m and en's attributes to the meta stream.  Returns
+ * en's mtime in whole seconds (the next entry's delta base). */
+static inline int64_t enc_meta(fmt_enc *e, const fmt_entry *en, uint8_t m)
+{
 	cut_buf_reserve(&e->meta, META_MAX);
-	o = e->meta.p + e->meta.len;
+	uint8_t *o = e->meta.p + e->meta.len;
 	*o++ = m;
 	if (!(m & M_SAME_MODE))
 		o += cut_varint_put(o, en->mode);
@@ -257,14 +296,24 @@ void fmt_enc_add(fmt_enc *e, const fmt_entry *en)
 	if (en->type == FMT_T_CHR || en->type == FMT_T_BLK)
 		o += cut_varint_put(o, en->rdev);
 	e->meta.len = (size_t)(o - e->meta.p);
+	return ms;
+}
+
+/* Adds a symlink's target and a file's content hash to their streams. */
+static inline void enc_target_and_hash(fmt_enc *e, const fmt_entry *en)
+{
 	if (en->type == FMT_T_SYMLINK) {
 		cut_buf_varint(&e->targets, en->target_len);
 		cut_buf_put(&e->targets, en->target, en->target_len);
 	}
 	if (en->flags & FMT_E_HASH)
 		cut_buf_put(&e->hashes, en->hash, 16);
+}
 
-	e->prev_mtime_s = ms;
+/* Keeps what the next entry's attributes are written against. */
+static inline void enc_keep_prev(fmt_enc *e, const fmt_entry *en, int64_t mtime_s)
+{
+	e->prev_mtime_s = mtime_s;
 	e->prev_ctime_ns = en->ctime_ns;
 	e->prev_ino = en->ino;
 	e->prev_dev = en->dev;
@@ -272,6 +321,18 @@ void fmt_enc_add(fmt_enc *e, const fmt_entry *en)
 	e->prev_uid = en->uid;
 	e->prev_gid = en->gid;
 	e->count++;
+}
+
+/* Each stream's room is reserved once per entry and written through a
+ * pointer: this runs once per entry of every scan, the hottest loop after
+ * the kernel's. */
+void fmt_enc_add(fmt_enc *e, const fmt_entry *en)
+{
+	enc_path(e, en);
+	uint8_t m = enc_fmask(e, en);
+	int64_t mtime_s = enc_meta(e, en, m);
+	enc_target_and_hash(e, en);
+	enc_keep_prev(e, en, mtime_s);
 }
 
 #define ENC_HEAD 24 /* u32 flags, then u32 length of each of the five streams */
@@ -397,30 +458,31 @@ static uint8_t *put_decimal(uint8_t *o, uint64_t v)
 	return end;
 }
 
-int fmt_dec_next(fmt_dec *d, fmt_entry *en)
+/* Reads a varint of the meta stream into dst, or fails with what's name;
+ * v keeps the value for range checks. */
+#define GETV(dst, what)                                                             \
+	do {                                                                        \
+		NEED(get_varint(&d->meta, d->meta_end, &v) == 0, what " cut short"); \
+		dst = v;                                                            \
+	} while (0)
+
+/* At the end of the block: every stream must be used up.  0 or -1. */
+static int dec_block_end(fmt_dec *d)
 {
-	if (d->left == 0) {
-		NEED(d->names == d->names_end && d->nums == d->nums_end && d->meta == d->meta_end &&
-			     d->targets == d->targets_end && d->hashes == d->hashes_end,
-		     "entry block has bytes after its last entry");
-		return 0;
-	}
-	uint64_t shared, slen, v;
-	NEED(get_varint(&d->names, d->names_end, &shared) == 0 &&
-		     get_varint(&d->names, d->names_end, &slen) == 0,
-	     "path length cut short");
-	cut_buf *prev = &d->paths[d->cur], *cur = &d->paths[d->cur ^ 1];
-	NEED(shared <= prev->len, "path shares more bytes than the previous path has");
-	NEED(slen <= (uint64_t)(d->names_end - d->names), "path runs past its stream");
-	/* Each text byte becomes one byte, or at most 18 digits; 8 bytes of
-	 * slack let literal runs be copied a word at a time. */
-	cur->len = 0;
-	cut_buf_reserve(cur, (size_t)shared + 18 * (size_t)slen + 8);
-	if (shared) /* prev->p is NULL before the first path */
-		memcpy(cur->p, prev->p, (size_t)shared);
-	uint8_t *o = cur->p + shared;
-	const uint8_t *t = d->names, *tend = d->names + slen;
-	uint64_t nums[FMT_NAME_NUMS];
+	NEED(d->names == d->names_end && d->nums == d->nums_end && d->meta == d->meta_end &&
+		     d->targets == d->targets_end && d->hashes == d->hashes_end,
+	     "entry block has bytes after its last entry");
+	return 0;
+}
+
+/* Writes the text t..tend at *op, each NUL (a number token, see the
+ * encoder) as the decimal number its varint in the nums stream gives, and
+ * those numbers in nums.  Returns how many numbers, or -1; *op is moved to
+ * the end. */
+static inline int dec_name_text(fmt_dec *d, const uint8_t *t, const uint8_t *tend, uint8_t **op,
+				uint64_t nums[FMT_NAME_NUMS])
+{
+	uint8_t *o = *op;
 	unsigned nn = 0;
 	for (; t < tend; t++) {
 #if WORD_COPY
@@ -433,7 +495,6 @@ int fmt_dec_next(fmt_dec *d, fmt_entry *en)
 			*o++ = *t;
 			continue;
 		}
-		/* A number token (see the encoder). */
 		uint64_t z;
 		NEED(nn < FMT_NAME_NUMS, "too many numbers in a name");
 		NEED(get_varint(&d->nums, d->nums_end, &z) == 0, "name number cut short");
@@ -444,16 +505,52 @@ int fmt_dec_next(fmt_dec *d, fmt_entry *en)
 		o = put_decimal(o, val);
 		nums[nn++] = val;
 	}
-	d->names = tend;
+	*op = o;
+	return (int)nn;
+}
+
+/* Builds the next path in d->paths[d->cur ^ 1] from the previous one and
+ * the names and nums streams; *shared: the bytes it shares with the
+ * previous path.  0 or -1. */
+static inline int dec_path(fmt_dec *d, uint64_t *shared)
+{
+	uint64_t slen;
+	NEED(get_varint(&d->names, d->names_end, shared) == 0 &&
+		     get_varint(&d->names, d->names_end, &slen) == 0,
+	     "path length cut short");
+	cut_buf *prev = &d->paths[d->cur], *cur = &d->paths[d->cur ^ 1];
+	NEED(*shared <= prev->len, "path shares more bytes than the previous path has");
+	NEED(slen <= (uint64_t)(d->names_end - d->names), "path runs past its stream");
+	/* Each text byte becomes one byte, or at most 18 digits; 8 bytes of
+	 * slack let literal runs be copied a word at a time. */
+	cur->len = 0;
+	cut_buf_reserve(cur, (size_t)*shared + 18 * (size_t)slen + 8);
+	if (*shared) /* prev->p is NULL before the first path */
+		memcpy(cur->p, prev->p, (size_t)*shared);
+	uint8_t *o = cur->p + *shared;
+	uint64_t nums[FMT_NAME_NUMS];
+	int nn = dec_name_text(d, d->names, d->names + slen, &o, nums);
+	if (nn < 0)
+		return -1;
+	d->names += slen;
 	size_t len = (size_t)(o - cur->p);
 	NEED(len <= UINT32_MAX, "path too long");
 	*o = 0;
 	cur->len = len;
-	memcpy(d->prev_nums, nums, nn * sizeof *nums);
-	d->prev_nnums = nn;
+	memcpy(d->prev_nums, nums, (size_t)nn * sizeof *nums);
+	d->prev_nnums = (unsigned)nn;
+	return 0;
+}
+
+/* Checks the path just built: valid, and (when asked) after the previous
+ * one in canonical order.  0 or -1. */
+static inline int dec_check_path(fmt_dec *d, uint64_t shared)
+{
+	const cut_buf *prev = &d->paths[d->cur], *cur = &d->paths[d->cur ^ 1];
+	const char *cp = (const char *)cur->p;
+	size_t len = cur->len;
 	/* The previous path was valid, so when the shared prefix ends at a '/'
 	 * only the new components need checking (no text byte is NUL). */
-	const char *cp = (const char *)cur->p;
 	if (shared && cp[shared - 1] == '/')
 		NEED(len > shared && fmt_path_valid(cp + shared, len - shared),
 		     "path has an empty, '.', '..' or NUL component");
@@ -464,26 +561,31 @@ int fmt_dec_next(fmt_dec *d, fmt_entry *en)
 		NEED(fmt_path_cmp((const char *)prev->p + shared, prev->len - (size_t)shared,
 				  cp + shared, len - (size_t)shared) < 0,
 		     "entries out of canonical order");
-	d->cur ^= 1;
+	return 0;
+}
 
-	memset(en, 0, sizeof *en);
-	en->path = cp;
-	en->path_len = (uint32_t)len;
+/* Reads the fmask byte into en's type and flags; *m: the byte.  0 or -1. */
+static inline int dec_fmask(fmt_dec *d, fmt_entry *en, uint8_t *m)
+{
 	NEED(d->meta < d->meta_end, "attributes cut short");
-	uint8_t m = *d->meta++;
-	en->type = m & 7;
+	*m = *d->meta++;
+	en->type = *m & 7;
 	NEED(en->type >= 1, "entry type 0 is not defined");
-	if (m & M_HASH) {
+	if (*m & M_HASH) {
 		NEED(en->type == FMT_T_FILE, "hash on an entry that is not a file");
 		en->flags |= FMT_E_HASH;
 	}
-	if (m & M_CARRIED)
+	if (*m & M_CARRIED)
 		en->flags |= FMT_E_CARRIED;
-#define GETV(dst, what)                                                             \
-	do {                                                                        \
-		NEED(get_varint(&d->meta, d->meta_end, &v) == 0, what " cut short"); \
-		dst = v;                                                            \
-	} while (0)
+	return 0;
+}
+
+/* Reads the attributes the fmask byte m says follow (the others are the
+ * previous entry's) into en; *mtime_s: its mtime in whole seconds (the next
+ * entry's delta base).  0 or -1. */
+static inline int dec_meta(fmt_dec *d, fmt_entry *en, uint8_t m, int64_t *mtime_s)
+{
+	uint64_t v;
 	if (m & M_SAME_MODE) {
 		en->mode = d->prev_mode;
 	} else {
@@ -519,6 +621,14 @@ int fmt_dec_next(fmt_dec *d, fmt_entry *en)
 	NEED(v <= UINT32_MAX, "link count too large");
 	if (en->type == FMT_T_CHR || en->type == FMT_T_BLK)
 		GETV(en->rdev, "device number");
+	*mtime_s = ms;
+	return 0;
+}
+
+/* Reads a symlink's target (kept in d->target) and a file's content hash
+ * from their streams.  0 or -1. */
+static inline int dec_target_and_hash(fmt_dec *d, fmt_entry *en)
+{
 	if (en->type == FMT_T_SYMLINK) {
 		uint64_t tl;
 		NEED(get_varint(&d->targets, d->targets_end, &tl) == 0, "symlink target cut short");
@@ -537,13 +647,38 @@ int fmt_dec_next(fmt_dec *d, fmt_entry *en)
 		memcpy(en->hash, d->hashes, 16);
 		d->hashes += 16;
 	}
-	d->prev_mtime_s = ms;
+	return 0;
+}
+
+/* Keeps what the next entry's attributes are read against. */
+static inline void dec_keep_prev(fmt_dec *d, const fmt_entry *en, int64_t mtime_s)
+{
+	d->prev_mtime_s = mtime_s;
 	d->prev_ctime_ns = en->ctime_ns;
 	d->prev_ino = en->ino;
 	d->prev_dev = en->dev;
 	d->prev_mode = en->mode;
 	d->prev_uid = en->uid;
 	d->prev_gid = en->gid;
+}
+
+int fmt_dec_next(fmt_dec *d, fmt_entry *en)
+{
+	if (d->left == 0)
+		return dec_block_end(d);
+	uint64_t shared;
+	if (dec_path(d, &shared) < 0 || dec_check_path(d, shared) < 0)
+		return -1;
+	d->cur ^= 1;
+	memset(en, 0, sizeof *en);
+	en->path = (const char *)d->paths[d->cur].p;
+	en->path_len = (uint32_t)d->paths[d->cur].len;
+	uint8_t m;
+	int64_t mtime_s;
+	if (dec_fmask(d, en, &m) < 0 || dec_meta(d, en, m, &mtime_s) < 0 ||
+	    dec_target_and_hash(d, en) < 0)
+		return -1;
+	dec_keep_prev(d, en, mtime_s);
 	d->left--;
 	return 1;
 }
