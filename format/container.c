@@ -622,106 +622,145 @@ static const char *cr_kind_hint(const char *magic)
 		       ? "`cutover scan` writes manifests"
 		       : "`cutover diff OLD NEW -o LOG` writes a change log from two manifests";
 }
-fmt_cr *fmt_cr_open(const char *path, const char *magic)
+/* A reader of path with nothing read yet (fmt_cr_close frees it). */
+static fmt_cr *cr_new(const char *path)
 {
 	fmt_cr *r = cut_calloc(1, sizeof *r);
 	r->path = cut_strndup(path, strlen(path));
 	pthread_mutex_init(&r->mu, NULL);
 	for (int k = 0; k < IX_CACHE; k++)
 		r->cache[k].seg = UINT32_MAX;
-	r->fd = open(path, O_RDONLY | O_CLOEXEC);
+	r->fd = -1;
+	return r;
+}
+
+/* Opens the file and takes its size.  0 or -1 (logged). */
+static int cr_open_file(fmt_cr *r)
+{
+	r->fd = open(r->path, O_RDONLY | O_CLOEXEC);
 	if (r->fd < 0) {
-		CUT_SYSERR("%s: cannot open", path);
-		goto fail;
+		CUT_SYSERR("%s: cannot open", r->path);
+		return -1;
 	}
 	struct stat st;
 	if (fstat(r->fd, &st) < 0) {
-		CUT_SYSERR("%s: cannot stat", path);
-		goto fail;
+		CUT_SYSERR("%s: cannot stat", r->path);
+		return -1;
 	}
 	r->size = (uint64_t)st.st_size;
+	return 0;
+}
+
+/* Checks the file header: the magic expected here (naming the other kind
+ * of cutover file when it is one), a version this build reads, no flags.
+ * 0 or -1 (logged). */
+static int cr_check_header(fmt_cr *r, const char *magic)
+{
 	uint8_t h[FMT_FILE_HEADER_LEN];
 	if (r->size < FMT_FILE_HEADER_LEN ||
 	    cut_pread_all(r->fd, h, sizeof h, 0) != (long long)sizeof h) {
 		fmt_cr_corrupt(r, 0, "too short to be a cutover file");
-		goto fail;
+		return -1;
 	}
 	if (memcmp(h, magic, FMT_MAGIC_LEN) != 0) {
 		const char *is = cr_kind_name((const char *)h), *want = cr_kind_name(magic);
 		if (is && want)
-			CUT_ERR("%s: is a cutover %s, but a %s is expected here (%s)", path, is, want,
+			CUT_ERR("%s: is a cutover %s, but a %s is expected here (%s)", r->path, is, want,
 				cr_kind_hint(magic));
 		else
 			fmt_cr_corrupt(r, 0, "bad magic, not a cutover file");
-		goto fail;
+		return -1;
 	}
 	r->version = cut_get_le32(h + 8);
 	if (r->version < FMT_VERSION_MIN || r->version > FMT_VERSION) {
 		CUT_ERR("%s: format version %u is not supported (this cutover reads versions %u to %u)",
-			path, r->version, FMT_VERSION_MIN, FMT_VERSION);
-		goto fail;
+			r->path, r->version, FMT_VERSION_MIN, FMT_VERSION);
+		return -1;
 	}
 	if (cut_get_le32(h + 12) != 0) {
 		fmt_cr_corrupt(r, 12, "unknown file flags");
-		goto fail;
+		return -1;
 	}
+	return 0;
+}
+
+/* Reads and checks the footer (checksum, version, size, section offsets in
+ * order) and takes the sections' offsets, the record count and the file's
+ * id from it; *foff: where it starts.  0 or -1 (logged). */
+static int cr_read_footer(fmt_cr *r, uint64_t *foff)
+{
 	uint8_t f[FMT_FOOTER_LEN];
-	uint64_t foff = r->size - FMT_FOOTER_LEN;
+	*foff = r->size - FMT_FOOTER_LEN;
 	if (r->size < FMT_FILE_HEADER_LEN + FMT_FOOTER_LEN ||
-	    cut_pread_all(r->fd, f, sizeof f, foff) != (long long)sizeof f ||
+	    cut_pread_all(r->fd, f, sizeof f, *foff) != (long long)sizeof f ||
 	    memcmp(f + FMT_FT_MAGIC, FMT_MAGIC_END, 8) != 0) {
 		fmt_cr_corrupt(r, r->size, "no footer: the file is truncated or was not finished");
-		goto fail;
+		return -1;
 	}
 	if (SUM_BAD(XXH3_64bits(f, FMT_FT_SUM), cut_get_le64(f + FMT_FT_SUM))) {
-		fmt_cr_corrupt(r, foff, "footer checksum mismatch");
-		goto fail;
+		fmt_cr_corrupt(r, *foff, "footer checksum mismatch");
+		return -1;
 	}
 	if (cut_get_le32(f + FMT_FT_VERSION) != r->version || cut_get_le32(f + FMT_FT_FLAGS) != 0) {
-		fmt_cr_corrupt(r, foff + FMT_FT_VERSION, "footer version or flags differ from the header");
-		goto fail;
+		fmt_cr_corrupt(r, *foff + FMT_FT_VERSION, "footer version or flags differ from the header");
+		return -1;
 	}
 	if (cut_get_le64(f + FMT_FT_SIZE) != r->size) {
-		fmt_cr_corrupt(r, foff + FMT_FT_SIZE, "file size differs from the size the footer records");
-		goto fail;
+		fmt_cr_corrupt(r, *foff + FMT_FT_SIZE, "file size differs from the size the footer records");
+		return -1;
 	}
 	r->meta_off = cut_get_le64(f + FMT_FT_META);
 	r->index_off = cut_get_le64(f + FMT_FT_INDEX);
 	r->records = cut_get_le64(f + FMT_FT_RECORDS);
 	memcpy(r->id, f + FMT_FT_ID, FMT_ID_LEN);
 	if (r->meta_off < FMT_FILE_HEADER_LEN || r->meta_off + 12 > r->index_off ||
-	    r->index_off + 12 > foff) {
-		fmt_cr_corrupt(r, foff, "section offsets out of order");
-		goto fail;
+	    r->index_off + 12 > *foff) {
+		fmt_cr_corrupt(r, *foff, "section offsets out of order");
+		return -1;
 	}
+	return 0;
+}
+
+/* Reads the metadata section, which must reach the index exactly, and
+ * checks that its fields tile it (fmt_cr_meta_next relies on that).
+ * 0 or -1 (logged). */
+static int cr_read_meta(fmt_cr *r)
+{
 	uint8_t lead[4];
-	if (cut_pread_all(r->fd, lead, 4, r->meta_off) != 4)
-		goto short_read;
+	if (cut_pread_all(r->fd, lead, 4, r->meta_off) != 4) {
+		fmt_cr_corrupt(r, r->size, "file ends early");
+		return -1;
+	}
 	r->meta_len = cut_get_le32(lead);
 	if (r->meta_off + 4 + r->meta_len + 8 != r->index_off) {
 		fmt_cr_corrupt(r, r->meta_off, "metadata section length does not reach the index");
-		goto fail;
+		return -1;
 	}
 	r->meta = cr_section(r, r->meta_off, r->index_off, r->meta_len, "metadata");
 	if (!r->meta)
-		goto fail;
+		return -1;
 	for (size_t pos = 0; pos < r->meta_len;) {
 		const uint8_t *t = r->meta + 4 + pos;
 		if (r->meta_len - pos < 8 || cut_get_le16(t + 2) != 0 ||
 		    cut_get_le32(t + 4) > r->meta_len - pos - 8) {
 			fmt_cr_corrupt(r, r->meta_off + 4 + pos, "malformed metadata field");
-			goto fail;
+			return -1;
 		}
 		pos += 8 + cut_get_le32(t + 4);
 	}
-	if (cr_open_index(r, foff) < 0)
-		goto fail;
+	return 0;
+}
+
+fmt_cr *fmt_cr_open(const char *path, const char *magic)
+{
+	fmt_cr *r = cr_new(path);
+	uint64_t foff;
+	if (cr_open_file(r) < 0 || cr_check_header(r, magic) < 0 || cr_read_footer(r, &foff) < 0 ||
+	    cr_read_meta(r) < 0 || cr_open_index(r, foff) < 0) {
+		fmt_cr_close(r);
+		return NULL;
+	}
 	return r;
-short_read:
-	fmt_cr_corrupt(r, r->size, "file ends early");
-fail:
-	fmt_cr_close(r);
-	return NULL;
 }
 
 void fmt_cr_close(fmt_cr *r)
