@@ -202,70 +202,89 @@ static uint32_t pick_other_user(rng_t *r, uint32_t u)
 	return o;
 }
 
-static void plan_mutations(rng_t *r, double percent, uint64_t *K_out)
+/* What plan_mutations works from: the messages of all folders laid end to
+ * end (cumulative counts of cur/, new/ and both, nMF + 1 each, so that a
+ * uniform position picks a folder weighted by its size) and how many of
+ * each operation the day gets. */
+typedef struct {
+	uint64_t *cc, *cn, *ca;
+	uint64_t Nc, Nn, N;
+	uint64_t n_move, n_flag, n_exp, n_copy, n_deliv;
+} plan_t;
+
+/* The cumulative counts, and the day's operations for percent of the
+ * messages: K touched (a quarter moved new/ -> cur/, a fifth expunged, a
+ * tenth copied, the rest flagged) and 0.6 * percent delivered. */
+static void plan_counts(plan_t *pl, double percent, uint64_t *K_out)
 {
-	uint64_t *cc = gen_xmalloc(sizeof(uint64_t) * (nMF + 1));
-	uint64_t *cn = gen_xmalloc(sizeof(uint64_t) * (nMF + 1));
-	uint64_t *ca = gen_xmalloc(sizeof(uint64_t) * (nMF + 1));
-	cc[0] = cn[0] = ca[0] = 0;
+	pl->cc = gen_xmalloc(sizeof(uint64_t) * (nMF + 1));
+	pl->cn = gen_xmalloc(sizeof(uint64_t) * (nMF + 1));
+	pl->ca = gen_xmalloc(sizeof(uint64_t) * (nMF + 1));
+	pl->cc[0] = pl->cn[0] = pl->ca[0] = 0;
 	for (size_t i = 0; i < nMF; i++) {
-		cc[i + 1] = cc[i] + MF[i].ncur;
-		cn[i + 1] = cn[i] + MF[i].nnew;
-		ca[i + 1] = ca[i] + MF[i].ncur + MF[i].nnew;
+		pl->cc[i + 1] = pl->cc[i] + MF[i].ncur;
+		pl->cn[i + 1] = pl->cn[i] + MF[i].nnew;
+		pl->ca[i + 1] = pl->ca[i] + MF[i].ncur + MF[i].nnew;
 	}
-	uint64_t Nc = cc[nMF], Nn = cn[nMF], N = Nc + Nn;
-	uint64_t K = (uint64_t)((double)N * percent / 100.0 + 0.5);
-	if (K > N)
-		K = N;
+	pl->Nc = pl->cc[nMF];
+	pl->Nn = pl->cn[nMF];
+	pl->N = pl->Nc + pl->Nn;
+	uint64_t K = (uint64_t)((double)pl->N * percent / 100.0 + 0.5);
+	if (K > pl->N)
+		K = pl->N;
 	*K_out = K;
-	uint64_t n_move = K * 25 / 100, n_exp = K * 20 / 100, n_copy = K * 10 / 100;
-	if (n_move > Nn)
-		n_move = Nn;
-	uint64_t n_flag = K - n_move - n_exp - n_copy;
-	if (Nc == 0) {
-		n_flag = 0;
-		n_copy = 0;
+	pl->n_move = K * 25 / 100;
+	pl->n_exp = K * 20 / 100;
+	pl->n_copy = K * 10 / 100;
+	if (pl->n_move > pl->Nn)
+		pl->n_move = pl->Nn;
+	pl->n_flag = K - pl->n_move - pl->n_exp - pl->n_copy;
+	if (pl->Nc == 0) {
+		pl->n_flag = 0;
+		pl->n_copy = 0;
 	}
-	uint64_t n_deliv = (uint64_t)((double)N * percent * 0.6 / 100.0 + 0.5);
+	pl->n_deliv = (uint64_t)((double)pl->N * percent * 0.6 / 100.0 + 0.5);
 	if (nMU == 0)
-		n_deliv = 0;
-	clk_step = 1000000 / (2 * n_deliv + n_copy + 2000);
+		pl->n_deliv = 0;
+}
+
+/* Spaces the day's new (sec, usec) stamps (next_stamp) so that every
+ * delivery and copy gets its own. */
+static void plan_clock(const plan_t *pl)
+{
+	clk_step = 1000000 / (2 * pl->n_deliv + pl->n_copy + 2000);
 	if (clk_step < 1)
 		clk_step = 1;
 	if (clk_step > 997)
 		clk_step = 997;
+}
 
+/* n operations of type on messages drawn uniformly from the N laid end to
+ * end by cum. */
+static void plan_uniform(rng_t *r, uint8_t type, uint64_t n, const uint64_t *cum, uint64_t N)
+{
 	op_t op;
-	for (uint64_t i = 0; i < n_move; i++) {
-		uint64_t x = gen_rng_below(r, Nn);
-		uint32_t f = cum_find(cn, nMF + 1, x);
-		memset(&op, 0, sizeof op);
-		op.type = OP_MOVE;
-		op.idx = (uint32_t)(x - cn[f]);
-		mf_add_op(f, op);
-	}
-	for (uint64_t i = 0; i < n_flag; i++) {
-		uint64_t x = gen_rng_below(r, Nc);
-		uint32_t f = cum_find(cc, nMF + 1, x);
-		memset(&op, 0, sizeof op);
-		op.type = OP_FLAG;
-		op.idx = (uint32_t)(x - cc[f]);
-		mf_add_op(f, op);
-	}
-	for (uint64_t i = 0; i < n_exp && N > 0; i++) {
+	for (uint64_t i = 0; i < n; i++) {
 		uint64_t x = gen_rng_below(r, N);
-		uint32_t f = cum_find(ca, nMF + 1, x);
+		uint32_t f = cum_find(cum, nMF + 1, x);
 		memset(&op, 0, sizeof op);
-		op.type = OP_EXPUNGE;
-		op.idx = (uint32_t)(x - ca[f]);
+		op.type = type;
+		op.idx = (uint32_t)(x - cum[f]);
 		mf_add_op(f, op);
 	}
-	for (uint64_t i = 0; i < n_copy; i++) {
-		uint64_t x = gen_rng_below(r, Nc);
-		uint32_t f = cum_find(cc, nMF + 1, x);
+}
+
+/* IMAP COPY of cur/ messages into another folder of the same user (not
+ * Drafts); a flag change when no such folder turns up in 8 draws. */
+static void plan_copies(rng_t *r, const plan_t *pl)
+{
+	op_t op;
+	for (uint64_t i = 0; i < pl->n_copy; i++) {
+		uint64_t x = gen_rng_below(r, pl->Nc);
+		uint32_t f = cum_find(pl->cc, nMF + 1, x);
 		const muser_t *mu = &MU[MF[f].user];
 		memset(&op, 0, sizeof op);
-		op.idx = (uint32_t)(x - cc[f]);
+		op.idx = (uint32_t)(x - pl->cc[f]);
 		uint32_t d = f;
 		for (int t = 0; t < 8 && mu->nf > 1 &&
 				(d == f || strcmp(MF[d].name, "Drafts") == 0 ||
@@ -281,51 +300,81 @@ static void plan_mutations(rng_t *r, double percent, uint64_t *K_out)
 		}
 		mf_add_op(f, op);
 	}
-	/* deliveries: users weighted by mailbox size */
+}
+
+/* Where a delivery to user u lands: mostly INBOX; 8% Sent (mode 1), 2%
+ * Drafts (mode 2), 5% a sieve fileinto (a user folder or Junk); of the
+ * INBOX ones 3% also go to 1-3 other users (LMTP, op->extra). */
+static int32_t delivery_folder(rng_t *r, uint32_t u, op_t *op)
+{
+	const muser_t *mu = &MU[u];
+	uint64_t x = gen_rng_below(r, 1000000);
+	int32_t f = (int32_t)mu->f0;
+	if (x < 80000) {
+		int32_t s = user_folder(u, "Sent", "Gesendete Elemente");
+		if (s >= 0) {
+			f = s;
+			op->mode = 1;
+		}
+	} else if (x < 100000) {
+		int32_t s = user_folder(u, "Drafts", "Entw&APw-rfe");
+		if (s >= 0) {
+			f = s;
+			op->mode = 2;
+		}
+	} else if (x < 150000) {
+		/* sieve fileinto: a user folder or Junk */
+		uint32_t c[64], nc = 0;
+		for (uint32_t k = 1; k < mu->nf && nc < 64; k++) {
+			const char *nm = MF[mu->f0 + k].name;
+			if (!is_special(nm) || strncmp(nm, "Junk", 4) == 0)
+				c[nc++] = mu->f0 + k;
+		}
+		if (nc)
+			f = (int32_t)c[gen_rng_below(r, nc)];
+	} else if (gen_rng_ppm(r, 30000)) {
+		op->nextra = (uint8_t)gen_rng_range(r, 1, 3);
+		for (int k = 0; k < op->nextra; k++)
+			op->extra[k] = MU[pick_other_user(r, u)].f0;
+	}
+	return f;
+}
+
+/* New mail, to users weighted by mailbox size. */
+static void plan_deliveries(rng_t *r, const plan_t *pl)
+{
 	uint64_t *cu = gen_xmalloc(sizeof(uint64_t) * (nMU + 1));
 	cu[0] = 0;
 	for (size_t i = 0; i < nMU; i++)
 		cu[i + 1] = cu[i] + MU[i].nmsg + 1;
-	for (uint64_t i = 0; i < n_deliv; i++) {
+	op_t op;
+	for (uint64_t i = 0; i < pl->n_deliv; i++) {
 		uint32_t u = cum_find(cu, nMU + 1, gen_rng_below(r, cu[nMU]));
-		const muser_t *mu = &MU[u];
 		memset(&op, 0, sizeof op);
 		op.type = OP_DELIVER;
-		uint64_t x = gen_rng_below(r, 1000000);
-		int32_t f = (int32_t)mu->f0;
-		if (x < 80000) {
-			int32_t s = user_folder(u, "Sent", "Gesendete Elemente");
-			if (s >= 0) {
-				f = s;
-				op.mode = 1;
-			}
-		} else if (x < 100000) {
-			int32_t s = user_folder(u, "Drafts", "Entw&APw-rfe");
-			if (s >= 0) {
-				f = s;
-				op.mode = 2;
-			}
-		} else if (x < 150000) {
-			/* sieve fileinto: a user folder or Junk */
-			uint32_t c[64], nc = 0;
-			for (uint32_t k = 1; k < mu->nf && nc < 64; k++) {
-				const char *nm = MF[mu->f0 + k].name;
-				if (!is_special(nm) || strncmp(nm, "Junk", 4) == 0)
-					c[nc++] = mu->f0 + k;
-			}
-			if (nc)
-				f = (int32_t)c[gen_rng_below(r, nc)];
-		} else if (gen_rng_ppm(r, 30000)) {
-			op.nextra = (uint8_t)gen_rng_range(r, 1, 3);
-			for (int k = 0; k < op.nextra; k++)
-				op.extra[k] = MU[pick_other_user(r, u)].f0;
-		}
+		int32_t f = delivery_folder(r, u, &op);
 		mf_add_op((uint32_t)f, op);
 	}
 	free(cu);
-	free(cc);
-	free(cn);
-	free(ca);
+}
+
+/* Plans one mail day for percent of the messages into the folders' op
+ * lists; *K_out: the messages touched.  The order of the draws is the
+ * generator's output: changing it changes every tree a seed gives. */
+static void plan_mutations(rng_t *r, double percent, uint64_t *K_out)
+{
+	plan_t pl;
+	plan_counts(&pl, percent, K_out);
+	plan_clock(&pl);
+	plan_uniform(r, OP_MOVE, pl.n_move, pl.cn, pl.Nn);
+	plan_uniform(r, OP_FLAG, pl.n_flag, pl.cc, pl.Nc);
+	if (pl.N > 0)
+		plan_uniform(r, OP_EXPUNGE, pl.n_exp, pl.ca, pl.N);
+	plan_copies(r, &pl);
+	plan_deliveries(r, &pl);
+	free(pl.cc);
+	free(pl.cn);
+	free(pl.ca);
 }
 
 static int cmp_op(const void *a, const void *b)
