@@ -601,12 +601,25 @@ static void deliver(rng_t *r, uint32_t fi, const op_t *op, buf_t *b)
 	}
 }
 
-static void exec_folder(rng_t *r, uint32_t fi, buf_t *b)
+/* A folder's messages while its day's ops run: the names in cur/ and new/
+ * as they were (without this run's deliveries) and which of them an op has
+ * used already (each message takes at most one op). */
+typedef struct {
+	uint32_t fi;
+	mfolder_t *f;
+	strv_t cur, nw;
+	unsigned char *ucur, *unew;
+	int nkw; /* the folder's keywords, read when first needed (-1: not yet) */
+} fstate_t;
+
+/* Lists the folder's cur/ and new/, leaving out the names this run added
+ * (f->pend). */
+static void load_folder_state(uint32_t fi, fstate_t *fs)
 {
 	mfolder_t *f = &MF[fi];
-	if (f->nops == 0)
-		return;
-	qsort(f->ops, f->nops, sizeof(op_t), cmp_op);
+	memset(fs, 0, sizeof *fs);
+	fs->fi = fi;
+	fs->f = f;
 	char **excl = NULL;
 	size_t nex = f->pend.n;
 	if (nex) {
@@ -614,131 +627,164 @@ static void exec_folder(rng_t *r, uint32_t fi, buf_t *b)
 		memcpy(excl, f->pend.v, nex * sizeof(char *));
 		qsort(excl, nex, sizeof(char *), cmp_base);
 	}
-	strv_t cur = {0}, nw = {0};
-	char dir[PATHMAX], p[PATHMAX], q[PATHMAX];
+	char dir[PATHMAX];
 	gen_pjoin(dir, f->path, "cur");
-	load_msgs(dir, &cur, excl, nex);
+	load_msgs(dir, &fs->cur, excl, nex);
 	gen_pjoin(dir, f->path, "new");
-	load_msgs(dir, &nw, excl, nex);
+	load_msgs(dir, &fs->nw, excl, nex);
 	free(excl);
-	unsigned char *ucur = gen_xmalloc(cur.n + 1), *unew = gen_xmalloc(nw.n + 1);
-	memset(ucur, 0, cur.n + 1);
-	memset(unew, 0, nw.n + 1);
-	int nkw = -1;
+	fs->ucur = gen_xmalloc(fs->cur.n + 1);
+	fs->unew = gen_xmalloc(fs->nw.n + 1);
+	memset(fs->ucur, 0, fs->cur.n + 1);
+	memset(fs->unew, 0, fs->nw.n + 1);
+	fs->nkw = -1;
+}
 
+static void free_folder_state(fstate_t *fs)
+{
+	gen_strv_free(&fs->cur);
+	gen_strv_free(&fs->nw);
+	free(fs->ucur);
+	free(fs->unew);
+}
+
+/* Counts a change to the folder (its uidlist and index are updated). */
+static void folder_changed(fstate_t *fs)
+{
+	fs->f->changes++;
+	mark_touched(fs->fi);
+}
+
+/* Deletes the first unused message at or after op->idx (cur/ then new/,
+ * wrapping). */
+static void exec_expunge(fstate_t *fs, const op_t *op)
+{
+	size_t tot = fs->cur.n + fs->nw.n;
+	if (!tot)
+		return;
+	size_t j = op->idx % tot;
+	size_t k;
+	for (k = 0; k < tot; k++, j = (j + 1) % tot)
+		if (j < fs->cur.n ? !fs->ucur[j] : !fs->unew[j - fs->cur.n])
+			break;
+	if (k == tot)
+		return;
+	char p[PATHMAX];
+	if (j < fs->cur.n) {
+		fs->ucur[j] = 1;
+		gen_pjoin3(p, fs->f->path, "cur", fs->cur.v[j]);
+	} else {
+		fs->unew[j - fs->cur.n] = 1;
+		gen_pjoin3(p, fs->f->path, "new", fs->nw.v[j - fs->cur.n]);
+	}
+	gen_xunlink(p);
+	fs->f->expunged = 1;
+	folder_changed(fs);
+	ms.expunged++;
+}
+
+/* A client sees a new/ message: renamed into cur/, 60% of them read (S). */
+static void exec_move(rng_t *r, fstate_t *fs, const op_t *op)
+{
+	long j = pick_unused(fs->unew, fs->nw.n, op->idx);
+	if (j < 0)
+		return;
+	fs->unew[j] = 1;
+	const char *nm = fs->nw.v[j];
+	char p[PATHMAX], q[PATHMAX], name[PATHMAX];
+	gen_pjoin3(p, fs->f->path, "new", nm);
+	snprintf(name, sizeof name, "%.*s:2,%s", (int)base_len(nm), nm,
+		 gen_rng_ppm(r, 600000) ? "S" : "");
+	gen_pjoin3(q, fs->f->path, "cur", name);
+	gen_xrename(p, q);
+	folder_changed(fs);
+	ms.moved++;
+}
+
+/* A cur/ message's flags change: renamed to its new ":2," suffix. */
+static void exec_flag(rng_t *r, fstate_t *fs, const op_t *op)
+{
+	long j = pick_unused(fs->ucur, fs->cur.n, op->idx);
+	if (j < 0)
+		return;
+	fs->ucur[j] = 1;
+	const char *nm = fs->cur.v[j];
+	size_t bl = base_len(nm);
+	const char *old = "";
+	if (nm[bl] == ':' && nm[bl + 1] == '2' && nm[bl + 2] == ',')
+		old = nm + bl + 3;
+	if (fs->nkw < 0)
+		fs->nkw = folder_nkw(fs->f);
+	char fl[64];
+	new_flags(r, old, fs->nkw, fl);
+	char p[PATHMAX], q[PATHMAX], name[PATHMAX];
+	gen_pjoin3(p, fs->f->path, "cur", nm);
+	snprintf(name, sizeof name, "%.*s:2,%s", (int)bl, nm, fl);
+	gen_pjoin3(q, fs->f->path, "cur", name);
+	gen_xrename(p, q);
+	folder_changed(fs);
+	ms.flagged++;
+}
+
+/* IMAP COPY of a cur/ message into op->dest as a hard link with its system
+ * flags; op->mode: an IMAP MOVE, which then expunges the source. */
+static void exec_copy(rng_t *r, fstate_t *fs, const op_t *op)
+{
+	long j = pick_unused(fs->ucur, fs->cur.n, op->idx);
+	if (j < 0)
+		return;
+	fs->ucur[j] = 1;
+	const char *nm = fs->cur.v[j];
+	char p[PATHMAX];
+	gen_pjoin3(p, fs->f->path, "cur", nm);
+	long long S = name_field(nm, 'S'), W = name_field(nm, 'W');
+	if (S < 0) {
+		struct stat sb;
+		if (stat(p, &sb) < 0)
+			gen_die_path("stat", p);
+		S = (long long)sb.st_size;
+	}
+	size_t bl = base_len(nm);
+	char fl[64] = "";
+	if (nm[bl] == ':' && nm[bl + 1] == '2' && nm[bl + 2] == ',') {
+		size_t o = 0;
+		for (const char *c = nm + bl + 3; *c && o + 1 < sizeof fl; c++)
+			if (*c >= 'A' && *c <= 'Z')
+				fl[o++] = *c;
+		fl[o] = 0;
+	}
+	int hidx = (int)gen_rng_below(r, 2);
+	link_into(r, p, op->dest, H_IMAP1 + hidx, imap_pids[hidx][gen_rng_below(r, 4)], S, W, 0, fl);
+	ms.copied++;
+	if (op->mode) { /* IMAP MOVE: expunge the source */
+		gen_xunlink(p);
+		fs->f->expunged = 1;
+		ms.expunged++;
+		ms.imap_moves++;
+	}
+	folder_changed(fs);
+}
+
+/* Carries out the folder's planned ops in their order (cmp_op). */
+static void exec_folder(rng_t *r, uint32_t fi, buf_t *b)
+{
+	mfolder_t *f = &MF[fi];
+	if (f->nops == 0)
+		return;
+	qsort(f->ops, f->nops, sizeof(op_t), cmp_op);
+	fstate_t fs;
+	load_folder_state(fi, &fs);
 	for (size_t i = 0; i < f->nops; i++) {
 		const op_t *op = &f->ops[i];
 		switch (op->type) {
-		case OP_EXPUNGE: {
-			size_t tot = cur.n + nw.n;
-			if (!tot)
-				break;
-			size_t j = op->idx % tot;
-			size_t k;
-			for (k = 0; k < tot; k++, j = (j + 1) % tot)
-				if (j < cur.n ? !ucur[j] : !unew[j - cur.n])
-					break;
-			if (k == tot)
-				break;
-			if (j < cur.n) {
-				ucur[j] = 1;
-				gen_pjoin3(p, f->path, "cur", cur.v[j]);
-			} else {
-				unew[j - cur.n] = 1;
-				gen_pjoin3(p, f->path, "new", nw.v[j - cur.n]);
-			}
-			gen_xunlink(p);
-			f->expunged = 1;
-			f->changes++;
-			mark_touched(fi);
-			ms.expunged++;
-			break;
-		}
-		case OP_MOVE: {
-			long j = pick_unused(unew, nw.n, op->idx);
-			if (j < 0)
-				break;
-			unew[j] = 1;
-			const char *nm = nw.v[j];
-			gen_pjoin3(p, f->path, "new", nm);
-			snprintf(dir, sizeof dir, "%.*s:2,%s", (int)base_len(nm), nm,
-				 gen_rng_ppm(r, 600000) ? "S" : "");
-			gen_pjoin3(q, f->path, "cur", dir);
-			gen_xrename(p, q);
-			f->changes++;
-			mark_touched(fi);
-			ms.moved++;
-			break;
-		}
-		case OP_FLAG: {
-			long j = pick_unused(ucur, cur.n, op->idx);
-			if (j < 0)
-				break;
-			ucur[j] = 1;
-			const char *nm = cur.v[j];
-			size_t bl = base_len(nm);
-			const char *old = "";
-			if (nm[bl] == ':' && nm[bl + 1] == '2' && nm[bl + 2] == ',')
-				old = nm + bl + 3;
-			if (nkw < 0)
-				nkw = folder_nkw(f);
-			char fl[64];
-			new_flags(r, old, nkw, fl);
-			gen_pjoin3(p, f->path, "cur", nm);
-			snprintf(dir, sizeof dir, "%.*s:2,%s", (int)bl, nm, fl);
-			gen_pjoin3(q, f->path, "cur", dir);
-			gen_xrename(p, q);
-			f->changes++;
-			mark_touched(fi);
-			ms.flagged++;
-			break;
-		}
-		case OP_COPY: {
-			long j = pick_unused(ucur, cur.n, op->idx);
-			if (j < 0)
-				break;
-			ucur[j] = 1;
-			const char *nm = cur.v[j];
-			gen_pjoin3(p, f->path, "cur", nm);
-			long long S = name_field(nm, 'S'), W = name_field(nm, 'W');
-			if (S < 0) {
-				struct stat sb;
-				if (stat(p, &sb) < 0)
-					gen_die_path("stat", p);
-				S = (long long)sb.st_size;
-			}
-			size_t bl = base_len(nm);
-			char fl[64] = "";
-			if (nm[bl] == ':' && nm[bl + 1] == '2' && nm[bl + 2] == ',') {
-				size_t o = 0;
-				for (const char *c = nm + bl + 3; *c && o + 1 < sizeof fl; c++)
-					if (*c >= 'A' && *c <= 'Z')
-						fl[o++] = *c;
-				fl[o] = 0;
-			}
-			int hidx = (int)gen_rng_below(r, 2);
-			link_into(r, p, op->dest, H_IMAP1 + hidx,
-				  imap_pids[hidx][gen_rng_below(r, 4)], S, W, 0, fl);
-			ms.copied++;
-			if (op->mode) { /* IMAP MOVE: expunge the source */
-				gen_xunlink(p);
-				f->expunged = 1;
-				ms.expunged++;
-				ms.imap_moves++;
-			}
-			f->changes++;
-			mark_touched(fi);
-			break;
-		}
-		case OP_DELIVER:
-			deliver(r, fi, op, b);
-			break;
+		case OP_EXPUNGE: exec_expunge(&fs, op); break;
+		case OP_MOVE: exec_move(r, &fs, op); break;
+		case OP_FLAG: exec_flag(r, &fs, op); break;
+		case OP_COPY: exec_copy(r, &fs, op); break;
+		case OP_DELIVER: deliver(r, fi, op, b); break;
 		}
 	}
-	gen_strv_free(&cur);
-	gen_strv_free(&nw);
-	free(ucur);
-	free(unew);
+	free_folder_state(&fs);
 	f->nops = 0;
 }
 
