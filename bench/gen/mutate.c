@@ -832,6 +832,156 @@ static int open_lock(const char *path)
 	return -1;
 }
 
+/* A dovecot-uidlist as read: its header (V, N, G; ok when it parsed) and
+ * its records, whose names point into the file's buffer. */
+typedef struct {
+	uint32_t V, N;
+	char G[64];
+	int ok;
+	urec_t *recs;
+	size_t nrec, caprec;
+	uint32_t maxuid;
+} uidlist_t;
+
+/* Parses the uidlist text in (cut into lines in place) into u. */
+static void parse_uidlist(buf_t *in, uidlist_t *u)
+{
+	char *nl = memchr(in->p, '\n', in->len);
+	if (!nl)
+		return;
+	*nl = 0;
+	unsigned long v = 0, n = 0;
+	char g[64] = "";
+	if (sscanf(in->p, "3 V%lu N%lu G%40s", &v, &n, g) >= 2) {
+		u->V = (uint32_t)v;
+		u->N = (uint32_t)n;
+		snprintf(u->G, sizeof u->G, "%s", g);
+		u->ok = 1;
+	}
+	char *line = nl + 1, *end = in->p + in->len;
+	while (u->ok && line < end) {
+		char *e = memchr(line, '\n', (size_t)(end - line));
+		if (!e)
+			e = end;
+		*e = 0;
+		char *c = strstr(line, " :");
+		if (c) {
+			uint32_t uid = (uint32_t)strtoul(line, NULL, 10);
+			GROW(u->recs, u->nrec, u->caprec);
+			u->recs[u->nrec].uid = uid;
+			u->recs[u->nrec].base = c + 2;
+			u->recs[u->nrec].blen = base_len(c + 2);
+			u->nrec++;
+			if (uid > u->maxuid)
+				u->maxuid = uid;
+		}
+		line = e + 1;
+	}
+}
+
+/* Dovecot's usual update: this run's names appended in place with the next
+ * uids (the header's N stays as it is); the lock is dropped unused. */
+static void append_uidlist(const mfolder_t *f, const char *up, const char *lp, int lfd,
+			   uint32_t next, buf_t *out)
+{
+	for (size_t i = 0; i < f->pend.n; i++)
+		gen_buf_printf(out, "%" PRIu32 " :%s\n", next++, f->pend.v[i]);
+	if (out->len)
+		gen_append_file(up, out->p, out->len);
+	close(lfd);
+	gen_xunlink(lp);
+	ms.uid_appends++;
+}
+
+/* This run's names with the uids from *next on, in delivery order; sorted
+ * by base name for lookups.  Their count in *np. */
+static urec_t *pending_uids(const mfolder_t *f, uint32_t *next, size_t *np)
+{
+	*np = f->pend.n;
+	urec_t *prec = gen_xmalloc(sizeof(urec_t) * (*np + 1));
+	for (size_t i = 0; i < *np; i++) {
+		prec[i].uid = (*next)++;
+		prec[i].base = f->pend.v[i];
+		prec[i].blen = base_len(f->pend.v[i]);
+	}
+	if (*np > 1)
+		qsort(prec, *np, sizeof(urec_t), cmp_urec_base);
+	return prec;
+}
+
+/* The records of a rewritten uidlist: every file of cur/ and new/ with the
+ * uid the old list (recs) or this run (prec) gave it; files unknown to both
+ * get uids from *next on.  Sorted by uid (cmp_wrec); their count in *nout. */
+static wrec_t *uidlist_records(const strv_t *cur, const strv_t *nw, const uidlist_t *u,
+			       const urec_t *prec, size_t np, uint32_t *next, size_t *nout)
+{
+	wrec_t *w = gen_xmalloc(sizeof(wrec_t) * (cur->n + nw->n + 1));
+	size_t n = 0;
+	for (int pass = 0; pass < 2; pass++) {
+		const strv_t *L = pass ? nw : cur;
+		for (size_t i = 0; i < L->n; i++) {
+			urec_t key = {0, L->v[i], base_len(L->v[i])};
+			const urec_t *hit = u->nrec ? bsearch(&key, u->recs, u->nrec, sizeof(urec_t),
+							      cmp_urec_base)
+						    : NULL;
+			if (!hit && np)
+				hit = bsearch(&key, prec, np, sizeof(urec_t), cmp_urec_base);
+			w[n].uid = hit ? hit->uid : 0;
+			w[n].dir = pass ? "new" : "cur";
+			w[n].name = L->v[i];
+			n++;
+		}
+	}
+	/* files unknown to the uidlist get uids after the pending ones */
+	for (size_t i = 0; i < n; i++)
+		if (w[i].uid == 0)
+			w[i].uid = (*next)++;
+	qsort(w, n, sizeof(wrec_t), cmp_wrec);
+	*nout = n;
+	return w;
+}
+
+/* Dovecot's full rewrite (after an expunge, sometimes anyway, or over a
+ * list it cannot read, which gets a new V and G): every file listed again
+ * by uid, written to the lock file and renamed over the list. */
+static void rewrite_uidlist(rng_t *r, const mfolder_t *f, uidlist_t *u, const char *up,
+			    const char *lp, int lfd, uint32_t next, buf_t *out)
+{
+	if (!u->ok) {
+		u->V = (uint32_t)g_T;
+		uint64_t g1 = gen_rng_next(r);
+		uint64_t g2 = gen_rng_next(r);
+		snprintf(u->G, sizeof u->G, "%016" PRIx64 "%016" PRIx64, g1, g2);
+		u->nrec = 0;
+	}
+	if (u->nrec > 1)
+		qsort(u->recs, u->nrec, sizeof(urec_t), cmp_urec_base);
+	strv_t cur = {0}, nw = {0};
+	char d[PATHMAX];
+	gen_pjoin(d, f->path, "cur");
+	gen_list_dir(d, &cur, 1);
+	gen_pjoin(d, f->path, "new");
+	gen_list_dir(d, &nw, 1);
+	size_t np, nw_;
+	urec_t *prec = pending_uids(f, &next, &np);
+	wrec_t *w = uidlist_records(&cur, &nw, u, prec, np, &next, &nw_);
+	gen_buf_printf(out, "3 V%" PRIu32 " N%" PRIu32 " G%s\n", u->V, next, u->G);
+	for (size_t i = 0; i < nw_; i++)
+		gen_buf_printf(out, "%" PRIu32 " :%s\n", w[i].uid, w[i].name);
+	gen_write_all(lfd, out->p, out->len, lp);
+	gen_stats.bytes += out->len;
+	if (close(lfd) < 0)
+		gen_die_path("close", lp);
+	gen_xrename(lp, up);
+	ms.uid_rewrites++;
+	free(w);
+	free(prec);
+	gen_strv_free(&cur);
+	gen_strv_free(&nw);
+}
+
+/* Gives this run's new names (f->pend) uids in the folder's
+ * dovecot-uidlist, under its lock, as Dovecot does. */
 static void update_uidlist(rng_t *r, mfolder_t *f)
 {
 	char up[PATHMAX], lp[PATHMAX];
@@ -840,124 +990,18 @@ static void update_uidlist(rng_t *r, mfolder_t *f)
 	gen_pjoin(lp, f->path, "dovecot-uidlist.lock");
 	int lfd = open_lock(lp);
 	int have = gen_read_file(up, &in) == 0;
-	uint32_t V = 0, N = 0;
-	char G[64] = "";
-	int ok = 0;
-	urec_t *recs = NULL;
-	size_t nrec = 0, caprec = 0;
-	uint32_t maxuid = 0;
-	if (have && in.len > 0) {
-		char *nl = memchr(in.p, '\n', in.len);
-		if (nl) {
-			*nl = 0;
-			unsigned long v = 0, n = 0;
-			char g[64] = "";
-			if (sscanf(in.p, "3 V%lu N%lu G%40s", &v, &n, g) >= 2) {
-				V = (uint32_t)v;
-				N = (uint32_t)n;
-				snprintf(G, sizeof G, "%s", g);
-				ok = 1;
-			}
-			char *line = nl + 1, *end = in.p + in.len;
-			while (ok && line < end) {
-				char *e = memchr(line, '\n', (size_t)(end - line));
-				if (!e)
-					e = end;
-				*e = 0;
-				char *c = strstr(line, " :");
-				if (c) {
-					uint32_t uid = (uint32_t)strtoul(line, NULL, 10);
-					GROW(recs, nrec, caprec);
-					recs[nrec].uid = uid;
-					recs[nrec].base = c + 2;
-					recs[nrec].blen = base_len(c + 2);
-					nrec++;
-					if (uid > maxuid)
-						maxuid = uid;
-				}
-				line = e + 1;
-			}
-		}
-	}
-	uint32_t next = N > maxuid ? N : maxuid + 1;
+	uidlist_t u = {0};
+	if (have && in.len > 0)
+		parse_uidlist(&in, &u);
+	uint32_t next = u.N > u.maxuid ? u.N : u.maxuid + 1;
 	if (next == 0)
 		next = 1;
-	int rewrite = !ok || f->expunged || gen_rng_ppm(r, 50000);
-	if (!rewrite) {
-		/* append in place; the header's N stays as it is */
-		for (size_t i = 0; i < f->pend.n; i++)
-			gen_buf_printf(&out, "%" PRIu32 " :%s\n", next++, f->pend.v[i]);
-		if (out.len)
-			gen_append_file(up, out.p, out.len);
-		close(lfd);
-		gen_xunlink(lp);
-		ms.uid_appends++;
-	} else {
-		if (!ok) {
-			V = (uint32_t)g_T;
-			uint64_t g1 = gen_rng_next(r);
-			uint64_t g2 = gen_rng_next(r);
-			snprintf(G, sizeof G, "%016" PRIx64 "%016" PRIx64, g1, g2);
-			nrec = 0;
-		}
-		if (nrec > 1)
-			qsort(recs, nrec, sizeof(urec_t), cmp_urec_base);
-		strv_t cur = {0}, nw = {0};
-		char d[PATHMAX];
-		gen_pjoin(d, f->path, "cur");
-		gen_list_dir(d, &cur, 1);
-		gen_pjoin(d, f->path, "new");
-		gen_list_dir(d, &nw, 1);
-		size_t tot = cur.n + nw.n;
-		wrec_t *w = gen_xmalloc(sizeof(wrec_t) * (tot + 1));
-		size_t nw_ = 0;
-		/* names added by this run get the next uids, in delivery order */
-		size_t np = f->pend.n;
-		urec_t *prec = gen_xmalloc(sizeof(urec_t) * (np + 1));
-		for (size_t i = 0; i < np; i++) {
-			prec[i].uid = next++;
-			prec[i].base = f->pend.v[i];
-			prec[i].blen = base_len(f->pend.v[i]);
-		}
-		if (np > 1)
-			qsort(prec, np, sizeof(urec_t), cmp_urec_base);
-		for (int pass = 0; pass < 2; pass++) {
-			strv_t *L = pass ? &nw : &cur;
-			for (size_t i = 0; i < L->n; i++) {
-				urec_t key = {0, L->v[i], base_len(L->v[i])};
-				urec_t *hit = nrec ? bsearch(&key, recs, nrec, sizeof(urec_t),
-							     cmp_urec_base)
-						   : NULL;
-				if (!hit && np)
-					hit = bsearch(&key, prec, np, sizeof(urec_t),
-						      cmp_urec_base);
-				uint32_t uid = hit ? hit->uid : 0;
-				w[nw_].uid = uid;
-				w[nw_].dir = pass ? "new" : "cur";
-				w[nw_].name = L->v[i];
-				nw_++;
-			}
-		}
-		/* files unknown to the uidlist get uids after the pending ones */
-		for (size_t i = 0; i < nw_; i++)
-			if (w[i].uid == 0)
-				w[i].uid = next++;
-		qsort(w, nw_, sizeof(wrec_t), cmp_wrec);
-		gen_buf_printf(&out, "3 V%" PRIu32 " N%" PRIu32 " G%s\n", V, next, G);
-		for (size_t i = 0; i < nw_; i++)
-			gen_buf_printf(&out, "%" PRIu32 " :%s\n", w[i].uid, w[i].name);
-		gen_write_all(lfd, out.p, out.len, lp);
-		gen_stats.bytes += out.len;
-		if (close(lfd) < 0)
-			gen_die_path("close", lp);
-		gen_xrename(lp, up);
-		ms.uid_rewrites++;
-		free(w);
-		free(prec);
-		gen_strv_free(&cur);
-		gen_strv_free(&nw);
-	}
-	free(recs);
+	int rewrite = !u.ok || f->expunged || gen_rng_ppm(r, 50000);
+	if (!rewrite)
+		append_uidlist(f, up, lp, lfd, next, &out);
+	else
+		rewrite_uidlist(r, f, &u, up, lp, lfd, next, &out);
+	free(u.recs);
 	free(in.p);
 	free(out.p);
 }
