@@ -1235,6 +1235,155 @@ static int folder_in(const strv_t *l, const char *nm)
 	return 0;
 }
 
+/* A name for a new folder of a user whose folders are fl: a name from the
+ * pool (mUTF-7), under an existing folder one time in five, numbered when
+ * taken. */
+static void new_folder_name(rng_t *r, const strv_t *fl, char nm[600])
+{
+	char enc[512];
+	int sub = fl->n > 0 && gen_rng_ppm(r, 200000);
+	const char *parent = sub ? fl->v[gen_rng_below(r, fl->n)] : NULL;
+	const char *base = gen_ufolder_pool[gen_rng_below(r, NELEM(gen_ufolder_pool))];
+	gen_mutf7_encode(base, enc, sizeof enc);
+	if (parent)
+		snprintf(nm, 600, "%s.%s", parent, enc);
+	else
+		snprintf(nm, 600, "%s", enc);
+	for (uint32_t k = 2; folder_in(fl, nm); k++) {
+		if (parent)
+			snprintf(nm, 600, "%s.%s %" PRIu32, parent, enc, k);
+		else
+			snprintf(nm, 600, "%s %" PRIu32, enc, k);
+	}
+}
+
+/* Makes folder nm of the user as Dovecot's CREATE does: cur/ new/ tmp/, the
+ * maildirfolder marker, a uidlist with a new UIDVALIDITY and an index log;
+ * then the subscription and the mailbox log. */
+static void create_folder(rng_t *r, const muser_t *mu, const char *nm, buf_t *b)
+{
+	char p[PATHMAX], q[PATHMAX], dn[640];
+	snprintf(dn, sizeof dn, ".%s", nm);
+	gen_pjoin(p, mu->maildir, dn);
+	gen_xmkdir(p);
+	gen_pjoin(q, p, "cur");
+	gen_xmkdir(q);
+	gen_pjoin(q, p, "new");
+	gen_xmkdir(q);
+	gen_pjoin(q, p, "tmp");
+	gen_xmkdir(q);
+	gen_pjoin(q, p, "maildirfolder");
+	gen_write_new_file(q, "", 0, -1, 0);
+	uint32_t V = next_uidvalidity(mu->maildir);
+	b->len = 0;
+	uint64_t g1 = gen_rng_next(r);
+	uint64_t g2 = gen_rng_next(r);
+	gen_buf_printf(b, "3 V%" PRIu32 " N1 G%016" PRIx64 "%016" PRIx64 "\n", V, g1, g2);
+	gen_pjoin(q, p, "dovecot-uidlist");
+	gen_write_new_file(q, b->p, b->len, -1, 0);
+	gen_write_log_blob(b, r, V, 1, 40 + 64);
+	gen_pjoin(q, p, "dovecot.index.log");
+	gen_write_new_file(q, b->p, b->len, -1, 0);
+	update_subscriptions(mu->maildir, nm, NULL, NULL, NULL);
+	mailbox_log_append(r, mu->maildir, b);
+	ms.fcreated++;
+}
+
+/* Renames top-level folder old of the user (folders fl) to "old YEAR" (the
+ * year of the run, numbered when taken), its children with it, parent
+ * first. */
+static void rename_folder(rng_t *r, const muser_t *mu, const strv_t *fl, const char *old, buf_t *b)
+{
+	char to[600], p[PATHMAX], q[PATHMAX];
+	time_t tt = (time_t)g_T;
+	struct tm tm;
+	int year = gmtime_r(&tt, &tm) ? tm.tm_year + 1900 : 2025;
+	snprintf(to, sizeof to, "%s %d", old, year);
+	for (uint32_t k = 2; folder_in(fl, to); k++)
+		snprintf(to, sizeof to, "%s %d-%" PRIu32, old, year, k);
+	size_t ol = strlen(old);
+	for (size_t k = 0; k < fl->n; k++) {
+		const char *fn = fl->v[k];
+		if (strncmp(fn, old, ol) != 0 || (fn[ol] != 0 && fn[ol] != '.'))
+			continue;
+		char a[640], c[1280];
+		snprintf(a, sizeof a, ".%s", fn);
+		snprintf(c, sizeof c, ".%s%s", to, fn + ol);
+		gen_pjoin(p, mu->maildir, a);
+		gen_pjoin(q, mu->maildir, c);
+		gen_xrename(p, q);
+	}
+	update_subscriptions(mu->maildir, NULL, NULL, old, to);
+	mailbox_log_append(r, mu->maildir, b);
+	ms.frenamed++;
+}
+
+/* Renames a top-level user folder (not a special one) of a random user; 0
+ * when that user has none (the caller draws again). */
+static int try_rename_folder(rng_t *r, strv_t *fl, buf_t *b)
+{
+	uint32_t u = (uint32_t)gen_rng_below(r, nMU);
+	const muser_t *mu = &MU[u];
+	list_folders(mu->maildir, fl);
+	strv_t cand = {0};
+	for (size_t k = 0; k < fl->n; k++)
+		if (!strchr(fl->v[k], '.') && !is_special(fl->v[k]))
+			gen_strv_push(&cand, fl->v[k]);
+	int done = cand.n > 0;
+	if (done)
+		rename_folder(r, mu, fl, cand.v[gen_rng_below(r, cand.n)], b);
+	gen_strv_free(&cand);
+	return done;
+}
+
+/* Deletes folder victim of the user as Dovecot's DELETE does: renamed to
+ * .DOVECOT-TRASHED (a leftover one removed first), then removed; then the
+ * subscription and the mailbox log. */
+static void delete_folder(rng_t *r, const muser_t *mu, const char *victim, buf_t *b)
+{
+	char a[640], p[PATHMAX], q[PATHMAX];
+	snprintf(a, sizeof a, ".%s", victim);
+	gen_pjoin(p, mu->maildir, a);
+	gen_pjoin(q, mu->maildir, ".DOVECOT-TRASHED");
+	if (gen_path_exists(q))
+		gen_rm_rf(q, 0);
+	gen_xrename(p, q);
+	ms.fdeleted_msgs += gen_rm_rf(q, 0);
+	update_subscriptions(mu->maildir, NULL, victim, NULL, NULL);
+	mailbox_log_append(r, mu->maildir, b);
+	ms.fdeleted++;
+}
+
+/* Deletes a leaf user folder (no children, not a special one) of a random
+ * user; 0 when that user has none (the caller draws again). */
+static int try_delete_folder(rng_t *r, strv_t *fl, buf_t *b)
+{
+	uint32_t u = (uint32_t)gen_rng_below(r, nMU);
+	const muser_t *mu = &MU[u];
+	list_folders(mu->maildir, fl);
+	strv_t cand = {0};
+	for (size_t k = 0; k < fl->n; k++) {
+		const char *fn = fl->v[k];
+		if (is_special(fn))
+			continue;
+		size_t l = strlen(fn);
+		int leaf = 1;
+		for (size_t j = 0; j < fl->n; j++)
+			if (strncmp(fl->v[j], fn, l) == 0 && fl->v[j][l] == '.')
+				leaf = 0;
+		if (leaf)
+			gen_strv_push(&cand, fn);
+	}
+	int done = cand.n > 0;
+	if (done)
+		delete_folder(r, mu, cand.v[gen_rng_below(r, cand.n)], b);
+	gen_strv_free(&cand);
+	return done;
+}
+
+/* The day's folder changes for percent: creations (2% of percent per user,
+ * at least one), then renames and deletions (0.5%, at least one; each of
+ * those tries 20 users for a folder it may change). */
 static void folder_ops(rng_t *r, double percent, buf_t *b)
 {
 	if (percent <= 0 || nMU == 0)
@@ -1247,134 +1396,19 @@ static void folder_ops(rng_t *r, double percent, buf_t *b)
 		n_ren = 1;
 	uint64_t n_del = n_ren;
 	strv_t fl = {0};
-	char p[PATHMAX], q[PATHMAX], nm[600], enc[512];
-
 	for (uint64_t i = 0; i < n_create; i++) {
-		uint32_t u = (uint32_t)gen_rng_below(r, nMU);
-		const muser_t *mu = &MU[u];
+		const muser_t *mu = &MU[gen_rng_below(r, nMU)];
 		list_folders(mu->maildir, &fl);
-		int sub = fl.n > 0 && gen_rng_ppm(r, 200000);
-		const char *parent = sub ? fl.v[gen_rng_below(r, fl.n)] : NULL;
-		const char *base = gen_ufolder_pool[gen_rng_below(r, NELEM(gen_ufolder_pool))];
-		gen_mutf7_encode(base, enc, sizeof enc);
-		if (parent)
-			snprintf(nm, sizeof nm, "%s.%s", parent, enc);
-		else
-			snprintf(nm, sizeof nm, "%s", enc);
-		for (uint32_t k = 2; folder_in(&fl, nm); k++) {
-			if (parent)
-				snprintf(nm, sizeof nm, "%s.%s %" PRIu32, parent, enc, k);
-			else
-				snprintf(nm, sizeof nm, "%s %" PRIu32, enc, k);
-		}
-		char dn[640];
-		snprintf(dn, sizeof dn, ".%s", nm);
-		gen_pjoin(p, mu->maildir, dn);
-		gen_xmkdir(p);
-		gen_pjoin(q, p, "cur");
-		gen_xmkdir(q);
-		gen_pjoin(q, p, "new");
-		gen_xmkdir(q);
-		gen_pjoin(q, p, "tmp");
-		gen_xmkdir(q);
-		gen_pjoin(q, p, "maildirfolder");
-		gen_write_new_file(q, "", 0, -1, 0);
-		uint32_t V = next_uidvalidity(mu->maildir);
-		b->len = 0;
-		uint64_t g1 = gen_rng_next(r);
-		uint64_t g2 = gen_rng_next(r);
-		gen_buf_printf(b, "3 V%" PRIu32 " N1 G%016" PRIx64 "%016" PRIx64 "\n", V,
-			       g1, g2);
-		gen_pjoin(q, p, "dovecot-uidlist");
-		gen_write_new_file(q, b->p, b->len, -1, 0);
-		gen_write_log_blob(b, r, V, 1, 40 + 64);
-		gen_pjoin(q, p, "dovecot.index.log");
-		gen_write_new_file(q, b->p, b->len, -1, 0);
-		update_subscriptions(mu->maildir, nm, NULL, NULL, NULL);
-		mailbox_log_append(r, mu->maildir, b);
-		ms.fcreated++;
+		char nm[600];
+		new_folder_name(r, &fl, nm);
+		create_folder(r, mu, nm, b);
 	}
-
-	for (uint64_t i = 0; i < n_ren; i++) {
-		for (int tries = 0; tries < 20; tries++) {
-			uint32_t u = (uint32_t)gen_rng_below(r, nMU);
-			const muser_t *mu = &MU[u];
-			list_folders(mu->maildir, &fl);
-			strv_t cand = {0};
-			for (size_t k = 0; k < fl.n; k++)
-				if (!strchr(fl.v[k], '.') && !is_special(fl.v[k]))
-					gen_strv_push(&cand, fl.v[k]);
-			if (cand.n == 0) {
-				gen_strv_free(&cand);
-				continue;
-			}
-			const char *old = cand.v[gen_rng_below(r, cand.n)];
-			char to[600];
-			time_t tt = (time_t)g_T;
-			struct tm tm;
-			int year = gmtime_r(&tt, &tm) ? tm.tm_year + 1900 : 2025;
-			snprintf(to, sizeof to, "%s %d", old, year);
-			for (uint32_t k = 2; folder_in(&fl, to); k++)
-				snprintf(to, sizeof to, "%s %d-%" PRIu32, old, year, k);
-			size_t ol = strlen(old);
-			/* the folder and its children, parent first */
-			for (size_t k = 0; k < fl.n; k++) {
-				const char *fn = fl.v[k];
-				if (strncmp(fn, old, ol) != 0 || (fn[ol] != 0 && fn[ol] != '.'))
-					continue;
-				char a[640], c[1280];
-				snprintf(a, sizeof a, ".%s", fn);
-				snprintf(c, sizeof c, ".%s%s", to, fn + ol);
-				gen_pjoin(p, mu->maildir, a);
-				gen_pjoin(q, mu->maildir, c);
-				gen_xrename(p, q);
-			}
-			update_subscriptions(mu->maildir, NULL, NULL, old, to);
-			mailbox_log_append(r, mu->maildir, b);
-			ms.frenamed++;
-			gen_strv_free(&cand);
-			break;
-		}
-	}
-
-	for (uint64_t i = 0; i < n_del; i++) {
-		for (int tries = 0; tries < 20; tries++) {
-			uint32_t u = (uint32_t)gen_rng_below(r, nMU);
-			const muser_t *mu = &MU[u];
-			list_folders(mu->maildir, &fl);
-			strv_t cand = {0};
-			for (size_t k = 0; k < fl.n; k++) {
-				const char *fn = fl.v[k];
-				if (is_special(fn))
-					continue;
-				size_t l = strlen(fn);
-				int leaf = 1;
-				for (size_t j = 0; j < fl.n; j++)
-					if (strncmp(fl.v[j], fn, l) == 0 && fl.v[j][l] == '.')
-						leaf = 0;
-				if (leaf)
-					gen_strv_push(&cand, fn);
-			}
-			if (cand.n == 0) {
-				gen_strv_free(&cand);
-				continue;
-			}
-			const char *victim = cand.v[gen_rng_below(r, cand.n)];
-			char a[640];
-			snprintf(a, sizeof a, ".%s", victim);
-			gen_pjoin(p, mu->maildir, a);
-			gen_pjoin(q, mu->maildir, ".DOVECOT-TRASHED");
-			if (gen_path_exists(q))
-				gen_rm_rf(q, 0);
-			gen_xrename(p, q);
-			ms.fdeleted_msgs += gen_rm_rf(q, 0);
-			update_subscriptions(mu->maildir, NULL, victim, NULL, NULL);
-			mailbox_log_append(r, mu->maildir, b);
-			ms.fdeleted++;
-			gen_strv_free(&cand);
-			break;
-		}
-	}
+	for (uint64_t i = 0; i < n_ren; i++)
+		for (int tries = 0; tries < 20 && !try_rename_folder(r, &fl, b); tries++)
+			;
+	for (uint64_t i = 0; i < n_del; i++)
+		for (int tries = 0; tries < 20 && !try_delete_folder(r, &fl, b); tries++)
+			;
 	gen_strv_free(&fl);
 }
 
