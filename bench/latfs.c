@@ -1645,40 +1645,31 @@ static int root_init(void)
 	return 0;
 }
 
-int main(int argc, char *argv[])
+/* --help and --version: prints what was asked and returns 1 (the run is
+ * over, successfully); 0 when neither was given. */
+static int print_info(const struct fuse_cmdline_opts *copts, const char *argv0)
 {
-	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
-	struct fuse_cmdline_opts copts;
-	struct fuse_session *se = NULL;
-	struct fuse_loop_config *lcfg = NULL;
-	int ret = 1;
-
-	memset(&copts, 0, sizeof(copts));
-	if (fuse_opt_parse(&args, &cfg, latfs_opts, opt_proc) == -1)
-		return 1;
-	if (fuse_parse_cmdline(&args, &copts) != 0)
-		return 1;
-	if (show_help || copts.show_help) {
-		usage(argv[0]);
+	if (show_help || copts->show_help) {
+		usage(argv0);
 		fuse_cmdline_help();
 		fuse_lowlevel_help();
-		ret = 0;
-		goto out;
+		return 1;
 	}
-	if (copts.show_version) {
+	if (copts->show_version) {
 		printf("latfs, FUSE library version %s\n", fuse_pkgversion());
 		fuse_lowlevel_version();
-		ret = 0;
-		goto out;
+		return 1;
 	}
-	if (!cfg.src || !copts.mountpoint) {
-		fprintf(stderr, "usage: %s [options] SRC MNT   (--help)\n",
-			argv[0]);
-		goto out;
-	}
+	return 0;
+}
+
+/* Completes cfg from the options: which operations are delayed, how many
+ * worker threads, the starting delays and the slots.  0 or -1. */
+static int settle_config(void)
+{
 	if (cfg.delay_ops) {
 		if (parse_delay_ops(cfg.delay_ops, &cfg.delay_mask) != 0)
-			goto out;
+			return -1;
 	} else {
 		cfg.delay_mask = DEFAULT_DELAY_MASK;
 	}
@@ -1687,31 +1678,102 @@ int main(int argc, char *argv[])
 	atomic_store(&cur_delay_us, cfg.delay_us);
 	atomic_store(&cur_load_us, cfg.load_us);
 	if (cfg.slots && !(slot_free = calloc(cfg.slots, sizeof(*slot_free))))
-		goto out;
+		return -1;
+	return 0;
+}
 
-	if (root_init() != 0)
-		goto out;
+/* Mount options: read-only, recognisable in `mount` output (fsname names
+ * the source unless it holds a character the option syntax would take),
+ * and the kernel's permission checks when others may enter.  0 or -1. */
+static int add_mount_options(struct fuse_args *args)
+{
+	const char *src = node_path(root_node);
+	size_t l = strlen(src) + 64;
+	char *o = malloc(l);
+	if (!o)
+		return -1;
+	if (strchr(src, ',') || strchr(src, '\\'))
+		snprintf(o, l, "-oro,fsname=latfs,subtype=latfs");
+	else
+		snprintf(o, l, "-oro,fsname=latfs:%s,subtype=latfs", src);
+	int r = fuse_opt_add_arg(args, o);
+	free(o);
+	if (r != 0)
+		return -1;
+	if (cfg.allow_other && fuse_opt_add_arg(args, "-odefault_permissions") != 0)
+		return -1;
+	return 0;
+}
 
-	/* mount options: read-only, recognisable in `mount` output */
-	{
-		const char *src = node_path(root_node);
-		size_t l = strlen(src) + 64;
-		char *o = malloc(l);
-		if (!o)
-			goto out;
-		if (strchr(src, ',') || strchr(src, '\\'))
-			snprintf(o, l, "-oro,fsname=latfs,subtype=latfs");
-		else
-			snprintf(o, l, "-oro,fsname=latfs:%s,subtype=latfs",
-				 src);
-		int r = fuse_opt_add_arg(&args, o);
-		free(o);
-		if (r != 0)
-			goto out;
-		if (cfg.allow_other &&
-		    fuse_opt_add_arg(&args, "-odefault_permissions") != 0)
-			goto out;
+/* SIGUSR1 -> dump counters, SIGUSR2 -> read ctl_file: blocked in every
+ * thread but signal_thread's (the threads started later inherit the
+ * mask). */
+static void start_signal_thread(void)
+{
+	static sigset_t usr;
+	sigemptyset(&usr);
+	sigaddset(&usr, SIGUSR1);
+	sigaddset(&usr, SIGUSR2);
+	pthread_sigmask(SIG_BLOCK, &usr, NULL);
+	pthread_t st;
+	if (pthread_create(&st, NULL, signal_thread, &usr) == 0)
+		pthread_detach(st);
+}
+
+/* Serves requests until unmounted: on one thread, or on up to
+ * cfg.max_threads (see WORKER THREADS); the reply thread, unless sleeping
+ * in the workers, delivers the delayed replies.  FUSE's result, or 1 when
+ * something could not be started. */
+static int serve(struct fuse_session *se, const struct fuse_cmdline_opts *copts)
+{
+	if (!cfg.sleep_mode && reply_queue_start() != 0) {
+		fprintf(stderr, "latfs: cannot start the reply thread\n");
+		fuse_session_exit(se);
+		return 1;
 	}
+	int ret;
+	if (copts->singlethread) {
+		ret = fuse_session_loop(se);
+	} else {
+		struct fuse_loop_config *lcfg = fuse_loop_cfg_create();
+		if (!lcfg) {
+			reply_queue_stop();
+			return 1;
+		}
+		fuse_loop_cfg_set_clone_fd(lcfg, copts->clone_fd);
+		fuse_loop_cfg_set_max_threads(lcfg, cfg.max_threads);
+		fuse_loop_cfg_set_idle_threads(lcfg, cfg.max_idle_threads);
+		ret = fuse_session_loop_mt(se, lcfg);
+		fuse_loop_cfg_destroy(lcfg);
+	}
+	reply_queue_stop();
+	write_stats("exit");
+	return ret;
+}
+
+int main(int argc, char *argv[])
+{
+	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
+	struct fuse_cmdline_opts copts;
+	struct fuse_session *se = NULL;
+	int ret = 1;
+
+	memset(&copts, 0, sizeof(copts));
+	if (fuse_opt_parse(&args, &cfg, latfs_opts, opt_proc) == -1)
+		return 1;
+	if (fuse_parse_cmdline(&args, &copts) != 0)
+		return 1;
+	if (print_info(&copts, argv[0])) {
+		ret = 0;
+		goto out;
+	}
+	if (!cfg.src || !copts.mountpoint) {
+		fprintf(stderr, "usage: %s [options] SRC MNT   (--help)\n",
+			argv[0]);
+		goto out;
+	}
+	if (settle_config() != 0 || root_init() != 0 || add_mount_options(&args) != 0)
+		goto out;
 
 	/* Precise sleeps: the default 50 us timer slack would add ~25% to a
 	 * 200 us delay.  Inherited by the worker threads. */
@@ -1725,44 +1787,9 @@ int main(int argc, char *argv[])
 	if (fuse_session_mount(se, copts.mountpoint) != 0)
 		goto out_signals;
 	fuse_daemonize(copts.foreground);
+	start_signal_thread();
+	ret = serve(se, &copts);
 
-	/* SIGUSR1 -> dump counters, SIGUSR2 -> read ctl_file; blocked in all
-	 * threads but one */
-	static sigset_t usr;
-	sigemptyset(&usr);
-	sigaddset(&usr, SIGUSR1);
-	sigaddset(&usr, SIGUSR2);
-	pthread_sigmask(SIG_BLOCK, &usr, NULL);
-	pthread_t st;
-	if (pthread_create(&st, NULL, signal_thread, &usr) == 0)
-		pthread_detach(st);
-
-	if (!cfg.sleep_mode && reply_queue_start() != 0) {
-		fprintf(stderr, "latfs: cannot start the reply thread\n");
-		fuse_session_exit(se);
-		ret = 1;
-		goto out_unmount;
-	}
-
-	if (copts.singlethread) {
-		ret = fuse_session_loop(se);
-	} else {
-		lcfg = fuse_loop_cfg_create();
-		if (!lcfg) {
-			reply_queue_stop();
-			ret = 1;
-			goto out_unmount;
-		}
-		fuse_loop_cfg_set_clone_fd(lcfg, copts.clone_fd);
-		fuse_loop_cfg_set_max_threads(lcfg, cfg.max_threads);
-		fuse_loop_cfg_set_idle_threads(lcfg, cfg.max_idle_threads);
-		ret = fuse_session_loop_mt(se, lcfg);
-		fuse_loop_cfg_destroy(lcfg);
-	}
-	reply_queue_stop();
-	write_stats("exit");
-
-out_unmount:
 	fuse_session_unmount(se);
 out_signals:
 	fuse_remove_signal_handlers(se);
