@@ -81,7 +81,7 @@ static int run(int argc, char **argv)
 	const char **im = cut_calloc((size_t)argc, sizeof *im);
 	o.excludes = ex;
 	o.immutable = im;
-	int c, rc = CUT_EXIT_USAGE;
+	int c, rc = CLI_EXIT_USAGE;
 	uint64_t v, max_ops = 0, bwlimit = 0;
 	bool adaptive = false;
 	int64_t max_latency = 0;
@@ -153,7 +153,7 @@ static int run(int argc, char **argv)
 	int r = scan_run(&o, &st, id);
 	cli_progress_done();
 	if (r < 0) {
-		rc = CUT_EXIT_ERROR;
+		rc = CLI_EXIT_ERROR;
 		goto out;
 	}
 	double secs = cut_secs(cut_mono_ns() - t0);
@@ -178,9 +178,9 @@ static int run(int argc, char **argv)
 				" paths could not be read (see above); the manifest records them as missing (a "
 				"file it could not read to hash: without a hash)\n",
 			st.errors);
-		rc = CUT_EXIT_INCOMPLETE;
+		rc = CLI_EXIT_INCOMPLETE;
 	} else {
-		rc = CUT_EXIT_OK;
+		rc = CLI_EXIT_OK;
 	}
 	goto out;
 usage:

@@ -209,7 +209,8 @@ static int run(int argc, char **argv)
 	if (cli_progress_enabled())
 		o.progress = show_progress;
 	sync_result r;
-	int rc = sync_run(&o, &r);
+	o.exit_code = cli_exit_code;
+	int rc = cli_exit_code(sync_run(&o, &r));
 	cli_progress_done();
 	if (r.message[0])
 		cli_log_line(log_file, !no_syslog, rc, r.message);
@@ -217,9 +218,9 @@ static int run(int argc, char **argv)
 		printf("cutover: %s\n", r.message);
 	if (o.final && r.verdict_line[0])
 		printf("%s\n", r.verdict_line);
-	if (fflush(stdout) != 0 && rc == CUT_EXIT_OK)
-		rc = CUT_EXIT_ERROR;
-	if (rc != CUT_EXIT_OK && r.fix[0])
+	if (fflush(stdout) != 0 && rc == CLI_EXIT_OK)
+		rc = CLI_EXIT_ERROR;
+	if (rc != CLI_EXIT_OK && r.fix[0])
 		cli_fix("%s", r.fix);
 	return rc;
 }

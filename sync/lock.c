@@ -103,7 +103,7 @@ int sync_lock_take(const char *dir, sync_lock *l, sync_lock_holder *holder)
 	char tmpname[64];
 	snprintf(tmpname, sizeof tmpname, "lock.%ld.tmp", (long)getpid());
 	char *tmp = sync_path(dir, tmpname);
-	int rc = CUT_EXIT_ERROR;
+	int rc = CUT_FAILED;
 	unlink(tmp);
 	int fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
 	if (fd < 0) {
@@ -122,7 +122,7 @@ int sync_lock_take(const char *dir, sync_lock *l, sync_lock_holder *holder)
 			unlink(tmp);
 			l->fd = fd;
 			fd = -1;
-			rc = CUT_EXIT_OK;
+			rc = CUT_OK;
 			goto out;
 		}
 		if (errno != EEXIST) {
@@ -153,7 +153,7 @@ int sync_lock_take(const char *dir, sync_lock *l, sync_lock_holder *holder)
 			holder_text(holder, ht, sizeof ht);
 			CUT_ERR("%s: another cutover run holds the lock (%s); try again when it has "
 				"finished", l->path, ht);
-			rc = CUT_EXIT_LOCKED;
+			rc = CUT_LOCKED;
 			goto out;
 		}
 		struct stat a, b;
@@ -174,14 +174,14 @@ int sync_lock_take(const char *dir, sync_lock *l, sync_lock_holder *holder)
 				CUT_ERR("%s: held by a run on another host (%s); cutover cannot tell "
 					"whether it is alive: if it is not, remove %s", l->path, ht, l->path);
 				close(ofd);
-				rc = CUT_EXIT_LOCKED;
+				rc = CUT_LOCKED;
 				goto out;
 			}
 			if (kill((pid_t)holder->pid, 0) == 0 || errno == EPERM) {
 				CUT_ERR("%s: held by %s, which is still running; if that process is "
 					"not a cutover run, remove %s", l->path, ht, l->path);
 				close(ofd);
-				rc = CUT_EXIT_LOCKED;
+				rc = CUT_LOCKED;
 				goto out;
 			}
 			CUT_WARN("%s: taking over a stale lock left by a dead run (%s)", l->path, ht);
@@ -194,7 +194,7 @@ int sync_lock_take(const char *dir, sync_lock *l, sync_lock_holder *holder)
 		close(ofd);
 		l->fd = fd;
 		fd = -1;
-		rc = CUT_EXIT_OK;
+		rc = CUT_OK;
 		goto out;
 	}
 	CUT_ERR("%s: the lock keeps changing hands; giving up", l->path);
@@ -204,7 +204,7 @@ out:
 		unlink(tmp);
 	}
 	free(tmp);
-	if (rc != CUT_EXIT_OK) {
+	if (rc != CUT_OK) {
 		free(l->path);
 		l->path = NULL;
 	}
