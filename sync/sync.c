@@ -1492,34 +1492,38 @@ out:
 	return rc;
 }
 
-int sync_run(const sync_opts *o, sync_result *res)
+/* Reads DIR/config into p->cfg and sets the source's limits.  CUT_OK, or
+ * CUT_FAILED (logged, with its fix). */
+static int pass_config(pass *p)
 {
-	memset(res, 0, sizeof *res);
-	sync_hist *h = &res->h;
-	h->start = cut_now_ns();
-	pass p = {.o = o, .res = res, .threads = o->scan_threads};
-	int rc = CUT_FAILED;
-	bool locked = false;
-	sync_lock lk = {.fd = -1};
-	if (sync_config_read(o->dir, &p.cfg) < 0) {
+	const sync_opts *o = p->o;
+	if (sync_config_read(o->dir, &p->cfg) < 0) {
 		char *cp = sync_path(o->dir, "config");
 		if (access(cp, F_OK) == 0)
-			fix(&p, "correct the line of %s named above, or write it again with `cutover init "
-				"--force --source SRC --target DST --state %s`", cp, o->dir);
+			fix(p, "correct the line of %s named above, or write it again with `cutover init "
+			       "--force --source SRC --target DST --state %s`", cp, o->dir);
 		else
-			fix(&p, "create the state directory with `cutover init --source SRC --target DST "
-				"--state %s` (add --maildir for a mail store)", o->dir);
+			fix(p, "create the state directory with `cutover init --source SRC --target DST "
+			       "--state %s` (add --maildir for a mail store)", o->dir);
 		free(cp);
 		return CUT_FAILED;
 	}
 	/* target checks share it: they go slower, the source sees no more */
-	budget_source_set(o->has_max_ops ? o->max_ops : p.cfg.max_ops,
-			  o->has_bwlimit ? o->bwlimit : p.cfg.bwlimit,
-			  o->has_adaptive ? o->adaptive : p.cfg.adaptive,
-			  o->has_max_latency ? o->max_latency_ns : p.cfg.max_latency_ns);
+	budget_source_set(o->has_max_ops ? o->max_ops : p->cfg.max_ops,
+			  o->has_bwlimit ? o->bwlimit : p->cfg.bwlimit,
+			  o->has_adaptive ? o->adaptive : p->cfg.adaptive,
+			  o->has_max_latency ? o->max_latency_ns : p->cfg.max_latency_ns);
+	return CUT_OK;
+}
+
+/* Whether --source and --target, when given, are the pair of DIR.  CUT_OK,
+ * or CUT_INVALID (logged, with its fix). */
+static int pair_check(pass *p)
+{
+	const sync_opts *o = p->o;
 	for (int k = 0; k < 2; k++) {
 		const char *given = k ? o->target : o->source;
-		const char *have = k ? p.cfg.target : p.cfg.source;
+		const char *have = k ? p->cfg.target : p->cfg.source;
 		if (!given)
 			continue;
 		char *a = abs_path(given);
@@ -1528,43 +1532,57 @@ int sync_run(const sync_opts *o, sync_result *res)
 		if (!same) {
 			CUT_ERR("%s: this state directory is for %s -> %s; --%s %s does not match (use "
 				"another --state, or `cutover init --force` to change the pair)",
-				o->dir, p.cfg.source, p.cfg.target, k ? "target" : "source", given);
-			fix(&p, "run with the --state of that pair, or leave out --source and --target");
-			rc = CUT_INVALID;
-			goto done;
+				o->dir, p->cfg.source, p->cfg.target, k ? "target" : "source", given);
+			fix(p, "run with the --state of that pair, or leave out --source and --target");
+			return CUT_INVALID;
 		}
 	}
-	sync_lock_holder holder;
-	rc = sync_lock_take(o->dir, &lk, &holder);
-	if (rc != CUT_OK)
-		goto done;
-	locked = true;
-	int r = sync_tstate_read(o->dir, &p.ts);
-	int r2 = r < 0 ? -1 : sync_pending_read(o->dir, &p.pd);
-	if (r < 0 || r2 < 0 || sync_dirs_create(o->dir) < 0) {
-		rc = CUT_FAILED;
-		goto done;
-	}
-	p.have_ts = r > 0;
-	p.have_pd = r2 > 0;
-	if ((p.have_ts && sync_switched_settle(o->dir, &p.cfg, &p.ts) < 0) ||
-	    sync_switched_read(o->dir, &p.sw) < 0) {
-		rc = CUT_FAILED;
-		goto done;
-	}
-	sync_switched_excludes(&p.sw, &p.cfg, &p.excludes);
+	return CUT_OK;
+}
+
+/* Under the lock: reads the target's state, the interrupted pass and the
+ * switched subtrees.  CUT_OK, or CUT_FAILED (logged). */
+static int pass_state(pass *p)
+{
+	const char *dir = p->o->dir;
+	int r = sync_tstate_read(dir, &p->ts);
+	int r2 = r < 0 ? -1 : sync_pending_read(dir, &p->pd);
+	if (r < 0 || r2 < 0 || sync_dirs_create(dir) < 0)
+		return CUT_FAILED;
+	p->have_ts = r > 0;
+	p->have_pd = r2 > 0;
+	if ((p->have_ts && sync_switched_settle(dir, &p->cfg, &p->ts) < 0) ||
+	    sync_switched_read(dir, &p->sw) < 0)
+		return CUT_FAILED;
+	sync_switched_excludes(&p->sw, &p->cfg, &p->excludes);
+	return CUT_OK;
+}
+
+/* The pass proper, under the lock: its kind, its work, the late writes,
+ * the rotation of old manifests and logs. */
+static int pass_locked(pass *p, sync_hist *h)
+{
+	const sync_opts *o = p->o;
 	snprintf(h->kind, sizeof h->kind, "%s",
-		 o->rebase ? "rebase" : o->final ? "final" : !p.have_ts ? "initial" : "nightly");
-	p.prog.show = o->progress;
-	p.prog.show_arg = o->progress_arg;
-	sync_progress_start(&p.prog, o->dir, h->kind);
-	rc = pass_body(&p, h);
+		 o->rebase ? "rebase" : o->final ? "final" : !p->have_ts ? "initial" : "nightly");
+	p->prog.show = o->progress;
+	p->prog.show_arg = o->progress_arg;
+	sync_progress_start(&p->prog, o->dir, h->kind);
+	int rc = pass_body(p, h);
 	if (rc == CUT_OK)
-		rc = late_verdict(&p);
-	unsigned keep = o->keep ? o->keep : p.cfg.keep;
+		rc = late_verdict(p);
+	unsigned keep = o->keep ? o->keep : p->cfg.keep;
 	if (h->seq)
-		sync_rotate(o->dir, keep, h->seq, p.have_ts ? &p.ts : NULL, p.have_pd ? &p.pd : NULL);
-done:
+		sync_rotate(o->dir, keep, h->seq, p->have_ts ? &p->ts : NULL, p->have_pd ? &p->pd : NULL);
+	return rc;
+}
+
+/* Ends h and, for a pass that ran under the lock, appends it to the
+ * history.  The pass's outcome: rc, or CUT_FAILED when an otherwise
+ * successful pass cannot be recorded. */
+static int pass_history(pass *p, sync_hist *h, bool locked, int rc)
+{
+	const sync_opts *o = p->o;
 	h->end = cut_now_ns();
 	h->exit = sync_exit_of(o->exit_code, rc);
 	sync_hist_src(h);
@@ -1572,25 +1590,55 @@ done:
 		if (!h->verdict[0])
 			snprintf(h->verdict, sizeof h->verdict, "-");
 		if (sync_hist_record(o->dir, h) < 0 && rc == CUT_OK) {
-			fix(&p, "free space on the disk of %s; the next pass records itself", o->dir);
+			fix(p, "free space on the disk of %s; the next pass records itself", o->dir);
 			rc = CUT_FAILED;
 		}
 	}
+	return rc;
+}
+
+/* The pass's one-line summary into res->message. */
+static void pass_message(const pass *p, const sync_hist *h, int rc)
+{
 	char b[32], tid[17] = "-", src[160];
-	if (p.have_ts)
-		id16(tid, p.ts.manifest_id);
+	if (p->have_ts)
+		id16(tid, p->ts.manifest_id);
 	sync_hist_src_line(h, src, sizeof src);
-	snprintf(res->message, sizeof res->message,
+	snprintf(p->res->message, sizeof p->res->message,
 		 "sync %s pass %u %s (exit %d): %" PRIu64 " ops, %" PRIu64 " created, %" PRIu64
 		 " updated, %" PRIu64 " renamed, %" PRIu64 " deleted, %s copied; scan %.1fs diff %.1fs "
 		 "replay %.1fs check %.1fs; drift %" PRIu64 ", vanished %" PRIu64 ", conflicts %" PRIu64
 		 "; source %s; target at manifest %s%s%s",
 		 h->kind[0] ? h->kind : "-", h->seq, rc == CUT_OK ? "ok" : "FAILED",
-		 sync_exit_of(o->exit_code, rc), h->ops, h->created,
+		 sync_exit_of(p->o->exit_code, rc), h->ops, h->created,
 		 h->updated, h->renamed, h->deleted, cut_bytes_human(b, h->bytes), h->scan_s, h->diff_s,
 		 h->replay_s, h->check_s, h->drifted, h->vanished, h->conflicts, src, tid,
 		 h->verdict[0] && strcmp(h->verdict, "-") ? "; verdict " : "",
 		 h->verdict[0] && strcmp(h->verdict, "-") ? h->verdict : "");
+}
+
+int sync_run(const sync_opts *o, sync_result *res)
+{
+	memset(res, 0, sizeof *res);
+	sync_hist *h = &res->h;
+	h->start = cut_now_ns();
+	pass p = {.o = o, .res = res, .threads = o->scan_threads};
+	bool locked = false;
+	sync_lock lk = {.fd = -1};
+	if (pass_config(&p) != CUT_OK)
+		return CUT_FAILED;
+	int rc = pair_check(&p);
+	if (rc == CUT_OK) {
+		sync_lock_holder holder;
+		rc = sync_lock_take(o->dir, &lk, &holder);
+		locked = rc == CUT_OK;
+	}
+	if (rc == CUT_OK)
+		rc = pass_state(&p);
+	if (rc == CUT_OK)
+		rc = pass_locked(&p, h);
+	rc = pass_history(&p, h, locked, rc);
+	pass_message(&p, h, rc);
 	sync_progress_end(&p.prog);
 	if (locked)
 		sync_lock_release(&lk);
