@@ -1357,6 +1357,31 @@ static void rp_srcdirs__a_directory_is_looked_up_once_beneath_its_parent_and_for
 	close(srcfd);
 }
 
+static int pull_fails(void *ctx, rp_op **op)
+{
+	(void)ctx;
+	(void)op;
+	return -1;
+}
+
+static int done_never(void *ctx, rp_op *op)
+{
+	(void)ctx;
+	(void)op;
+	return CUT_FAILED;
+}
+
+/* rp_sched_run returns outcomes only: a pull that fails is CUT_FAILED. */
+static void rp_sched_run__a_failed_pull_is_an_outcome(void **state)
+{
+	(void)state;
+	rp_ctx cx = {.srcfd = -1, .dstfd = -1};
+	rp_sched *s = rp_sched_new(&cx, 2);
+	assert_non_null(s);
+	assert_int_equal(rp_sched_run(s, pull_fails, NULL, done_never, NULL, NULL, NULL), CUT_FAILED);
+	rp_sched_free(s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1394,6 +1419,7 @@ int main(void)
 		T(rp_run__dry_run_changes_nothing),
 		T(rp_run__parallel_mail_day),
 		T(rp_srcdirs__a_directory_is_looked_up_once_beneath_its_parent_and_forgotten_when_stale),
+		cmocka_unit_test(rp_sched_run__a_failed_pull_is_an_outcome),
 		cmocka_unit_test(fmt_path_names_replay_temp__finds_the_prefix_in_any_component),
 #undef T
 	};
