@@ -8,7 +8,7 @@
  *   2. link() it to DIR/lock: success means we hold the lock (the flock was
  *      taken before the name appeared, so nobody can see it unlocked).
  *   3. EEXIST: open DIR/lock and try flock(LOCK_NB) on it.  Held: a live run
- *      (exit 6).  Not held: its run died, or runs on another host over NFS.
+ *      (CUT_LOCKED).  Not held: its run died, or runs on another host over NFS.
  *      We now hold the flock on the old inode, so no other contender can get
  *      past this step until we are done; check that DIR/lock is still that
  *      inode (else start again), and decide from its contents:

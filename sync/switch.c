@@ -17,7 +17,7 @@
  *     writes, mail that reached the old store after its users moved;
  *   - a later pass's log loses every operation inside X before replay
  *     (sync_switched_filter), and each one is recorded in DIR/late-writes
- *     and makes the pass exit CUT_LATE until the operator acknowledges
+ *     and makes the pass end with CUT_LATE until the operator acknowledges
  *     them (`switch --ack-late-writes`).  Nothing is ever replayed over X.
  *
  * DIR/switched, one line per subtree: "switching|switched RECORD SUBTREE",

@@ -521,7 +521,7 @@ static void fix(pass *p, const char *fmt, ...)
 	va_end(ap);
 }
 
-/* The fix of a chain that cannot be followed (exit 2) or a target changed
+/* The fix of a chain that cannot be followed (CUT_FAILED) or a target changed
  * outside cutover. */
 static void fix_rebase(pass *p)
 {
