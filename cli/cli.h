@@ -4,7 +4,9 @@
  *
  * Each subcommand lives in cli/cmd_<name>.c, parses its own options with
  * getopt_long, calls into scanner/, diff/ or replay/, and returns an exit code
- * (enum cut_exit); only main() exits.
+ * (enum cli_exit); only main() exits.  The library reports outcomes
+ * (cut_outcome, format/util.h), never exit codes: cli_exit_code is the one
+ * place that turns one into the other.
  */
 #ifndef CUTOVER_CLI_H
 #define CUTOVER_CLI_H
@@ -13,6 +15,24 @@
 #include <stdint.h>
 
 #include "format/util.h"
+
+/* Exit codes of the cutover program, documented in docs/cutover.1 and the
+ * table of docs/RUNBOOK.md section 3. */
+enum cli_exit {
+	CLI_EXIT_OK = 0,         /* done, nothing to report */
+	CLI_EXIT_DIFFER = 1,     /* report/verify/status: the two sides differ */
+	CLI_EXIT_ERROR = 2,      /* bad or corrupt input, I/O error: nothing (more) done */
+	CLI_EXIT_INCOMPLETE = 3, /* finished, but some paths were skipped (listed on stderr) */
+	CLI_EXIT_CONFLICT = 4,   /* replay stopped at a target that is not as the log expects */
+	CLI_EXIT_NOSPACE = 5,    /* the target ran out of space; rerun to resume */
+	CLI_EXIT_LOCKED = 6,     /* another cutover run holds the state lock */
+	CLI_EXIT_LATE = 7,       /* sync: a switched subtree changed on the source (late writes) */
+	CLI_EXIT_USAGE = 64,     /* bad command line (sysexits EX_USAGE) */
+};
+
+/* The exit code of a library outcome (cut_outcome); a value that is not one
+ * is an error (CLI_EXIT_ERROR). */
+int cli_exit_code(int outcome);
 
 typedef struct cli_cmd {
 	const char *name;
@@ -24,7 +44,7 @@ typedef struct cli_cmd {
 extern const cli_cmd cmd_scan, cmd_show, cmd_diff, cmd_report, cmd_replay, cmd_init, cmd_sync,
 	cmd_verify, cmd_status, cmd_switch;
 
-/* Prints cmd's usage to stderr and returns CUT_EXIT_USAGE. */
+/* Prints cmd's usage to stderr and returns CLI_EXIT_USAGE. */
 int cli_usage(const cli_cmd *cmd);
 /* Handles -h/--help for a subcommand: prints usage to stdout, returns true. */
 bool cli_help_requested(const cli_cmd *cmd, int argc, char **argv);

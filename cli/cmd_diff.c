@@ -61,7 +61,7 @@ static int run(int argc, char **argv)
 	diff_stats st;
 	int64_t t0 = cut_mono_ns();
 	if (diff_run(&o, &st) < 0)
-		return CUT_EXIT_ERROR;
+		return CLI_EXIT_ERROR;
 	if (!cli_quiet) {
 		double secs = cut_secs(cut_mono_ns() - t0);
 		char line[1024], b[32];
@@ -92,7 +92,7 @@ static int run(int argc, char **argv)
 						       "--mem-limit: directory renames not looked for"
 						     : "");
 	}
-	return CUT_EXIT_OK;
+	return CLI_EXIT_OK;
 }
 
 const cli_cmd cmd_diff = {"diff", "change log from two manifests (OLD -> NEW)", usage, run};

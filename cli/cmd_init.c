@@ -106,10 +106,10 @@ static int run(int argc, char **argv)
 		return cli_usage(&cmd_init);
 	}
 	char fix[512] = "";
-	int rc = sync_init(dir, &c, force, fix, sizeof fix);
-	if (rc != CUT_EXIT_OK && fix[0])
+	int rc = cli_exit_code(sync_init(dir, &c, force, fix, sizeof fix));
+	if (rc != CLI_EXIT_OK && fix[0])
 		cli_fix("%s", fix);
-	if (rc == CUT_EXIT_OK && cut_verbosity > 0)
+	if (rc == CLI_EXIT_OK && cut_verbosity > 0)
 		printf("cutover: init: %s ready for %s -> %s\n", dir, c.source, c.target);
 	return rc;
 }

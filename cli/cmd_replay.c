@@ -67,7 +67,7 @@ static void progress(void *ctx, const rp_stats *st)
 		     cut_bytes_human(b1, st->bytes_copied), cut_bytes_human(b2, (uint64_t)rate), eta, src);
 }
 
-static void summary(const rp_stats *st, int rc)
+static void summary(const rp_stats *st, int outcome)
 {
 	char b[32];
 	double secs = cut_secs(cut_mono_ns() - st->start_ns);
@@ -94,9 +94,9 @@ static void summary(const rp_stats *st, int rc)
 		(unsigned long long)st->skipped, (unsigned long long)st->conflicts,
 		(unsigned long long)st->conflicts_skipped,
 		(unsigned long long)st->conflicts_overwritten,
-		rc == CUT_EXIT_CONFLICT  ? "; STOPPED at a conflict"
-		: rc == CUT_EXIT_NOSPACE ? "; STOPPED: target full, rerun to resume"
-		: rc == CUT_EXIT_ERROR   ? "; STOPPED by an error"
+		outcome == CUT_CONFLICT  ? "; STOPPED at a conflict"
+		: outcome == CUT_NOSPACE ? "; STOPPED: target full, rerun to resume"
+		: outcome == CUT_FAILED  ? "; STOPPED by an error"
 					 : "");
 	if (st->retried)
 		fprintf(stderr, "cutover: replay: %llu source lookups answered ESTALE (a stale NFS "
@@ -191,15 +191,15 @@ static int run(int argc, char **argv)
 	rp_stats st;
 	budget_source_set(max_ops, bwlimit, adaptive, max_latency);
 	cli_source_begin();
-	int rc = rp_run(&o, &st);
+	int outcome = rp_run(&o, &st);
 	cli_progress_done();
 	if (!cli_quiet && !o.dry_run && (st.total || st.finished_before) &&
-	    (rc == CUT_EXIT_OK || rc == CUT_EXIT_INCOMPLETE || rc == CUT_EXIT_CONFLICT ||
-	     rc == CUT_EXIT_NOSPACE || rc == CUT_EXIT_ERROR)) {
-		summary(&st, rc);
+	    (outcome == CUT_OK || outcome == CUT_INCOMPLETE || outcome == CUT_CONFLICT ||
+	     outcome == CUT_NOSPACE || outcome == CUT_FAILED)) {
+		summary(&st, outcome);
 		cli_source_summary("replay");
 	}
-	return rc;
+	return cli_exit_code(outcome);
 }
 
 const cli_cmd cmd_replay = {"replay", "apply a change log to the target: atomic, parallel, resumable",

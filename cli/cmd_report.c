@@ -93,12 +93,12 @@ static int run(int argc, char **argv)
 	o.b = argv[optind + 1];
 	int rc = diff_report(&o);
 	if (fflush(stdout) != 0)
-		return CUT_EXIT_ERROR;
+		return CLI_EXIT_ERROR;
 	if (rc > 0)
 		cli_fix("`cutover diff %s %s -o LOG` writes what turns B's tree into A's, and `cutover "
 			"replay LOG --source A_ROOT --target B_ROOT` applies it (`cutover show FILE | head -2` "
 			"names a manifest's root)", o.b, o.a);
-	return rc < 0 ? CUT_EXIT_ERROR : rc ? CUT_EXIT_DIFFER : CUT_EXIT_OK;
+	return rc < 0 ? CLI_EXIT_ERROR : rc ? CLI_EXIT_DIFFER : CLI_EXIT_OK;
 }
 
 const cli_cmd cmd_report = {"report", "parity audit of two manifests (exit 1 if they differ)", usage,

@@ -56,107 +56,111 @@ static void progress(const scan_progress *p, void *arg)
 		     p->dirs_pending, src);
 }
 
-static int run(int argc, char **argv)
+static const struct option opts[] = {
+	{"output", required_argument, NULL, 'o'},
+	{"threads", required_argument, NULL, 'j'},
+	{"hash", required_argument, NULL, 'H'},
+	{"exclude", required_argument, NULL, 'x'},
+	{"one-file-system", no_argument, NULL, 'X'},
+	{"prev", required_argument, NULL, 'p'},
+	{"maildir", no_argument, NULL, 'm'},
+	{"immutable", required_argument, NULL, 'i'},
+	{"full", no_argument, NULL, 'F'},
+	{"granularity", required_argument, NULL, 'g'},
+	{"mem", required_argument, NULL, 'M'},
+	{"max-ops", required_argument, NULL, 'O'},
+	{"bwlimit", required_argument, NULL, 'B'},
+	{"adaptive", no_argument, NULL, 'A'},
+	{"max-latency", required_argument, NULL, 'L'},
+	{NULL, 0, NULL, 0},
+};
+
+/* What the command line says: the scan's options, the globs they point
+ * to (argc each: never more), and the source's limits (format/budget.h). */
+typedef struct scan_args {
+	scan_opts o;
+	const char **ex, **im;
+	uint64_t max_ops, bwlimit;
+	bool adaptive;
+	int64_t max_latency;
+} scan_args;
+
+/* --hash MODE into o.  0, or -1 for an unknown mode. */
+static int parse_hash(const char *arg, scan_opts *o)
 {
-	static const struct option opts[] = {
-		{"output", required_argument, NULL, 'o'},
-		{"threads", required_argument, NULL, 'j'},
-		{"hash", required_argument, NULL, 'H'},
-		{"exclude", required_argument, NULL, 'x'},
-		{"one-file-system", no_argument, NULL, 'X'},
-		{"prev", required_argument, NULL, 'p'},
-		{"maildir", no_argument, NULL, 'm'},
-		{"immutable", required_argument, NULL, 'i'},
-		{"full", no_argument, NULL, 'F'},
-		{"granularity", required_argument, NULL, 'g'},
-		{"mem", required_argument, NULL, 'M'},
-		{"max-ops", required_argument, NULL, 'O'},
-		{"bwlimit", required_argument, NULL, 'B'},
-		{"adaptive", no_argument, NULL, 'A'},
-		{"max-latency", required_argument, NULL, 'L'},
-		{NULL, 0, NULL, 0},
-	};
-	scan_opts o = {0};
-	const char **ex = cut_calloc((size_t)argc, sizeof *ex);
-	const char **im = cut_calloc((size_t)argc, sizeof *im);
-	o.excludes = ex;
-	o.immutable = im;
-	int c, rc = CUT_EXIT_USAGE;
-	uint64_t v, max_ops = 0, bwlimit = 0;
-	bool adaptive = false;
-	int64_t max_latency = 0;
-	while ((c = getopt_long(argc, argv, "o:j:x:", opts, NULL)) != -1) {
-		switch (c) {
-		case 'o': o.out = optarg; break;
-		case 'j':
-			if (cli_parse_u64(optarg, &v) < 0 || v < 1 || v > SCAN_THREADS_MAX)
-				goto usage;
-			o.threads = (int)v;
-			break;
-		case 'H':
-			if (strcmp(optarg, "none") == 0)
-				o.hash = SCAN_HASH_NONE;
-			else if (strcmp(optarg, "all") == 0)
-				o.hash = SCAN_HASH_ALL;
-			else if (strcmp(optarg, "changed") == 0)
-				o.hash = SCAN_HASH_CHANGED;
-			else
-				goto usage;
-			break;
-		case 'x': ex[o.nexcludes++] = optarg; break;
-		case 'X': o.one_fs = true; break;
-		case 'p': o.prev = optarg; break;
-		case 'm': o.maildir = true; break;
-		case 'i': im[o.nimmutable++] = optarg; break;
-		case 'F': o.full = true; break;
-		case 'g':
-			if (cli_parse_u64(optarg, &v) < 0 || v > INT64_MAX)
-				goto usage;
-			o.granularity_ns = (int64_t)v;
-			break;
-		case 'M':
-			if (cli_parse_mem(optarg, &v) < 0 || v < 1 || v > SIZE_MAX)
-				goto usage;
-			o.mem_budget = (size_t)v;
-			break;
-		case 'O':
-		case 'B':
-			if (cli_parse_u64(optarg, c == 'O' ? &max_ops : &bwlimit) < 0)
-				goto usage;
-			break;
-		case 'A': adaptive = true; break;
-		case 'L':
-			if (cli_parse_latency(optarg, &max_latency) < 0)
-				goto usage;
-			break;
-		default: goto usage;
-		}
+	if (strcmp(arg, "none") == 0)
+		o->hash = SCAN_HASH_NONE;
+	else if (strcmp(arg, "all") == 0)
+		o->hash = SCAN_HASH_ALL;
+	else if (strcmp(arg, "changed") == 0)
+		o->hash = SCAN_HASH_CHANGED;
+	else
+		return -1;
+	return 0;
+}
+
+/* One option of getopt_long into a.  0, or -1 (a usage error). */
+static int parse_opt(int c, const char *arg, scan_args *a)
+{
+	scan_opts *o = &a->o;
+	uint64_t v;
+	switch (c) {
+	case 'o': o->out = arg; break;
+	case 'j':
+		if (cli_parse_u64(arg, &v) < 0 || v < 1 || v > SCAN_THREADS_MAX)
+			return -1;
+		o->threads = (int)v;
+		break;
+	case 'H': return parse_hash(arg, o);
+	case 'x': a->ex[o->nexcludes++] = arg; break;
+	case 'X': o->one_fs = true; break;
+	case 'p': o->prev = arg; break;
+	case 'm': o->maildir = true; break;
+	case 'i': a->im[o->nimmutable++] = arg; break;
+	case 'F': o->full = true; break;
+	case 'g':
+		if (cli_parse_u64(arg, &v) < 0 || v > INT64_MAX)
+			return -1;
+		o->granularity_ns = (int64_t)v;
+		break;
+	case 'M':
+		if (cli_parse_mem(arg, &v) < 0 || v < 1 || v > SIZE_MAX)
+			return -1;
+		o->mem_budget = (size_t)v;
+		break;
+	case 'O':
+	case 'B':
+		return cli_parse_u64(arg, c == 'O' ? &a->max_ops : &a->bwlimit);
+	case 'A': a->adaptive = true; break;
+	case 'L': return cli_parse_latency(arg, &a->max_latency);
+	default: return -1;
 	}
-	if (optind != argc - 1 || !o.out)
-		goto usage;
-	if (o.hash == SCAN_HASH_CHANGED && !o.prev) {
+	return 0;
+}
+
+/* The command line into a.  0, or -1 (a usage error). */
+static int parse_args(int argc, char **argv, scan_args *a)
+{
+	int c;
+	while ((c = getopt_long(argc, argv, "o:j:x:", opts, NULL)) != -1)
+		if (parse_opt(c, optarg, a) < 0)
+			return -1;
+	if (optind != argc - 1 || !a->o.out)
+		return -1;
+	if (a->o.hash == SCAN_HASH_CHANGED && !a->o.prev) {
 		fprintf(stderr, "cutover: scan: --hash changed needs --prev\n");
-		goto usage;
+		return -1;
 	}
-	if ((o.maildir || o.nimmutable || o.full) && !o.prev) {
-		/* The policy is recorded so that the next incremental scan can
-		 * use it; on a first scan it only leaves out tmp/ and locks. */
-	}
-	o.root = argv[optind];
-	if (cli_progress_enabled())
-		o.progress = progress;
-	scan_stats st;
-	uint8_t id[FMT_ID_LEN];
-	budget_source_set(max_ops, bwlimit, adaptive, max_latency);
-	cli_source_begin();
-	int64_t t0 = cut_mono_ns();
-	int r = scan_run(&o, &st, id);
-	cli_progress_done();
-	if (r < 0) {
-		rc = CUT_EXIT_ERROR;
-		goto out;
-	}
-	double secs = cut_secs(cut_mono_ns() - t0);
+	/* --maildir, --immutable and --full without --prev: the policy is
+	 * recorded so that the next incremental scan can use it; on a first
+	 * scan it only leaves out tmp/ and locks. */
+	a->o.root = argv[optind];
+	return 0;
+}
+
+/* The summary of a finished scan on stderr (not with -q). */
+static void summary(const scan_stats *st, const uint8_t id[FMT_ID_LEN], double secs)
+{
 	if (!cli_quiet) {
 		char b[32], hex[2 * FMT_ID_LEN + 1];
 		cut_hex(hex, id, FMT_ID_LEN);
@@ -165,29 +169,49 @@ static int run(int argc, char **argv)
 			" dirs, %s) in %.2fs, %.0f entries/s, %d threads; listed %" PRIu64 " dirs, skipped %" PRIu64
 			", %" PRIu64 " stats, %" PRIu64 " carried, %" PRIu64 " blocks copied, %" PRIu64
 			" hashed, %" PRIu64 " vanished, %" PRIu64 " errors; id %.16s\n",
-			st.entries, st.files, st.dirs, cut_bytes_human(b, st.bytes), secs,
-			secs > 0 ? (double)st.entries / secs : 0.0, st.threads, st.listed, st.skipped_dirs, st.stats,
-			st.carried, st.copied_blocks, st.hashed, st.vanished, st.errors, hex);
+			st->entries, st->files, st->dirs, cut_bytes_human(b, st->bytes), secs,
+			secs > 0 ? (double)st->entries / secs : 0.0, st->threads, st->listed, st->skipped_dirs,
+			st->stats, st->carried, st->copied_blocks, st->hashed, st->vanished, st->errors, hex);
 		cli_source_summary("scan");
 	}
-	if (st.retried && !cli_quiet)
+	if (st->retried && !cli_quiet)
 		fprintf(stderr, "cutover: scan: %" PRIu64 " stats or opens answered ESTALE (a stale NFS "
-			"handle) and were made again\n", st.retried);
-	if (r > 0) {
-		fprintf(stderr, "cutover: scan: incomplete: %" PRIu64
-				" paths could not be read (see above); the manifest records them as missing (a "
-				"file it could not read to hash: without a hash)\n",
-			st.errors);
-		rc = CUT_EXIT_INCOMPLETE;
-	} else {
-		rc = CUT_EXIT_OK;
-	}
-	goto out;
-usage:
-	rc = cli_usage(&cmd_scan);
-out:
-	free(ex);
-	free(im);
+			"handle) and were made again\n", st->retried);
+}
+
+/* Runs the scan of a.o.  The exit code. */
+static int scan(scan_args *a)
+{
+	if (cli_progress_enabled())
+		a->o.progress = progress;
+	scan_stats st;
+	uint8_t id[FMT_ID_LEN];
+	budget_source_set(a->max_ops, a->bwlimit, a->adaptive, a->max_latency);
+	cli_source_begin();
+	int64_t t0 = cut_mono_ns();
+	int r = scan_run(&a->o, &st, id);
+	cli_progress_done();
+	if (r < 0)
+		return CLI_EXIT_ERROR;
+	summary(&st, id, cut_secs(cut_mono_ns() - t0));
+	if (r == 0)
+		return CLI_EXIT_OK;
+	fprintf(stderr, "cutover: scan: incomplete: %" PRIu64
+			" paths could not be read (see above); the manifest records them as missing (a "
+			"file it could not read to hash: without a hash)\n",
+		st.errors);
+	return CLI_EXIT_INCOMPLETE;
+}
+
+static int run(int argc, char **argv)
+{
+	scan_args a = {.ex = cut_calloc((size_t)argc, sizeof *a.ex),
+		       .im = cut_calloc((size_t)argc, sizeof *a.im)};
+	a.o.excludes = a.ex;
+	a.o.immutable = a.im;
+	int rc = parse_args(argc, argv, &a) < 0 ? cli_usage(&cmd_scan) : scan(&a);
+	free(a.ex);
+	free(a.im);
 	return rc;
 }
 

@@ -197,7 +197,7 @@ static int show_manifest(const char *path, int format)
 {
 	fmt_mreader *r = fmt_mreader_open(path);
 	if (!r)
-		return CUT_EXIT_ERROR;
+		return CLI_EXIT_ERROR;
 	FILE *f = stdout;
 	void (*entry)(FILE *, const fmt_entry *) = entry_text;
 	if (format == F_JSONL) {
@@ -216,15 +216,15 @@ static int show_manifest(const char *path, int format)
 		entry(f, &e);
 	fmt_mreader_close(r);
 	if (fflush(f) != 0)
-		return CUT_EXIT_ERROR;
-	return rc < 0 ? CUT_EXIT_ERROR : CUT_EXIT_OK;
+		return CLI_EXIT_ERROR;
+	return rc < 0 ? CLI_EXIT_ERROR : CLI_EXIT_OK;
 }
 
 static int show_changes(const char *path, int format)
 {
 	fmt_creader *r = fmt_creader_open(path);
 	if (!r)
-		return CUT_EXIT_ERROR;
+		return CLI_EXIT_ERROR;
 	const fmt_cheader *h = fmt_creader_header(r);
 	FILE *f = stdout;
 	if (format == F_JSONL) {
@@ -293,8 +293,8 @@ static int show_changes(const char *path, int format)
 	}
 	fmt_creader_close(r);
 	if (fflush(f) != 0)
-		return CUT_EXIT_ERROR;
-	return rc < 0 ? CUT_EXIT_ERROR : CUT_EXIT_OK;
+		return CLI_EXIT_ERROR;
+	return rc < 0 ? CLI_EXIT_ERROR : CLI_EXIT_OK;
 }
 
 static int run(int argc, char **argv)
@@ -323,14 +323,14 @@ static int run(int argc, char **argv)
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
 		CUT_SYSERR("%s: cannot open", path);
-		return CUT_EXIT_ERROR;
+		return CLI_EXIT_ERROR;
 	}
 	ssize_t n = read(fd, magic, sizeof magic);
 	close(fd);
 	if (n == (ssize_t)sizeof magic && memcmp(magic, FMT_MAGIC_CHANGES, FMT_MAGIC_LEN) == 0) {
 		if (format == F_MTREE) {
 			CUT_ERR("%s: a change log has no mtree form", path);
-			return CUT_EXIT_USAGE;
+			return CLI_EXIT_USAGE;
 		}
 		return show_changes(path, format);
 	}

@@ -357,15 +357,15 @@ static int run(int argc, char **argv)
 	}
 	if (optind != argc || !st.dir)
 		return cli_usage(&cmd_status);
-	int rc = CUT_EXIT_ERROR;
+	int rc = CLI_EXIT_ERROR;
 	if (gather(&st, check, n) == 0) {
 		if (json)
 			print_json(&st);
 		else
 			print_text(&st);
 		bool died = st.hrun > 0 && !st.run.alive;
-		rc = st.parity && !died && st.mk <= 0 && st.mk != -1 && !st.late ? CUT_EXIT_OK
-										  : CUT_EXIT_DIFFER;
+		rc = st.parity && !died && st.mk <= 0 && st.mk != -1 && !st.late ? CLI_EXIT_OK
+										  : CLI_EXIT_DIFFER;
 	}
 	sync_switched_free(&st.sw);
 	cut_buf_free(&st.leftnames);

@@ -108,7 +108,7 @@ static int run(int argc, char **argv)
 	bool no_syslog = false;
 	char **subs = NULL;
 	size_t n = 0;
-	int ch, rc = CUT_EXIT_USAGE;
+	int ch, rc = CLI_EXIT_USAGE;
 	uint64_t v;
 	while ((ch = getopt_long(argc, argv, "j:v", lo, NULL)) != -1) {
 		switch (ch) {
@@ -135,7 +135,7 @@ static int run(int argc, char **argv)
 		case 'v': cut_verbosity++; break;
 		case O_FROM:
 			if (read_list(optarg, &subs, &n) < 0) {
-				rc = CUT_EXIT_ERROR;
+				rc = CLI_EXIT_ERROR;
 				goto out;
 			}
 			break;
@@ -165,15 +165,16 @@ static int run(int argc, char **argv)
 	o.subtrees = (const char *const *)subs;
 	o.n = n;
 	sync_result r;
-	rc = sync_switch(&o, &r);
+	o.exit_code = cli_exit_code;
+	rc = cli_exit_code(sync_switch(&o, &r));
 	if (r.h.seq && r.message[0]) /* a switch that ran */
 		cli_log_line(log_file, !no_syslog, rc, r.message);
 	if (cut_verbosity > 0 && r.message[0])
 		printf("cutover: %s\n", r.message);
 	if (r.verdict_line[0])
 		printf("%s\n", r.verdict_line);
-	if (fflush(stdout) != 0 && rc == CUT_EXIT_OK)
-		rc = CUT_EXIT_ERROR;
+	if (fflush(stdout) != 0 && rc == CLI_EXIT_OK)
+		rc = CLI_EXIT_ERROR;
 	goto out;
 usage:
 	rc = cli_usage(&cmd_switch);

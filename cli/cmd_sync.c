@@ -101,127 +101,168 @@ static int parse_duration(const char *s, int64_t *out)
 	return 0;
 }
 
+enum { O_STATE = 256, O_SOURCE, O_TARGET, O_FINAL, O_KEEP, O_FULL, O_CHECK, O_REBASE, O_LOG,
+       O_NOSYSLOG, O_FSYNC, O_MAXAGE, O_FORCE, O_ATTR, O_VDEPTH, O_SCANTH, O_MAXOPS, O_BWLIMIT,
+       O_ADAPTIVE, O_NOADAPTIVE, O_MAXLAT };
+static const struct option lo[] = {
+	{"state", required_argument, NULL, O_STATE},
+	{"source", required_argument, NULL, O_SOURCE},
+	{"target", required_argument, NULL, O_TARGET},
+	{"final", no_argument, NULL, O_FINAL},
+	{"keep", required_argument, NULL, O_KEEP},
+	{"jobs", required_argument, NULL, 'j'},
+	{"scan-threads", required_argument, NULL, O_SCANTH},
+	{"full", no_argument, NULL, O_FULL},
+	{"check-target", no_argument, NULL, O_CHECK},
+	{"rebase", no_argument, NULL, O_REBASE},
+	{"log", required_argument, NULL, O_LOG},
+	{"no-syslog", no_argument, NULL, O_NOSYSLOG},
+	{"fsync", no_argument, NULL, O_FSYNC},
+	{"max-age", required_argument, NULL, O_MAXAGE},
+	{"force", no_argument, NULL, O_FORCE},
+	{"attr-cache-expired", no_argument, NULL, O_ATTR},
+	{"verify-depth", required_argument, NULL, O_VDEPTH},
+	{"verbose", no_argument, NULL, 'v'},
+	{"max-ops", required_argument, NULL, O_MAXOPS},
+	{"bwlimit", required_argument, NULL, O_BWLIMIT},
+	{"adaptive", no_argument, NULL, O_ADAPTIVE},
+	{"no-adaptive", no_argument, NULL, O_NOADAPTIVE},
+	{"max-latency", required_argument, NULL, O_MAXLAT},
+	{NULL, 0, NULL, 0}};
+
+/* Where the summary line goes (cli_log_line). */
+typedef struct summary_to {
+	const char *log_file;
+	bool no_syslog;
+} summary_to;
+
+/* A count option (--keep, -j, --scan-threads, --verify-depth) or a limit
+ * (--max-ops, --bwlimit) into o.  0, or -1 (said on stderr). */
+static int parse_number(int ch, const char *arg, sync_opts *o)
+{
+	if (ch == O_MAXOPS || ch == O_BWLIMIT) {
+		if (cli_parse_u64(arg, ch == O_MAXOPS ? &o->max_ops : &o->bwlimit) < 0) {
+			fprintf(stderr, "cutover: sync: bad number '%s'\n", arg);
+			return -1;
+		}
+		*(ch == O_MAXOPS ? &o->has_max_ops : &o->has_bwlimit) = true;
+		return 0;
+	}
+	uint64_t v;
+	if (cli_parse_u64(arg, &v) < 0 || v < 1 ||
+	    v > (ch == 'j' ? RP_JOBS_MAX : ch == O_SCANTH ? SCAN_THREADS_MAX : ch == O_VDEPTH ? 64 : 100000)) {
+		fprintf(stderr, "cutover: sync: bad number '%s'\n", arg);
+		return -1;
+	}
+	if (ch == O_KEEP)
+		o->keep = (unsigned)v;
+	else if (ch == 'j')
+		o->jobs = (unsigned)v;
+	else if (ch == O_SCANTH)
+		o->scan_threads = (int)v;
+	else
+		o->verify_depth = (unsigned)v;
+	return 0;
+}
+
+/* One option of getopt_long into o or to.  0, or -1 (a usage error, said
+ * on stderr unless getopt said it). */
+static int parse_opt(int ch, const char *arg, sync_opts *o, summary_to *to)
+{
+	switch (ch) {
+	case O_STATE: o->dir = arg; break;
+	case O_SOURCE: o->source = arg; break;
+	case O_TARGET: o->target = arg; break;
+	case O_FINAL: o->final = true; break;
+	case O_FULL: o->full = true; break;
+	case O_CHECK: o->check_target = true; break;
+	case O_REBASE: o->rebase = true; break;
+	case O_LOG: to->log_file = arg; break;
+	case O_NOSYSLOG: to->no_syslog = true; break;
+	case O_FSYNC: o->fsync = true; break;
+	case O_FORCE: o->force = true; break;
+	case O_ATTR: o->attr_cache_expired = true; break;
+	case O_ADAPTIVE:
+	case O_NOADAPTIVE:
+		o->has_adaptive = true;
+		o->adaptive = ch == O_ADAPTIVE;
+		break;
+	case O_MAXLAT:
+		if (cli_parse_latency(arg, &o->max_latency_ns) < 0) {
+			fprintf(stderr, "cutover: sync: bad --max-latency '%s' (e.g. 2ms, 500us)\n", arg);
+			return -1;
+		}
+		o->has_max_latency = true;
+		break;
+	case 'v': cut_verbosity++; break;
+	case O_KEEP:
+	case 'j':
+	case O_SCANTH:
+	case O_VDEPTH:
+	case O_MAXOPS:
+	case O_BWLIMIT:
+		return parse_number(ch, arg, o);
+	case O_MAXAGE:
+		if (parse_duration(arg, &o->max_age_s) < 0) {
+			fprintf(stderr, "cutover: sync: bad --max-age '%s' (e.g. 24h, 90m, 3600)\n", arg);
+			return -1;
+		}
+		break;
+	default: return -1;
+	}
+	return 0;
+}
+
+/* The command line into o and to.  0, or -1 (a usage error, said on
+ * stderr). */
+static int parse_args(int argc, char **argv, sync_opts *o, summary_to *to)
+{
+	int ch;
+	while ((ch = getopt_long(argc, argv, "j:v", lo, NULL)) != -1)
+		if (parse_opt(ch, optarg, o, to) < 0)
+			return -1;
+	if (optind != argc || !o->dir) {
+		fprintf(stderr, "cutover: sync: needs --state DIR\n");
+		return -1;
+	}
+	if (o->rebase && o->final) {
+		fprintf(stderr, "cutover: sync: --rebase and --final do not go together: rebase first\n");
+		return -1;
+	}
+	return 0;
+}
+
+/* Says what the pass did: its summary line to the log or syslog (and
+ * stdout with -v), the verdict of --final, the fix of a failure.  The exit
+ * code: rc, or CLI_EXIT_ERROR when stdout cannot be written. */
+static int report(const sync_opts *o, const sync_result *r, const summary_to *to, int rc)
+{
+	if (r->message[0])
+		cli_log_line(to->log_file, !to->no_syslog, rc, r->message);
+	if (cut_verbosity > 0 && r->message[0])
+		printf("cutover: %s\n", r->message);
+	if (o->final && r->verdict_line[0])
+		printf("%s\n", r->verdict_line);
+	if (fflush(stdout) != 0 && rc == CLI_EXIT_OK)
+		rc = CLI_EXIT_ERROR;
+	if (rc != CLI_EXIT_OK && r->fix[0])
+		cli_fix("%s", r->fix);
+	return rc;
+}
+
 static int run(int argc, char **argv)
 {
-	enum { O_STATE = 256, O_SOURCE, O_TARGET, O_FINAL, O_KEEP, O_FULL, O_CHECK, O_REBASE, O_LOG,
-	       O_NOSYSLOG, O_FSYNC, O_MAXAGE, O_FORCE, O_ATTR, O_VDEPTH, O_SCANTH, O_MAXOPS, O_BWLIMIT,
-	       O_ADAPTIVE, O_NOADAPTIVE, O_MAXLAT };
-	static const struct option lo[] = {
-		{"state", required_argument, NULL, O_STATE},
-		{"source", required_argument, NULL, O_SOURCE},
-		{"target", required_argument, NULL, O_TARGET},
-		{"final", no_argument, NULL, O_FINAL},
-		{"keep", required_argument, NULL, O_KEEP},
-		{"jobs", required_argument, NULL, 'j'},
-		{"scan-threads", required_argument, NULL, O_SCANTH},
-		{"full", no_argument, NULL, O_FULL},
-		{"check-target", no_argument, NULL, O_CHECK},
-		{"rebase", no_argument, NULL, O_REBASE},
-		{"log", required_argument, NULL, O_LOG},
-		{"no-syslog", no_argument, NULL, O_NOSYSLOG},
-		{"fsync", no_argument, NULL, O_FSYNC},
-		{"max-age", required_argument, NULL, O_MAXAGE},
-		{"force", no_argument, NULL, O_FORCE},
-		{"attr-cache-expired", no_argument, NULL, O_ATTR},
-		{"verify-depth", required_argument, NULL, O_VDEPTH},
-		{"verbose", no_argument, NULL, 'v'},
-		{"max-ops", required_argument, NULL, O_MAXOPS},
-		{"bwlimit", required_argument, NULL, O_BWLIMIT},
-		{"adaptive", no_argument, NULL, O_ADAPTIVE},
-		{"no-adaptive", no_argument, NULL, O_NOADAPTIVE},
-		{"max-latency", required_argument, NULL, O_MAXLAT},
-		{NULL, 0, NULL, 0}};
 	sync_opts o = {.max_age_s = 24 * 3600};
-	const char *log_file = NULL;
-	bool no_syslog = false;
-	int ch;
-	uint64_t v;
-	while ((ch = getopt_long(argc, argv, "j:v", lo, NULL)) != -1) {
-		switch (ch) {
-		case O_STATE: o.dir = optarg; break;
-		case O_SOURCE: o.source = optarg; break;
-		case O_TARGET: o.target = optarg; break;
-		case O_FINAL: o.final = true; break;
-		case O_FULL: o.full = true; break;
-		case O_CHECK: o.check_target = true; break;
-		case O_REBASE: o.rebase = true; break;
-		case O_LOG: log_file = optarg; break;
-		case O_NOSYSLOG: no_syslog = true; break;
-		case O_FSYNC: o.fsync = true; break;
-		case O_FORCE: o.force = true; break;
-		case O_ATTR: o.attr_cache_expired = true; break;
-		case O_ADAPTIVE:
-		case O_NOADAPTIVE:
-			o.has_adaptive = true;
-			o.adaptive = ch == O_ADAPTIVE;
-			break;
-		case O_MAXLAT:
-			if (cli_parse_latency(optarg, &o.max_latency_ns) < 0) {
-				fprintf(stderr, "cutover: sync: bad --max-latency '%s' (e.g. 2ms, 500us)\n", optarg);
-				return cli_usage(&cmd_sync);
-			}
-			o.has_max_latency = true;
-			break;
-		case 'v': cut_verbosity++; break;
-		case O_KEEP:
-		case 'j':
-		case O_SCANTH:
-		case O_VDEPTH:
-			if (cli_parse_u64(optarg, &v) < 0 || v < 1 ||
-			    v > (ch == 'j' ? RP_JOBS_MAX : ch == O_SCANTH ? SCAN_THREADS_MAX : ch == O_VDEPTH ? 64 : 100000)) {
-				fprintf(stderr, "cutover: sync: bad number '%s'\n", optarg);
-				return cli_usage(&cmd_sync);
-			}
-			if (ch == O_KEEP)
-				o.keep = (unsigned)v;
-			else if (ch == 'j')
-				o.jobs = (unsigned)v;
-			else if (ch == O_SCANTH)
-				o.scan_threads = (int)v;
-			else
-				o.verify_depth = (unsigned)v;
-			break;
-		case O_MAXOPS:
-		case O_BWLIMIT:
-			if (cli_parse_u64(optarg, ch == O_MAXOPS ? &o.max_ops : &o.bwlimit) < 0) {
-				fprintf(stderr, "cutover: sync: bad number '%s'\n", optarg);
-				return cli_usage(&cmd_sync);
-			}
-			*(ch == O_MAXOPS ? &o.has_max_ops : &o.has_bwlimit) = true;
-			break;
-		case O_MAXAGE:
-			if (parse_duration(optarg, &o.max_age_s) < 0) {
-				fprintf(stderr, "cutover: sync: bad --max-age '%s' (e.g. 24h, 90m, 3600)\n", optarg);
-				return cli_usage(&cmd_sync);
-			}
-			break;
-		default: return cli_usage(&cmd_sync);
-		}
-	}
-	if (optind != argc || !o.dir) {
-		fprintf(stderr, "cutover: sync: needs --state DIR\n");
+	summary_to to = {0};
+	if (parse_args(argc, argv, &o, &to) < 0)
 		return cli_usage(&cmd_sync);
-	}
-	if (o.rebase && o.final) {
-		fprintf(stderr, "cutover: sync: --rebase and --final do not go together: rebase first\n");
-		return cli_usage(&cmd_sync);
-	}
 	if (cli_progress_enabled())
 		o.progress = show_progress;
+	o.exit_code = cli_exit_code;
 	sync_result r;
-	int rc = sync_run(&o, &r);
+	int rc = cli_exit_code(sync_run(&o, &r));
 	cli_progress_done();
-	if (r.message[0])
-		cli_log_line(log_file, !no_syslog, rc, r.message);
-	if (cut_verbosity > 0 && r.message[0])
-		printf("cutover: %s\n", r.message);
-	if (o.final && r.verdict_line[0])
-		printf("%s\n", r.verdict_line);
-	if (fflush(stdout) != 0 && rc == CUT_EXIT_OK)
-		rc = CUT_EXIT_ERROR;
-	if (rc != CUT_EXIT_OK && r.fix[0])
-		cli_fix("%s", r.fix);
-	return rc;
+	return report(&o, &r, &to, rc);
 }
 
 const cli_cmd cmd_sync = {"sync", "one pass of scan, diff and replay over a state directory (cron)",

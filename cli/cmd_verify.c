@@ -59,7 +59,7 @@ static int run(int argc, char **argv)
 	const char **ex = cut_calloc((size_t)argc + 1, sizeof *ex);
 	size_t nex = 0;
 	bool maildir = false, onefs = false;
-	int threads = 0, ch, rc = CUT_EXIT_USAGE;
+	int threads = 0, ch, rc = CLI_EXIT_USAGE;
 	uint64_t v;
 	sync_config cfg = {0};
 	sync_globs globs = {0};
@@ -90,7 +90,7 @@ static int run(int argc, char **argv)
 		if (nargs != 0 && nargs != 2)
 			goto usage;
 		if (sync_config_read(dir, &cfg) < 0) {
-			rc = CUT_EXIT_ERROR;
+			rc = CLI_EXIT_ERROR;
 			goto out;
 		}
 		have_cfg = true;
@@ -99,7 +99,7 @@ static int run(int argc, char **argv)
 		o.pol.maildir = cfg.maildir;
 		o.pol.one_fs = cfg.one_fs;
 		if (state_excludes(dir, &cfg, &globs, &o.pol) < 0) {
-			rc = CUT_EXIT_ERROR;
+			rc = CLI_EXIT_ERROR;
 			goto out;
 		}
 	} else {
@@ -119,7 +119,7 @@ static int run(int argc, char **argv)
 	work = mkdtemp(tmpl) ? tmpl : NULL;
 	if (!work) {
 		CUT_SYSERR("%s: cannot create a work directory", tmpl);
-		rc = CUT_EXIT_ERROR;
+		rc = CLI_EXIT_ERROR;
 		goto out;
 	}
 	o.workdir = work;
@@ -128,7 +128,7 @@ static int run(int argc, char **argv)
 	rmdir(work);
 	if (fflush(stdout) != 0)
 		r = -1;
-	rc = r < 0 ? CUT_EXIT_ERROR : r > 0 ? CUT_EXIT_DIFFER : CUT_EXIT_OK;
+	rc = r < 0 ? CLI_EXIT_ERROR : r > 0 ? CLI_EXIT_DIFFER : CLI_EXIT_OK;
 	if (r > 0 && dir)
 		cli_fix("on a live store the source runs ahead until the final pass; with the services "
 			"stopped, `cutover sync --state %s --final` copies the changes and repairs what "

@@ -53,7 +53,7 @@ static const cli_cmd *find_cmd(const char *name)
 int cli_usage(const cli_cmd *cmd)
 {
 	fprintf(stderr, "%s", cmd->usage);
-	return CUT_EXIT_USAGE;
+	return CLI_EXIT_USAGE;
 }
 
 bool cli_help_requested(const cli_cmd *cmd, int argc, char **argv)
@@ -238,6 +238,26 @@ static const char *state_arg(int argc, char **argv)
 	return "DIR";
 }
 
+/* The one table from outcomes to exit codes. */
+static const int exit_of_outcome[] = {
+	[CUT_OK] = CLI_EXIT_OK,
+	[CUT_DIFFER] = CLI_EXIT_DIFFER,
+	[CUT_FAILED] = CLI_EXIT_ERROR,
+	[CUT_INCOMPLETE] = CLI_EXIT_INCOMPLETE,
+	[CUT_CONFLICT] = CLI_EXIT_CONFLICT,
+	[CUT_NOSPACE] = CLI_EXIT_NOSPACE,
+	[CUT_LOCKED] = CLI_EXIT_LOCKED,
+	[CUT_LATE] = CLI_EXIT_LATE,
+	[CUT_INVALID] = CLI_EXIT_USAGE,
+};
+
+int cli_exit_code(int outcome)
+{
+	if (outcome < 0 || (size_t)outcome >= sizeof exit_of_outcome / sizeof exit_of_outcome[0])
+		return CLI_EXIT_ERROR;
+	return exit_of_outcome[outcome];
+}
+
 /* What fixes exit code rc of command c when c did not say (cli_fix): the
  * runbook's table of exit codes (docs/RUNBOOK.md section 3) in one line. */
 static void cli_fix_default(const cli_cmd *c, int rc, int argc, char **argv)
@@ -247,22 +267,22 @@ static void cli_fix_default(const cli_cmd *c, int rc, int argc, char **argv)
 	const char *dir = state_arg(argc, argv);
 	bool state = c == &cmd_sync || c == &cmd_status;
 	switch (rc) {
-	case CUT_EXIT_USAGE:
+	case CLI_EXIT_USAGE:
 		cli_fix("see `cutover help %s`", c->name);
 		break;
-	case CUT_EXIT_DIFFER:
+	case CLI_EXIT_DIFFER:
 		if (c == &cmd_status)
 			cli_fix("run `cutover sync --state %s`: it finishes an interrupted pass, brings the "
 				"target to the newest source and checks it first", dir);
 		break;
-	case CUT_EXIT_INCOMPLETE:
+	case CLI_EXIT_INCOMPLETE:
 		if (c == &cmd_replay)
 			cli_fix("the next scan, diff and replay reconcile what drifted or vanished; for "
 				"what was skipped, fix it and run `%s` again", again);
 		else
 			cli_fix("make the paths listed above readable, then run `%s` again", again);
 		break;
-	case CUT_EXIT_CONFLICT:
+	case CLI_EXIT_CONFLICT:
 		if (c == &cmd_sync)
 			cli_fix("if the changes on the target are wanted, move them to the source; then "
 				"run `cutover sync --state %s --rebase`", dir);
@@ -270,14 +290,14 @@ static void cli_fix_default(const cli_cmd *c, int rc, int argc, char **argv)
 			cli_fix("put the target path named above back as the log expects (or choose "
 				"--on-conflict skip|overwrite), then run `%s` again: it resumes", again);
 		break;
-	case CUT_EXIT_NOSPACE:
+	case CLI_EXIT_NOSPACE:
 		cli_fix("free space on the target, then run `%s` again: it resumes", again);
 		break;
-	case CUT_EXIT_LATE:
+	case CLI_EXIT_LATE:
 		cli_fix("recover the messages listed in %s/late-writes into the new side (docs/RUNBOOK.md, "
 			"\"Late writes\"), then run `cutover switch --state %s --ack-late-writes`", dir, dir);
 		break;
-	case CUT_EXIT_LOCKED:
+	case CLI_EXIT_LOCKED:
 		if (state)
 			cli_fix("wait for the run that holds the lock (`cutover status --state %s` names "
 				"it), then run `%s`", dir, again);
@@ -305,10 +325,10 @@ int main(int argc, char **argv)
 		const char *a = argv[i];
 		if (strcmp(a, "--version") == 0) {
 			printf("cutover %s\n", CUTOVER_VERSION);
-			return CUT_EXIT_OK;
+			return CLI_EXIT_OK;
 		} else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
 			main_usage(stdout);
-			return CUT_EXIT_OK;
+			return CLI_EXIT_OK;
 		} else if (strcmp(a, "-v") == 0 || strcmp(a, "--verbose") == 0) {
 			cut_verbosity++;
 		} else if (strcmp(a, "-vv") == 0) {
@@ -318,36 +338,36 @@ int main(int argc, char **argv)
 		} else {
 			fprintf(stderr, "cutover: unknown option %s\n", a);
 			main_usage(stderr);
-			return CUT_EXIT_USAGE;
+			return CLI_EXIT_USAGE;
 		}
 	}
 	if (i >= argc) {
 		main_usage(stderr);
-		return CUT_EXIT_USAGE;
+		return CLI_EXIT_USAGE;
 	}
 	if (strcmp(argv[i], "help") == 0) {
 		if (i + 1 >= argc) {
 			main_usage(stdout);
-			return CUT_EXIT_OK;
+			return CLI_EXIT_OK;
 		}
 		const cli_cmd *c = find_cmd(argv[i + 1]);
 		if (!c) {
 			fprintf(stderr, "cutover: no such command: %s\n", argv[i + 1]);
-			return CUT_EXIT_USAGE;
+			return CLI_EXIT_USAGE;
 		}
 		fputs(c->usage, stdout);
-		return CUT_EXIT_OK;
+		return CLI_EXIT_OK;
 	}
 	const cli_cmd *c = find_cmd(argv[i]);
 	if (!c) {
 		fprintf(stderr, "cutover: no such command: %s (see cutover --help)\n", argv[i]);
-		return CUT_EXIT_USAGE;
+		return CLI_EXIT_USAGE;
 	}
 	if (cli_help_requested(c, argc - i, argv + i))
-		return CUT_EXIT_OK;
+		return CLI_EXIT_OK;
 	optind = 1;
 	int rc = c->run(argc - i, argv + i);
-	if (rc != CUT_EXIT_OK) {
+	if (rc != CLI_EXIT_OK) {
 		if (!fix_text[0])
 			cli_fix_default(c, rc, argc - i, argv + i);
 		if (fix_text[0])

@@ -82,8 +82,9 @@ diff_pf *diff_pf_start(diff_view *v)
 	p->v = v;
 	pthread_mutex_init(&p->mu, NULL);
 	pthread_cond_init(&p->cv, NULL);
-	if (pthread_create(&p->th, NULL, producer, p) != 0) {
-		CUT_ERR("cannot start the reading thread");
+	int err = pthread_create(&p->th, NULL, producer, p);
+	if (err != 0) {
+		CUT_ERR("cannot start the reading thread: %s", strerror(err));
 		pthread_mutex_destroy(&p->mu);
 		pthread_cond_destroy(&p->cv);
 		free(p);

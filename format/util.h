@@ -1,11 +1,13 @@
 /*
- * util.h - the bottom layer every cutover module shares: logging, exit codes,
+ * util.h - the bottom layer every cutover module shares: logging, outcomes,
  * growable buffers, little-endian and varint codecs.
  *
  * Error convention (see README "Conventions"): a function that fails logs the
- * root cause once, here through CUT_ERR/CUT_SYSERR, naming the file or path,
- * and returns a negative value; callers add nothing or a short breadcrumb and
- * pass the failure upward.  Only cli/main.c decides to exit.
+ * root cause once, here through CUT_ERR (or CUT_SYSERR when errno holds the
+ * cause), naming the file or path, and returns -1, or -errno where callers
+ * tell errors apart, or a cut_outcome where they must tell outcomes apart;
+ * callers add nothing or a short breadcrumb and pass the failure upward.
+ * Only cli/ chooses an exit code, and only cli/main.c exits.
  */
 #ifndef CUTOVER_UTIL_H
 #define CUTOVER_UTIL_H
@@ -20,18 +22,23 @@
 
 #define CUTOVER_VERSION "0.1.0"
 
-/* Exit codes of the cutover program, documented in docs/cutover.1. */
-enum cut_exit {
-	CUT_EXIT_OK = 0,         /* done, nothing to report */
-	CUT_EXIT_DIFFER = 1,     /* report/verify: the two sides differ */
-	CUT_EXIT_ERROR = 2,      /* bad or corrupt input, I/O error: nothing (more) done */
-	CUT_EXIT_INCOMPLETE = 3, /* finished, but some paths were skipped (listed on stderr) */
-	CUT_EXIT_CONFLICT = 4,   /* replay stopped at a target that is not as the log expects */
-	CUT_EXIT_NOSPACE = 5,    /* the target ran out of space; rerun to resume */
-	CUT_EXIT_LOCKED = 6,     /* another cutover run holds the state lock */
-	CUT_EXIT_LATE = 7,       /* sync: a switched subtree changed on the source (late writes) */
-	CUT_EXIT_USAGE = 64,     /* bad command line (sysexits EX_USAGE) */
-};
+/* The outcome of a library operation whose callers must tell more than
+ * success from failure apart (sync_run, sync_switch, sync_heal, sync_init,
+ * sync_lock_take, rp_run: each header says which it returns).  Only what
+ * happened, not a process exit status: cli/ alone turns an outcome into
+ * an exit code (cli_exit_code in cli/cli.h).  Every other library
+ * function returns 0 or -1, or -errno where callers tell errors apart. */
+typedef enum cut_outcome {
+	CUT_OK = 0,     /* done, nothing to report */
+	CUT_DIFFER,     /* the two sides differ */
+	CUT_FAILED,     /* bad or corrupt input, I/O error: nothing (more) done; logged */
+	CUT_INCOMPLETE, /* finished, but some paths were skipped (listed on stderr) */
+	CUT_CONFLICT,   /* replay stopped at a target that is not as the log expects */
+	CUT_NOSPACE,    /* the target ran out of space; running again resumes */
+	CUT_LOCKED,     /* another cutover run holds the state lock or the journal */
+	CUT_LATE,       /* a switched subtree changed on the source (late writes) */
+	CUT_INVALID,    /* the caller's options do not fit the request or the state; logged */
+} cut_outcome;
 
 /* Logging.  Messages go to stderr, one line each, prefixed "cutover: ".
  * cut_verbosity: 0 = errors and warnings, 1 = -v, 2 = -vv (debug, adds file:line). */

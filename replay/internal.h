@@ -121,15 +121,15 @@ typedef struct rp_sched rp_sched;
  * (logged). */
 typedef int (*rp_pull_fn)(void *ctx, rp_op **op);
 /* Told of every finished op in the dispatcher thread, in completion order.
- * Returns 0 to go on, or an enum cut_exit to stop admitting work (in-flight
- * ops still finish and are reported). */
+ * Returns CUT_OK to go on, or another cut_outcome (logged) to stop admitting
+ * work (in-flight ops still finish and are reported). */
 typedef int (*rp_done_fn)(void *ctx, rp_op *op);
 /* Tells whether op's record is already finished (journal): it is then not
  * dispatched. */
 typedef bool (*rp_skip_fn)(void *ctx, const rp_op *op);
 /* Called after each batch of done_fn calls, before any op waiting for the
- * batch's paths may start (the journal flush).  0, or an enum cut_exit to
- * stop. */
+ * batch's paths may start (the journal flush).  CUT_OK, or another
+ * cut_outcome (logged) to stop. */
 typedef int (*rp_flush_fn)(void *ctx);
 /* Called by the dispatcher ~10 times a second and at the end. */
 typedef void (*rp_tick_fn)(void *ctx);
@@ -138,8 +138,9 @@ rp_sched *rp_sched_new(const rp_ctx *cx, unsigned jobs);
 /* Runs every op pull returns through the pool, each after every earlier op
  * whose paths conflict with its own (same path, or one beneath the other)
  * has finished and been flushed (flush_fn, may be NULL).  Ops are freed
- * after done_fn.  Returns 0, -1 when pull failed, or the first non-zero
- * value done_fn or flush_fn returned. */
+ * after done_fn.  Returns a cut_outcome: CUT_OK, CUT_FAILED when pull
+ * failed, or the first outcome other than CUT_OK that done_fn or flush_fn
+ * returned. */
 int rp_sched_run(rp_sched *s, rp_pull_fn pull, rp_skip_fn skip, rp_done_fn done,
 		 rp_flush_fn flush, rp_tick_fn tick, void *ctx);
 /* The done callback calls this for an op that counts as finished (it will
@@ -154,8 +155,8 @@ void rp_sched_free(rp_sched *s);
 /* journal.c */
 typedef struct rp_journal rp_journal;
 /* Opens (creating when absent, unless read_only) and locks the journal of
- * the log with id log_id.  Returns 0 and *out, or an enum cut_exit (logged):
- * CUT_EXIT_LOCKED, CUT_EXIT_ERROR (corrupt, or it belongs to another log that
+ * the log with id log_id.  Returns CUT_OK and *out, or a cut_outcome (logged):
+ * CUT_LOCKED, CUT_FAILED (corrupt, or it belongs to another log that
  * is not finished).  With read_only and no file, *out is an empty journal. */
 int rp_journal_open(const char *path, const uint8_t log_id[FMT_ID_LEN], bool read_only,
 		    bool fsync, rp_journal **out);

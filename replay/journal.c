@@ -39,7 +39,7 @@
  * named are redone, and every operation is idempotent (apply.c).
  *
  * The journal file is locked (flock) for the whole run: a second replay with
- * the same journal gets CUT_EXIT_LOCKED.
+ * the same journal gets CUT_LOCKED.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -471,7 +471,7 @@ static int j_this_log(rp_journal *j, uint64_t len, int finished)
 	return 0;
 }
 
-/* Opens and locks the file.  0, or an enum cut_exit (logged). */
+/* Opens and locks the file.  CUT_OK, or a cut_outcome (logged). */
 static int j_lock(rp_journal *j)
 {
 	j->fd = open(j->path, (j->read_only ? O_RDONLY : O_RDWR | O_CREAT) | O_CLOEXEC, 0600);
@@ -479,15 +479,15 @@ static int j_lock(rp_journal *j)
 		if (j->read_only && errno == ENOENT)
 			return 0;
 		CUT_SYSERR("%s: cannot open the replay journal", j->path);
-		return CUT_EXIT_ERROR;
+		return CUT_FAILED;
 	}
 	if (flock(j->fd, (j->read_only ? LOCK_SH : LOCK_EX) | LOCK_NB) < 0) {
 		if (errno == EWOULDBLOCK) {
 			CUT_ERR("%s: another replay holds this journal; wait for it to end", j->path);
-			return CUT_EXIT_LOCKED;
+			return CUT_LOCKED;
 		}
 		CUT_SYSERR("%s: cannot lock the replay journal", j->path);
-		return CUT_EXIT_ERROR;
+		return CUT_FAILED;
 	}
 	return 0;
 }
@@ -505,7 +505,7 @@ int rp_journal_open(const char *path, const uint8_t log_id[FMT_ID_LEN], bool rea
 	int rc = j_lock(j);
 	if (rc != 0 || j->fd < 0)
 		goto done;
-	rc = CUT_EXIT_ERROR;
+	rc = CUT_FAILED;
 	struct stat st;
 	if (fstat(j->fd, &st) < 0) {
 		CUT_SYSERR("%s: cannot stat the replay journal", path);

@@ -12,7 +12,7 @@
  *     (sched.c) to apply.c.  Finished records are journaled in batches.  A
  *     conflict (with --on-conflict stop), a full target or an I/O error
  *     stops admitting work; what is in flight finishes; the journal is
- *     flushed and synced; the run ends with the matching exit code.
+ *     flushed and synced; the run ends with the matching outcome.
  *  4. Phase 2: the owner, mode and times of every directory the log makes
  *     or changes, after everything inside is done.
  *  5. The target file system is synced (syncfs) before the journal's
@@ -95,8 +95,8 @@ static int flush_journal(rp_engine *E, bool sync)
 {
 	int r = rp_journal_flush(E->j, rp_sched_watermark(E->s), sync);
 	if (r == -ENOSPC || r == -EDQUOT)
-		return CUT_EXIT_NOSPACE;
-	return r < 0 ? CUT_EXIT_ERROR : 0;
+		return CUT_NOSPACE;
+	return r < 0 ? CUT_FAILED : 0;
 }
 
 static int done_record(void *ctx, rp_op *op)
@@ -155,7 +155,7 @@ static int done_record(void *ctx, rp_op *op)
 		if (E->o->on_conflict != RP_CONFLICT_SKIP) {
 			/* stop, or overwrite that cannot (a directory in the way) */
 			CUT_ERR("conflict: %s; stopping (see --on-conflict)", op->msg);
-			return CUT_EXIT_CONFLICT;
+			return CUT_CONFLICT;
 		}
 		st->conflicts_skipped++;
 		outcome = RP_J_CONFLICT_SKIPPED;
@@ -164,10 +164,10 @@ static int done_record(void *ctx, rp_op *op)
 	case RP_R_NOSPACE:
 		CUT_ERR("%s; free space on the target and run the same command again to resume",
 			op->msg);
-		return CUT_EXIT_NOSPACE;
+		return CUT_NOSPACE;
 	default:
 		CUT_ERR("%s", op->msg ? op->msg : "internal error");
-		return CUT_EXIT_ERROR;
+		return CUT_FAILED;
 	}
 	st->done++;
 	rp_sched_finished(E->s, op->idx);
@@ -207,7 +207,7 @@ static int done_dirattr(void *ctx, rp_op *op)
 		return 0;
 	}
 	CUT_ERR("%s", op->msg ? op->msg : "internal error");
-	return op->res == RP_R_NOSPACE ? CUT_EXIT_NOSPACE : CUT_EXIT_ERROR;
+	return op->res == RP_R_NOSPACE ? CUT_NOSPACE : CUT_FAILED;
 }
 
 static void tick(void *ctx)
@@ -239,7 +239,7 @@ static int dry_run(rp_engine *E)
 		fputc('\n', f);
 		E->st->done++;
 	}
-	return r < 0 ? CUT_EXIT_ERROR : CUT_EXIT_OK;
+	return r < 0 ? CUT_FAILED : CUT_OK;
 }
 
 static int open_root(const char *path, const char *what, bool create)
@@ -260,8 +260,8 @@ static int open_root(const char *path, const char *what, bool create)
 static int incomplete_code(const rp_stats *st)
 {
 	return st->drifted || st->vanished || st->skipped || st->conflicts_skipped || st->earlier
-		       ? CUT_EXIT_INCOMPLETE
-		       : CUT_EXIT_OK;
+		       ? CUT_INCOMPLETE
+		       : CUT_OK;
 }
 
 /* Opens the log into E->r and checks all of it, before anything is touched:
@@ -329,7 +329,7 @@ static int roots_open(const rp_opts *o, rp_ctx *cx, char **jpath)
 }
 
 /* Opens the journal at jpath into E->j and says what an earlier run of the
- * log left.  Returns true to replay; false to stop with the exit *rc (an
+ * log left.  Returns true to replay; false to stop with the outcome *rc (an
  * error, logged, or the log was applied before). */
 static bool journal_start(rp_engine *E, const char *jpath, int *rc)
 {
@@ -341,7 +341,7 @@ static bool journal_start(rp_engine *E, const char *jpath, int *rc)
 	st->earlier = rp_journal_earlier(E->j);
 	rp_stats prev = {0};
 	if (rp_journal_complete(E->j, &prev)) {
-		/* The exit code of a finished log keeps saying what it left. */
+		/* The outcome of a finished log keeps saying what it left. */
 		st->earlier += prev.drifted + prev.vanished + prev.skipped + prev.conflicts_skipped;
 		st->finished_before = true;
 		st->journaled = st->total;
@@ -372,41 +372,36 @@ static void ctx_start(rp_engine *E, rp_ctx *cx)
 }
 
 /* Phase 1: creates the scheduler (E->s) and applies the records, the
- * journal flushed at the end whatever happened.  Returns CUT_EXIT_OK, or
- * the exit (logged). */
+ * journal flushed at the end whatever happened.  Returns CUT_OK, or
+ * the outcome that stopped it (logged). */
 static int phase_records(rp_engine *E, rp_ctx *cx)
 {
 	E->s = rp_sched_new(cx, E->o->jobs ? E->o->jobs : RP_JOBS_DEFAULT);
 	if (!E->s)
-		return CUT_EXIT_ERROR;
+		return CUT_FAILED;
 	int sr = rp_sched_run(E->s, pull_record, skip_journaled, done_record, flush_batch, tick, E);
 	int fr = flush_journal(E, true);
-	if (sr != 0)
-		return sr < 0 ? CUT_EXIT_ERROR : sr;
-	return fr;
+	return sr != CUT_OK ? sr : fr;
 }
 
 /* Phase 2: directory attributes, after their contents.  Returns
- * CUT_EXIT_OK, or the exit (logged). */
+ * CUT_OK, or the outcome that stopped it (logged). */
 static int phase_dirattrs(rp_engine *E)
 {
 	fmt_creader_rewind(E->r);
 	E->next_idx = 0;
-	int sr = rp_sched_run(E->s, pull_dirattr, NULL, done_dirattr, NULL, tick, E);
-	if (sr != 0)
-		return sr < 0 ? CUT_EXIT_ERROR : sr;
-	return CUT_EXIT_OK;
+	return rp_sched_run(E->s, pull_dirattr, NULL, done_dirattr, NULL, tick, E);
 }
 
 /* Makes the target durable, then the journal complete (with --fsync too:
  * phase 2's attribute changes were not synced one by one); t2: when phase 2
- * ended.  Returns the replay's exit (logged). */
+ * ended.  Returns the replay's outcome (logged). */
 static int target_finish(rp_engine *E, const rp_ctx *cx, int64_t t2)
 {
 #if defined(__linux__) && !defined(CUTOVER_PORTABLE)
 	if (syncfs(cx->dstfd) < 0) {
 		CUT_SYSERR("%s: cannot sync the target file system", E->o->target);
-		return errno == ENOSPC || errno == EDQUOT ? CUT_EXIT_NOSPACE : CUT_EXIT_ERROR;
+		return errno == ENOSPC || errno == EDQUOT ? CUT_NOSPACE : CUT_FAILED;
 	}
 #else
 	(void)cx;
@@ -415,7 +410,7 @@ static int target_finish(rp_engine *E, const rp_ctx *cx, int64_t t2)
 	CUT_INFO("replay: target synced in %.2fs", cut_secs(cut_mono_ns() - t2));
 	int r = rp_journal_finish(E->j, E->st->total, E->st);
 	if (r < 0)
-		return r == -ENOSPC || r == -EDQUOT ? CUT_EXIT_NOSPACE : CUT_EXIT_ERROR;
+		return r == -ENOSPC || r == -EDQUOT ? CUT_NOSPACE : CUT_FAILED;
 	return incomplete_code(E->st);
 }
 
@@ -427,7 +422,7 @@ int rp_run(const rp_opts *o, rp_stats *st)
 	rp_ctx cx = {.srcfd = -1, .dstfd = -1, .fsync = o->fsync, .maildir = o->maildir,
 		     .root = geteuid() == 0, .dry_run = o->dry_run, .on_conflict = o->on_conflict};
 	char *jpath = NULL;
-	int rc = CUT_EXIT_ERROR;
+	int rc = CUT_FAILED;
 
 	if (log_check(&E) < 0 || roots_open(o, &cx, &jpath) < 0)
 		goto out;
@@ -439,12 +434,12 @@ int rp_run(const rp_opts *o, rp_stats *st)
 	}
 	ctx_start(&E, &cx);
 	rc = phase_records(&E, &cx);
-	if (rc != CUT_EXIT_OK)
+	if (rc != CUT_OK)
 		goto out;
 	int64_t t1 = cut_mono_ns();
 	CUT_INFO("replay: phase 1 (records) done in %.2fs", cut_secs(t1 - st->start_ns));
 	rc = phase_dirattrs(&E);
-	if (rc != CUT_EXIT_OK)
+	if (rc != CUT_OK)
 		goto out;
 	int64_t t2 = cut_mono_ns();
 	CUT_INFO("replay: phase 2 (directory attributes) done in %.2fs", cut_secs(t2 - t1));

@@ -4,7 +4,7 @@
  *
  * The files of this module, one role each:
  *   replay.c   the engine: validates the log, opens source, target and
- *              journal, runs the two phases, decides the exit code
+ *              journal, runs the two phases, decides the outcome
  *   sched.c    the parallel scheduler: a worker pool and a dispatcher that
  *              runs independent operations at once and orders dependent ones
  *   apply.c    one function per operation: target preconditions, atomic
@@ -98,10 +98,10 @@ typedef struct rp_opts {
 	void *progress_ctx;
 } rp_opts;
 
-/* Runs a replay.  Returns an enum cut_exit (util.h): OK, ERROR (bad log,
- * journal of another unfinished log, I/O error), INCOMPLETE (finished but
- * something was drifted, vanished or skipped), CONFLICT (stopped), NOSPACE,
- * LOCKED.  Every failure is logged once before it returns. */
+/* Runs a replay.  Returns a cut_outcome (util.h): CUT_OK, CUT_FAILED (bad
+ * log, journal of another unfinished log, I/O error), CUT_INCOMPLETE
+ * (finished but something was drifted, vanished or skipped), CUT_CONFLICT
+ * (stopped), CUT_NOSPACE, CUT_LOCKED.  Every failure is logged once before it returns. */
 int rp_run(const rp_opts *o, rp_stats *st);
 
 /* The journal path used when opts.journal is NULL: "<target>.cutover-journal"

@@ -258,13 +258,16 @@ rp_sched *rp_sched_new(const rp_ctx *cx, unsigned jobs)
 	ph_init(&s->blk);
 	s->ring = cut_calloc(RP_SPAN / 64, 8);
 	s->th = cut_calloc(jobs, sizeof *s->th);
+	int err = 0;
 	for (unsigned i = 0; i < jobs; i++) {
-		if (pthread_create(&s->th[i], NULL, worker, s) != 0)
+		err = pthread_create(&s->th[i], NULL, worker, s);
+		if (err != 0)
 			break; /* fewer workers: slower, still correct */
 		s->nth++;
 	}
 	if (s->nth == 0) {
-		CUT_ERR("cannot start any worker thread");
+		/* pthread_create returns its error; errno does not hold it. */
+		CUT_ERR("cannot start any worker thread: %s", strerror(err));
 		rp_sched_free(s);
 		return NULL;
 	}
@@ -358,115 +361,148 @@ static void rescan(rp_sched *s)
 	s->bl_tail = last;
 }
 
-int rp_sched_run(rp_sched *s, rp_pull_fn pull, rp_skip_fn skip, rp_done_fn done,
-		 rp_flush_fn flush, rp_tick_fn tick, void *ctx)
+/* One rp_sched_run: its callbacks and where it stands. */
+typedef struct sched_run {
+	rp_pull_fn pull;
+	rp_skip_fn skip;
+	rp_done_fn done;
+	rp_flush_fn flush;
+	rp_tick_fn tick;
+	void *ctx;
+	int rc;         /* the first outcome that stopped the run; CUT_OK */
+	bool eof, stopping;
+	int64_t last_tick;
+} sched_run;
+
+/* Stops admitting work with outcome rc, unless already stopping. */
+static void run_stop(sched_run *r, int rc)
 {
-	int rc = 0;
-	bool eof = false, stopping = false;
-	int64_t last_tick = 0;
-	s->w = s->next = 0;
-	s->op_bytes = 0;
-	memset(s->ring, 0, RP_SPAN / 8);
-	for (;;) {
-		while (!stopping && !eof && may_admit(s)) {
-			rp_op *op;
-			int p = pull(ctx, &op);
-			if (p < 0) {
-				rc = -1;
-				stopping = true;
-				break;
-			}
-			if (p == 0) {
-				eof = true;
-				break;
-			}
-			s->next = op->idx + 1;
-			if (skip && skip(ctx, op)) {
-				mark_finished(s, op->idx);
-				rp_op_free(op);
-				continue;
-			}
-			s->op_bytes += rp_op_bytes(op);
-			if (ph_conflict(&s->run, op) || ph_conflict(&s->blk, op)) {
-				op->next = NULL;
-				if (s->bl_tail)
-					s->bl_tail->next = op;
-				else
-					s->bl_head = op;
-				s->bl_tail = op;
-				s->nblocked++;
-				ph_op(&s->blk, op, +1);
-			} else {
-				dispatch(s, op);
-			}
-		}
-		if (s->inflight == 0 && (stopping || (eof && s->nblocked == 0)))
-			break;
+	if (rc != CUT_OK && !r->stopping) {
+		r->stopping = true;
+		r->rc = rc;
+	}
+}
 
-		rp_op *fin = NULL;
-		pthread_mutex_lock(&s->mu);
-		if (s->inflight > 0 && !s->dq) {
-			struct timespec ts;
-			clock_gettime(CLOCK_MONOTONIC, &ts);
-			ts.tv_nsec += TICK_NS;
-			if (ts.tv_nsec >= CUT_NS_PER_S) {
-				ts.tv_sec++;
-				ts.tv_nsec -= CUT_NS_PER_S;
-			}
-			while (!s->dq) {
-				if (pthread_cond_timedwait(&s->done_cv, &s->mu, &ts) == ETIMEDOUT)
-					break;
-			}
-		}
-		fin = s->dq;
-		s->dq = NULL;
-		pthread_mutex_unlock(&s->mu);
+/* Puts op at the end of the blocked list. */
+static void block(rp_sched *s, rp_op *op)
+{
+	op->next = NULL;
+	if (s->bl_tail)
+		s->bl_tail->next = op;
+	else
+		s->bl_head = op;
+	s->bl_tail = op;
+	s->nblocked++;
+	ph_op(&s->blk, op, +1);
+}
 
-		/* Newest first on the list: reverse to report in completion order. */
-		rp_op *rev = NULL;
-		while (fin) {
-			rp_op *nx = fin->next;
-			fin->next = rev;
-			rev = fin;
-			fin = nx;
+/* Pulls ops while the window has room: skipped ones count as finished,
+ * the others start or wait behind the earlier ops they conflict with. */
+static void admit(rp_sched *s, sched_run *r)
+{
+	while (!r->stopping && !r->eof && may_admit(s)) {
+		rp_op *op;
+		int p = r->pull(r->ctx, &op);
+		if (p < 0) {
+			run_stop(r, CUT_FAILED);
+			return;
 		}
-		/* Report the batch, make it durable in the journal, and only then
-		 * let the ops that wait for these paths start: a later op on the
-		 * same path never runs before an earlier one is journaled, so a
-		 * redo after a crash never sees a later op's effect (apply.c
-		 * relies on it for idempotence). */
-		int nfin = 0;
-		for (rp_op *op = rev; op; op = op->next) {
-			s->inflight--;
-			int d = done(ctx, op);
-			nfin++;
-			if (d != 0 && !stopping) {
-				stopping = true;
-				rc = d;
-			}
+		if (p == 0) {
+			r->eof = true;
+			return;
 		}
-		if (nfin && flush) {
-			int f = flush(ctx);
-			if (f != 0 && !stopping) {
-				stopping = true;
-				rc = f;
-			}
-		}
-		while (rev) {
-			rp_op *op = rev;
-			rev = op->next;
-			ph_op(&s->run, op, -1);
-			s->op_bytes -= rp_op_bytes(op);
+		s->next = op->idx + 1;
+		if (r->skip && r->skip(r->ctx, op)) {
+			mark_finished(s, op->idx);
 			rp_op_free(op);
+			continue;
 		}
-		if (!stopping && s->nblocked)
-			rescan(s);
-		int64_t now = cut_mono_ns();
-		if (tick && now - last_tick >= TICK_NS) {
-			tick(ctx);
-			last_tick = now;
+		s->op_bytes += rp_op_bytes(op);
+		if (ph_conflict(&s->run, op) || ph_conflict(&s->blk, op))
+			block(s, op);
+		else
+			dispatch(s, op);
+	}
+}
+
+/* Waits up to a tick for ops to finish; returns those that did, in
+ * completion order (NULL: none yet). */
+static rp_op *collect(rp_sched *s)
+{
+	pthread_mutex_lock(&s->mu);
+	if (s->inflight > 0 && !s->dq) {
+		struct timespec ts;
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		ts.tv_nsec += TICK_NS;
+		if (ts.tv_nsec >= CUT_NS_PER_S) {
+			ts.tv_sec++;
+			ts.tv_nsec -= CUT_NS_PER_S;
+		}
+		while (!s->dq) {
+			if (pthread_cond_timedwait(&s->done_cv, &s->mu, &ts) == ETIMEDOUT)
+				break;
 		}
 	}
+	rp_op *fin = s->dq;
+	s->dq = NULL;
+	pthread_mutex_unlock(&s->mu);
+
+	/* Newest first on the list: reverse to report in completion order. */
+	rp_op *rev = NULL;
+	while (fin) {
+		rp_op *nx = fin->next;
+		fin->next = rev;
+		rev = fin;
+		fin = nx;
+	}
+	return rev;
+}
+
+/* Reports a batch of finished ops and makes it durable in the journal;
+ * only then may the ops that wait for these paths start (settle): a later
+ * op on the same path never runs before an earlier one is journaled, so a
+ * redo after a crash never sees a later op's effect (apply.c relies on it
+ * for idempotence). */
+static void report(rp_sched *s, sched_run *r, rp_op *batch)
+{
+	int nfin = 0;
+	for (rp_op *op = batch; op; op = op->next) {
+		s->inflight--;
+		run_stop(r, r->done(r->ctx, op));
+		nfin++;
+	}
+	if (nfin && r->flush)
+		run_stop(r, r->flush(r->ctx));
+}
+
+/* Frees a reported batch, its paths no longer held, and starts the blocked
+ * ops that no longer wait. */
+static void settle(rp_sched *s, sched_run *r, rp_op *batch)
+{
+	while (batch) {
+		rp_op *op = batch;
+		batch = op->next;
+		ph_op(&s->run, op, -1);
+		s->op_bytes -= rp_op_bytes(op);
+		rp_op_free(op);
+	}
+	if (!r->stopping && s->nblocked)
+		rescan(s);
+}
+
+/* Calls tick when a tick has passed since the last call. */
+static void maybe_tick(sched_run *r)
+{
+	int64_t now = cut_mono_ns();
+	if (r->tick && now - r->last_tick >= TICK_NS) {
+		r->tick(r->ctx);
+		r->last_tick = now;
+	}
+}
+
+/* Frees the ops still blocked when the run stops. */
+static void drop_blocked(rp_sched *s)
+{
 	while (s->bl_head) {
 		rp_op *op = s->bl_head;
 		s->bl_head = op->next;
@@ -475,9 +511,29 @@ int rp_sched_run(rp_sched *s, rp_pull_fn pull, rp_skip_fn skip, rp_done_fn done,
 	s->bl_tail = NULL;
 	s->nblocked = 0;
 	ph_clear(&s->blk);
+}
+
+int rp_sched_run(rp_sched *s, rp_pull_fn pull, rp_skip_fn skip, rp_done_fn done,
+		 rp_flush_fn flush, rp_tick_fn tick, void *ctx)
+{
+	sched_run r = {.pull = pull, .skip = skip, .done = done, .flush = flush, .tick = tick,
+		       .ctx = ctx, .rc = CUT_OK};
+	s->w = s->next = 0;
+	s->op_bytes = 0;
+	memset(s->ring, 0, RP_SPAN / 8);
+	for (;;) {
+		admit(s, &r);
+		if (s->inflight == 0 && (r.stopping || (r.eof && s->nblocked == 0)))
+			break;
+		rp_op *batch = collect(s);
+		report(s, &r, batch);
+		settle(s, &r, batch);
+		maybe_tick(&r);
+	}
+	drop_blocked(s);
 	if (tick)
 		tick(ctx);
-	return rc;
+	return r.rc;
 }
 
 void rp_sched_finished(rp_sched *s, uint64_t idx) { mark_finished(s, idx); }

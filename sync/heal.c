@@ -70,13 +70,13 @@ static int judge(const sync_heal_opts *o, const char *rel, const char *src, cons
 {
 	if ((o->recheck_since ? sync_scan_pair_since(&o->pol, src, s1, dst, s2, t2, &r->entries)
 			      : sync_scan_pair(&o->pol, false, src, dst, s2, t2, &r->entries, NULL)) < 0)
-		return CUT_EXIT_ERROR;
+		return CUT_FAILED;
 	char *text = NULL;
 	int c = compare(o, s2, t2, &text);
 	free(text);
 	if (c <= 0) {
 		r->outcome = SYNC_HEALED;
-		return c < 0 ? CUT_EXIT_ERROR : CUT_EXIT_OK;
+		return c < 0 ? CUT_FAILED : CUT_OK;
 	}
 	/* Still different: did the source move since the repair's scan? */
 	c = compare(o, s1, s2, &text);
@@ -91,7 +91,7 @@ static int judge(const sync_heal_opts *o, const char *rel, const char *src, cons
 			    "target):", text ? text : "");
 	}
 	free(text);
-	return c < 0 ? CUT_EXIT_ERROR : CUT_EXIT_OK;
+	return c < 0 ? CUT_FAILED : CUT_OK;
 }
 
 int sync_heal(const sync_heal_opts *o, const char *rel, const char *s1, const char *t1,
@@ -106,7 +106,7 @@ int sync_heal(const sync_heal_opts *o, const char *rel, const char *s1, const ch
 	char *tmp[NTMP];
 	for (int i = 0; i < NTMP; i++)
 		tmp[i] = sync_path(o->workdir, names[i]);
-	int rc = CUT_EXIT_ERROR;
+	int rc = CUT_FAILED;
 	uint64_t matched = 0;
 	unlink(log_out);
 	bool given = s1 && t1;
@@ -127,15 +127,15 @@ int sync_heal(const sync_heal_opts *o, const char *rel, const char *s1, const ch
 		      .on_conflict = RP_CONFLICT_STOP};
 	rc = rp_run(&ro, &r->st);
 	r->replayed = true;
-	if (rc == CUT_EXIT_OK || rc == CUT_EXIT_INCOMPLETE)
+	if (rc == CUT_OK || rc == CUT_INCOMPLETE)
 		rc = judge(o, rel, src, dst, tmp[S1], tmp[S2], tmp[T2], r);
 	/* The scans are scratch files (sync_scan_pair): the one kept is synced. */
-	if (rc == CUT_EXIT_OK && r->outcome == SYNC_HEALED && o->keep_source) {
+	if (rc == CUT_OK && r->outcome == SYNC_HEALED && o->keep_source) {
 		if (sync_fsync_file(tmp[S2]) < 0)
-			rc = CUT_EXIT_ERROR;
+			rc = CUT_FAILED;
 		else if (rename(tmp[S2], o->keep_source) < 0) {
 			CUT_SYSERR("%s: cannot keep the source's scan", o->keep_source);
-			rc = CUT_EXIT_ERROR;
+			rc = CUT_FAILED;
 		}
 	}
 out:

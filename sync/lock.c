@@ -8,7 +8,7 @@
  *   2. link() it to DIR/lock: success means we hold the lock (the flock was
  *      taken before the name appeared, so nobody can see it unlocked).
  *   3. EEXIST: open DIR/lock and try flock(LOCK_NB) on it.  Held: a live run
- *      (exit 6).  Not held: its run died, or runs on another host over NFS.
+ *      (CUT_LOCKED).  Not held: its run died, or runs on another host over NFS.
  *      We now hold the flock on the old inode, so no other contender can get
  *      past this step until we are done; check that DIR/lock is still that
  *      inode (else start again), and decide from its contents:
@@ -93,6 +93,121 @@ static void holder_text(const sync_lock_holder *h, char *out, size_t cap)
 		snprintf(out, cap, "pid %ld on %s, started %s", h->pid, h->host[0] ? h->host : "?", when);
 }
 
+/* Step 1: writes our lock to tmp and flocks it.  The fd, or -1 (logged). */
+static int lock_write_own(const char *tmp, const char *host)
+{
+	unlink(tmp);
+	int fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		CUT_SYSERR("%s: cannot create the lock", tmp);
+		return -1;
+	}
+	char text[512];
+	int tl = snprintf(text, sizeof text, "pid=%ld\nhost=%s\nstart=%lld\n", (long)getpid(), host,
+			  (long long)time(NULL));
+	if (cut_write_all(fd, text, (size_t)tl) < 0 || fsync(fd) < 0 || flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		CUT_SYSERR("%s: cannot write or lock", tmp);
+		close(fd);
+		unlink(tmp);
+		return -1;
+	}
+	return fd;
+}
+
+/* Step 3, the flock of DIR/lock (open as ofd) held: a live run.  Fills
+ * *holder from the file and logs who holds it.  CUT_LOCKED. */
+static int lock_refuse_live(const sync_lock *l, int ofd, sync_lock_holder *holder)
+{
+	char buf[1024];
+	if (read_fd_text(ofd, buf, sizeof buf) < 0 || sync_lock_parse(buf, strlen(buf), holder) < 0) {
+		holder->pid = 0;
+		snprintf(holder->host, sizeof holder->host, "?");
+	}
+	char ht[400];
+	holder_text(holder, ht, sizeof ht);
+	CUT_ERR("%s: another cutover run holds the lock (%s); try again when it has "
+		"finished", l->path, ht);
+	return CUT_LOCKED;
+}
+
+/* Step 3, the flock of DIR/lock (open as ofd) ours: decides from its
+ * contents whether its run is dead.  CUT_OK to take it over, or
+ * CUT_LOCKED (logged). */
+static int lock_judge_unheld(const sync_lock *l, int ofd, const char *host,
+			     sync_lock_holder *holder)
+{
+	char buf[1024];
+	int n = read_fd_text(ofd, buf, sizeof buf);
+	if (n < 0 || sync_lock_parse(buf, (size_t)n, holder) < 0) {
+		/* An empty or torn lock that nobody holds: only a run
+		 * that died while writing it leaves that. */
+		CUT_WARN("%s: recovering an unreadable lock that no run holds", l->path);
+		return CUT_OK;
+	}
+	char ht[400];
+	holder_text(holder, ht, sizeof ht);
+	if (strcmp(holder->host, host) != 0) {
+		CUT_ERR("%s: held by a run on another host (%s); cutover cannot tell "
+			"whether it is alive: if it is not, remove %s", l->path, ht, l->path);
+		return CUT_LOCKED;
+	}
+	if (kill((pid_t)holder->pid, 0) == 0 || errno == EPERM) {
+		CUT_ERR("%s: held by %s, which is still running; if that process is "
+			"not a cutover run, remove %s", l->path, ht, l->path);
+		return CUT_LOCKED;
+	}
+	CUT_WARN("%s: taking over a stale lock left by a dead run (%s)", l->path, ht);
+	return CUT_OK;
+}
+
+/* Steps 2 and 3 once, our lock written to tmp: CUT_OK when DIR/lock is
+ * ours now, CUT_LOCKED or CUT_FAILED (logged), or CUT_OK with *again when
+ * DIR/lock changed meanwhile and the attempt must be made again. */
+static int lock_attempt(const sync_lock *l, const char *tmp, const char *host,
+			sync_lock_holder *holder, bool *again)
+{
+	*again = false;
+	if (link(tmp, l->path) == 0) {
+		unlink(tmp);
+		return CUT_OK;
+	}
+	if (errno != EEXIST) {
+		CUT_SYSERR("%s: cannot create the lock", l->path);
+		return CUT_FAILED;
+	}
+	int ofd = open(l->path, O_RDONLY | O_CLOEXEC);
+	if (ofd < 0) {
+		if (errno == ENOENT) {
+			*again = true; /* released meanwhile */
+			return CUT_OK;
+		}
+		CUT_SYSERR("%s: cannot open the lock", l->path);
+		return CUT_FAILED;
+	}
+	int rc;
+	struct stat a, b;
+	if (flock(ofd, LOCK_EX | LOCK_NB) < 0) {
+		if (errno != EWOULDBLOCK) {
+			CUT_SYSERR("%s: flock", l->path);
+			rc = CUT_FAILED;
+		} else {
+			rc = lock_refuse_live(l, ofd, holder);
+		}
+	} else if (fstat(ofd, &a) < 0 || stat(l->path, &b) < 0 || a.st_dev != b.st_dev ||
+		   a.st_ino != b.st_ino) {
+		*again = true; /* replaced or released meanwhile: start again */
+		rc = CUT_OK;
+	} else {
+		rc = lock_judge_unheld(l, ofd, host, holder);
+		if (rc == CUT_OK && rename(tmp, l->path) < 0) {
+			CUT_SYSERR("%s: cannot take over the lock", l->path);
+			rc = CUT_FAILED;
+		}
+	}
+	close(ofd);
+	return rc;
+}
+
 int sync_lock_take(const char *dir, sync_lock *l, sync_lock_holder *holder)
 {
 	char host[256];
@@ -103,111 +218,26 @@ int sync_lock_take(const char *dir, sync_lock *l, sync_lock_holder *holder)
 	char tmpname[64];
 	snprintf(tmpname, sizeof tmpname, "lock.%ld.tmp", (long)getpid());
 	char *tmp = sync_path(dir, tmpname);
-	int rc = CUT_EXIT_ERROR;
-	unlink(tmp);
-	int fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-	if (fd < 0) {
-		CUT_SYSERR("%s: cannot create the lock", tmp);
-		goto out;
+	int rc = CUT_FAILED;
+	int fd = lock_write_own(tmp, host);
+	bool again = fd >= 0;
+	for (int attempt = 0; again && attempt < 100; attempt++)
+		rc = lock_attempt(l, tmp, host, holder, &again);
+	if (again) {
+		CUT_ERR("%s: the lock keeps changing hands; giving up", l->path);
+		rc = CUT_FAILED;
 	}
-	char text[512];
-	int tl = snprintf(text, sizeof text, "pid=%ld\nhost=%s\nstart=%lld\n", (long)getpid(), host,
-			  (long long)time(NULL));
-	if (cut_write_all(fd, text, (size_t)tl) < 0 || fsync(fd) < 0 || flock(fd, LOCK_EX | LOCK_NB) < 0) {
-		CUT_SYSERR("%s: cannot write or lock", tmp);
-		goto out;
-	}
-	for (int attempt = 0; attempt < 100; attempt++) {
-		if (link(tmp, l->path) == 0) {
-			unlink(tmp);
-			l->fd = fd;
-			fd = -1;
-			rc = CUT_EXIT_OK;
-			goto out;
-		}
-		if (errno != EEXIST) {
-			CUT_SYSERR("%s: cannot create the lock", l->path);
-			goto out;
-		}
-		int ofd = open(l->path, O_RDONLY | O_CLOEXEC);
-		if (ofd < 0) {
-			if (errno == ENOENT)
-				continue; /* released meanwhile */
-			CUT_SYSERR("%s: cannot open the lock", l->path);
-			goto out;
-		}
-		char buf[1024];
-		if (flock(ofd, LOCK_EX | LOCK_NB) < 0) {
-			if (errno != EWOULDBLOCK) {
-				CUT_SYSERR("%s: flock", l->path);
-				close(ofd);
-				goto out;
-			}
-			if (read_fd_text(ofd, buf, sizeof buf) < 0 ||
-			    sync_lock_parse(buf, strlen(buf), holder) < 0) {
-				holder->pid = 0;
-				snprintf(holder->host, sizeof holder->host, "?");
-			}
-			close(ofd);
-			char ht[400];
-			holder_text(holder, ht, sizeof ht);
-			CUT_ERR("%s: another cutover run holds the lock (%s); try again when it has "
-				"finished", l->path, ht);
-			rc = CUT_EXIT_LOCKED;
-			goto out;
-		}
-		struct stat a, b;
-		if (fstat(ofd, &a) < 0 || stat(l->path, &b) < 0 || a.st_dev != b.st_dev ||
-		    a.st_ino != b.st_ino) {
-			close(ofd); /* replaced or released meanwhile: start again */
-			continue;
-		}
-		int n = read_fd_text(ofd, buf, sizeof buf);
-		if (n < 0 || sync_lock_parse(buf, (size_t)n, holder) < 0) {
-			/* An empty or torn lock that nobody holds: only a run
-			 * that died while writing it leaves that. */
-			CUT_WARN("%s: recovering an unreadable lock that no run holds", l->path);
-		} else {
-			char ht[400];
-			holder_text(holder, ht, sizeof ht);
-			if (strcmp(holder->host, host) != 0) {
-				CUT_ERR("%s: held by a run on another host (%s); cutover cannot tell "
-					"whether it is alive: if it is not, remove %s", l->path, ht, l->path);
-				close(ofd);
-				rc = CUT_EXIT_LOCKED;
-				goto out;
-			}
-			if (kill((pid_t)holder->pid, 0) == 0 || errno == EPERM) {
-				CUT_ERR("%s: held by %s, which is still running; if that process is "
-					"not a cutover run, remove %s", l->path, ht, l->path);
-				close(ofd);
-				rc = CUT_EXIT_LOCKED;
-				goto out;
-			}
-			CUT_WARN("%s: taking over a stale lock left by a dead run (%s)", l->path, ht);
-		}
-		if (rename(tmp, l->path) < 0) {
-			CUT_SYSERR("%s: cannot take over the lock", l->path);
-			close(ofd);
-			goto out;
-		}
-		close(ofd);
+	if (rc == CUT_OK) {
 		l->fd = fd;
-		fd = -1;
-		rc = CUT_EXIT_OK;
-		goto out;
-	}
-	CUT_ERR("%s: the lock keeps changing hands; giving up", l->path);
-out:
-	if (fd >= 0) {
-		close(fd);
-		unlink(tmp);
-	}
-	free(tmp);
-	if (rc != CUT_EXIT_OK) {
+	} else {
+		if (fd >= 0) {
+			close(fd);
+			unlink(tmp);
+		}
 		free(l->path);
 		l->path = NULL;
 	}
+	free(tmp);
 	return rc;
 }
 

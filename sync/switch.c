@@ -17,7 +17,7 @@
  *     writes, mail that reached the old store after its users moved;
  *   - a later pass's log loses every operation inside X before replay
  *     (sync_switched_filter), and each one is recorded in DIR/late-writes
- *     and makes the pass exit CUT_EXIT_LATE until the operator acknowledges
+ *     and makes the pass end with CUT_LATE until the operator acknowledges
  *     them (`switch --ack-late-writes`).  Nothing is ever replayed over X.
  *
  * DIR/switched, one line per subtree: "switching|switched RECORD SUBTREE",
@@ -535,7 +535,7 @@ typedef struct swjob {
 	const char *sub;
 	size_t i;
 	char rec[64];
-	int rc;                 /* an exit code; DIFFER: still differs after its pass */
+	int rc;                 /* a cut_outcome; CUT_DIFFER: still differs after its pass */
 	double secs;            /* its pass and verification */
 	bool settled;           /* DIFFER with a source that held still */
 	uint64_t entries, ops, bytes;
@@ -567,7 +567,7 @@ static int switch_one(swjob *j)
 	swrun *x = j->x;
 	char *work = job_path(j, "work"), *lp = job_path(j, "log.ccl");
 	char *rp = sync_path(x->o->dir, j->rec);
-	int rc = CUT_EXIT_ERROR;
+	int rc = CUT_FAILED;
 	FILE *mem = NULL;
 	if (mkdir(work, 0700) < 0 && errno != EEXIST)
 		CUT_SYSERR("%s: cannot create", work);
@@ -583,8 +583,8 @@ static int switch_one(swjob *j)
 		rc = sync_heal(&ho, j->sub, NULL, NULL, lp, &r);
 		j->secs = since(t0);
 		j->entries = r.entries, j->ops = r.st.total, j->bytes = r.st.bytes_copied;
-		if (rc == CUT_EXIT_OK && r.outcome != SYNC_HEALED)
-			rc = CUT_EXIT_DIFFER;
+		if (rc == CUT_OK && r.outcome != SYNC_HEALED)
+			rc = CUT_DIFFER;
 		j->settled = r.outcome == SYNC_HEAL_STILL_DIFFERS;
 		fclose(mem);
 	}
@@ -645,7 +645,7 @@ static void pool_run(swjob *jobs, size_t n)
 	 * replays those names: its verification saw a link count in motion.
 	 * Such a subtree gets its pass again, alone. */
 	for (size_t i = 0; i < n; i++)
-		if (jobs[i].rc == CUT_EXIT_DIFFER && jobs[i].settled) {
+		if (jobs[i].rc == CUT_DIFFER && jobs[i].settled) {
 			free(jobs[i].report);
 			jobs[i].report = NULL, jobs[i].report_len = 0;
 			jobs[i].rc = switch_one(&jobs[i]);
@@ -653,10 +653,10 @@ static void pool_run(swjob *jobs, size_t n)
 }
 
 /* Sums the jobs into the switch's history line and prints what differs.
- * The worst exit code. */
+ * The worst outcome. */
 static int pool_result(swrun *x, swjob *jobs, size_t n)
 {
-	int rc = CUT_EXIT_OK;
+	int rc = CUT_OK;
 	size_t ndiffer = 0;
 	for (size_t i = 0; i < n; i++) {
 		swjob *j = &jobs[i];
@@ -664,13 +664,13 @@ static int pool_result(swrun *x, swjob *jobs, size_t n)
 		x->h->bytes += j->bytes;
 		if (j->report_len)
 			fprintf(stderr, "subtree %s:\n%s", j->sub, j->report);
-		if (j->rc == CUT_EXIT_DIFFER)
+		if (j->rc == CUT_DIFFER)
 			ndiffer++;
-		else if (j->rc != CUT_EXIT_OK)
+		else if (j->rc != CUT_OK)
 			CUT_ERR("switch: the pass of %s stopped (exit %d); nothing was switched and "
 				"--after was not run; fix the error above and run the same switch again",
-				j->sub, j->rc);
-		if (j->rc != CUT_EXIT_OK && (rc == CUT_EXIT_OK || rc == CUT_EXIT_DIFFER))
+				j->sub, sync_exit_of(x->o->exit_code, j->rc));
+		if (j->rc != CUT_OK && (rc == CUT_OK || rc == CUT_DIFFER))
 			rc = j->rc;
 	}
 	if (ndiffer)
@@ -836,7 +836,7 @@ static int subtrees_check(swrun *x, const char *const *subs, size_t n)
 	return rc;
 }
 
-/* The passes of the subtrees and their verification.  An exit code; the
+/* The passes of the subtrees and their verification.  A cut_outcome; the
  * records are named in recs. */
 static int switch_pass(swrun *x, const char *const *subs, size_t n, char (*recs)[64])
 {
@@ -846,7 +846,7 @@ static int switch_pass(swrun *x, const char *const *subs, size_t n, char (*recs)
 		CUT_SYSERR("%s: cannot create", sd);
 	free(sd);
 	if (!made)
-		return CUT_EXIT_ERROR;
+		return CUT_FAILED;
 	/* Subtrees the target lacks are made first, one at a time: each
 	 * restores its parent's times, and siblings share a parent. */
 	for (size_t i = 0; i < n; i++) {
@@ -857,7 +857,7 @@ static int switch_pass(swrun *x, const char *const *subs, size_t n, char (*recs)
 			CUT_ERR("%s: not a directory on the target", dst);
 		free(dst);
 		if (r < 0)
-			return CUT_EXIT_ERROR;
+			return CUT_FAILED;
 	}
 	swjob *jobs = cut_calloc(n, sizeof *jobs);
 	for (size_t i = 0; i < n; i++) {
@@ -877,13 +877,13 @@ static int switch_body(swrun *x, sync_result *res)
 {
 	const sync_switch_opts *o = x->o;
 	if (subtrees_check(x, o->subtrees, o->n) < 0)
-		return CUT_EXIT_USAGE;
+		return CUT_INVALID;
 	if (o->before) {
 		sync_progress_phase(&x->prog, 0, "before", 0);
 		int r = run_hook(x, "--before", o->before, o->subtrees, o->n);
 		if (r != 0) {
 			CUT_ERR("switch: the --before command exited %d: nothing was switched", r);
-			return CUT_EXIT_ERROR;
+			return CUT_FAILED;
 		}
 	}
 	x->seq = sync_next_seq(o->dir, &x->ts);
@@ -891,7 +891,7 @@ static int switch_body(swrun *x, sync_result *res)
 	sync_progress_phase(&x->prog, x->seq, "switch", o->n);
 	char (*recs)[64] = cut_calloc(o->n, 64);
 	int rc = switch_pass(x, o->subtrees, o->n, recs);
-	if (rc != CUT_EXIT_OK) {
+	if (rc != CUT_OK) {
 		for (size_t i = 0; i < o->n; i++)
 			if (recs[i][0]) {
 				char *p = sync_path(o->dir, recs[i]);
@@ -906,12 +906,12 @@ static int switch_body(swrun *x, sync_result *res)
 	free(recs);
 	sw_sort(&x->sw);
 	if (sw_write(o->dir, &x->sw) < 0)
-		return CUT_EXIT_ERROR;
+		return CUT_FAILED;
 	/* --after runs in the switch phase: status shows all subtrees done. */
 	int after = o->after ? run_hook(x, "--after", o->after, o->subtrees, o->n) : 0;
 	sync_progress_phase(&x->prog, 0, "commit", 0);
 	if (switch_commit(x) < 0)
-		return CUT_EXIT_ERROR;
+		return CUT_FAILED;
 	for (size_t i = 0; i < o->n; i++)
 		fprintf(o->out, "SWITCHED %s\n", o->subtrees[i]);
 	snprintf(res->verdict_line, sizeof res->verdict_line,
@@ -923,9 +923,9 @@ static int switch_body(swrun *x, sync_result *res)
 		CUT_ERR("switch: the --after command exited %d: the subtrees are switched (their copy "
 			"is in parity, and later passes leave them alone) but whatever --after does "
 			"(routing their users to the new side) may not have happened: do it by hand", after);
-		return CUT_EXIT_ERROR;
+		return CUT_FAILED;
 	}
-	return CUT_EXIT_OK;
+	return CUT_OK;
 }
 
 static int switch_locked(swrun *x, sync_result *res)
@@ -935,16 +935,16 @@ static int switch_locked(swrun *x, sync_result *res)
 	sync_pending pd;
 	int r2 = r <= 0 ? 0 : sync_pending_read(o->dir, &pd);
 	if (r < 0 || r2 < 0)
-		return CUT_EXIT_ERROR;
+		return CUT_FAILED;
 	if (r == 0 || r2 > 0) {
 		CUT_ERR("switch: %s: run `cutover sync --state %s` first", r == 0 ? "the target was "
 			"never synced" : "a pass was interrupted", o->dir);
-		return CUT_EXIT_ERROR;
+		return CUT_FAILED;
 	}
 	if (sync_switched_settle(o->dir, &x->cfg, &x->ts) < 0 || sync_switched_read(o->dir, &x->sw) < 0)
-		return CUT_EXIT_ERROR;
+		return CUT_FAILED;
 	if (o->ack_late)
-		return sync_late_ack(o->dir) < 0 ? CUT_EXIT_ERROR : CUT_EXIT_OK;
+		return sync_late_ack(o->dir) < 0 ? CUT_FAILED : CUT_OK;
 	return switch_body(x, res);
 }
 
@@ -956,7 +956,7 @@ int sync_switch(const sync_switch_opts *o, sync_result *res)
 	snprintf(h->kind, sizeof h->kind, "switch");
 	swrun x = {.o = o, .h = h};
 	if (sync_config_read(o->dir, &x.cfg) < 0)
-		return CUT_EXIT_ERROR;
+		return CUT_FAILED;
 	/* The pair's limits on the source hold for a switch as for a pass,
 	 * unless the call gives its own. */
 	budget_source_set(o->has_max_ops ? o->max_ops : x.cfg.max_ops,
@@ -965,27 +965,28 @@ int sync_switch(const sync_switch_opts *o, sync_result *res)
 	sync_lock lk = {.fd = -1};
 	sync_lock_holder holder;
 	int rc = sync_lock_take(o->dir, &lk, &holder);
-	if (rc == CUT_EXIT_OK) {
+	if (rc == CUT_OK) {
 		pthread_mutex_init(&x.prog_mu, NULL);
 		sync_progress_start(&x.prog, o->dir, "switch");
 		rc = switch_locked(&x, res);
 		sync_progress_end(&x.prog);
 		pthread_mutex_destroy(&x.prog_mu);
 		h->end = cut_now_ns();
-		h->exit = rc;
+		h->exit = sync_exit_of(o->exit_code, rc);
 		sync_hist_src(h);
 		if (h->seq) {
 			if (!h->verdict[0])
 				snprintf(h->verdict, sizeof h->verdict, "-");
-			if (sync_hist_record(o->dir, h) < 0 && rc == CUT_EXIT_OK)
-				rc = CUT_EXIT_ERROR;
+			if (sync_hist_record(o->dir, h) < 0 && rc == CUT_OK)
+				rc = CUT_FAILED;
 		}
 		char src[160];
 		sync_hist_src_line(h, src, sizeof src);
 		snprintf(res->message, sizeof res->message,
 			 "switch of %zu subtree%s %s (exit %d): %llu ops, scan %.1fs diff %.1fs replay "
 			 "%.1fs verify %.1fs; source %s", o->n, o->n == 1 ? "" : "s",
-			 rc == 0 ? "ok" : "FAILED", rc, (unsigned long long)h->ops, h->scan_s, h->diff_s,
+			 rc == CUT_OK ? "ok" : "FAILED", sync_exit_of(o->exit_code, rc),
+			 (unsigned long long)h->ops, h->scan_s, h->diff_s,
 			 h->replay_s, h->check_s, src);
 		sync_lock_release(&lk);
 	}

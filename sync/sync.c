@@ -150,7 +150,7 @@ int sync_init(const char *dir, const sync_config *in, bool force, char *fix, siz
 	sync_config c = *in;
 	struct stat st;
 	char *src = abs_path(in->source), *dst = abs_path(in->target), *cfg = NULL;
-	int rc = CUT_EXIT_ERROR;
+	int rc = CUT_FAILED;
 	if (!src || stat(src, &st) < 0 || !S_ISDIR(st.st_mode)) {
 		CUT_ERR("%s: the source is not a directory", in->source);
 		goto out;
@@ -203,7 +203,7 @@ int sync_init(const char *dir, const sync_config *in, bool force, char *fix, siz
 	cut_buf_free(&b);
 	if (w < 0 || sync_dirs_create(dir) < 0)
 		goto out;
-	rc = CUT_EXIT_OK;
+	rc = CUT_OK;
 out:
 	free(src);
 	free(dst);
@@ -521,7 +521,7 @@ static void fix(pass *p, const char *fmt, ...)
 	va_end(ap);
 }
 
-/* The fix of a chain that cannot be followed (exit 2) or a target changed
+/* The fix of a chain that cannot be followed (CUT_FAILED) or a target changed
  * outside cutover. */
 static void fix_rebase(pass *p)
 {
@@ -619,21 +619,21 @@ static int chain_check(pass *p, sync_hist *h)
 			"what the target holds is lost; run `cutover sync --state %s --rebase` to re-base "
 			"on a scan of the target", p->o->dir, p->ts.base, p->o->dir);
 		fix_rebase(p);
-		return CUT_EXIT_ERROR;
+		return CUT_FAILED;
 	}
 	if (memcmp(id, p->ts.base_id, FMT_ID_LEN) != 0) {
 		CUT_ERR("%s/%s is not the manifest target-state names (its id differs): the state "
 			"directory was changed by hand; run `cutover sync --state %s --rebase`",
 			p->o->dir, p->ts.base, p->o->dir);
 		fix_rebase(p);
-		return CUT_EXIT_ERROR;
+		return CUT_FAILED;
 	}
 	char what[1024] = "";
 	bool scan = p->o->check_target;
 	if (!scan) {
 		r = sync_marks_check(p->o->dir, p->cfg.target, what, sizeof what);
 		if (r < 0)
-			return CUT_EXIT_ERROR;
+			return CUT_FAILED;
 		if (r > 0) {
 			CUT_INFO("sync: the target differs from its record (%s): scanning it to compare "
 				 "with manifest %s", what, p->ts.base);
@@ -665,17 +665,17 @@ static int chain_check(pass *p, sync_hist *h)
 			cut_buf_free(&msg);
 			free(text);
 			h->check_s = secs_since(t0);
-			return CUT_EXIT_CONFLICT;
+			return CUT_CONFLICT;
 		}
 		free(text);
 		if (r < 0)
-			return CUT_EXIT_ERROR;
+			return CUT_FAILED;
 		if (what[0])
 			CUT_WARN("sync: %s, but a scan of the whole target (%llu entries) matches "
 				 "manifest %s: continuing", what, (unsigned long long)n, p->ts.base);
 	}
 	h->check_s = secs_since(t0);
-	return CUT_EXIT_OK;
+	return CUT_OK;
 }
 
 /* After a replay of log finished (OK or INCOMPLETE): works out the base,
@@ -742,12 +742,12 @@ static int replay(pass *p, const char *log_rel, rp_stats *st, int64_t *t)
 static const char *replay_advice(int rc)
 {
 	switch (rc) {
-	case CUT_EXIT_CONFLICT:
+	case CUT_CONFLICT:
 		return "the target is not as the change log expects (changed outside cutover?); "
 		       "run `cutover sync --rebase` to re-base on a scan of the target";
-	case CUT_EXIT_NOSPACE:
+	case CUT_NOSPACE:
 		return "the target is full: free space, then run the same sync again to resume";
-	case CUT_EXIT_LOCKED:
+	case CUT_LOCKED:
 		return "another replay holds the journal";
 	default:
 		return "fix the error above, then run the same sync again to resume";
@@ -770,24 +770,24 @@ static bool pending_committed(const pass *p)
 }
 
 /* Finishes what commit() left when it was killed after recording
- * target-state: removes pending and writes the target's marks.  OK or an
- * exit code. */
+ * target-state: removes pending and writes the target's marks.  CUT_OK or a
+ * cut_outcome. */
 static int finish_commit(pass *p)
 {
 	CUT_INFO("sync: pass %u was recorded as done when it was interrupted; removing what it "
 		 "left", p->pd.seq);
 	if (sync_pending_remove(p->o->dir) < 0)
-		return CUT_EXIT_ERROR;
+		return CUT_FAILED;
 	p->have_pd = false;
 	char *bp = sync_path(p->o->dir, p->ts.base), *lp = sync_path(p->o->dir, p->pd.log);
 	if (marks_write(p->o->dir, p->cfg.target, bp, lp) < 0)
 		CUT_WARN("sync: the target's marks could not be recorded: the next pass scans the target");
 	free(bp);
 	free(lp);
-	return CUT_EXIT_OK;
+	return CUT_OK;
 }
 
-/* Finishes an interrupted replay (DIR/pending).  OK or an exit code. */
+/* Finishes an interrupted replay (DIR/pending).  CUT_OK or a cut_outcome. */
 static int resume(pass *p, sync_hist *h)
 {
 	sync_pending *pd = &p->pd;
@@ -800,7 +800,7 @@ static int resume(pass *p, sync_hist *h)
 		CUT_ERR("%s: the log of the interrupted pass %u cannot be read; run `cutover sync "
 			"--state %s --rebase`", pd->log, pd->seq, p->o->dir);
 		fix_rebase(p);
-		return CUT_EXIT_ERROR;
+		return CUT_FAILED;
 	}
 	const fmt_cheader *ch = fmt_creader_header(cr);
 	bool id_ok = memcmp(fmt_creader_id(cr), pd->log_id, FMT_ID_LEN) == 0;
@@ -817,7 +817,7 @@ static int resume(pass *p, sync_hist *h)
 			p->o->dir, pd->seq, !id_ok ? "its log was replaced" : "manifest ids differ",
 			p->o->dir);
 		fix_rebase(p);
-		return CUT_EXIT_ERROR;
+		return CUT_FAILED;
 	}
 	CUT_INFO("sync: resuming the interrupted replay of pass %u (%s)", pd->seq, pd->log);
 	/* The resumed pass gets its own history line (kind resume); h is then
@@ -830,9 +830,9 @@ static int resume(pass *p, sync_hist *h)
 	int rc = replay(p, pd->log, &st, &t);
 	rh.replay_s = cut_secs(t);
 	add_replay_stats(&rh, &st);
-	if (rc != CUT_EXIT_OK && rc != CUT_EXIT_INCOMPLETE) {
+	if (rc != CUT_OK && rc != CUT_INCOMPLETE) {
 		CUT_ERR("sync: the interrupted replay of pass %u stopped again (exit %d): %s", pd->seq,
-			rc, replay_advice(rc));
+			sync_exit_of(p->o->exit_code, rc), replay_advice(rc));
 		add_replay_stats(h, &st);
 		h->replay_s = rh.replay_s;
 		h->seq = pd->seq;
@@ -845,9 +845,9 @@ static int resume(pass *p, sync_hist *h)
 	snprintf(manifest, sizeof manifest, "%s", pd->manifest);
 	char log[64];
 	snprintf(log, sizeof log, "%s", pd->log);
-	rc = commit(p, pd->seq, manifest, log, &st, kind) < 0 ? CUT_EXIT_ERROR : CUT_EXIT_OK;
+	rc = commit(p, pd->seq, manifest, log, &st, kind) < 0 ? CUT_FAILED : CUT_OK;
 	rh.end = cut_now_ns();
-	rh.exit = rc;
+	rh.exit = sync_exit_of(p->o->exit_code, rc);
 	snprintf(rh.verdict, sizeof rh.verdict, "-");
 	sync_hist_append(p->o->dir, &rh);
 	return rc;
@@ -1007,7 +1007,7 @@ static int record_repairs(pass *p, char **logs, char **prefixes, size_t n)
  * holds.  Until that is recorded the marks say the target is in
  * doubt, and they stay so when a difference is left that the source does
  * not explain: the next pass then scans the whole target.  OK with *outcome
- * the worst of the subtrees', or the exit code that stopped a repair. */
+ * the worst of the subtrees', or the outcome that stopped a repair. */
 static int final_heal(pass *p, differ_set *d, pathset *ps, sync_hist *h, uint64_t *ops,
 		      uint64_t *entries, int *outcome)
 {
@@ -1017,7 +1017,7 @@ static int final_heal(pass *p, differ_set *d, pathset *ps, sync_hist *h, uint64_
 	char why[160];
 	snprintf(why, sizeof why, "the final pass %u found differences it had not repaired", h->seq);
 	if (marks_doubt(p->o->dir, why) < 0)
-		return CUT_EXIT_ERROR;
+		return CUT_FAILED;
 	sync_heal_opts ho = {.source = p->cfg.source, .target = p->cfg.target, .workdir = p->o->dir,
 			     .jobs = p->o->jobs, .fsync = p->o->fsync, .out = stderr};
 	sync_policy_of(&p->cfg, &ho.pol, p->threads);
@@ -1026,9 +1026,9 @@ static int final_heal(pass *p, differ_set *d, pathset *ps, sync_hist *h, uint64_
 	ho.pol.nexcludes = p->excludes.n;
 	char **logs = cut_calloc(ps->n + 1, sizeof *logs);
 	size_t n = 0;
-	int rc = CUT_EXIT_OK;
+	int rc = CUT_OK;
 	*outcome = SYNC_HEALED;
-	for (; n < ps->n && rc == CUT_EXIT_OK; n++) {
+	for (; n < ps->n && rc == CUT_OK; n++) {
 		char name[64];
 		snprintf(name, sizeof name, "heal-%zu.ccl", n);
 		logs[n] = sync_path(p->o->dir, name);
@@ -1047,15 +1047,16 @@ static int final_heal(pass *p, differ_set *d, pathset *ps, sync_hist *h, uint64_
 		add_replay_stats(h, &hr.st);
 		*ops += hr.st.done;
 		*entries += hr.entries;
-		if (rc == CUT_EXIT_OK && (int)hr.outcome > *outcome)
+		if (rc == CUT_OK && (int)hr.outcome > *outcome)
 			*outcome = (int)hr.outcome;
-		else if (rc != CUT_EXIT_OK && hr.replayed)
+		else if (rc != CUT_OK && hr.replayed)
 			CUT_ERR("sync --final: the repair of %s stopped (exit %d): %s",
-				ps->v[n][0] ? ps->v[n] : "the target", rc, replay_advice(rc));
+				ps->v[n][0] ? ps->v[n] : "the target", sync_exit_of(p->o->exit_code, rc),
+				replay_advice(rc));
 	}
 	if (record_repairs(p, logs, ps->v, n) < 0)
-		rc = CUT_EXIT_ERROR;
-	else if (rc == CUT_EXIT_OK && *outcome != SYNC_HEAL_STILL_DIFFERS) {
+		rc = CUT_FAILED;
+	else if (rc == CUT_OK && *outcome != SYNC_HEAL_STILL_DIFFERS) {
 		char *bp = sync_path(p->o->dir, p->ts.base);
 		if (marks_write(p->o->dir, p->cfg.target, bp, NULL) < 0)
 			CUT_WARN("sync: the target's marks could not be recorded: the next pass scans the "
@@ -1071,7 +1072,7 @@ static int final_heal(pass *p, differ_set *d, pathset *ps, sync_hist *h, uint64_
 }
 
 /* The verdict of a final pass on stdout (res->verdict_line); what covers
- * names what was verified, never more.  Returns the pass's exit code. */
+ * names what was verified, never more.  Returns the pass's outcome. */
 static int final_verdict(pass *p, sync_result *res, const char *what, bool one, int r, int heal_rc,
 			 int outcome, uint64_t ops, size_t nheal, uint64_t ndiffer, uint64_t entries,
 			 double secs)
@@ -1079,7 +1080,7 @@ static int final_verdict(pass *p, sync_result *res, const char *what, bool one, 
 	char *v = res->verdict_line;
 	size_t cap = sizeof res->verdict_line;
 	const char *d = p->o->dir;
-	if (r == 0 || (heal_rc == CUT_EXIT_OK && outcome == SYNC_HEALED)) {
+	if (r == 0 || (heal_rc == CUT_OK && outcome == SYNC_HEALED)) {
 		int l = snprintf(v, cap, "PARITY: %s match%s the source (%llu entries scanned on both "
 				 "sides in %.1fs)", what, one ? "es" : "", (unsigned long long)entries, secs);
 		if (r > 0 && nheal)
@@ -1088,7 +1089,7 @@ static int final_verdict(pass *p, sync_result *res, const char *what, bool one, 
 		else if (r > 0)
 			snprintf(v + l, cap - (size_t)l, ", after repairing what differed (%llu operations)",
 				 (unsigned long long)ops);
-		return CUT_EXIT_OK;
+		return CUT_OK;
 	}
 	/* Not "the N subtrees differ": only those that did. */
 	char where[160];
@@ -1096,10 +1097,10 @@ static int final_verdict(pass *p, sync_result *res, const char *what, bool one, 
 		snprintf(where, sizeof where, "%s differs", what);
 	else
 		snprintf(where, sizeof where, "%llu of %s differ", (unsigned long long)ndiffer, what);
-	if (heal_rc != CUT_EXIT_OK) {
+	if (heal_rc != CUT_OK) {
 		snprintf(v, cap, "DIFFERENCES: %s from the source and the repair stopped (exit %d, on "
 			 "stderr); do not switch: fix what stderr names, then run `cutover sync --state %s "
-			 "--final` again", where, heal_rc, d);
+			 "--final` again", where, sync_exit_of(p->o->exit_code, heal_rc), d);
 		fix(p, "fix what the messages above name, then run `cutover sync --state %s --final` "
 		       "again", d);
 		return heal_rc;
@@ -1111,13 +1112,13 @@ static int final_verdict(pass *p, sync_result *res, const char *what, bool one, 
 			 "--final` again", where, p->cfg.source, d);
 		fix(p, "stop every service that writes to %s, then run `cutover sync --state %s "
 		       "--final` again", p->cfg.source, d);
-		return CUT_EXIT_INCOMPLETE;
+		return CUT_INCOMPLETE;
 	}
 	snprintf(v, cap, "DIFFERENCES: %s from the source, still after a repair (listed on stderr); "
 		 "do not switch: run `cutover sync --state %s --rebase`, then `cutover sync --state %s "
 		 "--final`", where, d, d);
 	fix(p, "run `cutover sync --state %s --rebase`, then `cutover sync --state %s --final`", d, d);
-	return CUT_EXIT_DIFFER;
+	return CUT_DIFFER;
 }
 
 /* The end of a final pass: verifies the changed subtrees (or the whole
@@ -1132,7 +1133,7 @@ static int final_verify(pass *p, const char *log_rel, sync_result *res, sync_his
 	int r = changed_subtrees(lp, p->o->verify_depth ? p->o->verify_depth : 2, &ps);
 	free(lp);
 	if (r < 0)
-		return CUT_EXIT_ERROR;
+		return CUT_FAILED;
 	sync_verify_opts vo = {.source = p->cfg.source, .target = p->cfg.target, .workdir = p->o->dir,
 			       .out = stderr, .only_differences = true, .examples = 10,
 			       .subtrees = (const char *const *)ps.v, .nsubtrees = ps.n,
@@ -1155,7 +1156,7 @@ static int final_verify(pass *p, const char *log_rel, sync_result *res, sync_his
 			 ps.n == 1 ? "" : "s");
 	uint64_t entries = 0, ndiffer = 0, ops = 0;
 	r = sync_verify(&vo, &entries, &ndiffer);
-	int heal_rc = CUT_EXIT_OK, outcome = SYNC_HEALED;
+	int heal_rc = CUT_OK, outcome = SYNC_HEALED;
 	if (r > 0) {
 		CUT_WARN("sync --final: %s differ%s from the source (above): repairing %s from the "
 			 "source", whole ? "the target" : "changed subtrees of the target",
@@ -1164,12 +1165,12 @@ static int final_verify(pass *p, const char *log_rel, sync_result *res, sync_his
 	}
 	kept_scans_remove(&differ);
 	h->check_s = secs_since(t0);
-	int rc = r < 0 ? CUT_EXIT_ERROR
+	int rc = r < 0 ? CUT_FAILED
 		       : final_verdict(p, res, what, whole || ps.n == 1, r, heal_rc,
 				       outcome, ops, roots.n == 1 && !roots.v[0][0] ? 0 : roots.n, ndiffer,
 				       entries, h->check_s);
 	snprintf(h->verdict, sizeof h->verdict, "%s",
-		 rc == CUT_EXIT_OK ? "parity" : r < 0 ? "error" : "differ");
+		 rc == CUT_OK ? "parity" : r < 0 ? "error" : "differ");
 	ps_free(&ps);
 	ps_free(&roots);
 	ps_free(&differ.paths);
@@ -1201,18 +1202,18 @@ static int late_verdict(const pass *p)
 {
 	uint64_t n = sync_late_count(p->o->dir);
 	if (!n)
-		return CUT_EXIT_OK;
+		return CUT_OK;
 	CUT_ERR("sync: %llu late write%s (%llu in this pass) in switched subtrees: the source changed "
 		"there after their users moved to the new side (mail delivered to the old store?); "
 		"nothing was replayed over the new side.  The paths are in %s/late-writes; recover "
 		"those messages into the new side (docs/RUNBOOK.md, \"Late writes\"), then run "
 		"`cutover switch --state %s --ack-late-writes`", (unsigned long long)n, n == 1 ? "" : "s",
 		(unsigned long long)p->late, p->o->dir, p->o->dir);
-	return CUT_EXIT_LATE;
+	return CUT_LATE;
 }
 
 /* A final pass (but --force) needs a target synced, and recently: with the
- * services stopped it must be short.  Returns CUT_EXIT_OK, or the exit
+ * services stopped it must be short.  Returns CUT_OK, or the outcome
  * (logged, with its fix). */
 static int final_guard(pass *p)
 {
@@ -1222,7 +1223,7 @@ static int final_guard(pass *p)
 			"copy (`cutover sync`) with the services running first (or --force)", o->dir);
 		fix(p, "run `cutover sync --state %s` with the services running, then the final "
 		       "pass", o->dir);
-		return CUT_EXIT_ERROR;
+		return CUT_FAILED;
 	}
 	int64_t age = (int64_t)time(NULL) - p->ts.time;
 	if (age > o->max_age_s) {
@@ -1234,14 +1235,14 @@ static int final_guard(pass *p)
 		fix(p, "start the services, run `cutover sync --state %s`, stop them, then run "
 		       "`cutover sync --state %s --final` (or add --force to run it now)", o->dir,
 		    o->dir);
-		return CUT_EXIT_ERROR;
+		return CUT_FAILED;
 	}
-	return CUT_EXIT_OK;
+	return CUT_OK;
 }
 
 /* The check phase: a rebase drops an interrupted replay; otherwise that
  * replay is resumed, or the target's chain checked, or a target never
- * synced must be empty.  Returns CUT_EXIT_OK to go on, or the exit
+ * synced must be empty.  Returns CUT_OK to go on, or the outcome
  * (logged). */
 static int pass_check(pass *p, sync_hist *h)
 {
@@ -1253,38 +1254,38 @@ static int pass_check(pass *p, sync_hist *h)
 		unlink(jp);
 		free(jp);
 		if (sync_pending_remove(o->dir) < 0)
-			return CUT_EXIT_ERROR;
+			return CUT_FAILED;
 		p->have_pd = false;
 	}
 	sync_progress_phase(&p->prog, 0, "check", 0);
 	if (p->have_pd) {
 		rc = resume(p, h);
-		if (rc != CUT_EXIT_OK)
+		if (rc != CUT_OK)
 			return rc;
 		if (!o->final && !o->rebase)
 			snprintf(h->kind, sizeof h->kind, "nightly");
 	} else if (p->have_ts && !o->rebase) {
 		rc = chain_check(p, h);
-		if (rc != CUT_EXIT_OK)
+		if (rc != CUT_OK)
 			return rc;
 	} else if (!p->have_ts && !o->rebase) {
 		int e = dir_empty(p->cfg.target);
 		if (e < 0)
-			return CUT_EXIT_ERROR;
+			return CUT_FAILED;
 		if (e == 0) {
 			CUT_ERR("sync: the target %s is not empty and was never synced from %s: cutover "
 				"will not guess what it holds; to adopt it (e.g. a copy made by rsync), run "
 				"`cutover sync --state %s --rebase`, which scans it and copies only what "
 				"differs", p->cfg.target, o->dir, o->dir);
 			fix_rebase(p);
-			return CUT_EXIT_ERROR;
+			return CUT_FAILED;
 		}
 	}
-	return CUT_EXIT_OK;
+	return CUT_OK;
 }
 
 /* Scans the source into the manifest mp, incremental on the state
- * directory's manifest prev (or NULL).  Returns CUT_EXIT_OK, or the exit
+ * directory's manifest prev (or NULL).  Returns CUT_OK, or the outcome
  * (logged; a scan with unreadable paths leaves no manifest). */
 static int source_scan(pass *p, sync_hist *h, unsigned seq, const char *mp, const char *prev)
 {
@@ -1311,25 +1312,25 @@ static int source_scan(pass *p, sync_hist *h, unsigned seq, const char *mp, cons
 	h->retried += sst.retried;
 	free(pp);
 	if (r == 0)
-		return CUT_EXIT_OK;
+		return CUT_OK;
 	if (r > 0) {
 		CUT_ERR("sync: %llu paths of the source could not be read (listed above): nothing "
 			"was replayed (they would be deleted on the target); fix their permissions "
 			"and run sync again", (unsigned long long)sst.errors);
 		unlink(mp);
 	}
-	return r > 0 ? CUT_EXIT_INCOMPLETE : CUT_EXIT_ERROR;
+	return r > 0 ? CUT_INCOMPLETE : CUT_FAILED;
 }
 
 /* A rebase's base: the target as it is, scanned and matched to the source's
  * manifest mp, written to brel (left "" when the target does not exist).
- * Returns CUT_EXIT_OK, or CUT_EXIT_ERROR (logged). */
+ * Returns CUT_OK, or CUT_FAILED (logged). */
 static int rebase_base(pass *p, sync_hist *h, unsigned seq, const char *mp, char brel[64])
 {
 	const sync_opts *o = p->o;
 	struct stat st;
 	if (stat(p->cfg.target, &st) != 0)
-		return CUT_EXIT_OK;
+		return CUT_OK;
 	char trel[64];
 	sync_rel_manifest(trel, seq, ".target");
 	sync_rel_manifest(brel, seq, ".base");
@@ -1356,15 +1357,15 @@ static int rebase_base(pass *p, sync_hist *h, unsigned seq, const char *mp, char
 	free(tp);
 	free(bp);
 	if (r != 0)
-		return CUT_EXIT_ERROR;
+		return CUT_FAILED;
 	CUT_INFO("sync --rebase: %llu of %llu target entries already match the source",
 		 (unsigned long long)matched, (unsigned long long)tst.entries);
-	return CUT_EXIT_OK;
+	return CUT_OK;
 }
 
 /* Diffs the base brel ("" for none) against the manifest mp into the log
- * lp, and drops the switched subtrees' operations.  Returns CUT_EXIT_OK,
- * or CUT_EXIT_ERROR (logged). */
+ * lp, and drops the switched subtrees' operations.  Returns CUT_OK,
+ * or CUT_FAILED (logged). */
 static int pass_diff(pass *p, sync_hist *h, unsigned seq, const char *brel, const char *mp,
 		     const char *lp)
 {
@@ -1380,7 +1381,7 @@ static int pass_diff(pass *p, sync_hist *h, unsigned seq, const char *brel, cons
 		r = sync_switched_filter(o->dir, &p->sw, lp, seq, &p->late);
 	h->diff_s = secs_since(t0);
 	free(bp);
-	return r < 0 ? CUT_EXIT_ERROR : CUT_EXIT_OK;
+	return r < 0 ? CUT_FAILED : CUT_OK;
 }
 
 /* Records the pass as pending (DIR/pending, and p->pd) before the target is
@@ -1409,7 +1410,7 @@ static int pass_record(pass *p, sync_hist *h, unsigned seq, const char *mrel, co
 }
 
 /* Replays the recorded pass's log lrel, commits the manifest mrel, and, in
- * a final pass, verifies the target.  Returns the pass's exit (logged). */
+ * a final pass, verifies the target.  Returns the pass's outcome (logged). */
 static int pass_replay(pass *p, sync_hist *h, unsigned seq, const char *mrel, const char *lrel)
 {
 	rp_stats rst;
@@ -1417,22 +1418,23 @@ static int pass_replay(pass *p, sync_hist *h, unsigned seq, const char *mrel, co
 	int rc = replay(p, lrel, &rst, &rt);
 	h->replay_s += cut_secs(rt);
 	add_replay_stats(h, &rst);
-	if (rc != CUT_EXIT_OK && rc != CUT_EXIT_INCOMPLETE) {
-		CUT_ERR("sync: the replay of pass %u stopped (exit %d): %s", seq, rc, replay_advice(rc));
+	if (rc != CUT_OK && rc != CUT_INCOMPLETE) {
+		CUT_ERR("sync: the replay of pass %u stopped (exit %d): %s", seq,
+			sync_exit_of(p->o->exit_code, rc), replay_advice(rc));
 		return rc;
 	}
 	int irc = rc;
 	sync_progress_phase(&p->prog, seq, "commit", 0);
 	if (commit(p, seq, mrel, lrel, &rst, h->kind) < 0)
-		return CUT_EXIT_ERROR;
+		return CUT_FAILED;
 	/* Drift and vanished sources are reconciled by the next pass; only
 	 * what was skipped for another reason is worth a non-zero exit. */
-	rc = (irc == CUT_EXIT_INCOMPLETE && (rst.skipped || rst.conflicts_skipped)) ? CUT_EXIT_INCOMPLETE
-										    : CUT_EXIT_OK;
+	rc = (irc == CUT_INCOMPLETE && (rst.skipped || rst.conflicts_skipped)) ? CUT_INCOMPLETE
+										    : CUT_OK;
 	if (p->o->final) {
 		sync_progress_phase(&p->prog, seq, "verify", 0);
 		int v = final_verify(p, lrel, p->res, h);
-		if (v != CUT_EXIT_OK)
+		if (v != CUT_OK)
 			rc = v;
 	}
 	return rc;
@@ -1445,11 +1447,11 @@ static int pass_body(pass *p, sync_hist *h)
 
 	if (o->final && !o->force) {
 		rc = final_guard(p);
-		if (rc != CUT_EXIT_OK)
+		if (rc != CUT_OK)
 			return rc;
 	}
 	rc = pass_check(p, h);
-	if (rc != CUT_EXIT_OK)
+	if (rc != CUT_OK)
 		return rc;
 
 	/* This pass's number, manifest and log. */
@@ -1466,21 +1468,21 @@ static int pass_body(pass *p, sync_hist *h)
 	char *mp = sync_path(o->dir, mrel), *lp = sync_path(o->dir, lrel);
 
 	rc = source_scan(p, h, seq, mp, last ? prev : NULL);
-	if (rc != CUT_EXIT_OK)
+	if (rc != CUT_OK)
 		goto out;
 	/* The base of the diff. */
 	if (o->rebase) {
 		rc = rebase_base(p, h, seq, mp, brel);
-		if (rc != CUT_EXIT_OK)
+		if (rc != CUT_OK)
 			goto out;
 	} else if (p->have_ts) {
 		snprintf(brel, sizeof brel, "%s", p->ts.base);
 	}
 	rc = pass_diff(p, h, seq, brel, mp, lp);
-	if (rc != CUT_EXIT_OK)
+	if (rc != CUT_OK)
 		goto out;
 	if (pass_record(p, h, seq, mrel, lrel, brel, lp) < 0) {
-		rc = CUT_EXIT_ERROR;
+		rc = CUT_FAILED;
 		goto out;
 	}
 	rc = pass_replay(p, h, seq, mrel, lrel);
@@ -1490,34 +1492,38 @@ out:
 	return rc;
 }
 
-int sync_run(const sync_opts *o, sync_result *res)
+/* Reads DIR/config into p->cfg and sets the source's limits.  CUT_OK, or
+ * CUT_FAILED (logged, with its fix). */
+static int pass_config(pass *p)
 {
-	memset(res, 0, sizeof *res);
-	sync_hist *h = &res->h;
-	h->start = cut_now_ns();
-	pass p = {.o = o, .res = res, .threads = o->scan_threads};
-	int rc = CUT_EXIT_ERROR;
-	bool locked = false;
-	sync_lock lk = {.fd = -1};
-	if (sync_config_read(o->dir, &p.cfg) < 0) {
+	const sync_opts *o = p->o;
+	if (sync_config_read(o->dir, &p->cfg) < 0) {
 		char *cp = sync_path(o->dir, "config");
 		if (access(cp, F_OK) == 0)
-			fix(&p, "correct the line of %s named above, or write it again with `cutover init "
-				"--force --source SRC --target DST --state %s`", cp, o->dir);
+			fix(p, "correct the line of %s named above, or write it again with `cutover init "
+			       "--force --source SRC --target DST --state %s`", cp, o->dir);
 		else
-			fix(&p, "create the state directory with `cutover init --source SRC --target DST "
-				"--state %s` (add --maildir for a mail store)", o->dir);
+			fix(p, "create the state directory with `cutover init --source SRC --target DST "
+			       "--state %s` (add --maildir for a mail store)", o->dir);
 		free(cp);
-		return CUT_EXIT_ERROR;
+		return CUT_FAILED;
 	}
 	/* target checks share it: they go slower, the source sees no more */
-	budget_source_set(o->has_max_ops ? o->max_ops : p.cfg.max_ops,
-			  o->has_bwlimit ? o->bwlimit : p.cfg.bwlimit,
-			  o->has_adaptive ? o->adaptive : p.cfg.adaptive,
-			  o->has_max_latency ? o->max_latency_ns : p.cfg.max_latency_ns);
+	budget_source_set(o->has_max_ops ? o->max_ops : p->cfg.max_ops,
+			  o->has_bwlimit ? o->bwlimit : p->cfg.bwlimit,
+			  o->has_adaptive ? o->adaptive : p->cfg.adaptive,
+			  o->has_max_latency ? o->max_latency_ns : p->cfg.max_latency_ns);
+	return CUT_OK;
+}
+
+/* Whether --source and --target, when given, are the pair of DIR.  CUT_OK,
+ * or CUT_INVALID (logged, with its fix). */
+static int pair_check(pass *p)
+{
+	const sync_opts *o = p->o;
 	for (int k = 0; k < 2; k++) {
 		const char *given = k ? o->target : o->source;
-		const char *have = k ? p.cfg.target : p.cfg.source;
+		const char *have = k ? p->cfg.target : p->cfg.source;
 		if (!given)
 			continue;
 		char *a = abs_path(given);
@@ -1526,68 +1532,113 @@ int sync_run(const sync_opts *o, sync_result *res)
 		if (!same) {
 			CUT_ERR("%s: this state directory is for %s -> %s; --%s %s does not match (use "
 				"another --state, or `cutover init --force` to change the pair)",
-				o->dir, p.cfg.source, p.cfg.target, k ? "target" : "source", given);
-			fix(&p, "run with the --state of that pair, or leave out --source and --target");
-			rc = CUT_EXIT_USAGE;
-			goto done;
+				o->dir, p->cfg.source, p->cfg.target, k ? "target" : "source", given);
+			fix(p, "run with the --state of that pair, or leave out --source and --target");
+			return CUT_INVALID;
 		}
 	}
-	sync_lock_holder holder;
-	rc = sync_lock_take(o->dir, &lk, &holder);
-	if (rc != CUT_EXIT_OK)
-		goto done;
-	locked = true;
-	int r = sync_tstate_read(o->dir, &p.ts);
-	int r2 = r < 0 ? -1 : sync_pending_read(o->dir, &p.pd);
-	if (r < 0 || r2 < 0 || sync_dirs_create(o->dir) < 0) {
-		rc = CUT_EXIT_ERROR;
-		goto done;
-	}
-	p.have_ts = r > 0;
-	p.have_pd = r2 > 0;
-	if ((p.have_ts && sync_switched_settle(o->dir, &p.cfg, &p.ts) < 0) ||
-	    sync_switched_read(o->dir, &p.sw) < 0) {
-		rc = CUT_EXIT_ERROR;
-		goto done;
-	}
-	sync_switched_excludes(&p.sw, &p.cfg, &p.excludes);
+	return CUT_OK;
+}
+
+/* Under the lock: reads the target's state, the interrupted pass and the
+ * switched subtrees.  CUT_OK, or CUT_FAILED (logged). */
+static int pass_state(pass *p)
+{
+	const char *dir = p->o->dir;
+	int r = sync_tstate_read(dir, &p->ts);
+	int r2 = r < 0 ? -1 : sync_pending_read(dir, &p->pd);
+	if (r < 0 || r2 < 0 || sync_dirs_create(dir) < 0)
+		return CUT_FAILED;
+	p->have_ts = r > 0;
+	p->have_pd = r2 > 0;
+	if ((p->have_ts && sync_switched_settle(dir, &p->cfg, &p->ts) < 0) ||
+	    sync_switched_read(dir, &p->sw) < 0)
+		return CUT_FAILED;
+	sync_switched_excludes(&p->sw, &p->cfg, &p->excludes);
+	return CUT_OK;
+}
+
+/* The pass proper, under the lock: its kind, its work, the late writes,
+ * the rotation of old manifests and logs. */
+static int pass_locked(pass *p, sync_hist *h)
+{
+	const sync_opts *o = p->o;
 	snprintf(h->kind, sizeof h->kind, "%s",
-		 o->rebase ? "rebase" : o->final ? "final" : !p.have_ts ? "initial" : "nightly");
-	p.prog.show = o->progress;
-	p.prog.show_arg = o->progress_arg;
-	sync_progress_start(&p.prog, o->dir, h->kind);
-	rc = pass_body(&p, h);
-	if (rc == CUT_EXIT_OK)
-		rc = late_verdict(&p);
-	unsigned keep = o->keep ? o->keep : p.cfg.keep;
+		 o->rebase ? "rebase" : o->final ? "final" : !p->have_ts ? "initial" : "nightly");
+	p->prog.show = o->progress;
+	p->prog.show_arg = o->progress_arg;
+	sync_progress_start(&p->prog, o->dir, h->kind);
+	int rc = pass_body(p, h);
+	if (rc == CUT_OK)
+		rc = late_verdict(p);
+	unsigned keep = o->keep ? o->keep : p->cfg.keep;
 	if (h->seq)
-		sync_rotate(o->dir, keep, h->seq, p.have_ts ? &p.ts : NULL, p.have_pd ? &p.pd : NULL);
-done:
+		sync_rotate(o->dir, keep, h->seq, p->have_ts ? &p->ts : NULL, p->have_pd ? &p->pd : NULL);
+	return rc;
+}
+
+/* Ends h and, for a pass that ran under the lock, appends it to the
+ * history.  The pass's outcome: rc, or CUT_FAILED when an otherwise
+ * successful pass cannot be recorded. */
+static int pass_history(pass *p, sync_hist *h, bool locked, int rc)
+{
+	const sync_opts *o = p->o;
 	h->end = cut_now_ns();
-	h->exit = rc;
+	h->exit = sync_exit_of(o->exit_code, rc);
 	sync_hist_src(h);
 	if (locked && h->seq) {
 		if (!h->verdict[0])
 			snprintf(h->verdict, sizeof h->verdict, "-");
-		if (sync_hist_record(o->dir, h) < 0 && rc == CUT_EXIT_OK) {
-			fix(&p, "free space on the disk of %s; the next pass records itself", o->dir);
-			rc = CUT_EXIT_ERROR;
+		if (sync_hist_record(o->dir, h) < 0 && rc == CUT_OK) {
+			fix(p, "free space on the disk of %s; the next pass records itself", o->dir);
+			rc = CUT_FAILED;
 		}
 	}
+	return rc;
+}
+
+/* The pass's one-line summary into res->message. */
+static void pass_message(const pass *p, const sync_hist *h, int rc)
+{
 	char b[32], tid[17] = "-", src[160];
-	if (p.have_ts)
-		id16(tid, p.ts.manifest_id);
+	if (p->have_ts)
+		id16(tid, p->ts.manifest_id);
 	sync_hist_src_line(h, src, sizeof src);
-	snprintf(res->message, sizeof res->message,
+	snprintf(p->res->message, sizeof p->res->message,
 		 "sync %s pass %u %s (exit %d): %" PRIu64 " ops, %" PRIu64 " created, %" PRIu64
 		 " updated, %" PRIu64 " renamed, %" PRIu64 " deleted, %s copied; scan %.1fs diff %.1fs "
 		 "replay %.1fs check %.1fs; drift %" PRIu64 ", vanished %" PRIu64 ", conflicts %" PRIu64
 		 "; source %s; target at manifest %s%s%s",
-		 h->kind[0] ? h->kind : "-", h->seq, rc == 0 ? "ok" : "FAILED", rc, h->ops, h->created,
+		 h->kind[0] ? h->kind : "-", h->seq, rc == CUT_OK ? "ok" : "FAILED",
+		 sync_exit_of(p->o->exit_code, rc), h->ops, h->created,
 		 h->updated, h->renamed, h->deleted, cut_bytes_human(b, h->bytes), h->scan_s, h->diff_s,
 		 h->replay_s, h->check_s, h->drifted, h->vanished, h->conflicts, src, tid,
 		 h->verdict[0] && strcmp(h->verdict, "-") ? "; verdict " : "",
 		 h->verdict[0] && strcmp(h->verdict, "-") ? h->verdict : "");
+}
+
+int sync_run(const sync_opts *o, sync_result *res)
+{
+	memset(res, 0, sizeof *res);
+	sync_hist *h = &res->h;
+	h->start = cut_now_ns();
+	pass p = {.o = o, .res = res, .threads = o->scan_threads};
+	bool locked = false;
+	sync_lock lk = {.fd = -1};
+	if (pass_config(&p) != CUT_OK)
+		return CUT_FAILED;
+	int rc = pair_check(&p);
+	if (rc == CUT_OK) {
+		sync_lock_holder holder;
+		rc = sync_lock_take(o->dir, &lk, &holder);
+		locked = rc == CUT_OK;
+	}
+	if (rc == CUT_OK)
+		rc = pass_state(&p);
+	if (rc == CUT_OK)
+		rc = pass_locked(&p, h);
+	rc = pass_history(&p, h, locked, rc);
+	pass_message(&p, h, rc);
 	sync_progress_end(&p.prog);
 	if (locked)
 		sync_lock_release(&lk);

@@ -19,7 +19,10 @@
  *   sync.c    the pass itself and the chain check
  *
  * docs/SYNC.md describes the layout and the chain.  Functions return
- * an enum cut_exit (util.h) unless said otherwise; only cli/ prints summaries.
+ * 0 or -1 (logged) unless said otherwise; those whose callers must tell
+ * outcomes apart (sync_lock_take, sync_heal, sync_run, sync_init,
+ * sync_switch) return a cut_outcome (util.h), never an exit code.  Only
+ * cli/ prints summaries, chooses exit codes and writes to syslog.
  */
 #ifndef CUTOVER_SYNC_H
 #define CUTOVER_SYNC_H
@@ -180,6 +183,12 @@ int sync_hist_append(const char *dir, const sync_hist *h);
 int sync_hist_record(const char *dir, const sync_hist *h);
 /* Reads the last max lines (oldest first) into *v (caller frees). -1 on error. */
 int sync_hist_read(const char *dir, size_t max, sync_hist **v, size_t *n);
+/* The exit code that exit_code (sync_opts, sync_switch_opts) gives an
+ * outcome, or -1 without one. */
+static inline int sync_exit_of(int (*exit_code)(int), int outcome)
+{
+	return exit_code ? exit_code(outcome) : -1;
+}
 
 /* ---- lock.c ------------------------------------------------------------ */
 
@@ -194,8 +203,8 @@ typedef struct sync_lock_holder {
 	int64_t start;        /* unix seconds */
 } sync_lock_holder;
 
-/* Takes DIR/lock.  CUT_EXIT_OK, CUT_EXIT_LOCKED (another live run; *holder
- * filled and logged), or CUT_EXIT_ERROR (logged).  A lock left by a run that
+/* Takes DIR/lock.  CUT_OK, CUT_LOCKED (another live run; *holder
+ * filled and logged), or CUT_FAILED (logged).  A lock left by a run that
  * is dead (this host, pid gone, no flock held) is taken over atomically. */
 int sync_lock_take(const char *dir, sync_lock *l, sync_lock_holder *holder);
 void sync_lock_release(sync_lock *l);
@@ -313,8 +322,8 @@ typedef struct sync_heal_result {
 /* Repairs the subtree rel of the target ("" the whole tree; a directory on
  * both sides) from the source: scans (or takes the scans s1 and t1 of a
  * verification just made, which it removes), re-bases, diffs into log_out
- * (kept for the caller's base patch), replays, scans again.  CUT_EXIT_OK
- * with r->outcome, or the exit code that stopped it (logged). */
+ * (kept for the caller's base patch), replays, scans again.  CUT_OK
+ * with r->outcome, or the cut_outcome that stopped it (logged). */
 int sync_heal(const sync_heal_opts *o, const char *rel, const char *s1, const char *t1,
 	      const char *log_out, sync_heal_result *r);
 /* Appends the text of a report to out, each line after indent, without the
@@ -397,6 +406,10 @@ typedef struct sync_opts {
 	 * the counters move; NULL: none.  DIR/progress is written regardless. */
 	void (*progress)(const sync_running *r, void *arg);
 	void *progress_arg;
+	/* How the caller reports an outcome (the CLI: cli_exit_code).  The
+	 * history's exit field and the "(exit N)" of messages and the summary
+	 * hold what it answers; NULL: -1 there. */
+	int (*exit_code)(int outcome);
 } sync_opts;
 
 typedef struct sync_result {
@@ -407,11 +420,13 @@ typedef struct sync_result {
 				 * tell (the CLI prints it last); "" otherwise */
 } sync_result;
 
-/* One pass.  Returns an enum cut_exit; every problem is logged with what to
+/* One pass.  Returns a cut_outcome (CUT_INVALID: --source or --target is
+ * not the pair of DIR); every problem is logged with what to
  * do.  r is filled as far as the pass went. */
 int sync_run(const sync_opts *o, sync_result *r);
 
-/* `cutover init`: creates DIR and its config.  CUT_EXIT_OK/ERROR/USAGE;
+/* `cutover init`: creates DIR and its config.  A cut_outcome: CUT_OK or
+ * CUT_FAILED (logged);
  * when what fixes an error is not a rerun, fix says what does. */
 int sync_init(const char *dir, const sync_config *c, bool force, char *fix, size_t fixcap);
 
@@ -485,8 +500,13 @@ typedef struct sync_switch_opts {
 	bool adaptive;          /* the source's gate, besides the config's */
 	int64_t max_latency_ns; /* 0: the config's */
 	FILE *out;              /* the per-subtree verdicts */
+	/* How the caller reports an outcome (the CLI: cli_exit_code).  The
+	 * history's exit field and the "(exit N)" of messages and the summary
+	 * hold what it answers; NULL: -1 there. */
+	int (*exit_code)(int outcome);
 } sync_switch_opts;
-/* `cutover switch`.  An enum cut_exit. */
+/* `cutover switch`.  A cut_outcome; CUT_INVALID when a subtree given
+ * cannot be switched. */
 int sync_switch(const sync_switch_opts *o, sync_result *r);
 
 #endif

@@ -293,7 +293,7 @@ static void rp_run__from_empty_copies_every_kind_exactly(void **state)
 {
 	fx *x = *state;
 	build_tree(x);
-	assert_int_equal(replay(x), CUT_EXIT_OK);
+	assert_int_equal(replay(x), CUT_OK);
 	assert_parity(x);
 	assert_int_equal(x->st.created, 3);
 	assert_int_equal(x->st.linked, 1);
@@ -317,9 +317,9 @@ static void rp_run__rerun_of_a_finished_log_does_nothing(void **state)
 {
 	fx *x = *state;
 	build_tree(x);
-	assert_int_equal(replay(x), CUT_EXIT_OK);
+	assert_int_equal(replay(x), CUT_OK);
 	struct stat before = lst(x->dst, "a/big");
-	assert_int_equal(replay(x), CUT_EXIT_OK);
+	assert_int_equal(replay(x), CUT_OK);
 	assert_true(x->st.finished_before);
 	assert_int_equal(x->st.bytes_copied, 0);
 	struct stat after = lst(x->dst, "a/big");
@@ -331,7 +331,7 @@ static void rp_run__lost_journal_redo_is_idempotent(void **state)
 {
 	fx *x = *state;
 	build_tree(x);
-	assert_int_equal(replay(x), CUT_EXIT_OK);
+	assert_int_equal(replay(x), CUT_OK);
 	/* A crash after everything was applied but before any journal record
 	 * reached the disk: only the header is left. */
 	assert_int_equal(truncate(x->jn, 40), 0);
@@ -341,7 +341,7 @@ static void rp_run__lost_journal_redo_is_idempotent(void **state)
 	char rel[64];
 	snprintf(rel, sizeof rel, "a/cur/%s", tmp);
 	wfile(x->dst, rel, "partial", T0);
-	assert_int_equal(replay(x), CUT_EXIT_OK);
+	assert_int_equal(replay(x), CUT_OK);
 	assert_int_equal(x->st.journaled, 0);
 	assert_int_equal(x->st.noop, 10);
 	assert_int_equal(x->st.metas, 3); /* directory metadata is simply set again */
@@ -374,7 +374,7 @@ static void rp_run__resume_skips_what_the_journal_lists(void **state)
 {
 	fx *x = *state;
 	build_tree(x);
-	assert_int_equal(replay(x), CUT_EXIT_OK);
+	assert_int_equal(replay(x), CUT_OK);
 	assert_int_equal(fsize(x->jn), J_CLOSED_OUT); /* closed out */
 	/* A run killed with records 0..9, 11 and 12 journaled (two batches),
 	 * 10 (a directory meta) not. */
@@ -387,7 +387,7 @@ static void rp_run__resume_skips_what_the_journal_lists(void **state)
 	rp_journal_note(j, 12, RP_J_APPLIED);
 	assert_int_equal(rp_journal_flush(j, 10, false), 0);
 	rp_journal_close(j);
-	assert_int_equal(replay(x), CUT_EXIT_OK);
+	assert_int_equal(replay(x), CUT_OK);
 	assert_false(x->st.finished_before);
 	assert_int_equal(x->st.journaled, 12);
 	assert_int_equal(x->st.done, 1);
@@ -395,7 +395,7 @@ static void rp_run__resume_skips_what_the_journal_lists(void **state)
 	assert_parity(x);
 	assert_int_equal(fsize(x->jn), J_CLOSED_OUT);
 	/* now complete again */
-	assert_int_equal(replay(x), CUT_EXIT_OK);
+	assert_int_equal(replay(x), CUT_OK);
 	assert_true(x->st.finished_before);
 }
 
@@ -461,14 +461,14 @@ static void rp_run__journal_of_a_finished_earlier_log_is_not_read(void **state)
 	assert_false(rp_journal_done(j, 0));
 	assert_int_equal(rp_journal_earlier(j), 0);
 	rp_journal_close(j);
-	assert_int_equal(replay(x), CUT_EXIT_OK);
+	assert_int_equal(replay(x), CUT_OK);
 	assert_int_equal(x->st.journaled, 0);
 	assert_int_equal(x->st.earlier, 0);
 	assert_parity(x);
 	assert_int_equal(fsize(x->jn), J_CLOSED_OUT);
 	/* the same journal unfinished: still refused, as before */
 	write_v1_journal(x->jn, other, 1000, false, false);
-	assert_int_equal(replay(x), CUT_EXIT_ERROR);
+	assert_int_equal(replay(x), CUT_FAILED);
 }
 
 /* A finished log's version-1 journal (an older cutover's), rerun: its
@@ -478,15 +478,15 @@ static void rp_run__finished_version_1_journal_is_closed_out_keeping_its_outcome
 {
 	fx *x = *state;
 	build_tree(x);
-	assert_int_equal(replay(x), CUT_EXIT_OK);
+	assert_int_equal(replay(x), CUT_OK);
 	fmt_creader *r = fmt_creader_open(x->log);
 	assert_non_null(r);
 	write_v1_journal(x->jn, fmt_creader_id(r), 13, true, false);
 	fmt_creader_close(r);
-	assert_int_equal(replay(x), CUT_EXIT_INCOMPLETE);
+	assert_int_equal(replay(x), CUT_INCOMPLETE);
 	assert_true(x->st.finished_before);
 	assert_int_equal(fsize(x->jn), J_CLOSED_OUT);
-	assert_int_equal(replay(x), CUT_EXIT_INCOMPLETE);
+	assert_int_equal(replay(x), CUT_INCOMPLETE);
 	assert_true(x->st.finished_before);
 }
 
@@ -500,11 +500,11 @@ static void rp_run__closed_out_journal_keeps_the_earlier_runs_outcomes(void **st
 	rp_journal_note(j, 4, RP_J_DRIFTED); /* a/big, copied as it was then */
 	assert_int_equal(rp_journal_flush(j, 0, false), 0);
 	rp_journal_close(j);
-	assert_int_equal(replay(x), CUT_EXIT_INCOMPLETE);
+	assert_int_equal(replay(x), CUT_INCOMPLETE);
 	assert_int_equal(x->st.earlier, 1);
 	assert_int_equal(x->st.journaled, 1);
 	assert_int_equal(fsize(x->jn), J_CLOSED_OUT);
-	assert_int_equal(replay(x), CUT_EXIT_INCOMPLETE);
+	assert_int_equal(replay(x), CUT_INCOMPLETE);
 	assert_true(x->st.finished_before);
 }
 
@@ -564,7 +564,7 @@ static void rp_journal__resume_finds_the_progress_of_every_earlier_run(void **st
 	rp_journal_note(j, w2 + S, RP_J_APPLIED);
 	assert_int_equal(rp_journal_flush(j, w2, false), 0);
 	rp_journal_close(j);
-	assert_int_equal(rp_journal_open(x->jn, id, false, false, &j), CUT_EXIT_ERROR);
+	assert_int_equal(rp_journal_open(x->jn, id, false, false, &j), CUT_FAILED);
 }
 
 static void rp_run__leftover_temporary_is_cleaned_on_redo(void **state)
@@ -577,7 +577,7 @@ static void rp_run__leftover_temporary_is_cleaned_on_redo(void **state)
 	char tmp[32];
 	rp_tmp_name(tmp, 0);
 	wfile(x->dst, tmp, "half a mess", T0);
-	assert_int_equal(replay(x), CUT_EXIT_OK);
+	assert_int_equal(replay(x), CUT_OK);
 	assert_false(exists(x->dst, tmp));
 	assert_string_equal(slurp(x->dst, "f"), "new content\n");
 }
@@ -597,14 +597,14 @@ static void rp_run__rename_moves_without_copying(void **state)
 	lw_begin(x);
 	lw_add(x, FMT_OP_RENAME, e, "cur/m:2,S", &o);
 	lw_finish(x);
-	assert_int_equal(replay(x), CUT_EXIT_OK);
+	assert_int_equal(replay(x), CUT_OK);
 	assert_int_equal(x->st.renamed, 1);
 	assert_int_equal(x->st.bytes_copied, 0);
 	assert_false(exists(x->dst, "cur/m:2,"));
 	assert_int_equal(lst(x->dst, "cur/m:2,S").st_ino, before.st_ino);
 	/* redo after a lost journal: source gone, destination as expected */
 	assert_int_equal(unlink(x->jn), 0);
-	assert_int_equal(replay(x), CUT_EXIT_OK);
+	assert_int_equal(replay(x), CUT_OK);
 	assert_int_equal(x->st.noop, 1);
 }
 
@@ -620,7 +620,7 @@ static void rp_run__rename_onto_an_existing_name_is_a_conflict(void **state)
 	lw_begin(x);
 	lw_add(x, FMT_OP_RENAME, e, "b", NULL);
 	lw_finish(x);
-	assert_int_equal(replay(x), CUT_EXIT_CONFLICT);
+	assert_int_equal(replay(x), CUT_CONFLICT);
 	assert_string_equal(slurp(x->dst, "b"), "other\n");
 	assert_true(exists(x->dst, "a"));
 }
@@ -634,11 +634,11 @@ static void rp_run__create_over_a_different_file_stops(void **state)
 	lw_begin(x);
 	lw(x, FMT_OP_CREATE, "f");
 	lw_finish(x);
-	assert_int_equal(replay(x), CUT_EXIT_CONFLICT);
+	assert_int_equal(replay(x), CUT_CONFLICT);
 	assert_string_equal(slurp(x->dst, "f"), "precious\n");
 	assert_int_equal(x->st.conflicts, 1);
 	/* still stopped on a rerun: the journal does not list it */
-	assert_int_equal(replay(x), CUT_EXIT_CONFLICT);
+	assert_int_equal(replay(x), CUT_CONFLICT);
 }
 
 static void rp_run__conflict_skip_leaves_it_and_says_incomplete(void **state)
@@ -652,12 +652,12 @@ static void rp_run__conflict_skip_leaves_it_and_says_incomplete(void **state)
 	lw(x, FMT_OP_CREATE, "g");
 	lw_finish(x);
 	x->on_conflict = RP_CONFLICT_SKIP;
-	assert_int_equal(replay(x), CUT_EXIT_INCOMPLETE);
+	assert_int_equal(replay(x), CUT_INCOMPLETE);
 	assert_string_equal(slurp(x->dst, "f"), "precious\n");
 	assert_string_equal(slurp(x->dst, "g"), "g\n");
 	assert_int_equal(x->st.conflicts_skipped, 1);
 	/* the finished log still reports what it skipped */
-	assert_int_equal(replay(x), CUT_EXIT_INCOMPLETE);
+	assert_int_equal(replay(x), CUT_INCOMPLETE);
 }
 
 static void rp_run__conflict_overwrite_replaces_files_not_dirs(void **state)
@@ -672,7 +672,7 @@ static void rp_run__conflict_overwrite_replaces_files_not_dirs(void **state)
 	lw(x, FMT_OP_CREATE, "d");
 	lw_finish(x);
 	x->on_conflict = RP_CONFLICT_OVERWRITE;
-	assert_int_equal(replay(x), CUT_EXIT_CONFLICT);
+	assert_int_equal(replay(x), CUT_CONFLICT);
 	assert_string_equal(slurp(x->dst, "f"), "from the log\n");
 	assert_true(S_ISDIR(lst(x->dst, "d").st_mode));
 }
@@ -687,7 +687,7 @@ static void rp_run__update_needs_the_old_file(void **state)
 	lw_begin(x);
 	lw_add(x, FMT_OP_UPDATE, ent(x, "uidlist"), NULL, &o);
 	lw_finish(x);
-	assert_int_equal(replay(x), CUT_EXIT_OK);
+	assert_int_equal(replay(x), CUT_OK);
 	assert_string_equal(slurp(x->dst, "uidlist"), "3 V1 N3\n1 :a\n2 :b\n");
 	assert_int_equal(x->st.updated, 1);
 	assert_true(lst(x->dst, "uidlist").st_ino != before.st_ino); /* replaced by rename */
@@ -695,7 +695,7 @@ static void rp_run__update_needs_the_old_file(void **state)
 	/* the same update on a target that changed meanwhile: conflict */
 	unlink(x->jn);
 	wfile(x->dst, "uidlist", "someone else\n", T0 + 99);
-	assert_int_equal(replay(x), CUT_EXIT_CONFLICT);
+	assert_int_equal(replay(x), CUT_CONFLICT);
 	assert_string_equal(slurp(x->dst, "uidlist"), "someone else\n");
 }
 
@@ -722,7 +722,7 @@ static void rp_run__in_place_update_keeps_the_directory_mtime(void **state)
 	lw_add(x, FMT_OP_UPDATE, ent(x, "M/dovecot.index.cache"), NULL, &ob);
 	lw_finish(x);
 	x->jobs = 2;
-	assert_int_equal(replay(x), CUT_EXIT_OK);
+	assert_int_equal(replay(x), CUT_OK);
 	assert_int_equal(lst(x->dst, "M").st_mtim.tv_nsec, (T0 + 7) % 1000000000);
 	assert_parity(x);
 }
@@ -745,7 +745,7 @@ static void rp_run__delete_checks_its_victim(void **state)
 	e.path_len = 4;
 	lw_add(x, FMT_OP_DELETE, e, NULL, &ok);
 	lw_finish(x);
-	assert_int_equal(replay(x), CUT_EXIT_CONFLICT);
+	assert_int_equal(replay(x), CUT_CONFLICT);
 	assert_false(exists(x->dst, "gone"));
 	assert_true(exists(x->dst, "keep"));
 	assert_int_equal(x->st.deleted, 1);
@@ -775,7 +775,7 @@ static void rp_run__rmdir_after_contents_and_refuses_unknown_contents(void **sta
 	lw_finish(x);
 	x->jobs = 8;
 	x->on_conflict = RP_CONFLICT_SKIP;
-	assert_int_equal(replay(x), CUT_EXIT_INCOMPLETE);
+	assert_int_equal(replay(x), CUT_INCOMPLETE);
 	assert_int_equal(x->st.rmdirs, 2);
 	assert_false(exists(x->dst, "d"));
 	assert_true(exists(x->dst, "e/unknown"));
@@ -796,7 +796,7 @@ static void rp_run__source_drift_is_copied_and_counted(void **state)
 	lw_add(x, FMT_OP_CREATE, e, NULL, NULL);
 	lw_add(x, FMT_OP_CREATE, g, NULL, NULL);
 	lw_finish(x);
-	assert_int_equal(replay(x), CUT_EXIT_INCOMPLETE);
+	assert_int_equal(replay(x), CUT_INCOMPLETE);
 	assert_int_equal(x->st.drifted, 1);
 	assert_int_equal(x->st.vanished, 1);
 	assert_string_equal(slurp(x->dst, "log"), "first\nsecond\n");
@@ -804,7 +804,7 @@ static void rp_run__source_drift_is_copied_and_counted(void **state)
 	assert_false(exists(x->dst, "gone"));
 	/* the drifted copy counts as in place on a redo */
 	assert_int_equal(truncate(x->jn, 40), 0);
-	assert_int_equal(replay(x), CUT_EXIT_INCOMPLETE); /* "gone" vanished again */
+	assert_int_equal(replay(x), CUT_INCOMPLETE); /* "gone" vanished again */
 	assert_int_equal(x->st.noop, 1);
 }
 
@@ -835,7 +835,7 @@ static void rp_run__link_to_a_vanished_file_is_vanished_not_a_conflict(void **st
 	linked_pair_log(x, "mail\n", p, q);
 	unlink(p); /* expunged after the scan */
 	unlink(q);
-	assert_int_equal(replay(x), CUT_EXIT_INCOMPLETE);
+	assert_int_equal(replay(x), CUT_INCOMPLETE);
 	assert_int_equal(x->st.vanished, 2);
 	assert_int_equal(x->st.conflicts, 0);
 }
@@ -866,7 +866,7 @@ static void rp_run__link_whose_file_vanished_makes_the_names_left_in_the_source(
 	lw_finish(x);
 	unlink(p[0]); /* expunged from a/ after the scan */
 	settime(x->src, "a", T0); /* (the next pass would bring a/'s new time) */
-	assert_int_equal(replay(x), CUT_EXIT_INCOMPLETE);
+	assert_int_equal(replay(x), CUT_INCOMPLETE);
 	assert_int_equal(x->st.vanished, 1);
 	assert_int_equal(x->st.drifted, 2);
 	assert_int_equal(x->st.conflicts, 0);
@@ -879,7 +879,7 @@ static void rp_run__link_whose_file_vanished_makes_the_names_left_in_the_source(
 	assert_parity(x);
 	/* a redo after a lost journal finds both names in place */
 	assert_int_equal(truncate(x->jn, 40), 0);
-	assert_int_equal(replay(x), CUT_EXIT_INCOMPLETE);
+	assert_int_equal(replay(x), CUT_INCOMPLETE);
 	assert_int_equal(x->st.noop, 5); /* 3 mkdirs, 2 names */
 	assert_int_equal(x->st.vanished, 1);
 	assert_int_equal(lst(x->dst, "c/m").st_ino, b.st_ino);
@@ -902,7 +902,7 @@ static void rp_run__link_whose_file_came_back_is_drift_after_a_resume(void **sta
 	rp_journal_note(j, 2, RP_J_VANISHED);
 	assert_int_equal(rp_journal_flush(j, 3, true), 0);
 	rp_journal_close(j);
-	assert_int_equal(replay(x), CUT_EXIT_INCOMPLETE);
+	assert_int_equal(replay(x), CUT_INCOMPLETE);
 	assert_int_equal(x->st.conflicts, 0);
 	assert_int_equal(x->st.drifted, 1);
 	assert_string_equal(slurp(x->dst, "a/m"), "mail to two\n");
@@ -923,8 +923,8 @@ static void rp_run__resume_replaces_its_own_drifted_copy(void **state)
 	lw_finish(x);
 	wfile(x->dst, "dovecot.index.log", "v1\nv2\n", T0 + 10); /* before any run */
 	wfile(x->src, "dovecot.index.log", "v1\nv2\nv3\n", T0 + 20);
-	assert_int_equal(replay(x), CUT_EXIT_CONFLICT);
-	assert_int_equal(replay(x), CUT_EXIT_CONFLICT); /* a rerun: still not ours */
+	assert_int_equal(replay(x), CUT_CONFLICT);
+	assert_int_equal(replay(x), CUT_CONFLICT); /* a rerun: still not ours */
 	assert_string_equal(slurp(x->dst, "dovecot.index.log"), "v1\nv2\n");
 	unlink(x->jn);
 	rp_journal_close(journal_of_an_earlier_run(x)); /* nothing journaled ... */
@@ -932,7 +932,7 @@ static void rp_run__resume_replaces_its_own_drifted_copy(void **state)
 	wfile(x->dst, "dovecot.index.log", "v1\nv2\n", T0 + 10); /* ... but its copy */
 	settime(x->src, "", T0 + 8); /* (the roots' times: set apart from the wall clock's second) */
 	settime(x->dst, "", T0 + 8);
-	assert_int_equal(replay(x), CUT_EXIT_INCOMPLETE);
+	assert_int_equal(replay(x), CUT_INCOMPLETE);
 	assert_int_equal(x->st.conflicts, 0);
 	assert_int_equal(x->st.drifted, 1);
 	assert_string_equal(slurp(x->dst, "dovecot.index.log"), "v1\nv2\nv3\n");
@@ -951,7 +951,7 @@ static void rp_run__copies_of_files_changed_just_now_are_racy(void **state)
 	lw(x, FMT_OP_CREATE, "old");
 	lw(x, FMT_OP_CREATE, "new");
 	lw_finish(x);
-	assert_int_equal(replay(x), CUT_EXIT_OK);
+	assert_int_equal(replay(x), CUT_OK);
 	assert_int_equal(x->st.created, 2);
 	assert_int_equal(x->st.racy, 1);
 	assert_int_equal(x->st.drifted, 0);
@@ -989,7 +989,7 @@ static void rp_run__planted_symlink_never_leads_outside(void **state)
 					     .size = 8, .mtime_ns = T0}, NULL, &ov);
 	lw_finish(x);
 	x->on_conflict = RP_CONFLICT_SKIP;
-	assert_int_equal(replay(x), CUT_EXIT_INCOMPLETE);
+	assert_int_equal(replay(x), CUT_INCOMPLETE);
 	assert_int_equal(x->st.conflicts, 6);
 	assert_string_equal(slurp(x->out, "victim"), "outside\n");
 	assert_false(exists(x->out, "new"));
@@ -1014,7 +1014,7 @@ static void rp_run__refuses_reserved_temporary_names(void **state)
 	lw(x, FMT_OP_MKDIR, "a");
 	lw(x, FMT_OP_CREATE, "a/" FMT_RESERVED_REPLAY "0000000000000001");
 	lw_finish(x);
-	assert_int_equal(replay(x), CUT_EXIT_ERROR);
+	assert_int_equal(replay(x), CUT_FAILED);
 	assert_false(exists(x->dst, "a"));
 	assert_false(exists(x->jn, ""));
 }
@@ -1087,14 +1087,14 @@ static void rp_run__refuses_traversal_paths_before_any_change(void **state)
 	};
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
 		write_raw_log(x, bad[i].op, bad[i].path, bad[i].len, bad[i].to);
-		assert_int_equal(replay(x), CUT_EXIT_ERROR);
+		assert_int_equal(replay(x), CUT_FAILED);
 		assert_false(exists(x->dst, "ok"));
 		assert_false(exists(x->dir, "escape"));
 		assert_false(exists(x->out, "x"));
 	}
 	/* the same shape with a good path is applied: the test is sound */
 	write_raw_log(x, FMT_OP_MKDIR, "fine", 4, NULL);
-	assert_int_equal(replay(x), CUT_EXIT_OK);
+	assert_int_equal(replay(x), CUT_OK);
 	assert_true(exists(x->dst, "ok") && exists(x->dst, "fine"));
 }
 
@@ -1110,13 +1110,13 @@ static void rp_run__corrupt_or_truncated_log_is_refused(void **state)
 	assert_int_equal(pread(fd, &b, 1, 40), 1);
 	b ^= 0x10;
 	assert_int_equal(pwrite(fd, &b, 1, 40), 1);
-	assert_int_equal(replay(x), CUT_EXIT_ERROR);
+	assert_int_equal(replay(x), CUT_FAILED);
 	assert_false(exists(x->dst, "a"));
 	b ^= 0x10;
 	assert_int_equal(pwrite(fd, &b, 1, 40), 1);
 	close(fd);
 	assert_int_equal(truncate(x->log, st.st_size - 10), 0);
-	assert_int_equal(replay(x), CUT_EXIT_ERROR);
+	assert_int_equal(replay(x), CUT_FAILED);
 	assert_false(exists(x->dst, "a"));
 }
 
@@ -1128,21 +1128,21 @@ static void rp_run__journal_of_another_unfinished_log_is_refused(void **state)
 	lw_begin(x);
 	lw(x, FMT_OP_CREATE, "f");
 	lw_finish(x);
-	assert_int_equal(replay(x), CUT_EXIT_CONFLICT); /* log A stays unfinished */
+	assert_int_equal(replay(x), CUT_CONFLICT); /* log A stays unfinished */
 	wfile(x->src, "g", "g\n", T0);
 	lw_begin(x);
 	lw(x, FMT_OP_CREATE, "g");
 	lw_finish(x); /* log B */
-	assert_int_equal(replay(x), CUT_EXIT_ERROR);
+	assert_int_equal(replay(x), CUT_FAILED);
 	assert_false(exists(x->dst, "g"));
 	/* after a finished log, the next log starts a fresh journal */
 	unlink(x->jn);
-	assert_int_equal(replay(x), CUT_EXIT_OK);
+	assert_int_equal(replay(x), CUT_OK);
 	wfile(x->src, "h", "h\n", T0);
 	lw_begin(x);
 	lw(x, FMT_OP_CREATE, "h");
 	lw_finish(x);
-	assert_int_equal(replay(x), CUT_EXIT_OK);
+	assert_int_equal(replay(x), CUT_OK);
 	assert_true(exists(x->dst, "h"));
 }
 
@@ -1153,7 +1153,7 @@ static void rp_run__locked_journal_is_refused(void **state)
 	int fd = open(x->jn, O_RDWR | O_CREAT, 0600);
 	assert_true(fd >= 0);
 	assert_int_equal(flock(fd, LOCK_EX), 0);
-	assert_int_equal(replay(x), CUT_EXIT_LOCKED);
+	assert_int_equal(replay(x), CUT_LOCKED);
 	close(fd);
 	assert_false(exists(x->dst, "a"));
 }
@@ -1167,7 +1167,7 @@ static void rp_run__dry_run_changes_nothing(void **state)
 	FILE *f = fopen(p, "w");
 	rp_opts o = {.log = x->log, .source = x->src, .target = x->dst, .journal = x->jn,
 		     .dry_run = true, .dry_out = f};
-	assert_int_equal(rp_run(&o, &x->st), CUT_EXIT_OK);
+	assert_int_equal(rp_run(&o, &x->st), CUT_OK);
 	fclose(f);
 	assert_int_equal(x->st.done, 13);
 	assert_false(exists(x->dst, "a"));
@@ -1248,7 +1248,7 @@ static void rp_run__parallel_mail_day(void **state)
 	settime(x->src, "", lst(x->dst, "").st_mtim.tv_sec * 1000000000LL +
 				    lst(x->dst, "").st_mtim.tv_nsec);
 	x->jobs = 16;
-	assert_int_equal(replay(x), CUT_EXIT_OK);
+	assert_int_equal(replay(x), CUT_OK);
 	assert_parity(x);
 	assert_int_equal(x->st.linked, 15);
 	assert_int_equal(x->st.bytes_copied, 16 * 10 * 11);
@@ -1357,6 +1357,31 @@ static void rp_srcdirs__a_directory_is_looked_up_once_beneath_its_parent_and_for
 	close(srcfd);
 }
 
+static int pull_fails(void *ctx, rp_op **op)
+{
+	(void)ctx;
+	(void)op;
+	return -1;
+}
+
+static int done_never(void *ctx, rp_op *op)
+{
+	(void)ctx;
+	(void)op;
+	return CUT_FAILED;
+}
+
+/* rp_sched_run returns outcomes only: a pull that fails is CUT_FAILED. */
+static void rp_sched_run__a_failed_pull_is_an_outcome(void **state)
+{
+	(void)state;
+	rp_ctx cx = {.srcfd = -1, .dstfd = -1};
+	rp_sched *s = rp_sched_new(&cx, 2);
+	assert_non_null(s);
+	assert_int_equal(rp_sched_run(s, pull_fails, NULL, done_never, NULL, NULL, NULL), CUT_FAILED);
+	rp_sched_free(s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1394,6 +1419,7 @@ int main(void)
 		T(rp_run__dry_run_changes_nothing),
 		T(rp_run__parallel_mail_day),
 		T(rp_srcdirs__a_directory_is_looked_up_once_beneath_its_parent_and_forgotten_when_stale),
+		cmocka_unit_test(rp_sched_run__a_failed_pull_is_an_outcome),
 		cmocka_unit_test(fmt_path_names_replay_temp__finds_the_prefix_in_any_component),
 #undef T
 	};

@@ -88,14 +88,14 @@ static void sync_lock_take__then_a_second_take_is_refused_until_released(void **
 	fx *f = *state;
 	sync_lock a, b;
 	sync_lock_holder h;
-	assert_int_equal(sync_lock_take(f->dir, &a, &h), CUT_EXIT_OK);
+	assert_int_equal(sync_lock_take(f->dir, &a, &h), CUT_OK);
 	assert_true(exists(f->dir, "lock"));
 	/* flock is per open file: a second take in this process is a contender. */
-	assert_int_equal(sync_lock_take(f->dir, &b, &h), CUT_EXIT_LOCKED);
+	assert_int_equal(sync_lock_take(f->dir, &b, &h), CUT_LOCKED);
 	assert_int_equal(h.pid, (long)getpid());
 	sync_lock_release(&a);
 	assert_false(exists(f->dir, "lock"));
-	assert_int_equal(sync_lock_take(f->dir, &b, &h), CUT_EXIT_OK);
+	assert_int_equal(sync_lock_take(f->dir, &b, &h), CUT_OK);
 	sync_lock_release(&b);
 	assert_false(exists(f->dir, "lock.tmp"));
 }
@@ -109,7 +109,7 @@ static void sync_lock_take__takes_over_the_lock_of_a_dead_pid(void **state)
 	write_file(f->dir, "lock", text);
 	sync_lock l;
 	sync_lock_holder h;
-	assert_int_equal(sync_lock_take(f->dir, &l, &h), CUT_EXIT_OK);
+	assert_int_equal(sync_lock_take(f->dir, &l, &h), CUT_OK);
 	char *p = sync_path(f->dir, "lock");
 	cut_buf b = {0};
 	assert_int_equal(sync_read_file(p, &b), 1);
@@ -130,9 +130,9 @@ static void sync_lock_take__refuses_a_live_pid_and_another_host(void **state)
 	sync_lock_holder h;
 	snprintf(text, sizeof text, "pid=%ld\nhost=%s\nstart=1\n", (long)getppid(), host);
 	write_file(f->dir, "lock", text);
-	assert_int_equal(sync_lock_take(f->dir, &l, &h), CUT_EXIT_LOCKED);
+	assert_int_equal(sync_lock_take(f->dir, &l, &h), CUT_LOCKED);
 	write_file(f->dir, "lock", "pid=1\nhost=elsewhere.example\nstart=1\n");
-	assert_int_equal(sync_lock_take(f->dir, &l, &h), CUT_EXIT_LOCKED);
+	assert_int_equal(sync_lock_take(f->dir, &l, &h), CUT_LOCKED);
 	assert_string_equal(h.host, "elsewhere.example");
 	/* Neither refusal touched the lock. */
 	char *p = sync_path(f->dir, "lock");
@@ -153,10 +153,10 @@ static void sync_lock_take__refuses_while_a_flock_is_held_whatever_the_file_says
 	assert_int_equal(flock(fd, LOCK_EX), 0);
 	sync_lock l;
 	sync_lock_holder h;
-	assert_int_equal(sync_lock_take(f->dir, &l, &h), CUT_EXIT_LOCKED);
+	assert_int_equal(sync_lock_take(f->dir, &l, &h), CUT_LOCKED);
 	close(fd);
 	/* Unheld garbage: a run that died while writing it. */
-	assert_int_equal(sync_lock_take(f->dir, &l, &h), CUT_EXIT_OK);
+	assert_int_equal(sync_lock_take(f->dir, &l, &h), CUT_OK);
 	sync_lock_release(&l);
 	free(p);
 }
@@ -386,7 +386,7 @@ static void sync_lock_probe__tells_a_live_holder_from_a_dead_one(void **state)
 	sync_lock_holder h;
 	assert_int_equal(sync_lock_probe(f->dir, &h), 0);
 	assert_int_equal(h.pid, 0);
-	assert_int_equal(sync_lock_take(f->dir, &a, &h), CUT_EXIT_OK);
+	assert_int_equal(sync_lock_take(f->dir, &a, &h), CUT_OK);
 	assert_int_equal(sync_lock_probe(f->dir, &h), 1);
 	assert_int_equal(h.pid, (long)getpid());
 	assert_int_equal(sync_lock_probe(f->dir, &h), 1); /* still held */
