@@ -133,6 +133,8 @@ wait $w
 [ "$n1" -gt "$n0" ] || no "the writer delivered nothing while the switch ran ($n0 before, $n1 after)"
 grep -q "still differ" "$T/.err" || no "no message about the changing source: $(head -c 400 "$T/.err")"
 [ -e "$T/after-ran" ] && no "--after ran after a failed pass"
+tail -1 "$T/.err" | grep -q "^cutover: to fix: stop what writes to the subtrees .*\`cutover switch --state $ST .*$u4\` again" ||
+	no "the fix: $(tail -1 "$T/.err")"
 same "$ST/switched" "$T/sw0" "DIR/switched after the refused switch"
 # Once the source is quiet it switches.
 sleep 1.1

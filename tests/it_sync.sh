@@ -533,6 +533,10 @@ run_fix() { # runs the first command the fix names
 }
 expect_rc 2 "$CUTOVER" init --source "$S" --target "$D" --state "$ST" --maildir && fix_named init "with --force"
 expect_rc 64 "$CUTOVER" init --source "$S" && fix_named "init usage" "help init"
+expect_rc 64 "$CUTOVER" && fix_named "no command" "cutover help"
+expect_rc 64 "$CUTOVER" --bogus && fix_named "an unknown option" "cutover help"
+expect_rc 64 "$CUTOVER" nosuch && fix_named "an unknown command" "cutover help"
+expect_rc 64 "$CUTOVER" help nosuch && fix_named "help of an unknown command" "cutover help COMMAND"
 expect_rc 2 "$CUTOVER" sync --state "$T/nothing" && fix_named "sync without a state directory" "cutover init"
 expect_rc 64 "$CUTOVER" sync --state "$ST" --bogus && fix_named "sync usage" "help sync"
 sleep 300 &
