@@ -380,6 +380,10 @@ static int run(int argc, char **argv)
 			cli_fix("wait for the run that holds the lock (pid %ld on %s) to finish; `cutover "
 				"status --state %s` shows its progress, and what is left once it has ended",
 				st.holder.pid, st.holder.host, st.dir);
+		else if (st.late)
+			cli_fix("recover the messages listed in %s/late-writes into the new side "
+				"(docs/RUNBOOK.md, \"Late writes\"), then run `cutover switch --state %s "
+				"--ack-late-writes`", st.dir, st.dir);
 	}
 	sync_switched_free(&st.sw);
 	cut_buf_free(&st.leftnames);

@@ -80,8 +80,12 @@ expect_rc 7 sync_ && grep -q "late write.*$u1/Maildir/new/$late" "$T/.err" ||
 [ -e "$D/$u1/Maildir/new/$late" ] && no "the late write was replayed over the new side"
 grep -q "create $u1/Maildir/new/$late" "$ST/late-writes" || no "DIR/late-writes: $(cat "$ST/late-writes")"
 expect_rc 7 sync_ && grep -q "late-writes" "$T/.err" || no "the second pass did not repeat the warning"
+tail -1 "$T/.err" | grep -q "^cutover: to fix: recover the messages listed in $ST/late-writes .*\`cutover switch --state $ST --ack-late-writes\`" ||
+	no "the fix of exit 7: $(tail -1 "$T/.err")"
 expect_rc 1 "$CUTOVER" status --state "$ST" && grep -q "^LATE WRITES: " "$T/.out" ||
 	no "status: $(cat "$T/.out")"
+tail -1 "$T/.err" | grep -q "^cutover: to fix: .*\`cutover switch --state $ST --ack-late-writes\`" ||
+	no "the fix of status with late writes: $(tail -1 "$T/.err")"
 "$CUTOVER" status --state "$ST" --json | jq -e '.switched.count == 1 and .switched.late_writes > 0' >/dev/null ||
 	no "status --json: $("$CUTOVER" status --state "$ST" --json | jq -c .switched)"
 expect_rc 0 switch_ --ack-late-writes
