@@ -312,6 +312,8 @@ t final_refused_when_the_last_sync_is_old
 sleep 2.2
 expect_rc 2 sync_ --final --max-age 1
 grep -q "last sync finished" "$T/.err" || no "message: $(cat "$T/.err")"
+tail -1 "$T/.err" | grep -q "^cutover: to fix: .*\`cutover sync --state $ST\`.*\`cutover sync --state $ST --final\`" ||
+	no "the fix: $(tail -1 "$T/.err")"
 [ -s "$T/.out" ] && no "stdout on refusal"
 
 t final_pass_replays_and_prints_the_verdict
@@ -399,6 +401,8 @@ if hole=$(hole_unseen); then
 		ASAN_OPTIONS="${ASAN_OPTIONS:-}${ASAN_OPTIONS:+:}verify_asan_link_order=0" \
 		"$CUTOVER" sync --state "$ST8" --no-syslog --final
 	grep -q "^DIFFERENCES: .* the repair stopped" "$T/.out" || no "verdict: $(cat "$T/.out") $(tail -3 "$T/.err")"
+	tail -1 "$T/.err" | grep -q "^cutover: to fix: .*\`cutover sync --state $ST8 --final\` again" ||
+		no "the fix: $(tail -1 "$T/.err")"
 	[ -e "$D8/$hole" ] && no "the repair was not stopped (the shim did not bite)"
 	"$CUTOVER" sync --state "$ST8" --no-syslog >"$T/n.out" 2>"$T/n.err"
 	rc=$?
