@@ -27,7 +27,8 @@ static const char usage[] =
 	"rate and ETA, from DIR/progress; one that died is shown as such.\n"
 	"  --json     one JSON object on stdout\n"
 	"exit: 0 the target is in parity with the newest manifest and looks unchanged;\n"
-	"1 it is behind, interrupted (or a pass died) or changed; 2 error; 64 usage\n";
+	"1 it is behind (also while a pass runs: then wait for it), interrupted (or a\n"
+	"pass died) or changed; 2 error; 64 usage\n";
 
 /* What run() gathers from DIR, for the two printers. */
 typedef struct status {
@@ -43,6 +44,7 @@ typedef struct status {
 	int mk;                   /* target check: -2 not done, 0 unchanged, 1 changed, -1 error */
 	char what[1024];
 	int live;                 /* the lock: 1 held by a live run, 0 not */
+	bool busy;                /* a sync pass is running: the pending replay is its own */
 	sync_lock_holder holder;
 	int hrun;                 /* DIR/progress: 1 present */
 	sync_running run;
@@ -165,7 +167,7 @@ static void print_json(const status *st)
 	}
 	printf("\"newest_manifest\":%u,\"in_parity_with_newest\":%s,", st->last,
 	       st->parity ? "true" : "false");
-	if (st->hpd > 0) {
+	if (st->hpd > 0 && !st->busy) {
 		printf("\"interrupted\":{\"seq\":%u,", st->pd.seq);
 		jstr("log", st->pd.log, false);
 		printf("},");
@@ -272,7 +274,7 @@ static void text_switched(const status *st)
 		       st->dir);
 }
 
-static void print_text(const status *st)
+static void print_text(const status *st, bool check)
 {
 	const sync_config *cfg = &st->cfg;
 	char w1[32], w2[32];
@@ -285,13 +287,16 @@ static void print_text(const status *st)
 		       derived ? st->ts.base : "");
 	else
 		printf("target:   never synced (the first sync makes the initial copy)\n");
-	if (st->hpd > 0)
+	if (st->hpd > 0 && !st->busy)
 		printf("INTERRUPTED: the replay of pass %u (%s) did not finish; the next sync "
 		       "resumes it\n", st->pd.seq, st->pd.log);
 	printf("parity:   %s\n", st->parity ? "the target is at the newest source manifest"
+			       : st->busy ? "not yet: the running pass brings the target there"
 			       : st->hts > 0 ? "NO: a newer source manifest exists than the target's (a pass failed)"
 					     : "NO: nothing copied yet");
-	if (st->mk == 0)
+	if (st->live > 0 && check && st->hts > 0)
+		printf("check:    not done while a run holds the lock (it changes the target)\n");
+	else if (st->mk == 0)
 		printf("check:    the target's sampled stats are as the last replay left them\n");
 	else if (st->mk == 1)
 		printf("CHANGED:  %s (the next sync scans the target and refuses if it differs)\n", st->what);
@@ -314,14 +319,17 @@ static int gather(status *st, bool check, uint64_t n)
 	char lastrel[64] = "";
 	st->last = sync_last_manifest(dir, lastrel);
 	st->parity = st->hts > 0 && st->hpd == 0 && st->ts.seq >= st->last;
-	st->mk = -2;
-	if (check && st->hts > 0)
-		st->mk = sync_marks_check(dir, st->cfg.target, st->what, sizeof st->what);
 	/* The lock and the running pass: read them, do not take the lock. */
 	st->hrun = sync_running_read(dir, &st->run);
 	st->live = sync_lock_probe(dir, &st->holder);
 	if (st->hrun < 0 || st->live < 0)
 		return -1;
+	st->busy = st->hrun > 0 && st->run.alive;
+	/* A run that holds the lock is changing the target: its marks would
+	 * call that a change made outside cutover. */
+	st->mk = -2;
+	if (check && st->hts > 0 && st->live <= 0)
+		st->mk = sync_marks_check(dir, st->cfg.target, st->what, sizeof st->what);
 	if (st->hts > 0)
 		cut_hex(st->idh, st->ts.manifest_id, FMT_ID_LEN);
 	if (sync_switched_read(dir, &st->sw) < 0)
@@ -362,10 +370,20 @@ static int run(int argc, char **argv)
 		if (json)
 			print_json(&st);
 		else
-			print_text(&st);
+			print_text(&st, check);
 		bool died = st.hrun > 0 && !st.run.alive;
 		rc = st.parity && !died && st.mk <= 0 && st.mk != -1 && !st.late ? CLI_EXIT_OK
 										  : CLI_EXIT_DIFFER;
+		/* Whatever is behind, the run holding the lock is at it: a sync
+		 * now would only meet its lock (exit 6). */
+		if (rc != CLI_EXIT_OK && st.live > 0)
+			cli_fix("wait for the run that holds the lock (pid %ld on %s) to finish; `cutover "
+				"status --state %s` shows its progress, and what is left once it has ended",
+				st.holder.pid, st.holder.host, st.dir);
+		else if (st.late)
+			cli_fix("recover the messages listed in %s/late-writes into the new side "
+				"(docs/RUNBOOK.md, \"Late writes\"), then run `cutover switch --state %s "
+				"--ack-late-writes`", st.dir, st.dir);
 	}
 	sync_switched_free(&st.sw);
 	cut_buf_free(&st.leftnames);

@@ -38,7 +38,7 @@ static void main_usage(FILE *f)
 		fprintf(f, "  %-8s %s\n", commands[i]->name, commands[i]->summary);
 	fprintf(f, "\nexit codes: 0 ok, 1 differences found, 2 error (bad or corrupt input, I/O),\n"
 		   "3 incomplete (some paths skipped), 4 replay conflict, 5 target full,\n"
-		   "6 locked by another run, 64 usage.  After a non-zero exit, the last line on\n"
+		   "6 locked by another run, 7 late writes after a switch, 64 usage.  After a non-zero exit, the last line on\n"
 		   "stderr names the command that fixes it.  See cutover(1).\n");
 }
 
@@ -274,6 +274,9 @@ static void cli_fix_default(const cli_cmd *c, int rc, int argc, char **argv)
 		if (c == &cmd_status)
 			cli_fix("run `cutover sync --state %s`: it finishes an interrupted pass, brings the "
 				"target to the newest source and checks it first", dir);
+		else if (c == &cmd_switch)
+			cli_fix("stop what writes to the subtrees listed above on the source (hold their "
+				"mail, end their sessions: what --before does), then run `%s` again", again);
 		break;
 	case CLI_EXIT_INCOMPLETE:
 		if (c == &cmd_replay)
@@ -310,6 +313,14 @@ static void cli_fix_default(const cli_cmd *c, int rc, int argc, char **argv)
 	}
 }
 
+/* A command line that names no command cutover has: the usage error's fix. */
+static int main_usage_error(void)
+{
+	fprintf(stderr, "cutover: to fix: see `cutover help` for the commands and `cutover help "
+			"COMMAND` for one of them\n");
+	return CLI_EXIT_USAGE;
+}
+
 int main(int argc, char **argv)
 {
 	/* A closed pipe (cutover show | head) ends output quietly. */
@@ -338,12 +349,12 @@ int main(int argc, char **argv)
 		} else {
 			fprintf(stderr, "cutover: unknown option %s\n", a);
 			main_usage(stderr);
-			return CLI_EXIT_USAGE;
+			return main_usage_error();
 		}
 	}
 	if (i >= argc) {
 		main_usage(stderr);
-		return CLI_EXIT_USAGE;
+		return main_usage_error();
 	}
 	if (strcmp(argv[i], "help") == 0) {
 		if (i + 1 >= argc) {
@@ -353,15 +364,15 @@ int main(int argc, char **argv)
 		const cli_cmd *c = find_cmd(argv[i + 1]);
 		if (!c) {
 			fprintf(stderr, "cutover: no such command: %s\n", argv[i + 1]);
-			return CLI_EXIT_USAGE;
+			return main_usage_error();
 		}
 		fputs(c->usage, stdout);
 		return CLI_EXIT_OK;
 	}
 	const cli_cmd *c = find_cmd(argv[i]);
 	if (!c) {
-		fprintf(stderr, "cutover: no such command: %s (see cutover --help)\n", argv[i]);
-		return CLI_EXIT_USAGE;
+		fprintf(stderr, "cutover: no such command: %s\n", argv[i]);
+		return main_usage_error();
 	}
 	if (cli_help_requested(c, argc - i, argv + i))
 		return CLI_EXIT_OK;

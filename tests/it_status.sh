@@ -41,13 +41,19 @@ stop_in replay '^done=0$\|^bytes=0$' "$ST/progress" 600 # up to 60 s (sanitizer 
 if [ -z "$seen" ]; then
 	no "the pass never showed replay counts in $ST/progress (the race was not run): $(cat "$ST/progress" "$T/sync.err" 2>&1 | head -20)"
 else
-	# exit 1: the target is behind while a replay is pending
+	# exit 1: the target is behind while the pass replays.  Its pending
+	# replay is its own, not an interrupted one, and a sync now would only
+	# meet its lock (exit 6): the fix is to wait for it.
 	expect_rc 1 "$CUTOVER" status --state "$ST" --no-check
 	grep -q "^RUNNING:  pass 1 replay: [1-9][0-9]*/[0-9]* ops, .* in .*; .*/s, .*/s; ETA " "$T/.out" ||
 		no "status: $(cat "$T/.out")"
 	grep -q "(initial pass, pid $pid on " "$T/.out" || no "status names no pid: $(cat "$T/.out")"
 	grep -q "^DIED" "$T/.out" && no "a stopped pass is alive: $(cat "$T/.out")"
-	"$CUTOVER" status --state "$ST" --no-check --json >"$T/s.json"
+	grep -q "INTERRUPTED\|a pass failed" "$T/.out" && no "a running pass called interrupted: $(cat "$T/.out")"
+	tail -1 "$T/.err" | grep -q "^cutover: to fix: wait for the run that holds the lock (pid $pid on .*\`cutover status --state $ST\`" ||
+		no "the fix while the pass runs: $(tail -2 "$T/.err")"
+	grep -q "to fix:.*\`cutover sync" "$T/.err" && no "sync advised while the pass runs: $(tail -1 "$T/.err")"
+	"$CUTOVER" status --state "$ST" --no-check --json >"$T/s.json" 2>"$T/s.err"
 	jq -e . "$T/s.json" >/dev/null || no "not JSON: $(head -c 300 "$T/s.json")"
 	[ "$(js .running.state)" = running ] && [ "$(js .running.phase)" = replay ] &&
 		[ "$(js .running.pid)" = "$pid" ] && [ "$(js .running.seq)" = 1 ] &&
@@ -55,7 +61,8 @@ else
 		[ "$(js '.running.done > 0 and .running.total >= .running.done')" = true ] &&
 		[ "$(js '.running.bytes > 0 and .running.bytes_total > 0')" = true ] &&
 		[ "$(js '.running.rate > 0 and (.running.eta_s | type) == "number"')" = true ] &&
-		[ "$(js .lock.pid)" = "$pid" ] || no "status --json: $(jq -c .running "$T/s.json")"
+		[ "$(js .lock.pid)" = "$pid" ] && [ "$(js .interrupted)" = null ] ||
+		no "status --json: $(jq -c '{running, lock, interrupted}' "$T/s.json")"
 fi
 
 t a_killed_pass_shows_as_died_not_running
@@ -66,17 +73,21 @@ grep -q "^DIED:     pass 1 (initial) stopped in its replay phase without finishi
 	no "status: $(cat "$T/.out")"
 grep -q "^RUNNING" "$T/.out" && no "a dead pass shown as running"
 grep -q "the next sync resumes its replay" "$T/.out" || no "no advice: $(cat "$T/.out")"
-"$CUTOVER" status --state "$ST" --no-check --json >"$T/s.json"
+grep -q "^INTERRUPTED: the replay of pass 1 " "$T/.out" || no "not interrupted: $(cat "$T/.out")"
+tail -1 "$T/.err" | grep -q "^cutover: to fix: run \`cutover sync --state $ST\`" ||
+	no "the fix after the pass died: $(tail -2 "$T/.err")"
+"$CUTOVER" status --state "$ST" --no-check --json >"$T/s.json" 2>"$T/s.err"
 jq -e . "$T/s.json" >/dev/null || no "not JSON: $(head -c 300 "$T/s.json")"
-[ "$(js .running.state)" = died ] && [ "$(js .running.phase)" = replay ] && [ "$(js .lock)" = null ] ||
-	no "status --json: $(jq -c '{running, lock}' "$T/s.json")"
+[ "$(js .running.state)" = died ] && [ "$(js .running.phase)" = replay ] && [ "$(js .lock)" = null ] &&
+	[ "$(js .interrupted.seq)" = 1 ] ||
+	no "status --json: $(jq -c '{running, lock, interrupted}' "$T/s.json")"
 
 t the_next_pass_resumes_and_status_shows_no_running_pass
 expect_rc 0 "$CUTOVER" sync --state "$ST" --no-syslog
 [ -e "$ST/progress" ] && no "a finished pass left its progress file"
 expect_rc 0 "$CUTOVER" status --state "$ST" --no-check
 grep -q "^RUNNING\|^DIED" "$T/.out" && no "status: $(cat "$T/.out")"
-"$CUTOVER" status --state "$ST" --no-check --json >"$T/s.json"
+"$CUTOVER" status --state "$ST" --no-check --json >"$T/s.json" 2>"$T/s.err"
 [ "$(js .running)" = null ] || no "status --json running: $(js .running)"
 
 t sync_on_a_tty_shows_the_same_line_and_not_without_one

@@ -80,8 +80,12 @@ expect_rc 7 sync_ && grep -q "late write.*$u1/Maildir/new/$late" "$T/.err" ||
 [ -e "$D/$u1/Maildir/new/$late" ] && no "the late write was replayed over the new side"
 grep -q "create $u1/Maildir/new/$late" "$ST/late-writes" || no "DIR/late-writes: $(cat "$ST/late-writes")"
 expect_rc 7 sync_ && grep -q "late-writes" "$T/.err" || no "the second pass did not repeat the warning"
+tail -1 "$T/.err" | grep -q "^cutover: to fix: recover the messages listed in $ST/late-writes .*\`cutover switch --state $ST --ack-late-writes\`" ||
+	no "the fix of exit 7: $(tail -1 "$T/.err")"
 expect_rc 1 "$CUTOVER" status --state "$ST" && grep -q "^LATE WRITES: " "$T/.out" ||
 	no "status: $(cat "$T/.out")"
+tail -1 "$T/.err" | grep -q "^cutover: to fix: .*\`cutover switch --state $ST --ack-late-writes\`" ||
+	no "the fix of status with late writes: $(tail -1 "$T/.err")"
 "$CUTOVER" status --state "$ST" --json | jq -e '.switched.count == 1 and .switched.late_writes > 0' >/dev/null ||
 	no "status --json: $("$CUTOVER" status --state "$ST" --json | jq -c .switched)"
 expect_rc 0 switch_ --ack-late-writes
@@ -133,6 +137,8 @@ wait $w
 [ "$n1" -gt "$n0" ] || no "the writer delivered nothing while the switch ran ($n0 before, $n1 after)"
 grep -q "still differ" "$T/.err" || no "no message about the changing source: $(head -c 400 "$T/.err")"
 [ -e "$T/after-ran" ] && no "--after ran after a failed pass"
+tail -1 "$T/.err" | grep -q "^cutover: to fix: stop what writes to the subtrees .*\`cutover switch --state $ST .*$u4\` again" ||
+	no "the fix: $(tail -1 "$T/.err")"
 same "$ST/switched" "$T/sw0" "DIR/switched after the refused switch"
 # Once the source is quiet it switches.
 sleep 1.1

@@ -312,6 +312,8 @@ t final_refused_when_the_last_sync_is_old
 sleep 2.2
 expect_rc 2 sync_ --final --max-age 1
 grep -q "last sync finished" "$T/.err" || no "message: $(cat "$T/.err")"
+tail -1 "$T/.err" | grep -q "^cutover: to fix: .*\`cutover sync --state $ST\`.*\`cutover sync --state $ST --final\`" ||
+	no "the fix: $(tail -1 "$T/.err")"
 [ -s "$T/.out" ] && no "stdout on refusal"
 
 t final_pass_replays_and_prints_the_verdict
@@ -399,6 +401,8 @@ if hole=$(hole_unseen); then
 		ASAN_OPTIONS="${ASAN_OPTIONS:-}${ASAN_OPTIONS:+:}verify_asan_link_order=0" \
 		"$CUTOVER" sync --state "$ST8" --no-syslog --final
 	grep -q "^DIFFERENCES: .* the repair stopped" "$T/.out" || no "verdict: $(cat "$T/.out") $(tail -3 "$T/.err")"
+	tail -1 "$T/.err" | grep -q "^cutover: to fix: .*\`cutover sync --state $ST8 --final\` again" ||
+		no "the fix: $(tail -1 "$T/.err")"
 	[ -e "$D8/$hole" ] && no "the repair was not stopped (the shim did not bite)"
 	"$CUTOVER" sync --state "$ST8" --no-syslog >"$T/n.out" 2>"$T/n.err"
 	rc=$?
@@ -533,6 +537,10 @@ run_fix() { # runs the first command the fix names
 }
 expect_rc 2 "$CUTOVER" init --source "$S" --target "$D" --state "$ST" --maildir && fix_named init "with --force"
 expect_rc 64 "$CUTOVER" init --source "$S" && fix_named "init usage" "help init"
+expect_rc 64 "$CUTOVER" && fix_named "no command" "cutover help"
+expect_rc 64 "$CUTOVER" --bogus && fix_named "an unknown option" "cutover help"
+expect_rc 64 "$CUTOVER" nosuch && fix_named "an unknown command" "cutover help"
+expect_rc 64 "$CUTOVER" help nosuch && fix_named "help of an unknown command" "cutover help COMMAND"
 expect_rc 2 "$CUTOVER" sync --state "$T/nothing" && fix_named "sync without a state directory" "cutover init"
 expect_rc 64 "$CUTOVER" sync --state "$ST" --bogus && fix_named "sync usage" "help sync"
 sleep 300 &
