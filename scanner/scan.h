@@ -78,6 +78,7 @@ typedef struct scan_stats {
 	uint64_t hashed, hashed_bytes, hash_carried;
 	uint64_t peak_buffered; /* most listing bytes buffered ahead of the writer */
 	uint64_t copied_blocks; /* blocks copied from the previous manifest as stored */
+	uint64_t skel_dirs;     /* unchanged directories read from its skeleton */
 	int threads;            /* worker threads used */
 } scan_stats;
 
