@@ -851,6 +851,86 @@ static void skeleton__runs_give_the_same_manifest_and_skeleton(void **state)
 	store_free(&a);
 }
 
+/* One folder so large that its blocks end only where their weight would
+ * pass the limit (names the hash rules would cut at are left out): a run
+ * added as a unit must carry its weight exactly, or the next block ends
+ * elsewhere. */
+static void skeleton__runs_carry_the_weight_that_ends_large_blocks(void **state)
+{
+	(void)state;
+	uint64_t seed = test_seed("skeleton__runs_carry_the_weight_that_ends_large_blocks");
+	rng = seed | 1;
+	size_t cap = 14000, n = 0;
+	fmt_entry *v = calloc(cap, sizeof *v);
+	char **names = calloc(cap, sizeof *names);
+	const char *dirs[] = {"", "z", "z/cur"};
+	for (size_t i = 0; i < 3; i++) {
+		names[n] = strdup(dirs[i]);
+		v[n] = mk(names[n], FMT_T_DIR);
+		n++;
+	}
+	char b[400];
+	for (uint32_t i = 0; n < cap; i++) {
+		snprintf(b, sizeof b, "z/cur/%08u.%0180u.mx,S=%u:2,S", i, 0u, (unsigned)(rnd() % 9999));
+		fmt_entry e = mk(b, FMT_T_FILE);
+		if (fmt_mcut_before(1, 0, &e))
+			continue; /* a hash rule would end a block here */
+		names[n] = strdup(b);
+		v[n] = mk(names[n], FMT_T_FILE);
+		v[n].flags |= FMT_E_CARRIED;
+		v[n].ino = 9000 + n;
+		n++;
+	}
+	char fa[320], f1[320], f2[320], s1[330], s2[330];
+	snprintf(fa, sizeof fa, "%s/wa", dir);
+	snprintf(f1, sizeof f1, "%s/wb1", dir);
+	snprintf(f2, sizeof f2, "%s/wb2", dir);
+	snprintf(s1, sizeof s1, "%s.skel", f1);
+	snprintf(s2, sizeof s2, "%s.skel", f2);
+	uint8_t ida[FMT_ID_LEN], id1[FMT_ID_LEN], id2[FMT_ID_LEN];
+	uint64_t runs;
+	sk_write(fa, v, n, NULL, NULL, NULL, NULL, ida, &runs);
+	fmt_mreader *ra = fmt_mreader_open(fa);
+	assert_non_null(ra);
+	assert_true(fmt_mreader_nblocks(ra) >= 3); /* cut by weight alone */
+	fmt_skel *ska = fmt_skel_open(fa, ida, fmt_mreader_nblocks(ra), SK_POLICY);
+	assert_non_null(ska);
+	uint32_t (*apos)[2] = calloc(n, sizeof *apos);
+	cut_buf key = {0};
+	for (uint32_t bl = 0, k = 0; bl < fmt_mreader_nblocks(ra); bl++)
+		for (uint32_t i = 0; i < bi_of(ra, bl, &key).count; i++, k++)
+			apos[k][0] = bl, apos[k][1] = i;
+	cut_buf_free(&key);
+	/* b: one file of the first block changed; the blocks after it are
+	 * added as runs. */
+	long *orig = calloc(n, sizeof *orig);
+	for (size_t i = 0; i < n; i++)
+		orig[i] = (long)i;
+	v[10].size++;
+	orig[10] = -1;
+	sk_write(f1, v, n, ra, ska, orig, (const uint32_t(*)[2])apos, id1, &runs);
+	uint64_t none;
+	sk_write(f2, v, n, NULL, NULL, NULL, NULL, id2, &none);
+	expect_same_file(f1, f2);
+	expect_same_file(s1, s2);
+	assert_true(runs >= 2);
+	fmt_skel_close(ska);
+	fmt_mreader_close(ra);
+	for (size_t i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+	free(v);
+	free(apos);
+	free(orig);
+	unlink(fa);
+	unlink(f1);
+	unlink(f2);
+	unlink(s2);
+	unlink(s1);
+	snprintf(s1, sizeof s1, "%s.skel", fa);
+	unlink(s1);
+}
+
 /* A skeleton's records that do not hold together are refused, whatever
  * the bytes (the container's checksums aside). */
 static void skeleton__decoder_refuses_bad_records(void **state)
@@ -1384,6 +1464,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(cut__a_change_inside_a_run_changes_only_the_blocks_around_it, setup, teardown),
 		cmocka_unit_test_setup_teardown(writer__copied_blocks_equal_encoded_ones, setup, teardown),
 		cmocka_unit_test_setup_teardown(skeleton__runs_give_the_same_manifest_and_skeleton, setup, teardown),
+		cmocka_unit_test_setup_teardown(skeleton__runs_carry_the_weight_that_ends_large_blocks, setup, teardown),
 		cmocka_unit_test(skeleton__decoder_refuses_bad_records),
 		cmocka_unit_test_setup_teardown(reader__refuses_bad_magic, setup, teardown),
 		cmocka_unit_test_setup_teardown(reader__refuses_future_version, setup, teardown),
