@@ -3,8 +3,9 @@
  *
  *   scan.c    the engine: job queue, worker threads, the ordered writer
  *   list.c    one directory job: list, stat, hash, carry from the previous scan
- *   prev.c    the previous manifest: a shared cache of decoded blocks and the
- *             walk that yields a directory's children without a syscall
+ *   prev.c    the previous manifest and its skeleton: a shared cache of
+ *             decoded blocks, and the walks that yield a directory's children
+ *             without a syscall
  *   policy.c  excludes, immutable globs and the maildir preset
  *   hash.c    content hashes (XXH3-128)
  */

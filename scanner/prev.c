@@ -10,6 +10,13 @@
  * Positions of child directories are handed to their jobs, so no directory is
  * ever looked up by path except the root.
  *
+ * With the manifest's skeleton (format/skel.h), an unchanged directory's
+ * children come from it instead: the skeleton's records of a block are what
+ * the scan stats (directories, files not declared immutable) and runs of
+ * carried files, each run one child, so a block of messages is never
+ * decoded.  A directory that changed needs every name, and is read from
+ * the manifest as before.
+ *
  * Nothing here grows with the manifest: the cache is a list of the cached
  * blocks (a few dozen, CACHE_BYTES), searched by block index, not an array
  * over all blocks; and the binary search over blocks is the reader's

@@ -12,7 +12,8 @@
  * The files of this module, one role each:
  *   scan.c     the engine: job queue by canonical path, workers, the writer
  *   list.c     one directory: readdir, stats, hashes, carry from --prev
- *   prev.c     the previous manifest: a shared cache of decoded blocks
+ *   prev.c     the previous manifest and its skeleton: a shared cache of
+ *              decoded blocks
  *   policy.c   excludes, immutable globs, the maildir preset
  *   hash.c     XXH3-128 content hashes
  *
