@@ -499,8 +499,9 @@ static int engine_start(engine *e, scan_job *rootjob, pthread_t **threads, worke
 	cut_heap_push(&e->pending, rootjob);
 	for (int i = 0; i < e->nthreads; i++) {
 		(*wargs)[i] = (worker_arg){e, i};
-		if (pthread_create(&(*threads)[i], NULL, worker, &(*wargs)[i]) != 0) {
-			CUT_SYSERR("cannot start scan thread %d", i);
+		int err = pthread_create(&(*threads)[i], NULL, worker, &(*wargs)[i]);
+		if (err != 0) { /* it returns the error; errno is not set */
+			CUT_ERR("cannot start scan thread %d: %s", i, strerror(err));
 			return -1;
 		}
 		(*started)++;
