@@ -123,6 +123,12 @@ static int decode_side(const uint8_t **pp, const uint8_t *end, uint32_t count, f
 		*err = "skeleton record count does not match the index";
 		return -1;
 	}
+	/* A manifest block has an entry, so its skeleton a record; and each
+	 * record takes at least two bytes, which bounds the allocation. */
+	if (nel == 0 || nel > (uint64_t)(end - *pp) / 2) {
+		*err = "skeleton record count does not fit the block";
+		return -1;
+	}
 	g->el = cut_calloc(nel ? nel : 1, sizeof *g->el);
 	for (uint64_t k = 0; k < nel; k++) {
 		fmt_skel_el *x = &g->el[k];
@@ -178,6 +184,10 @@ int fmt_skel_decode(const uint8_t *raw, size_t len, uint32_t count, fmt_skel_gro
 	fmt_dec_free(&dec);
 	if (rc < 0)
 		goto bad;
+	if (g->nv != nenc) {
+		*err = "skeleton entry count does not match its records";
+		goto bad;
+	}
 	for (uint32_t k = 0; k < g->nel; k++)
 		if (g->el[k].n && g->v[g->el[k].first].type != FMT_T_FILE) {
 			*err = "a skeleton run holds a non-file";

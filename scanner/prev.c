@@ -414,7 +414,7 @@ static int skel_seek(scan_prev *p, pblock **bp, uint32_t *blk, uint32_t *k, cons
 		     size_t klen)
 {
 	const fmt_skel_group *g = &(*bp)->g;
-	const fmt_entry *last = rec_first(g, g->nel - 1);
+	const fmt_entry *last = rec_first(g, g->nel - 1); /* nel >= 1 (fmt_skel_decode) */
 	if (fmt_path_cmp(last->path, last->path_len, key, klen) >= 0) {
 		*k = rec_lower(g, key, klen);
 		return 0;

@@ -937,10 +937,12 @@ static void skeleton__decoder_refuses_bad_records(void **state)
 {
 	(void)state;
 	static const uint8_t bad[][8] = {
+		{0},                /* no record: a manifest block has an entry */
 		{2, 0, 0},          /* two records announced, the first of them alone */
 		{1, 5, 1, 0, 0},    /* a run cut short */
 		{2, 3, 0, 2, 0, 0}, /* the second record before the first */
 		{1, 0, 0, 2},       /* one record, two entries */
+		{120, 0, 0},        /* more records than the bytes could hold */
 	};
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
 		fmt_skel_group g;
