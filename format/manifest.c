@@ -348,11 +348,12 @@ int fmt_mwriter_finish(fmt_mwriter *w, fmt_mheader *h, uint8_t id[FMT_ID_LEN])
 		fmt_meta_put(&m, FMT_MT_PREV_ID, h->prev_id, FMT_ID_LEN);
 	if (h->stats)
 		fmt_meta_put_str(&m, FMT_MT_STATS, h->stats);
-	int rc = fmt_cw_finish(w->cw, &m, w->entries, id);
+	uint8_t own[FMT_ID_LEN]; /* the skeleton records the id, wanted or not */
+	int rc = fmt_cw_finish(w->cw, &m, w->entries, id ? id : own);
 	cut_buf_free(&m);
 	w->cw = NULL;
 	if (rc == 0 && w->sk)
-		sk_finish(w, id);
+		sk_finish(w, id ? id : own);
 	mw_free(w);
 	return rc;
 }
