@@ -37,17 +37,19 @@ tree_1m() { tree "src-$USERS" "$USERS" 42; }
 NUSERS=${NFS_USERS:-200}
 tree_nfs() { tree "nfs-src-$NUSERS" "$NUSERS" 7; }
 
-# store_steady U: a store of U users (--size-scale 0.02) in $B/im, with its
-# full scan M0 and two incremental scans, M1 of M0 and M2 of M1, nothing
-# changed (the steady state of nightly passes: messages carried, blocks
-# copied), made once; prints the tree's path (the manifests: PATH.m0 ...).
+# store_steady U [M]: a store of U users with M messages each (default 870;
+# --size-scale 0.02) in $B/im, with its full scan M0 and two incremental
+# scans, M1 of M0 and M2 of M1, nothing changed (the steady state of nightly
+# passes: messages carried, blocks copied, a skeleton beside M2), made once;
+# prints the tree's path (the manifests: PATH.m0 ...).
 store_steady() {
-	local s="$B/im/src-$1"
+	local m=${2:-870} s="$B/im/src-$1"
+	[ "$m" = 870 ] || s="$s-$m"
 	if [ ! -f "$s.stamp" ]; then
 		mkdir -p "$B/im"
 		rm -rf "$s" "$s".*
 		echo "bench: generating a store of $1 users in $s ..." >&2
-		"$GEN" create "$s" --users "$1" --msgs 870 --size-scale 0.02 --seed 42 >"$s.gen" &&
+		"$GEN" create "$s" --users "$1" --msgs "$m" --size-scale 0.02 --seed 42 >"$s.gen" &&
 			"$CUTOVER" -q scan "$s" -o "$s.m0" --maildir &&
 			"$CUTOVER" -q scan "$s" -o "$s.m1" --prev "$s.m0" --maildir &&
 			"$CUTOVER" -q scan "$s" -o "$s.m2" --prev "$s.m1" --maildir &&

@@ -4,9 +4,12 @@
  */
 #include "manifest.h"
 
+#include <errno.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "path.h"
+#include "skel.h"
 
 #define XXH_INLINE_ALL
 #include <xxhash.h>
@@ -43,6 +46,17 @@ struct fmt_mwriter {
 	fmt_mreader *prev;
 	uint32_t mblock, midx, mcount; /* mcount: mblock's entries */
 	uint64_t copied;
+	/* The skeleton (skel.h), when asked for: its container beside the
+	 * manifest, the block's builder, what says a file is immutable, and
+	 * prev's skeleton, whose records a copied block copies. */
+	fmt_cw *sk;
+	fmt_skel_build skb;
+	fmt_mwriter_imm_fn imm;
+	void *imm_arg;
+	char *policy;
+	fmt_skel *prev_sk;
+	cut_buf skraw;
+	uint64_t sk_records;
 };
 
 fmt_mwriter *fmt_mwriter_create(const char *path)
@@ -84,28 +98,90 @@ bool fmt_mcut_before(uint32_t count, uint64_t weight, const fmt_entry *e)
 	return (h >> (64 - CUT_ANY_BITS)) == 0;
 }
 
-/* The block matched so far turned out different from prev's: its entries
- * are encoded from prev's block after all (they are equal to it). */
-static int mw_unmatch(fmt_mwriter *w)
+/* Encodes e, the entry at index idx of the block being built, and gives it
+ * to the skeleton's builder. */
+static void mw_encode(fmt_mwriter *w, const fmt_entry *e, uint32_t idx)
 {
-	uint32_t b = w->mblock, n = w->midx;
-	w->mblock = UINT32_MAX;
+	fmt_enc_add(&w->enc, e);
+	if (w->sk)
+		fmt_skel_add(&w->skb, e, idx, w->imm(w->imm_arg, e->path, e->path_len),
+			     cut_weight(e));
+}
+
+typedef int (*mw_each_fn)(fmt_mwriter *w, const fmt_entry *e, uint32_t b, uint32_t i);
+
+/* Decodes prev's block b and calls fn on its entries from index from, n of
+ * them.  0 or -1 (logged; fn's own -1 is logged by fn). */
+static int mw_each(fmt_mwriter *w, uint32_t b, uint32_t from, uint32_t n, mw_each_fn fn)
+{
 	cut_buf raw = {0};
 	fmt_dec dec = {.check_order = true};
 	int rc = fmt_mreader_load_block(w->prev, b, &raw, &dec);
 	fmt_entry e;
-	for (uint32_t i = 0; rc == 0 && i < n; i++) {
+	for (uint32_t i = 0; rc == 0 && i < from + n; i++) {
 		int d = fmt_dec_next(&dec, &e);
 		if (d <= 0) {
 			fmt_mreader_corrupt(w->prev, b, d < 0 ? dec.err : "block holds fewer entries");
 			rc = -1;
 			break;
 		}
-		fmt_enc_add(&w->enc, &e);
+		if (i >= from)
+			rc = fn(w, &e, b, i);
 	}
 	cut_buf_free(&raw);
 	fmt_dec_free(&dec);
 	return rc;
+}
+
+static int each_encode(fmt_mwriter *w, const fmt_entry *e, uint32_t b, uint32_t i)
+{
+	(void)b;
+	mw_encode(w, e, i);
+	return 0;
+}
+
+static int each_skel(fmt_mwriter *w, const fmt_entry *e, uint32_t b, uint32_t i)
+{
+	(void)b;
+	fmt_skel_add(&w->skb, e, i, w->imm(w->imm_arg, e->path, e->path_len), cut_weight(e));
+	return 0;
+}
+
+static int each_add(fmt_mwriter *w, const fmt_entry *e, uint32_t b, uint32_t i)
+{
+	return fmt_mwriter_add_from(w, e, b, i);
+}
+
+/* The block matched so far turned out different from prev's: its entries
+ * are encoded from prev's block after all (they are equal to it). */
+static int mw_unmatch(fmt_mwriter *w)
+{
+	uint32_t b = w->mblock;
+	w->mblock = UINT32_MAX;
+	return mw_each(w, b, 0, w->midx, each_encode);
+}
+
+/* Writes the skeleton of the block just built from its builder. */
+static int sk_built(fmt_mwriter *w)
+{
+	uint32_t n;
+	w->skraw.len = 0;
+	fmt_skel_finish(&w->skb, &w->skraw, &n);
+	w->sk_records += n;
+	return fmt_cw_block(w->sk, w->skraw.p, w->skraw.len, n, w->first_key.p, w->first_key.len);
+}
+
+/* The skeleton of a block copied whole from prev's block b: prev's as
+ * stored, or built from the block when prev has none. */
+static int sk_copied(fmt_mwriter *w, uint32_t b, uint32_t count)
+{
+	uint32_t n;
+	/* A damaged record of prev's (logged) is built again, as without one. */
+	if (!w->prev_sk || fmt_skel_read_disk(w->prev_sk, b, &w->skraw, &n) < 0)
+		return mw_each(w, b, 0, count, each_skel) < 0 ? -1 : sk_built(w);
+	w->sk_records += n;
+	return fmt_cw_copy_block(w->sk, w->skraw.p, w->skraw.len, n, w->first_key.p,
+				 w->first_key.len);
 }
 
 static int mw_flush(fmt_mwriter *w)
@@ -122,15 +198,19 @@ static int mw_flush(fmt_mwriter *w)
 			if (fmt_mreader_read_disk(w->prev, b, &w->raw) < 0)
 				return -1;
 			w->copied++;
-			return fmt_cw_copy_block(w->cw, w->raw.p, w->raw.len, count, w->first_key.p,
-						 w->first_key.len);
+			if (fmt_cw_copy_block(w->cw, w->raw.p, w->raw.len, count, w->first_key.p,
+					      w->first_key.len) < 0)
+				return -1;
+			return w->sk ? sk_copied(w, b, count) : 0;
 		}
 		if (mw_unmatch(w) < 0)
 			return -1;
 	}
 	w->raw.len = 0;
 	fmt_enc_finish(&w->enc, &w->raw);
-	return fmt_cw_block(w->cw, w->raw.p, w->raw.len, count, w->first_key.p, w->first_key.len);
+	if (fmt_cw_block(w->cw, w->raw.p, w->raw.len, count, w->first_key.p, w->first_key.len) < 0)
+		return -1;
+	return w->sk ? sk_built(w) : 0;
 }
 
 int fmt_mwriter_add_from(fmt_mwriter *w, const fmt_entry *e, uint32_t pblock, uint32_t pidx)
@@ -163,7 +243,7 @@ int fmt_mwriter_add_from(fmt_mwriter *w, const fmt_entry *e, uint32_t pblock, ui
 	else if (w->mblock != UINT32_MAX && mw_unmatch(w) < 0)
 		return -1;
 	if (w->mblock == UINT32_MAX)
-		fmt_enc_add(&w->enc, e);
+		mw_encode(w, e, w->bcount);
 	w->bcount++;
 	w->bweight += cut_weight(e);
 	w->last_path.len = 0;
@@ -179,8 +259,65 @@ int fmt_mwriter_add(fmt_mwriter *w, const fmt_entry *e)
 	return fmt_mwriter_add_from(w, e, UINT32_MAX, 0);
 }
 
+int fmt_mwriter_add_run(fmt_mwriter *w, const fmt_mrun *r)
+{
+	/* The first entry goes the usual way: it may end the block before it,
+	 * or start a copy of prev's block. */
+	if (fmt_mwriter_add_from(w, r->first, r->block, r->idx) < 0)
+		return -1;
+	uint32_t rest = r->n - 1;
+	if (rest == 0)
+		return 0;
+	if (w->mblock != r->block || w->midx != r->idx + 1 || w->mcount - w->midx < rest)
+		return mw_each(w, r->block, r->idx + 1, rest, each_add);
+	/* The rest are prev's entries following prev's, from the same block
+	 * state: the cut rule ends no block among them (FORMAT.md 3.5). */
+	w->midx += rest;
+	w->bcount += rest;
+	w->bweight += r->weight - cut_weight(r->first);
+	w->entries += rest;
+	w->bytes += r->bytes - r->first->size;
+	w->last_path.len = 0;
+	cut_buf_put(&w->last_path, r->last->path, r->last->path_len);
+	return 0;
+}
+
+int fmt_mwriter_skeleton(fmt_mwriter *w, fmt_mwriter_imm_fn imm, void *arg, const char *policy)
+{
+	char *sp = fmt_skel_path(w->path);
+	w->sk = fmt_cw_create(sp, FMT_MAGIC_SKELETON);
+	free(sp);
+	if (!w->sk)
+		return -1;
+	w->imm = imm;
+	w->imm_arg = arg;
+	w->policy = cut_strndup(policy, strlen(policy));
+	return 0;
+}
+
+void fmt_mwriter_set_prev_skeleton(fmt_mwriter *w, fmt_skel *s) { w->prev_sk = s; }
+
+/* Finishes the skeleton as the one of the manifest id.  A manifest is
+ * whole without it, so a failure is a warning: the next scan reads the
+ * manifest instead. */
+static void sk_finish(fmt_mwriter *w, const uint8_t id[FMT_ID_LEN])
+{
+	cut_buf m = {0};
+	fmt_meta_put(&m, FMT_ST_MANIFEST_ID, id, FMT_ID_LEN);
+	fmt_meta_put_str(&m, FMT_ST_POLICY, w->policy);
+	uint8_t skid[FMT_ID_LEN];
+	if (fmt_cw_finish(w->sk, &m, w->sk_records, skid) < 0)
+		CUT_WARN("%s: written without its skeleton", w->path);
+	w->sk = NULL;
+	cut_buf_free(&m);
+}
+
 static void mw_free(fmt_mwriter *w)
 {
+	fmt_cw_abort(w->sk);
+	fmt_skel_build_free(&w->skb);
+	cut_buf_free(&w->skraw);
+	free(w->policy);
 	fmt_enc_free(&w->enc);
 	cut_buf_free(&w->raw);
 	cut_buf_free(&w->first_key);
@@ -211,9 +348,12 @@ int fmt_mwriter_finish(fmt_mwriter *w, fmt_mheader *h, uint8_t id[FMT_ID_LEN])
 		fmt_meta_put(&m, FMT_MT_PREV_ID, h->prev_id, FMT_ID_LEN);
 	if (h->stats)
 		fmt_meta_put_str(&m, FMT_MT_STATS, h->stats);
-	int rc = fmt_cw_finish(w->cw, &m, w->entries, id);
+	uint8_t own[FMT_ID_LEN]; /* the skeleton records the id, wanted or not */
+	int rc = fmt_cw_finish(w->cw, &m, w->entries, id ? id : own);
 	cut_buf_free(&m);
 	w->cw = NULL;
+	if (rc == 0 && w->sk)
+		sk_finish(w, id ? id : own);
 	mw_free(w);
 	return rc;
 }
@@ -224,6 +364,22 @@ void fmt_mwriter_abort(fmt_mwriter *w)
 		return;
 	fmt_cw_abort(w->cw);
 	mw_free(w);
+}
+
+int fmt_manifest_unlink(const char *path)
+{
+	char *sp = fmt_skel_path(path);
+	int rc = 0;
+	if (unlink(path) < 0 && errno != ENOENT) {
+		CUT_SYSERR("%s: cannot remove", path);
+		rc = -1;
+	}
+	if (unlink(sp) < 0 && errno != ENOENT) {
+		CUT_SYSERR("%s: cannot remove", sp);
+		rc = -1;
+	}
+	free(sp);
+	return rc;
 }
 
 void fmt_mheader_free(fmt_mheader *h)

@@ -53,6 +53,29 @@ int fmt_mwriter_add(fmt_mwriter *w, const fmt_entry *e);
  * entries all equal one of prev's whole is copied from prev as it is stored:
  * neither decoded nor encoded (FORMAT.md 3.5).  0 or -1. */
 int fmt_mwriter_add_from(fmt_mwriter *w, const fmt_entry *e, uint32_t pblock, uint32_t pidx);
+/* A run of n entries of prev's block block, from index idx: first and last
+ * are its first and last entries, bytes the sum of its files' sizes and
+ * weight of their cut weights (a skeleton's run record, skel.h). */
+typedef struct fmt_mrun {
+	const fmt_entry *first, *last;
+	uint32_t block, idx, n;
+	uint64_t bytes, weight;
+} fmt_mrun;
+/* Adds the n entries of the run, which the caller knows to equal prev's
+ * (fmt_entry_same), without being given them: when the block being built
+ * is prev's so far, they are counted, not decoded; otherwise they are
+ * decoded from prev and added one by one.  0 or -1. */
+int fmt_mwriter_add_run(fmt_mwriter *w, const fmt_mrun *r);
+/* Writes the manifest's skeleton (skel.h) beside it: imm(arg, path, len)
+ * says whether the policy declares a file immutable; policy is the policy's
+ * description, recorded for readers to compare.  0 or -1 (logged). */
+typedef bool (*fmt_mwriter_imm_fn)(void *arg, const char *path, size_t len);
+int fmt_mwriter_skeleton(fmt_mwriter *w, fmt_mwriter_imm_fn imm, void *arg, const char *policy);
+/* prev's skeleton, for a copied block's records; it must stay open until
+ * the writer is finished or aborted.  Without it they are built from the
+ * block. */
+struct fmt_skel;
+void fmt_mwriter_set_prev_skeleton(fmt_mwriter *w, struct fmt_skel *s);
 /* The manifest that fmt_mwriter_add_from's positions refer to; it must stay
  * open until the writer is finished or aborted. */
 void fmt_mwriter_set_prev(fmt_mwriter *w, fmt_mreader *prev);
@@ -66,6 +89,9 @@ bool fmt_mcut_before(uint32_t count, uint64_t weight, const fmt_entry *e);
  * completes the file and frees w.  0 or -1. */
 int fmt_mwriter_finish(fmt_mwriter *w, fmt_mheader *h, uint8_t id[FMT_ID_LEN]);
 void fmt_mwriter_abort(fmt_mwriter *w);
+/* Removes the manifest at path and its skeleton, if any (ENOENT is no
+ * error).  0, or -1 (logged). */
+int fmt_manifest_unlink(const char *path);
 
 /* Opens a manifest and reads its header.  NULL (logged, naming the file and
  * offset) when it is not a valid manifest. */

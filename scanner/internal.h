@@ -3,8 +3,9 @@
  *
  *   scan.c    the engine: job queue, worker threads, the ordered writer
  *   list.c    one directory job: list, stat, hash, carry from the previous scan
- *   prev.c    the previous manifest: a shared cache of decoded blocks and the
- *             walk that yields a directory's children without a syscall
+ *   prev.c    the previous manifest and its skeleton: a shared cache of
+ *             decoded blocks, and the walks that yield a directory's children
+ *             without a syscall
  *   policy.c  excludes, immutable globs and the maildir preset
  *   hash.c    content hashes (XXH3-128)
  */
@@ -62,11 +63,28 @@ int scan_prev_root(scan_prev *p, fmt_entry *root, cut_arena *a, prev_pos *pos);
 typedef struct prev_child {
 	fmt_entry e;  /* strings in the caller's arena */
 	prev_pos pos;
+	/* From a skeleton (scan_prev_skel_children): run > 0 when e is the
+	 * first of run carried immutable files, last the last of them. */
+	uint32_t run;
+	fmt_entry last;
+	uint64_t run_bytes, run_weight;
+	bool run_hashed;
 } prev_child;
 /* The children of the directory whose own entry is at pos, in canonical
  * order, copied into arena a; *v is allocated with cut_malloc (caller frees).
  * 0, or -1 on corruption (logged). */
 int scan_prev_children(scan_prev *p, prev_pos pos, cut_arena *a, prev_child **v, size_t *n);
+/* Opens the manifest path's skeleton (format/skel.h) when it matches the
+ * manifest and the policy described by policy; without one, nothing. */
+void scan_prev_open_skel(scan_prev *p, const char *path, const char *policy);
+/* The open skeleton, or NULL, for the writer's copied blocks. */
+struct fmt_skel *scan_prev_skel(scan_prev *p);
+/* The same children as scan_prev_children, from the skeleton: the
+ * directory's subdirectories and the entries a scan stats one by one, and
+ * its carried immutable files as runs.  1 (done), 0 (no skeleton, or it
+ * does not hold the directory: use scan_prev_children), -1 (corrupt,
+ * logged). */
+int scan_prev_skel_children(scan_prev *p, prev_pos pos, cut_arena *a, prev_child **v, size_t *n);
 
 /* ------------------------------------------------------------- hash.c */
 
@@ -98,7 +116,17 @@ typedef struct scan_child {
 	prev_pos src;  /* the previous manifest's entry that e equals in every
 			  field (fmt_entry_same), or PREV_NONE: the writer
 			  copies a block of such entries (fmt_mwriter_add_from) */
+	struct scan_carry *run; /* a run of carried files, e its first (in the
+				 listing's arena), or NULL */
 } scan_child;
+
+/* A run of carried immutable files from the skeleton, which the writer
+ * takes as one unit (fmt_mwriter_add_run). */
+typedef struct scan_carry {
+	fmt_entry last;
+	uint32_t n;
+	uint64_t bytes, weight;
+} scan_carry;
 
 typedef struct scan_listing {
 	cut_arena arena;
@@ -129,6 +157,8 @@ struct scan_job {
 /* Per-thread counters, summed into scan_stats at the end. */
 typedef struct scan_counters {
 	uint64_t errors, vanished, listed, skipped_dirs, stats, carried;
+	uint64_t skel_dirs; /* unchanged directories whose children came from
+			       the skeleton (prev_children) */
 	uint64_t hashed, hashed_bytes, hash_carried;
 	uint64_t retried;
 } scan_counters;

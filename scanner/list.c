@@ -402,6 +402,22 @@ static void carry_child(job_state *s, const fmt_entry *old, prev_pos oldpos)
 		ch->src = oldpos; /* not after its first carry: CARRIED is new */
 }
 
+/* Carries a run of immutable files from the skeleton as one child: none is
+ * stat'ed or decoded, the writer counts them (fmt_mwriter_add_run). */
+static void carry_run(job_state *s, const prev_child *pc)
+{
+	scan_child *ch = listing_add(s->l);
+	fmt_entry_copy(&ch->e, &pc->e, &s->l->arena);
+	ch->src = pc->pos;
+	scan_carry *r = cut_arena_alloc(&s->l->arena, sizeof *r);
+	fmt_entry_copy(&r->last, &pc->last, &s->l->arena);
+	r->n = pc->run;
+	r->bytes = pc->run_bytes;
+	r->weight = pc->run_weight;
+	ch->run = r;
+	s->c->carried += pc->run;
+}
+
 /* On a network file system, hands the directory's fd (a duplicate when the
  * listing owns it) to the jobs of its subdirectories; see scan_dirref. */
 static void share_dirfd(job_state *s)
@@ -452,6 +468,7 @@ static bool dtype_matches(unsigned dtype, unsigned type)
 /* One name of a listed directory and what it needs. */
 typedef struct name_work {
 	const name_ent *n;
+	const prev_child *run; /* a run from the skeleton (carried as one), or NULL */
 	const fmt_entry *old; /* the previous scan's entry, or NULL */
 	prev_pos oldpos;
 	bool carry;           /* immutable and known: carried without a stat */
@@ -460,7 +477,9 @@ typedef struct name_work {
 
 static void do_name(job_state *s, const name_work *w)
 {
-	if (w->carry)
+	if (w->run)
+		carry_run(s, w->run);
+	else if (w->carry)
 		carry_child(s, w->old, w->oldpos);
 	else
 		stat_child(s, w->n->name, w->n->len, w->old, w->oldpos, w->dir);
@@ -535,6 +554,39 @@ static void do_names(job_state *s, const name_work *w, size_t nn, size_t nstat)
 		do_name(s, &w[i]);
 }
 
+/* Can the runs be carried as they are?  Not when the scan hashes and some
+ * run has files without a hash (carry_child hashes those one by one). */
+static bool runs_usable(const scan_opts *o, const prev_child *pc, size_t n)
+{
+	if (o->hash == SCAN_HASH_NONE)
+		return true;
+	for (size_t i = 0; i < n; i++)
+		if (pc[i].run && !pc[i].run_hashed)
+			return false;
+	return true;
+}
+
+/* The previous scan's children of the job's directory: from the skeleton
+ * when the directory is unchanged (shortcut) and the runs can be carried
+ * whole, else decoded from the manifest.  0 or -1 (corrupt, logged). */
+static int prev_children(scan_ctx *ctx, const scan_job *job, bool shortcut, cut_arena *tmp,
+			 prev_child **pc, size_t *npc, scan_counters *c)
+{
+	if (shortcut) {
+		int r = scan_prev_skel_children(ctx->prev, job->prev, tmp, pc, npc);
+		if (r > 0 && runs_usable(ctx->o, *pc, *npc)) {
+			c->skel_dirs++;
+			return 0;
+		}
+		free(*pc);
+		*pc = NULL;
+		*npc = 0;
+		/* r < 0: the skeleton is damaged here (logged); the manifest
+		 * answers for it, so the scan is still whole. */
+	}
+	return scan_prev_children(ctx->prev, job->prev, tmp, pc, npc);
+}
+
 scan_listing *scan_list_dir(scan_ctx *ctx, scan_job *job, scan_counters *c)
 {
 	const scan_opts *o = ctx->o;
@@ -543,17 +595,17 @@ scan_listing *scan_list_dir(scan_ctx *ctx, scan_job *job, scan_counters *c)
 	cut_arena tmp = {0};
 	prev_child *pc = NULL;
 	size_t npc = 0;
+	bool shortcut = ctx->prev && !o->full && scan_policy_any(&ctx->policy) && job->have_prev &&
+			job->prev_self.mtime_ns == job->self.mtime_ns &&
+			job->prev_self.ctime_ns == job->self.ctime_ns &&
+			job->prev_self.ino == job->self.ino && !racy(ctx, &job->self);
 	if (ctx->prev && job->have_prev &&
-	    scan_prev_children(ctx->prev, job->prev, &tmp, &pc, &npc) < 0) {
+	    prev_children(ctx, job, shortcut, &tmp, &pc, &npc, c) < 0) {
 		/* The previous manifest is corrupt here: it was checked at open,
 		 * so this is damage since; list the directory in full. */
 		c->errors++;
 		npc = 0;
 	}
-	bool shortcut = ctx->prev && !o->full && scan_policy_any(&ctx->policy) && job->have_prev &&
-			job->prev_self.mtime_ns == job->self.mtime_ns &&
-			job->prev_self.ctime_ns == job->self.ctime_ns &&
-			job->prev_self.ino == job->self.ino && !racy(ctx, &job->self);
 	name_ent *names = NULL;
 	name_work *w = NULL;
 	size_t nn = 0, nstat = 0;
@@ -572,7 +624,8 @@ scan_listing *scan_list_dir(scan_ctx *ctx, scan_job *job, scan_counters *c)
 			names[i] = (name_ent){base, bl, DT_UNKNOWN};
 			bool carry = old->type == FMT_T_FILE &&
 				     scan_immutable(&ctx->policy, old->path, old->path_len);
-			w[i] = (name_work){&names[i], old, pc[i].pos, carry, old->type == FMT_T_DIR};
+			w[i] = (name_work){&names[i], pc[i].run ? &pc[i] : NULL, old, pc[i].pos, carry,
+					   old->type == FMT_T_DIR};
 			nstat += !carry;
 		}
 		do_names(&s, w, npc, nstat);
@@ -643,7 +696,7 @@ scan_listing *scan_list_dir(scan_ctx *ctx, scan_job *job, scan_counters *c)
 			     scan_immutable(&ctx->policy, old->path, old->path_len);
 		bool dir = names[i].dtype == DT_DIR ||
 			   (names[i].dtype == DT_UNKNOWN && old && old->type == FMT_T_DIR);
-		w[i] = (name_work){&names[i], old, oldpos, carry, dir};
+		w[i] = (name_work){&names[i], NULL, old, oldpos, carry, dir};
 		nstat += !carry;
 	}
 	do_names(&s, w, nn, nstat);

@@ -10,15 +10,25 @@
  * Positions of child directories are handed to their jobs, so no directory is
  * ever looked up by path except the root.
  *
+ * With the manifest's skeleton (format/skel.h), an unchanged directory's
+ * children come from it instead: the skeleton's records of a block are what
+ * the scan stats (directories, files not declared immutable) and runs of
+ * carried files, each run one child, so a block of messages is never
+ * decoded.  A directory that changed needs every name, and is read from
+ * the manifest as before.
+ *
  * Nothing here grows with the manifest: the cache is a list of the cached
  * blocks (a few dozen, CACHE_BYTES), searched by block index, not an array
  * over all blocks; and the binary search over blocks is the reader's
  * (fmt_mreader_find_block), which holds a bounded sample of the index and
  * reads the segment it lands in (format/container.c says how).
  */
+#include <stdatomic.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "format/path.h"
+#include "format/skel.h"
 #include "scanner/internal.h"
 
 /* The cache is held to a size in bytes, not in blocks: blocks are cut where
@@ -27,8 +37,13 @@
 #define CACHE_BYTES (8u << 20)
 #define CACHE_BLOCKS 64 /* the lru array's first size */
 
+/* The cache holds decoded blocks of the manifest and of its skeleton (the
+ * records of block i under key i | SKEL_KEY). */
+#define SKEL_KEY (1ull << 32)
+
 typedef struct pblock {
-	uint32_t idx;  /* its block index */
+	uint64_t idx;  /* its block index, | SKEL_KEY for a skeleton's */
+	fmt_skel_group g; /* a skeleton's records (v and n unused) */
 	fmt_entry *v;
 	uint32_t n;
 	cut_arena arena;
@@ -39,6 +54,8 @@ typedef struct pblock {
 
 struct scan_prev {
 	fmt_mreader *r;
+	fmt_skel *sk;     /* its skeleton, or NULL */
+	atomic_bool sk_off; /* set at the skeleton's first damage: not used after */
 	pthread_mutex_t mu;
 	pblock **lru;     /* the cached blocks (cached of them) */
 	size_t lru_cap;
@@ -61,6 +78,7 @@ scan_prev *scan_prev_open(const char *path)
 
 static void pblock_free(pblock *b)
 {
+	fmt_skel_group_free(&b->g);
 	cut_arena_free(&b->arena);
 	free(b->v);
 	free(b);
@@ -74,6 +92,7 @@ void scan_prev_close(scan_prev *p)
 		pblock_free(p->lru[k]);
 	free(p->lru);
 	pthread_mutex_destroy(&p->mu);
+	fmt_skel_close(p->sk);
 	fmt_mreader_close(p->r);
 	free(p);
 }
@@ -81,6 +100,25 @@ void scan_prev_close(scan_prev *p)
 const fmt_mheader *scan_prev_header(const scan_prev *p) { return fmt_mreader_header(p->r); }
 const uint8_t *scan_prev_id(const scan_prev *p) { return fmt_mreader_id(p->r); }
 fmt_mreader *scan_prev_reader(scan_prev *p) { return p->r; }
+fmt_skel *scan_prev_skel(scan_prev *p) { return p->sk; }
+
+void scan_prev_open_skel(scan_prev *p, const char *path, const char *policy)
+{
+	p->sk = fmt_skel_open(path, fmt_mreader_id(p->r), p->nblocks, policy);
+}
+
+/* Decodes block i's skeleton records.  NULL on corruption (logged). */
+static pblock *decode_skel(scan_prev *p, uint32_t i)
+{
+	pblock *b = cut_calloc(1, sizeof *b);
+	b->idx = i | SKEL_KEY;
+	if (fmt_skel_load(p->sk, i, &b->g) < 0) {
+		free(b);
+		return NULL;
+	}
+	b->bytes = sizeof *b + fmt_skel_group_bytes(&b->g);
+	return b;
+}
 
 /* Decodes block i whole (the decoder checks the order within it).  NULL on
  * corruption. */
@@ -116,7 +154,7 @@ out:
 /* Evicts least recently used idle blocks until at most CACHE_BYTES remain
  * (keep: a block that must stay).  Called with the lock held; scans only the
  * cached blocks, so its cost does not grow with the manifest. */
-static void evict(scan_prev *p, uint32_t keep)
+static void evict(scan_prev *p, uint64_t keep)
 {
 	while (p->cached_bytes > CACHE_BYTES && p->cached > 1) {
 		size_t victim = SIZE_MAX;
@@ -137,7 +175,7 @@ static void evict(scan_prev *p, uint32_t keep)
 }
 
 /* Cached block i, or NULL.  Lock held. */
-static pblock *cached(const scan_prev *p, uint32_t i)
+static pblock *cached(const scan_prev *p, uint64_t i)
 {
 	for (uint32_t k = 0; k < p->cached; k++)
 		if (p->lru[k]->idx == i)
@@ -145,8 +183,9 @@ static pblock *cached(const scan_prev *p, uint32_t i)
 	return NULL;
 }
 
-/* Returns block i with a reference held, or NULL on corruption. */
-static pblock *get(scan_prev *p, uint32_t i)
+/* Returns block i (a skeleton's with SKEL_KEY) with a reference held, or
+ * NULL on corruption. */
+static pblock *get(scan_prev *p, uint64_t i)
 {
 	pthread_mutex_lock(&p->mu);
 	pblock *b = cached(p, i);
@@ -160,7 +199,7 @@ static pblock *get(scan_prev *p, uint32_t i)
 	/* Decode outside the lock; if another worker decoded the same block
 	 * meanwhile, keep theirs (rare: workers move through the tree in
 	 * canonical order, mostly on different blocks). */
-	pblock *nb = decode(p, i);
+	pblock *nb = i & SKEL_KEY ? decode_skel(p, (uint32_t)i) : decode(p, (uint32_t)i);
 	if (!nb)
 		return NULL;
 	pthread_mutex_lock(&p->mu);
@@ -297,6 +336,7 @@ int scan_prev_children(scan_prev *p, prev_pos pos, cut_arena *a, prev_child **vp
 			cap = cap ? 2 * cap : 64;
 			v = cut_realloc(v, cut_size_mul(cap, sizeof *v));
 		}
+		memset(&v[n], 0, sizeof v[n]);
 		fmt_entry_copy(&v[n].e, e, a);
 		v[n].pos = pos;
 		n++;
@@ -328,4 +368,188 @@ int scan_prev_children(scan_prev *p, prev_pos pos, cut_arena *a, prev_child **vp
 	*vp = v;
 	*np = n;
 	return 0;
+}
+
+/* ------------------------------------------------- children by skeleton */
+
+/* The record of g whose first entry is at index idx, or g->nel. */
+static uint32_t rec_at(const fmt_skel_group *g, uint32_t idx)
+{
+	uint32_t lo = 0, hi = g->nel;
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo) / 2;
+		if (g->el[mid].idx < idx)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < g->nel && g->el[lo].idx == idx ? lo : g->nel;
+}
+
+static const fmt_entry *rec_first(const fmt_skel_group *g, uint32_t k)
+{
+	return &g->v[g->el[k].first];
+}
+
+/* The first record of g whose first path is >= key (g->nel if none).  A
+ * run never straddles key: its files are consecutive entries of one
+ * directory, and key ends a directory's subtree. */
+static uint32_t rec_lower(const fmt_skel_group *g, const char *key, size_t klen)
+{
+	uint32_t lo = 0, hi = g->nel;
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo) / 2;
+		const fmt_entry *e = rec_first(g, mid);
+		if (fmt_path_cmp(e->path, e->path_len, key, klen) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+/* Moves (*bp, *blk, *k) to the first record >= key at or after the current
+ * group.  0, 1 at the end of the skeleton, -1 on corruption. */
+static int skel_seek(scan_prev *p, pblock **bp, uint32_t *blk, uint32_t *k, const char *key,
+		     size_t klen)
+{
+	const fmt_skel_group *g = &(*bp)->g;
+	const fmt_entry *last = rec_first(g, g->nel - 1); /* nel >= 1 (fmt_skel_decode) */
+	if (fmt_path_cmp(last->path, last->path_len, key, klen) >= 0) {
+		*k = rec_lower(g, key, klen);
+		return 0;
+	}
+	uint32_t lo = *blk + 1, at;
+	if (lo >= p->nblocks)
+		return 1;
+	if (fmt_mreader_find_block(p->r, key, klen, &at) < 0)
+		return -1;
+	if (at > lo)
+		lo = at;
+	put(p, *bp);
+	*bp = NULL;
+	for (uint32_t i = lo; i < p->nblocks; i++) {
+		pblock *b = get(p, i | SKEL_KEY);
+		if (!b)
+			return -1;
+		uint32_t kk = rec_lower(&b->g, key, klen);
+		if (kk < b->g.nel) {
+			*bp = b;
+			*blk = i;
+			*k = kk;
+			return 0;
+		}
+		put(p, b);
+	}
+	return 1;
+}
+
+/* Appends record k of b (in block blk) to the children. */
+static void rec_child(const pblock *b, uint32_t blk, uint32_t k, cut_arena *a, prev_child **vp,
+		      size_t *np, size_t *cap)
+{
+	if (*np == *cap) {
+		*cap = *cap ? 2 * *cap : 64;
+		*vp = cut_realloc(*vp, cut_size_mul(*cap, sizeof **vp));
+	}
+	const fmt_skel_el *r = &b->g.el[k];
+	prev_child *c = &(*vp)[(*np)++];
+	memset(c, 0, sizeof *c);
+	fmt_entry_copy(&c->e, &b->g.v[r->first], a);
+	c->pos = (prev_pos){blk, r->idx};
+	c->run = r->n;
+	if (r->n) {
+		fmt_entry_copy(&c->last, &b->g.v[r->last], a);
+		c->run_bytes = r->bytes;
+		c->run_weight = r->weight;
+		c->run_hashed = r->hashed;
+	}
+}
+
+/* scan_prev_skel_children's walk: 1, 0 (not a directory's record), -1. */
+static int skel_children(scan_prev *p, prev_pos pos, cut_arena *a, prev_child **vp, size_t *np)
+{
+	uint32_t blk = pos.block;
+	pblock *b = get(p, blk | SKEL_KEY);
+	if (!b)
+		return -1;
+	uint32_t k = rec_at(&b->g, pos.idx);
+	if (k == b->g.nel || b->g.el[k].n || rec_first(&b->g, k)->type != FMT_T_DIR) {
+		put(p, b);
+		return 0; /* not a directory's record: the caller reads the manifest */
+	}
+	const fmt_entry *d = rec_first(&b->g, k);
+	size_t dlen = d->path_len;
+	char *dir = cut_arena_strndup(a, d->path, dlen);
+	size_t n = 0, cap = 0;
+	prev_child *v = NULL;
+	cut_buf key = {0};
+	int rc = 1;
+	for (k++;;) {
+		if (k >= b->g.nel) { /* the next block's records */
+			if (blk + 1 >= p->nblocks)
+				break;
+			put(p, b);
+			b = get(p, ++blk | SKEL_KEY);
+			if (!b) {
+				rc = -1;
+				break;
+			}
+			k = 0;
+			continue;
+		}
+		const fmt_entry *e = rec_first(&b->g, k);
+		if (!fmt_path_is_under(e->path, e->path_len, dir, dlen))
+			break;
+		if (fmt_path_parent_len(e->path, e->path_len) != dlen) {
+			fmt_mreader_corrupt(p->r, blk, "its skeleton skips a directory");
+			rc = -1;
+			break;
+		}
+		rec_child(b, blk, k, a, &v, &n, &cap);
+		if (e->type != FMT_T_DIR) {
+			k++;
+			continue;
+		}
+		/* Past the subdirectory's subtree, as scan_prev_children. */
+		key.len = 0;
+		cut_buf_put(&key, e->path, e->path_len);
+		cut_buf_putc(&key, 1);
+		int s = skel_seek(p, &b, &blk, &k, (const char *)key.p, key.len);
+		if (s != 0) {
+			rc = s < 0 ? -1 : 1;
+			break;
+		}
+	}
+	if (b)
+		put(p, b);
+	cut_buf_free(&key);
+	if (rc < 0) {
+		free(v);
+		return -1;
+	}
+	*vp = v;
+	*np = n;
+	return 1;
+}
+
+/* The skeleton is damaged (logged where found): the scan goes on without
+ * it, reading the manifest, which answers for the same entries. */
+static void skel_damaged(scan_prev *p)
+{
+	if (!atomic_exchange(&p->sk_off, true))
+		CUT_WARN("%s%s: damaged: not used; the scan reads the manifest instead",
+			 fmt_mreader_path(p->r), FMT_SKEL_SUFFIX);
+}
+
+int scan_prev_skel_children(scan_prev *p, prev_pos pos, cut_arena *a, prev_child **vp, size_t *np)
+{
+	*vp = NULL;
+	*np = 0;
+	if (!p->sk || atomic_load(&p->sk_off))
+		return 0;
+	int rc = skel_children(p, pos, a, vp, np);
+	if (rc < 0)
+		skel_damaged(p);
+	return rc;
 }

@@ -428,6 +428,7 @@ static int prev_attach(engine *e, const scan_opts *o, fmt_mheader *h, scan_job *
 		return -1;
 	}
 	e->ctx.racy_limit_ns = ph->start_ns - gran;
+	scan_prev_open_skel(e->ctx.prev, o->prev, h->policy);
 	h->has_prev = true;
 	memcpy(h->prev_id, scan_prev_id(e->ctx.prev), FMT_ID_LEN);
 	fmt_entry pr;
@@ -446,7 +447,12 @@ static int prev_attach(engine *e, const scan_opts *o, fmt_mheader *h, scan_job *
 /* Creates the manifest's writer in *wp (the caller's, to abort or finish,
  * as soon as it exists) and writes the root's entry, carried from the
  * previous scan when unchanged.  Returns 0, or -1 (logged). */
-static int writer_start(engine *e, const scan_opts *o, const fmt_entry *rootent,
+static bool immutable_cb(void *policy, const char *path, size_t len)
+{
+	return scan_immutable(policy, path, len);
+}
+
+static int writer_start(engine *e, const scan_opts *o, const char *policy, const fmt_entry *rootent,
 			const scan_job *rootjob, fmt_mwriter **wp)
 {
 	fmt_mwriter *w = fmt_mwriter_create(o->out);
@@ -455,9 +461,13 @@ static int writer_start(engine *e, const scan_opts *o, const fmt_entry *rootent,
 		return -1;
 	if (o->scratch)
 		fmt_mwriter_scratch(w);
+	else if (e->ctx.prev && !o->full && scan_policy_any(&e->ctx.policy) &&
+		 fmt_mwriter_skeleton(w, immutable_cb, &e->ctx.policy, policy) < 0)
+		return -1; /* only an incremental scan carries files, which make its runs */
 	prev_pos rootsrc = PREV_NONE;
 	if (e->ctx.prev) {
 		fmt_mwriter_set_prev(w, scan_prev_reader(e->ctx.prev));
+		fmt_mwriter_set_prev_skeleton(w, scan_prev_skel(e->ctx.prev));
 		if (rootjob->have_prev && fmt_entry_same(rootent, &rootjob->prev_self))
 			rootsrc = rootjob->prev;
 	}
@@ -489,8 +499,9 @@ static int engine_start(engine *e, scan_job *rootjob, pthread_t **threads, worke
 	cut_heap_push(&e->pending, rootjob);
 	for (int i = 0; i < e->nthreads; i++) {
 		(*wargs)[i] = (worker_arg){e, i};
-		if (pthread_create(&(*threads)[i], NULL, worker, &(*wargs)[i]) != 0) {
-			CUT_SYSERR("cannot start scan thread %d", i);
+		int err = pthread_create(&(*threads)[i], NULL, worker, &(*wargs)[i]);
+		if (err != 0) { /* it returns the error; errno is not set */
+			CUT_ERR("cannot start scan thread %d: %s", i, strerror(err));
 			return -1;
 		}
 		(*started)++;
@@ -505,11 +516,11 @@ typedef struct walk_stack {
 	size_t n, cap;
 } walk_stack;
 
-/* Calls o->progress at most every 100 ms (checked every 4096 entries). */
+/* Calls o->progress at most every 100 ms (checked every 4096 children). */
 static void walk_progress(engine *e, const scan_opts *o, const scan_stats *stats, int64_t t0,
-			  int64_t *last)
+			  int64_t *last, uint64_t ticks)
 {
-	if (!o->progress || (stats->entries & 4095) != 0)
+	if (!o->progress || (ticks & 4095) != 0)
 		return;
 	int64_t now = cut_mono_ns();
 	if (now - *last > 100000000) {
@@ -519,6 +530,32 @@ static void walk_progress(engine *e, const scan_opts *o, const scan_stats *stats
 		pthread_mutex_unlock(&e->mu);
 		o->progress(&p, o->progress_arg);
 	}
+}
+
+/* Writes one child of a listing (a run of carried files as one) and counts
+ * it.  0 or -1 (logged). */
+static int walk_child(fmt_mwriter *w, const scan_child *ch, scan_stats *stats)
+{
+	if (ch->run) {
+		const scan_carry *r = ch->run;
+		fmt_mrun mr = {&ch->e, &r->last, ch->src.block, ch->src.idx, r->n, r->bytes, r->weight};
+		if (fmt_mwriter_add_run(w, &mr) < 0)
+			return -1;
+		stats->entries += r->n;
+		stats->files += r->n;
+		stats->bytes += r->bytes;
+		return 0;
+	}
+	if (fmt_mwriter_add_from(w, &ch->e, ch->src.block, ch->src.idx) < 0)
+		return -1;
+	stats->entries++;
+	if (ch->e.type == FMT_T_FILE) {
+		stats->files++;
+		stats->bytes += ch->e.size;
+	} else if (ch->e.type == FMT_T_DIR) {
+		stats->dirs++;
+	}
+	return 0;
 }
 
 /* Writes every entry below the root to w in canonical order, descending
@@ -534,6 +571,7 @@ static int walk(engine *e, const scan_opts *o, fmt_mwriter *w, scan_job **rootjo
 	scan_job_free(*rootjob);
 	*rootjob = NULL;
 	int64_t t0 = cut_mono_ns(), last = 0;
+	uint64_t ticks = 0;
 	while (s->n > 0) {
 		frame *f = &s->v[s->n - 1];
 		if (f->next == f->l->n) {
@@ -542,16 +580,9 @@ static int walk(engine *e, const scan_opts *o, fmt_mwriter *w, scan_job **rootjo
 			continue;
 		}
 		scan_child *ch = &f->l->v[f->next++];
-		if (fmt_mwriter_add_from(w, &ch->e, ch->src.block, ch->src.idx) < 0)
+		if (walk_child(w, ch, stats) < 0)
 			return -1;
-		stats->entries++;
-		if (ch->e.type == FMT_T_FILE) {
-			stats->files++;
-			stats->bytes += ch->e.size;
-		} else if (ch->e.type == FMT_T_DIR) {
-			stats->dirs++;
-		}
-		walk_progress(e, o, stats, t0, &last);
+		walk_progress(e, o, stats, t0, &last, ++ticks);
 		if (!ch->job)
 			continue;
 		scan_job *j = ch->job;
@@ -589,6 +620,7 @@ static void stats_collect(const engine *e, scan_stats *stats)
 		stats->retried += c->retried;
 		stats->listed += c->listed;
 		stats->skipped_dirs += c->skipped_dirs;
+		stats->skel_dirs += c->skel_dirs;
 		stats->stats += c->stats;
 		stats->carried += c->carried;
 		stats->hashed += c->hashed;
@@ -610,15 +642,13 @@ static void engine_destroy(engine *e)
 /* Fills the header's summary (host, options, policy, errors, end, stats)
  * and finishes the manifest *wp, taking it (*wp becomes NULL) and writing
  * its id.  Returns 1 when entries had errors, 0, or -1 (logged). */
-static int manifest_finish(engine *e, const scan_opts *o, scan_stats *stats, fmt_mheader *h,
-			   fmt_mwriter **wp, int64_t gran, uint8_t id[FMT_ID_LEN])
+static int manifest_finish(const scan_opts *o, scan_stats *stats, fmt_mheader *h,
+			   fmt_mwriter **wp, uint8_t id[FMT_ID_LEN])
 {
 	char host[256] = "";
 	gethostname(host, sizeof host - 1);
 	h->host = cut_strndup(host, strlen(host));
 	h->options = describe_options(o);
-	scan_policy pol = e->ctx.policy;
-	h->policy = scan_policy_describe(&pol, gran);
 	h->errors = stats->errors;
 	h->end_ns = cut_now_ns();
 	cut_buf sb = {0};
@@ -630,7 +660,8 @@ static int manifest_finish(engine *e, const scan_opts *o, scan_stats *stats, fmt
 		       stats->vanished, stats->hashed, stats->hashed_bytes, stats->hash_carried,
 		       stats->peak_buffered);
 	stats->copied_blocks = fmt_mwriter_copied(*wp);
-	cut_buf_printf(&sb, " copied_blocks=%" PRIu64, stats->copied_blocks);
+	cut_buf_printf(&sb, " copied_blocks=%" PRIu64 " skel_dirs=%" PRIu64, stats->copied_blocks,
+		       stats->skel_dirs);
 	cut_buf_putc(&sb, 0);
 	h->stats = (char *)sb.p;
 	fmt_mwriter *wd = *wp;
@@ -662,6 +693,7 @@ int scan_run(const scan_opts *o, scan_stats *stats, uint8_t id[FMT_ID_LEN])
 
 	if (root_open(&e, o, &h, &rst) < 0)
 		goto out;
+	h.policy = scan_policy_describe(&e.ctx.policy, gran);
 	stats->threads = e.nthreads;
 	memset(&rootent, 0, sizeof rootent);
 	scan_entry_from_stat(&rootent, &rst);
@@ -669,7 +701,7 @@ int scan_run(const scan_opts *o, scan_stats *stats, uint8_t id[FMT_ID_LEN])
 	rootjob = scan_job_new(&rootent);
 	if (o->prev && prev_attach(&e, o, &h, rootjob, &rootarena, gran) < 0)
 		goto out;
-	if (writer_start(&e, o, &rootent, rootjob, &w) < 0)
+	if (writer_start(&e, o, h.policy, &rootent, rootjob, &w) < 0)
 		goto out;
 	stats->entries = 1;
 	stats->dirs = 1;
@@ -683,7 +715,7 @@ int scan_run(const scan_opts *o, scan_stats *stats, uint8_t id[FMT_ID_LEN])
 	stats_collect(&e, stats);
 	engine_destroy(&e);
 	if (ret == 0)
-		ret = manifest_finish(&e, o, stats, &h, &w, gran, id);
+		ret = manifest_finish(o, stats, &h, &w, id);
 out:
 	fmt_mwriter_abort(w);
 	if (rootjob)

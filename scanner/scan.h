@@ -12,7 +12,8 @@
  * The files of this module, one role each:
  *   scan.c     the engine: job queue by canonical path, workers, the writer
  *   list.c     one directory: readdir, stats, hashes, carry from --prev
- *   prev.c     the previous manifest: a shared cache of decoded blocks
+ *   prev.c     the previous manifest and its skeleton: a shared cache of
+ *              decoded blocks
  *   policy.c   excludes, immutable globs, the maildir preset
  *   hash.c     XXH3-128 content hashes
  *
@@ -78,6 +79,7 @@ typedef struct scan_stats {
 	uint64_t hashed, hashed_bytes, hash_carried;
 	uint64_t peak_buffered; /* most listing bytes buffered ahead of the writer */
 	uint64_t copied_blocks; /* blocks copied from the previous manifest as stored */
+	uint64_t skel_dirs;     /* unchanged directories read from its skeleton */
 	int threads;            /* worker threads used */
 } scan_stats;
 

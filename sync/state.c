@@ -29,6 +29,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "format/skel.h"
 #include "sync/sync.h"
 
 char *sync_path(const char *dir, const char *rel)
@@ -793,11 +794,17 @@ int sync_rotate(const char *dir, unsigned keep, unsigned newest, const sync_tsta
 		while ((de = readdir(d))) {
 			const char *rest;
 			unsigned s = name_seq(de->d_name, &rest);
-			if (!s || s + keep > newest || protected_rel(subs[i], de->d_name, t, p))
+			/* A manifest's skeleton (format/skel.h) goes with it. */
+			char own[256];
+			snprintf(own, sizeof own, "%s", de->d_name);
+			size_t ol = strlen(own), sl = strlen(FMT_SKEL_SUFFIX);
+			if (ol > sl && strcmp(own + ol - sl, FMT_SKEL_SUFFIX) == 0)
+				own[ol - sl] = 0;
+			if (!s || s + keep > newest || protected_rel(subs[i], own, t, p))
 				continue;
 			/* The source manifest of the target's pass is kept too: the
 			 * next incremental scan may need it. */
-			if (t && s == t->seq && strcmp(rest, ".cmf") == 0)
+			if (t && s == t->seq && strcmp(own + (rest - de->d_name), ".cmf") == 0)
 				continue;
 			char *fp = sync_path(sp, de->d_name);
 			if (unlinkat(dirfd(d), de->d_name, 0) == 0)

@@ -1317,7 +1317,7 @@ static int source_scan(pass *p, sync_hist *h, unsigned seq, const char *mp, cons
 		CUT_ERR("sync: %llu paths of the source could not be read (listed above): nothing "
 			"was replayed (they would be deleted on the target); fix their permissions "
 			"and run sync again", (unsigned long long)sst.errors);
-		unlink(mp);
+		fmt_manifest_unlink(mp);
 	}
 	return r > 0 ? CUT_INCOMPLETE : CUT_FAILED;
 }

@@ -22,6 +22,7 @@ sleep 2.2
 t incremental_equals_full_over_randomized_mail_days
 "$CUTOVER" -q scan "$R" -o "$T/m0" --maildir --hash all || no "first scan failed"
 prev="$T/m0"
+skel_dirs=0
 for round in 1 2 3 4 5 6; do
 	extra=""
 	[ $round = 4 ] && extra="--same-second"
@@ -39,14 +40,51 @@ for round in 1 2 3 4 5 6; do
 	"$CUTOVER" show "$T/f$round" --format jsonl | tail -n +2 >"$T/fall"
 	missing=$(grep -Fvxf "$T/fall" "$T/ifresh" | head -3)
 	[ -z "$missing" ] || no "round $round: stat'ed entries differ from the full scan (ctime/nlink): $missing"
+	# The same scan without the previous scan's skeleton (reading its
+	# blocks instead) must give the same manifest, entry for entry.
+	if [ -e "$prev.skel" ]; then
+		cp "$prev" "$T/noskel"
+		expect_rc 0 "$CUTOVER" scan "$R" -o "$T/n$round" --prev "$T/noskel" --maildir --hash changed || break
+		"$CUTOVER" show "$T/i$round" --format jsonl | tail -n +2 >"$T/iall"
+		"$CUTOVER" show "$T/n$round" --format jsonl | tail -n +2 >"$T/nall"
+		same "$T/nall" "$T/iall" "round $round: scans with and without the skeleton" || break
+		sd=$("$CUTOVER" show "$T/i$round" | sed -n 's/.*skel_dirs=\([0-9]*\).*/\1/p')
+		skel_dirs=$((skel_dirs + ${sd:-0}))
+	fi
 	prev="$T/i$round"
 done
+# From the second round on the previous scan has a skeleton, and the
+# unchanged directories' children come from it.
+[ "${skel_dirs:-0}" -gt 0 ] || no "no directory was read from a skeleton"
 # Where shortcuts applied, the incremental scan must have done less.
 fs=$(stat_of "$T/f5.err" stats,)
 is=$(stat_of "$T/i5.err" stats,)
 sk=$(sed -n 's/.*skipped \([0-9]*\),.*/\1/p' "$T/i5.err")
 [ "${sk:-0}" -gt 0 ] || no "no directory was skipped after the tree aged: $(cat "$T/i5.err")"
 [ "${is:-0}" -lt "$((${fs:-0} / 2))" ] || no "incremental scan made $is stats, full $fs"
+
+t a_damaged_or_foreign_skeleton_is_not_used
+# The skeleton is an accelerator: damaged, cut short, or another
+# manifest's, the scan reads the manifest instead and gives the same result.
+sleep 2.2
+"$CUTOVER" -q scan "$R" -o "$T/s0" --prev "$prev" --maildir --hash changed
+"$CUTOVER" -q scan "$R" -o "$T/s1" --prev "$T/s0" --maildir --hash changed
+"$CUTOVER" show "$T/s1" --format jsonl | tail -n +2 >"$T/s1all"
+n=$(stat -c %s "$T/s1.skel")
+cp "$T/s1" "$T/flip"; cp "$T/s1.skel" "$T/flip.skel"
+printf '\377\377\377\377' | dd of="$T/flip.skel" bs=1 seek=$((n / 2)) conv=notrunc 2>/dev/null
+cp "$T/s1" "$T/cut"; head -c $((n / 2)) "$T/s1.skel" >"$T/cut.skel"
+cp "$T/s1" "$T/foreign"; cp "$T/s0.skel" "$T/foreign.skel"
+for k in flip cut foreign; do
+	expect_rc 0 "$CUTOVER" scan "$R" -o "$T/$k.out" --prev "$T/$k" --maildir --hash changed || continue
+	cp "$T/.err" "$T/$k.err"
+	"$CUTOVER" show "$T/$k.out" --format jsonl | tail -n +2 >"$T/$k.all"
+	same "$T/s1all" "$T/$k.all" "a scan with the $k skeleton"
+done
+grep -q "flip.skel: .*damaged: not used" "$T/flip.err" || no "damage not named: $(cat "$T/flip.err")"
+grep -q "cut.skel: not used" "$T/cut.err" || no "truncation not named: $(cat "$T/cut.err")"
+"$CUTOVER" show "$T/foreign.out" | grep -q 'skel_dirs=0' || no "another manifest's skeleton was used"
+"$CUTOVER" show "$T/flip.out" | grep -q 'skel_dirs=0 ' && no "nothing was read from the good part"
 
 t full_flag_stats_everything_but_carries_hashes
 # Files changed just before a scan stay racy against it: let them age, scan,

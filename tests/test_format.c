@@ -19,6 +19,7 @@
 #include "format/json.h"
 #include "format/manifest.h"
 #include "format/path.h"
+#include "format/skel.h"
 #include "tests/seed.h"
 #define XXH_INLINE_ALL
 #include <xxhash.h>
@@ -695,6 +696,262 @@ static void writer__copied_blocks_equal_encoded_ones(void **state)
 	store_free(&a);
 }
 
+
+/* ------------------------------------------------------------ skeleton */
+
+static bool imm_cur_new(void *arg, const char *path, size_t len)
+{
+	(void)arg;
+	(void)len;
+	return strstr(path, "/cur/") || strstr(path, "/new/");
+}
+
+#define SK_POLICY "test cur/ new/"
+
+/* Writes v[0..n) with a skeleton; with prev (and its skeleton), the runs
+ * of prev's skeleton whose entries v holds unchanged (orig[i]: v[i] is
+ * prev's entry orig[i], unchanged; -1 otherwise) go as runs. */
+static void sk_write(const char *path, const fmt_entry *v, size_t n, fmt_mreader *prev,
+		     fmt_skel *psk, const long *orig, const uint32_t (*apos)[2], uint8_t id[FMT_ID_LEN],
+		     uint64_t *runs)
+{
+	fmt_mwriter *w = fmt_mwriter_create(path);
+	assert_non_null(w);
+	assert_int_equal(fmt_mwriter_skeleton(w, imm_cur_new, NULL, SK_POLICY), 0);
+	if (prev) {
+		fmt_mwriter_set_prev(w, prev);
+		fmt_mwriter_set_prev_skeleton(w, psk);
+	}
+	fmt_skel_group g = {0};
+	uint32_t gblock = UINT32_MAX;
+	*runs = 0;
+	for (size_t i = 0; i < n;) {
+		long k = orig ? orig[i] : -1;
+		if (k < 0) {
+			assert_int_equal(fmt_mwriter_add_from(w, &v[i], UINT32_MAX, 0), 0);
+			i++;
+			continue;
+		}
+		uint32_t b = apos[k][0], idx = apos[k][1];
+		if (b != gblock) {
+			fmt_skel_group_free(&g);
+			assert_int_equal(fmt_skel_load(psk, b, &g), 0);
+			gblock = b;
+		}
+		/* A run of prev's starting at k, held whole and unchanged by v? */
+		const fmt_skel_el *r = NULL;
+		for (uint32_t e = 0; e < g.nel; e++)
+			if (g.el[e].idx == idx && g.el[e].n)
+				r = &g.el[e];
+		bool whole = r && i + r->n <= n;
+		for (uint32_t j = 0; whole && j < (r ? r->n : 0); j++)
+			whole = orig[i + j] == k + (long)j;
+		if (whole) {
+			fmt_mrun mr = {&g.v[r->first], &g.v[r->last], b, idx, r->n, r->bytes, r->weight};
+			assert_int_equal(fmt_mwriter_add_run(w, &mr), 0);
+			i += r->n;
+			(*runs)++;
+			continue;
+		}
+		assert_int_equal(fmt_mwriter_add_from(w, &v[i], b, idx), 0);
+		i++;
+	}
+	fmt_skel_group_free(&g);
+	fmt_mheader h = hdr();
+	assert_int_equal(fmt_mwriter_finish(w, &h, id), 0);
+}
+
+static void expect_same_file(const char *a, const char *b)
+{
+	size_t na, nb;
+	uint8_t *pa = slurp(a, &na), *pb = slurp(b, &nb);
+	assert_int_equal(na, nb);
+	assert_memory_equal(pa, pb, na);
+	free(pa);
+	free(pb);
+}
+
+/* A manifest written from the previous one's skeleton, its unchanged runs
+ * added as units, is the same file byte for byte as one written entry by
+ * entry; so is its skeleton, though the unchanged blocks' records were
+ * copied from the previous skeleton. */
+static void skeleton__runs_give_the_same_manifest_and_skeleton(void **state)
+{
+	(void)state;
+	uint64_t seed = test_seed("skeleton__runs_give_the_same_manifest_and_skeleton");
+	store a = {0};
+	store_make(&a, seed);
+	for (size_t i = 0; i < a.n; i++)
+		if (a.v[i].type == FMT_T_FILE)
+			a.v[i].flags |= FMT_E_CARRIED;
+	char fa[320], f1[320], f2[320], s1[330], s2[330];
+	snprintf(fa, sizeof fa, "%s/sa", dir);
+	snprintf(f1, sizeof f1, "%s/sb1", dir);
+	snprintf(f2, sizeof f2, "%s/sb2", dir);
+	snprintf(s1, sizeof s1, "%s.skel", f1);
+	snprintf(s2, sizeof s2, "%s.skel", f2);
+	uint8_t ida[FMT_ID_LEN], id1[FMT_ID_LEN], id2[FMT_ID_LEN];
+	uint64_t runs;
+	sk_write(fa, a.v, a.n, NULL, NULL, NULL, NULL, ida, &runs);
+	fmt_mreader *ra = fmt_mreader_open(fa);
+	assert_non_null(ra);
+	fmt_skel *ska = fmt_skel_open(fa, ida, fmt_mreader_nblocks(ra), SK_POLICY);
+	assert_non_null(ska);
+	assert_null(fmt_skel_open(fa, ida, fmt_mreader_nblocks(ra), "another policy"));
+	uint32_t (*apos)[2] = calloc(a.n, sizeof *apos);
+	cut_buf key = {0};
+	for (uint32_t b = 0, k = 0; b < fmt_mreader_nblocks(ra); b++)
+		for (uint32_t i = 0; i < bi_of(ra, b, &key).count; i++, k++)
+			apos[k][0] = b, apos[k][1] = i;
+	cut_buf_free(&key);
+	/* b: a's entries, a few files changed, one removed, one added. */
+	fmt_entry *bv = calloc(a.n + 1, sizeof *bv);
+	long *orig = calloc(a.n + 1, sizeof *orig);
+	size_t n = 0, gone = a.n / 3 + rnd() % (a.n / 3), added = 0;
+	char extra[320] = "";
+	for (size_t i = 0; i < a.n; i++) {
+		if (i == gone && a.v[i].type == FMT_T_FILE)
+			continue;
+		bv[n] = a.v[i];
+		orig[n] = (long)i;
+		if (a.v[i].type == FMT_T_FILE && rnd() % 500 == 0) {
+			bv[n].size++;
+			orig[n] = -1;
+		}
+		n++;
+		if (!added && i > 2 * a.n / 3 && a.v[i].type == FMT_T_DIR && strstr(a.paths[i], "cur")) {
+			snprintf(extra, sizeof extra, "%s/0", a.paths[i]); /* first in the folder */
+			bv[n] = mk(extra, FMT_T_FILE);
+			orig[n++] = -1;
+			added = 1;
+		}
+	}
+	sk_write(f1, bv, n, ra, ska, orig, (const uint32_t(*)[2])apos, id1, &runs);
+	uint64_t none;
+	sk_write(f2, bv, n, NULL, NULL, NULL, NULL, id2, &none);
+	expect_same_file(f1, f2);
+	expect_same_file(s1, s2);
+	assert_true(runs > 10);
+	uint64_t cnt;
+	assert_int_equal(read_all(f1, &cnt), 0);
+	assert_int_equal(cnt, n);
+	fmt_skel_close(ska);
+	fmt_mreader_close(ra);
+	free(apos);
+	free(orig);
+	free(bv);
+	unlink(fa);
+	unlink(f1);
+	unlink(f2);
+	snprintf(s1, sizeof s1, "%s.skel", fa);
+	unlink(s1);
+	unlink(s2);
+	snprintf(s1, sizeof s1, "%s.skel", f1);
+	unlink(s1);
+	store_free(&a);
+}
+
+/* One folder so large that its blocks end only where their weight would
+ * pass the limit (names the hash rules would cut at are left out): a run
+ * added as a unit must carry its weight exactly, or the next block ends
+ * elsewhere. */
+static void skeleton__runs_carry_the_weight_that_ends_large_blocks(void **state)
+{
+	(void)state;
+	uint64_t seed = test_seed("skeleton__runs_carry_the_weight_that_ends_large_blocks");
+	rng = seed | 1;
+	size_t cap = 14000, n = 0;
+	fmt_entry *v = calloc(cap, sizeof *v);
+	char **names = calloc(cap, sizeof *names);
+	const char *dirs[] = {"", "z", "z/cur"};
+	for (size_t i = 0; i < 3; i++) {
+		names[n] = strdup(dirs[i]);
+		v[n] = mk(names[n], FMT_T_DIR);
+		n++;
+	}
+	char b[400];
+	for (uint32_t i = 0; n < cap; i++) {
+		snprintf(b, sizeof b, "z/cur/%08u.%0180u.mx,S=%u:2,S", i, 0u, (unsigned)(rnd() % 9999));
+		fmt_entry e = mk(b, FMT_T_FILE);
+		if (fmt_mcut_before(1, 0, &e))
+			continue; /* a hash rule would end a block here */
+		names[n] = strdup(b);
+		v[n] = mk(names[n], FMT_T_FILE);
+		v[n].flags |= FMT_E_CARRIED;
+		v[n].ino = 9000 + n;
+		n++;
+	}
+	char fa[320], f1[320], f2[320], s1[330], s2[330];
+	snprintf(fa, sizeof fa, "%s/wa", dir);
+	snprintf(f1, sizeof f1, "%s/wb1", dir);
+	snprintf(f2, sizeof f2, "%s/wb2", dir);
+	snprintf(s1, sizeof s1, "%s.skel", f1);
+	snprintf(s2, sizeof s2, "%s.skel", f2);
+	uint8_t ida[FMT_ID_LEN], id1[FMT_ID_LEN], id2[FMT_ID_LEN];
+	uint64_t runs;
+	sk_write(fa, v, n, NULL, NULL, NULL, NULL, ida, &runs);
+	fmt_mreader *ra = fmt_mreader_open(fa);
+	assert_non_null(ra);
+	assert_true(fmt_mreader_nblocks(ra) >= 3); /* cut by weight alone */
+	fmt_skel *ska = fmt_skel_open(fa, ida, fmt_mreader_nblocks(ra), SK_POLICY);
+	assert_non_null(ska);
+	uint32_t (*apos)[2] = calloc(n, sizeof *apos);
+	cut_buf key = {0};
+	for (uint32_t bl = 0, k = 0; bl < fmt_mreader_nblocks(ra); bl++)
+		for (uint32_t i = 0; i < bi_of(ra, bl, &key).count; i++, k++)
+			apos[k][0] = bl, apos[k][1] = i;
+	cut_buf_free(&key);
+	/* b: one file of the first block changed; the blocks after it are
+	 * added as runs. */
+	long *orig = calloc(n, sizeof *orig);
+	for (size_t i = 0; i < n; i++)
+		orig[i] = (long)i;
+	v[10].size++;
+	orig[10] = -1;
+	sk_write(f1, v, n, ra, ska, orig, (const uint32_t(*)[2])apos, id1, &runs);
+	uint64_t none;
+	sk_write(f2, v, n, NULL, NULL, NULL, NULL, id2, &none);
+	expect_same_file(f1, f2);
+	expect_same_file(s1, s2);
+	assert_true(runs >= 2);
+	fmt_skel_close(ska);
+	fmt_mreader_close(ra);
+	for (size_t i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+	free(v);
+	free(apos);
+	free(orig);
+	unlink(fa);
+	unlink(f1);
+	unlink(f2);
+	unlink(s2);
+	unlink(s1);
+	snprintf(s1, sizeof s1, "%s.skel", fa);
+	unlink(s1);
+}
+
+/* A skeleton's records that do not hold together are refused, whatever
+ * the bytes (the container's checksums aside). */
+static void skeleton__decoder_refuses_bad_records(void **state)
+{
+	(void)state;
+	static const uint8_t bad[][8] = {
+		{0},                /* no record: a manifest block has an entry */
+		{2, 0, 0},          /* two records announced, the first of them alone */
+		{1, 5, 1, 0, 0},    /* a run cut short */
+		{2, 3, 0, 2, 0, 0}, /* the second record before the first */
+		{1, 0, 0, 2},       /* one record, two entries */
+		{120, 0, 0},        /* more records than the bytes could hold */
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		fmt_skel_group g;
+		const char *err = NULL;
+		assert_int_equal(fmt_skel_decode(bad[i], sizeof bad[i], bad[i][0], &g, &err), -1);
+		assert_non_null(err);
+	}
+}
+
 /* ---------------------------------------------------------- corruption */
 
 /* Applies f to the bytes of a valid manifest and expects the reader to refuse. */
@@ -1208,6 +1465,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(reader__reads_a_version_1_manifest, setup, teardown),
 		cmocka_unit_test_setup_teardown(cut__a_change_inside_a_run_changes_only_the_blocks_around_it, setup, teardown),
 		cmocka_unit_test_setup_teardown(writer__copied_blocks_equal_encoded_ones, setup, teardown),
+		cmocka_unit_test_setup_teardown(skeleton__runs_give_the_same_manifest_and_skeleton, setup, teardown),
+		cmocka_unit_test_setup_teardown(skeleton__runs_carry_the_weight_that_ends_large_blocks, setup, teardown),
+		cmocka_unit_test(skeleton__decoder_refuses_bad_records),
 		cmocka_unit_test_setup_teardown(reader__refuses_bad_magic, setup, teardown),
 		cmocka_unit_test_setup_teardown(reader__refuses_future_version, setup, teardown),
 		cmocka_unit_test_setup_teardown(reader__refuses_unknown_flags, setup, teardown),

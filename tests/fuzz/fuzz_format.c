@@ -1,6 +1,6 @@
 /*
- * fuzz_format.c - libFuzzer target for the readers of manifests and change
- * logs (format/): whatever bytes a file holds, opening, reading, seeking and
+ * fuzz_format.c - libFuzzer target for the readers of manifests, their
+ * skeletons and change logs (format/): whatever bytes a file holds, opening, reading, seeking and
  * validating it must end in data or a clean "corrupt" error, never a crash,
  * a hang or an out-of-bounds access.
  *
@@ -20,6 +20,7 @@
 
 #include "format/changes.h"
 #include "format/manifest.h"
+#include "format/skel.h"
 
 static char path[64];
 
@@ -84,11 +85,32 @@ static void changes(void)
 	}
 }
 
+/* A skeleton's blocks through the container reader and the record decoder
+ * (fmt_skel_open would first want the manifest it belongs to). */
+static void skeleton(void)
+{
+	fmt_cr *r = fmt_cr_open(path, FMT_MAGIC_SKELETON);
+	if (!r)
+		return;
+	cut_buf raw = {0};
+	for (uint32_t b = 0; b < fmt_cr_nblocks(r); b++) {
+		uint32_t count;
+		fmt_skel_group g;
+		const char *err;
+		if (fmt_cr_read_block(r, b, &raw, &count, NULL) == 0 &&
+		    fmt_skel_decode(raw.p, raw.len, count, &g, &err) == 0)
+			fmt_skel_group_free(&g);
+	}
+	cut_buf_free(&raw);
+	fmt_cr_close(r);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *d, size_t n);
 int LLVMFuzzerTestOneInput(const uint8_t *d, size_t n)
 {
 	write_input(d, n);
 	manifest();
+	skeleton();
 	changes();
 	return 0;
 }

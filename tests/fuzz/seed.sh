@@ -2,9 +2,10 @@
 # tests/fuzz/seed.sh [BUILD] - remakes the seed corpus kept in the repository,
 # tests/fuzz/corpus/TARGET/, from a build made by `make fuzz-build` (default
 # build/fuzz).  The files are small; commit them.
-#   fuzz_format: a manifest, an incremental manifest against it, the change
-#                log between them and one from empty, all written by the
-#                build's own cutover from a generated maildir store
+#   fuzz_format: a manifest, an incremental manifest against it and its
+#                skeleton, the change log between them and one from empty,
+#                all written by the build's own cutover from a generated
+#                maildir store
 #   fuzz_replay: the inputs fuzz_replay.c's seeds[] describes (its decoder
 #                is their only definition)
 set -eu
