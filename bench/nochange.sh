@@ -20,7 +20,7 @@ out="$B/results-nochange.md"
 } >"$out"
 entries_of() { "$CUTOVER" show "$1" | sed -n 's/^# entries: \([0-9]*\),.*/\1/p'; }
 body() { "$1" show "$2" --format jsonl | tail -n +2; }
-one() { # one USERS MSGS LABEL
+one() { # one USERS MSGS LABEL (no spaces: times are split on them)
 	local s
 	s=$(store_steady "$1" "$2") || exit 1
 	"$CUTOVER" -q scan "$s" -o "$s.m3" --prev "$s.m2" --maildir || exit 1
@@ -46,8 +46,8 @@ one() { # one USERS MSGS LABEL
 	rm -f "$s".out-* "$s".out-*.skel "$s".log-*
 }
 for u in ${NOCHANGE_USERS:-1000 5000}; do
-	one "$u" 870 "$u users"
+	one "$u" 870 "$u-users"
 done
-one 200 870 "200 users x 870"
-one 200 4350 "200 users x 4350"
+one 200 870 "200-users-x870"
+one 200 4350 "200-users-x4350"
 cat "$out"
