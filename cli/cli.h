@@ -5,7 +5,7 @@
  * Each subcommand lives in cli/cmd_<name>.c, parses its own options with
  * getopt_long, calls into scanner/, diff/ or replay/, and returns an exit code
  * (enum cli_exit); only main() exits.  The library reports outcomes
- * (cut_outcome, format/util.h), never exit codes: cli_exit_code is the one
+ * (cut_outcome, base/util.h), never exit codes: cli_exit_code is the one
  * place that turns one into the other.
  */
 #ifndef CUTOVER_CLI_H
@@ -14,7 +14,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "format/util.h"
+#include "base/util.h"
 
 /* Exit codes of the cutover program, documented in docs/cutover.1 and the
  * table of docs/RUNBOOK.md section 3. */
@@ -72,7 +72,7 @@ extern bool cli_quiet;
 bool cli_progress_enabled(void);
 void cli_progress(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void cli_progress_done(void);
-/* "; source 812 ops/s, ..." (format/budget.h) over the last 2 to 4 s, for
+/* "; source 812 ops/s, ..." (base/budget.h) over the last 2 to 4 s, for
  * the progress lines of scan and replay; "" before a request was measured.
  * One caller at a time (the progress callback). */
 void cli_source_part(char *buf, size_t cap);
@@ -92,6 +92,6 @@ void cli_source_summary(const char *cmd);
  * it, main() names the fix for the exit code (cli_fix_default). */
 void cli_fix(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
-/* Human-readable byte counts: cut_bytes_human() in format/util.h. */
+/* Human-readable byte counts: cut_bytes_human() in base/util.h. */
 
 #endif

@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
-#include "format/budget.h"
+#include "base/budget.h"
 #include "format/path.h"
 #include "replay/replay.h"
 

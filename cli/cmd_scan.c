@@ -7,7 +7,7 @@
 #include <stdlib.h>
 
 #include "cli/cli.h"
-#include "format/budget.h"
+#include "base/budget.h"
 #include "scanner/scan.h"
 
 static const char usage[] =
@@ -76,7 +76,7 @@ static const struct option opts[] = {
 };
 
 /* What the command line says: the scan's options, the globs they point
- * to (argc each: never more), and the source's limits (format/budget.h). */
+ * to (argc each: never more), and the source's limits (base/budget.h). */
 typedef struct scan_args {
 	scan_opts o;
 	const char **ex, **im;

@@ -11,7 +11,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
-#include "format/json.h"
+#include "base/json.h"
 #include "format/changes.h"
 #include "format/manifest.h"
 

@@ -12,7 +12,7 @@
 #include <time.h>
 
 #include "cli/cli.h"
-#include "format/json.h"
+#include "base/json.h"
 #include "sync/sync.h"
 
 static const char usage[] =

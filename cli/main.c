@@ -16,7 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "format/budget.h"
+#include "base/budget.h"
 
 #include "cli/cli.h"
 

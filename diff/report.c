@@ -18,7 +18,7 @@
 #include <stdlib.h>
 
 #include "diff/diff_item.h"
-#include "format/json.h"
+#include "base/json.h"
 #include "format/manifest.h"
 #include "format/path.h"
 

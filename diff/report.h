@@ -8,7 +8,7 @@
 
 #include <stdio.h>
 
-#include "format/util.h"
+#include "base/util.h"
 
 /* Fields that can be compared (bit masks for diff_report_opts.ignore). */
 enum {

@@ -13,7 +13,7 @@
 #ifndef CUTOVER_CONTAINER_H
 #define CUTOVER_CONTAINER_H
 
-#include "util.h"
+#include "base/util.h"
 
 #define FMT_MAGIC_LEN 8
 #define FMT_MAGIC_MANIFEST "CUTOVMF1"

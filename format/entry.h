@@ -10,7 +10,7 @@
 #ifndef CUTOVER_ENTRY_H
 #define CUTOVER_ENTRY_H
 
-#include "util.h"
+#include "base/util.h"
 
 enum fmt_type {
 	FMT_T_FILE = 1,

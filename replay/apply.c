@@ -36,7 +36,7 @@
 #define XXH_INLINE_ALL
 #include <xxhash.h>
 
-#include "format/budget.h"
+#include "base/budget.h"
 #include "format/path.h"
 #include "replay/internal.h"
 

@@ -6,7 +6,7 @@
 #define CUTOVER_REPLAY_INTERNAL_H
 
 #include "format/changes.h"
-#include "format/sys.h"
+#include "base/sys.h"
 #include "replay/replay.h"
 
 /* Outcome of applying one record (rp_op.res). */

@@ -38,7 +38,7 @@
 
 #include <xxhash.h>
 
-#include "format/budget.h"
+#include "base/budget.h"
 #include "format/path.h"
 #include "replay/internal.h"
 

@@ -9,7 +9,7 @@
 #define XXH_INLINE_ALL
 #include <xxhash.h>
 
-#include "format/budget.h"
+#include "base/budget.h"
 #include "scanner/internal.h"
 
 #ifndef O_NOATIME

@@ -17,7 +17,7 @@
 
 #include "format/entry.h"
 #include "format/manifest.h"
-#include "format/sys.h"
+#include "base/sys.h"
 #include "scanner/scan.h"
 
 /* ------------------------------------------------------------ policy.c */

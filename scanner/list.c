@@ -27,7 +27,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#include "format/budget.h"
+#include "base/budget.h"
 #include "format/path.h"
 #include "scanner/internal.h"
 

@@ -9,7 +9,7 @@
  * switch's pool counts under its own mutex); the file is rewritten
  * (temp + rename) at most once a second, and when a count reaches its
  * total, so the cost per entry is nil.
- * Each write records the source's recent window too (format/budget.h): the
+ * Each write records the source's recent window too (base/budget.h): the
  * writer keeps the budget's counters of its last writes and takes the view
  * from the oldest of them within SYNC_SRC_WINDOW_NS.
  * A reader tells a live pass from a dead one by the run lock (lock.c), not by

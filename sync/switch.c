@@ -37,7 +37,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "format/budget.h"
+#include "base/budget.h"
 #include "format/changes.h"
 #include "format/manifest.h"
 #include "format/path.h"

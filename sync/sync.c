@@ -30,7 +30,7 @@
 
 #include "diff/diff.h"
 #include "diff/report.h"
-#include "format/budget.h"
+#include "base/budget.h"
 #include "format/changes.h"
 #include "format/manifest.h"
 #include "format/path.h"

@@ -31,9 +31,9 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "format/budget.h"
+#include "base/budget.h"
 #include "format/container.h"
-#include "format/util.h"
+#include "base/util.h"
 #include "replay/replay.h"
 #include "scanner/scan.h"
 
@@ -50,8 +50,8 @@ typedef struct sync_config {
 	char *immutable[SYNC_MAX_GLOBS], *excludes[SYNC_MAX_GLOBS];
 	size_t nimmutable, nexcludes;
 	unsigned keep;         /* manifests and logs kept (default SYNC_KEEP_DEFAULT) */
-	uint64_t max_ops, bwlimit; /* the source budget of a pass (format/budget.h); 0: none */
-	bool adaptive;         /* the source's gate (format/budget.h) */
+	uint64_t max_ops, bwlimit; /* the source budget of a pass (base/budget.h); 0: none */
+	bool adaptive;         /* the source's gate (base/budget.h) */
 	int64_t max_latency_ns; /* 0: none */
 	int64_t created;       /* unix seconds */
 	char *host;            /* where init ran */
@@ -147,7 +147,7 @@ typedef struct sync_progress {
 	int64_t written_ns;    /* unix ns: this record was written */
 	uint64_t done, total;  /* the phase's units (scan: entries, replay: operations);
 				  total 0: unknown (scan: the last pass's count) */
-	/* The source over the last seconds (format/budget.h): its rates, median
+	/* The source over the last seconds (base/budget.h): its rates, median
 	 * and p99 latency (0: no request measured), the gate's limit (0: no
 	 * gate), and the requests a limit or the gate held back, per mille. */
 	uint64_t src_ops_s, src_bytes_s, src_p50_ns, src_p99_ns, src_limit, src_held_pm;
@@ -165,7 +165,7 @@ typedef struct sync_hist {
 	uint64_t entries, ops, created, updated, renamed, linked, deleted, meta, bytes;
 	uint64_t drifted, vanished, skipped, conflicts;
 	uint64_t retried;     /* requests that answered ESTALE and were made again (source, target) */
-	/* The source over the whole pass (format/budget.h): operations, bytes,
+	/* The source over the whole pass (base/budget.h): operations, bytes,
 	 * their rates, the median and p99 latency of its requests, and the
 	 * share of them a limit or the gate held back. */
 	uint64_t src_ops, src_bytes;

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# it_budget.sh - --max-ops, --bwlimit and --adaptive (format/budget.c,
+# it_budget.sh - --max-ops, --bwlimit and --adaptive (base/budget.c,
 # adapt.c) as the source sees them: the source is mounted through
 # bench/latfs, whose counters give the round trips it answered (lookups,
 # getattrs, opens, directory batches with entries, reads with data) and the

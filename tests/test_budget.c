@@ -1,5 +1,5 @@
 /*
- * test_budget.c - cmocka tests of format/budget.c, the --max-ops/--bwlimit
+ * test_budget.c - cmocka tests of base/budget.c, the --max-ops/--bwlimit
  * token buckets, on a fake clock: a sleep moves the clock to the wake-up
  * time, so the tests are exact and take no time.  The threaded test shares
  * one fake clock between the threads (each sleep moves it forward, never
@@ -19,7 +19,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "format/budget.h"
+#include "base/budget.h"
 #include "tests/seed.h"
 
 typedef struct fake {

@@ -16,7 +16,7 @@
 #include <unistd.h>
 
 #include "format/container.h"
-#include "format/json.h"
+#include "base/json.h"
 #include "format/manifest.h"
 #include "format/path.h"
 #include "format/skel.h"
@@ -1250,7 +1250,7 @@ static void reader__refuses_a_change_log_as_manifest(void **state)
 	cut_buf_free(&m);
 }
 
-/* The one JSON string escaping (format/json.h), on both sinks. */
+/* The one JSON string escaping (base/json.h), on both sinks. */
 /* ------------------------------------------- the index, read by segments */
 
 /* Flips a byte in the middle of path's index section (found from the

@@ -24,7 +24,7 @@
 
 #include "format/changes.h"
 #include "format/path.h"
-#include "format/sys.h"
+#include "base/sys.h"
 #include "replay/internal.h"
 #include "replay/replay.h"
 

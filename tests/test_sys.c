@@ -1,9 +1,9 @@
 /*
- * test_sys.c - cmocka tests of format/sys.c, the portability layer, on real
+ * test_sys.c - cmocka tests of base/sys.c, the portability layer, on real
  * temporary trees: confined opens against planted symlinks and escapes,
  * stat, directory reading and copies.  Built as it is and, by `make
  * portable`, against the POSIX fallbacks.  Also the shared binary heap of
- * format/util.c (cut_heap).
+ * base/util.c (cut_heap).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -18,8 +18,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "format/sys.h"
-#include "format/util.h"
+#include "base/sys.h"
+#include "base/util.h"
 #include "tests/seed.h"
 
 typedef struct fx {

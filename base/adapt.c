@@ -22,7 +22,7 @@
  *
  * Who calls it: budget.c, under its controller mutex, once a window.
  */
-#include "format/budget.h"
+#include "base/budget.h"
 
 #define CTL_START 2        /* a pass starts gently and climbs */
 #define CTL_FLOOR 1

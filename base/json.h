@@ -20,7 +20,7 @@
 #include <stddef.h>
 #include <stdio.h>
 
-#include "format/util.h"
+#include "base/util.h"
 
 /* Appends s[0..n) as a quoted JSON string to b. */
 void cut_json_str(cut_buf *b, const char *s, size_t n);

@@ -41,7 +41,7 @@ sys_dir *sys_dir_open(int fd);
 int sys_dir_next(sys_dir *d, const char **name, size_t *len, unsigned *dtype);
 int sys_dir_fd(const sys_dir *d);
 /* Charges each batch of entries read from d to the source budget
- * (format/budget.h): a directory of the source, not of the target. */
+ * (base/budget.h): a directory of the source, not of the target. */
 void sys_dir_source(sys_dir *d);
 /* Closes the directory and its fd. */
 void sys_dir_close(sys_dir *d);

@@ -6,7 +6,7 @@
 #include <math.h>
 #include <stdio.h>
 
-#include "format/json.h"
+#include "base/json.h"
 
 /* Length of the valid UTF-8 sequence at p (1-4), or 0 if invalid: overlong
  * forms, surrogates and code points past U+10FFFF are invalid. */

@@ -6,7 +6,7 @@
  *
  * An operation is one request the source's server answers: a stat or name
  * lookup, an open, a batch of directory entries, a read.  The call sites
- * (scanner/, replay/, format/sys.c) open each system call on the source
+ * (scanner/, replay/, base/sys.c) open each system call on the source
  * with budget_src() and close it with budget_src_done() (or
  * budget_src_after() when its cost is known only once it answered); what
  * one system call costs in requests is said where it is charged.
@@ -205,7 +205,7 @@ static inline void budget_src_none(budget_req r)
 {
 	budget_end(&budget_source, r, 0, 0, 0);
 }
-/* sys_copy from a source file (format/sys.h), a request a piece: a big file
+/* sys_copy from a source file (base/sys.h), a request a piece: a big file
  * is spread over its time instead of sent as one burst, and holds a gate
  * slot a piece at a time.  Unlimited and ungated, one copy charged as
  * its pieces, each with the copy's mean latency. */

@@ -13,8 +13,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "format/budget.h"
-#include "format/util.h"
+#include "base/budget.h"
+#include "base/util.h"
 
 #define SUB (1u << BUDGET_HIST_SUB_BITS)
 

@@ -8,7 +8,7 @@
  * only tried, so one thread closes a window while the others go on.  The
  * counters and the histogram are atomics, read without a lock.
  */
-#include "format/budget.h"
+#include "base/budget.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -19,8 +19,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "format/sys.h"
-#include "format/util.h"
+#include "base/sys.h"
+#include "base/util.h"
 
 #define COPY_PIECE BUDGET_READ_SIZE
 #define WINDOW_NS 200000000     /* the controller judges 5 windows a second */
