@@ -32,6 +32,8 @@
 #include "format/path.h"
 #include "tests/seed.h"
 
+#include <xxhash.h>
+
 /* ------------------------------------------------------------ the fixture */
 
 static char base[256];  /* temporary directory of the test */
@@ -85,23 +87,22 @@ static cut_arena walk_arena;
 static const char *stale_path;   /* this entry is written as carried, nlink 1 */
 static const char *carried_path; /* this one as carried, its nlink as found */
 
-/* A 128-bit content hash for the walk: two FNV-1a lanes (diff only compares
- * hashes, so it need not be the scanner's XXH3). */
+/* The content hash a scan records (XXH3-128, canonical bytes), of the whole
+ * file read at once: the walk's files are small. */
 static void hash_file(const char *p, uint8_t out[16])
 {
-	uint64_t h1 = 14695981039346656037ull, h2 = 1099511628211ull * 7;
 	FILE *f = fopen(p, "rb");
 	assert_non_null(f);
-	int ch;
-	while ((ch = fgetc(f)) != EOF) {
-		h1 = (h1 ^ (uint8_t)ch) * 1099511628211ull;
-		h2 = (h2 ^ (uint8_t)ch) * 0x100000001b3ull + 0x9e3779b97f4a7c15ull;
-	}
+	cut_buf b = {0};
+	uint8_t chunk[4096];
+	size_t n;
+	while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
+		cut_buf_put(&b, chunk, n);
 	fclose(f);
-	for (int i = 0; i < 8; i++) {
-		out[i] = (uint8_t)(h1 >> (56 - 8 * i));
-		out[8 + i] = (uint8_t)(h2 >> (56 - 8 * i));
-	}
+	XXH128_canonical_t c;
+	XXH128_canonicalFromHash(&c, XXH3_128bits(b.p, b.len));
+	memcpy(out, c.digest, 16);
+	cut_buf_free(&b);
 }
 
 static int walk_cb(const char *p, const struct stat *st, int flag, struct FTW *f)

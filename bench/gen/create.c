@@ -6,6 +6,9 @@
  */
 #include "gen.h"
 
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
 /* per-user message count multiplier in per mille: {lo, hi, ppm} */
 static const uint32_t mult_tab[][3] = {
 	{20, 200, 100000}, {200, 500, 180000}, {500, 1000, 280000},
@@ -138,13 +141,10 @@ typedef struct {
 	size_t n, cap, mask;
 } strset_t;
 
-static uint64_t fnv1a(const char *s)
-{
-	uint64_t h = 1469598103934665603ULL;
-	while (*s)
-		h = (h ^ (unsigned char)*s++) * 1099511628211ULL;
-	return h;
-}
+/* The set's hash is cutover's one hash function (header-only here: the
+ * generator links no library); the set only answers membership, so the
+ * output does not depend on it. */
+static uint64_t str_hash(const char *s) { return XXH3_64bits(s, strlen(s)); }
 
 /* returns 1 if inserted, 0 if present */
 static int strset_add(strset_t *s, const char *str)
@@ -155,7 +155,7 @@ static int strset_add(strset_t *s, const char *str)
 		memset(nv, 0, nc * sizeof(char *));
 		for (size_t i = 0; i < s->cap; i++)
 			if (s->v[i]) {
-				size_t j = fnv1a(s->v[i]) & (nc - 1);
+				size_t j = str_hash(s->v[i]) & (nc - 1);
 				while (nv[j])
 					j = (j + 1) & (nc - 1);
 				nv[j] = s->v[i];
@@ -165,7 +165,7 @@ static int strset_add(strset_t *s, const char *str)
 		s->cap = nc;
 		s->mask = nc - 1;
 	}
-	size_t j = fnv1a(str) & s->mask;
+	size_t j = str_hash(str) & s->mask;
 	while (s->v[j]) {
 		if (strcmp(s->v[j], str) == 0)
 			return 0;
