@@ -267,8 +267,8 @@ static scan_listing *wait_job(engine *e, scan_job *j)
 		/* No worker has taken it yet (a job not taken is the smallest
 		 * pending one, see the top of this file).  The writer would
 		 * only sleep until one does, so it lists the directory itself:
-		 * handing each job over, one at a time, is what a paused
-		 * engine used to spend most of its time on. */
+		 * handing jobs over one at a time would otherwise be most of a
+		 * paused engine's time. */
 		cut_heap_pop(&e->pending);
 		pthread_mutex_unlock(&e->mu);
 		scan_listing *l = scan_list_dir(&e->ctx, j, &e->counters[e->nthreads]);
