@@ -49,6 +49,16 @@ void sync_rel_manifest(char out[64], unsigned seq, const char *suffix)
 
 void sync_rel_log(char out[64], unsigned seq) { snprintf(out, 64, "logs/%06u.ccl", seq); }
 
+void sync_rel_switch_record(char out[64], unsigned seq, size_t i)
+{
+	snprintf(out, 64, "switch/%06u-%zu.cmf", seq, i);
+}
+
+void sync_rel_switch_scratch(char out[64], size_t i, const char *what)
+{
+	snprintf(out, 64, "switch/%zu.%s", i, what);
+}
+
 bool sync_base_derived(const sync_tstate *t)
 {
 	char own[64];

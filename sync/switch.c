@@ -546,7 +546,7 @@ typedef struct swjob {
 static char *job_path(const swjob *j, const char *what)
 {
 	char rel[64];
-	snprintf(rel, sizeof rel, "switch/%zu.%s", j->i, what);
+	sync_rel_switch_scratch(rel, j->i, what);
 	return sync_path(j->x->o->dir, rel);
 }
 
@@ -862,7 +862,7 @@ static int switch_pass(swrun *x, const char *const *subs, size_t n, char (*recs)
 	swjob *jobs = cut_calloc(n, sizeof *jobs);
 	for (size_t i = 0; i < n; i++) {
 		jobs[i] = (swjob){.x = x, .sub = subs[i], .i = i};
-		snprintf(jobs[i].rec, sizeof jobs[i].rec, "switch/%06u-%zu.cmf", x->seq, i);
+		sync_rel_switch_record(jobs[i].rec, x->seq, i);
 		snprintf(recs[i], 64, "%s", jobs[i].rec);
 	}
 	pool_run(jobs, n);

@@ -119,6 +119,10 @@ int sync_read_file(const char *path, cut_buf *out);
 char *sync_path(const char *dir, const char *rel);
 void sync_rel_manifest(char out[64], unsigned seq, const char *suffix);
 void sync_rel_log(char out[64], unsigned seq);
+/* A switched subtree's record, "switch/000012-3.cmf" (pass 12, subtree 3),
+ * and the scratch files of subtree i's switch, "switch/3.WHAT". */
+void sync_rel_switch_record(char out[64], unsigned seq, size_t i);
+void sync_rel_switch_scratch(char out[64], size_t i, const char *what);
 /* True when the target's base is not its pass's own source manifest (a
  * drift patch, a rebase, a switch's splice). */
 bool sync_base_derived(const sync_tstate *t);
