@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "base/limits.h"
 #include "replay/replay.h"
 #include "sync/sync.h"
 

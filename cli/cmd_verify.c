@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "base/limits.h"
 #include "sync/sync.h"
 
 static const char usage[] =
@@ -75,7 +76,7 @@ static int run(int argc, char **argv)
 		case O_EXCL: ex[nex++] = optarg; break;
 		case 'j':
 		case O_EXAMPLES:
-			if (cli_parse_u64(optarg, &v) < 0 || v > (ch == 'j' ? SCAN_THREADS_MAX : 1000000) || (ch == 'j' && !v))
+			if (cli_parse_u64(optarg, &v) < 0 || v > (ch == 'j' ? SCAN_THREADS_MAX : EXAMPLES_MAX) || (ch == 'j' && !v))
 				goto usage;
 			if (ch == 'j')
 				threads = (int)v;
