@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "base/limits.h"
 #include "sync/sync.h"
 
 static const char usage[] =
@@ -84,8 +85,8 @@ static int run(int argc, char **argv)
 			break;
 		}
 		case O_KEEP:
-			if (cli_parse_u64(optarg, &v) < 0 || v < 1 || v > 100000) {
-				fprintf(stderr, "cutover: init: --keep wants 1..100000\n");
+			if (cli_parse_u64(optarg, &v) < 0 || v < 1 || v > SYNC_KEEP_MAX) {
+				fprintf(stderr, "cutover: init: --keep wants 1..%d\n", SYNC_KEEP_MAX);
 				return cli_usage(&cmd_init);
 			}
 			c.keep = (unsigned)v;

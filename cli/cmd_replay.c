@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "base/limits.h"
 #include "base/budget.h"
 #include "format/path.h"
 #include "replay/replay.h"

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 
 #include "cli/cli.h"
+#include "base/limits.h"
 #include "diff/report.h"
 
 static const char usage[] =
@@ -67,12 +68,12 @@ static int run(int argc, char **argv)
 			o.mtime_gran_ns = (int64_t)v;
 			break;
 		case 'd':
-			if (cli_parse_u64(optarg, &v) < 0 || v > 64)
+			if (cli_parse_u64(optarg, &v) < 0 || v > SUBTREE_DEPTH_MAX)
 				return cli_usage(&cmd_report);
 			o.by_depth = (unsigned)v;
 			break;
 		case 'e':
-			if (cli_parse_u64(optarg, &v) < 0 || v > 1000000)
+			if (cli_parse_u64(optarg, &v) < 0 || v > EXAMPLES_MAX)
 				return cli_usage(&cmd_report);
 			o.max_examples = (unsigned)v;
 			break;

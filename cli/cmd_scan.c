@@ -7,6 +7,7 @@
 #include <stdlib.h>
 
 #include "cli/cli.h"
+#include "base/limits.h"
 #include "base/budget.h"
 #include "scanner/scan.h"
 

@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "cli/cli.h"
+#include "base/limits.h"
 #include "base/json.h"
 #include "sync/sync.h"
 
@@ -357,7 +358,7 @@ static int run(int argc, char **argv)
 		case O_JSON: json = true; break;
 		case O_NOCHECK: check = false; break;
 		case 'n':
-			if (cli_parse_u64(optarg, &n) < 0 || n > 100000)
+			if (cli_parse_u64(optarg, &n) < 0 || n > SYNC_KEEP_MAX)
 				return cli_usage(&cmd_status);
 			break;
 		default: return cli_usage(&cmd_status);

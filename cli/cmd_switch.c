@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "base/limits.h"
 #include "replay/replay.h"
 #include "sync/sync.h"
 
@@ -82,106 +83,153 @@ static int read_list(const char *file, char ***v, size_t *n)
 	return 0;
 }
 
-static int run(int argc, char **argv)
+enum { O_STATE = 256, O_FROM, O_BEFORE, O_AFTER, O_SCANTH, O_FSYNC, O_LOG, O_NOSYSLOG, O_ACK, O_ADAPTIVE, O_MAXLAT,
+       O_MAXOPS, O_BWLIMIT };
+static const struct option lo[] = {
+	{"state", required_argument, NULL, O_STATE},
+	{"from", required_argument, NULL, O_FROM},
+	{"before", required_argument, NULL, O_BEFORE},
+	{"after", required_argument, NULL, O_AFTER},
+	{"jobs", required_argument, NULL, 'j'},
+	{"scan-threads", required_argument, NULL, O_SCANTH},
+	{"fsync", no_argument, NULL, O_FSYNC},
+	{"log", required_argument, NULL, O_LOG},
+	{"no-syslog", no_argument, NULL, O_NOSYSLOG},
+	{"ack-late-writes", no_argument, NULL, O_ACK},
+	{"adaptive", no_argument, NULL, O_ADAPTIVE},
+	{"max-latency", required_argument, NULL, O_MAXLAT},
+	{"max-ops", required_argument, NULL, O_MAXOPS},
+	{"bwlimit", required_argument, NULL, O_BWLIMIT},
+	{"verbose", no_argument, NULL, 'v'},
+	{NULL, 0, NULL, 0}};
+
+/* The command line: the switch's options, where the summary line goes
+ * (cli_log_line), and the subtrees, which run() owns and frees. */
+typedef struct switch_args {
+	sync_switch_opts o;
+	const char *log_file;
+	bool no_syslog;
+	char **subs;
+	size_t n;
+} switch_args;
+
+/* A count option (-j, --scan-threads) or a limit (--max-ops, --bwlimit)
+ * into o.  0, or -1 (said on stderr). */
+static int parse_number(int ch, const char *arg, sync_switch_opts *o)
 {
-	enum { O_STATE = 256, O_FROM, O_BEFORE, O_AFTER, O_SCANTH, O_FSYNC, O_LOG, O_NOSYSLOG, O_ACK, O_ADAPTIVE, O_MAXLAT,
-	       O_MAXOPS, O_BWLIMIT };
-	static const struct option lo[] = {
-		{"state", required_argument, NULL, O_STATE},
-		{"from", required_argument, NULL, O_FROM},
-		{"before", required_argument, NULL, O_BEFORE},
-		{"after", required_argument, NULL, O_AFTER},
-		{"jobs", required_argument, NULL, 'j'},
-		{"scan-threads", required_argument, NULL, O_SCANTH},
-		{"fsync", no_argument, NULL, O_FSYNC},
-		{"log", required_argument, NULL, O_LOG},
-		{"no-syslog", no_argument, NULL, O_NOSYSLOG},
-		{"ack-late-writes", no_argument, NULL, O_ACK},
-		{"adaptive", no_argument, NULL, O_ADAPTIVE},
-		{"max-latency", required_argument, NULL, O_MAXLAT},
-		{"max-ops", required_argument, NULL, O_MAXOPS},
-		{"bwlimit", required_argument, NULL, O_BWLIMIT},
-		{"verbose", no_argument, NULL, 'v'},
-		{NULL, 0, NULL, 0}};
-	sync_switch_opts o = {.out = stdout};
-	const char *log_file = NULL;
-	bool no_syslog = false;
-	char **subs = NULL;
-	size_t n = 0;
-	int ch, rc = CLI_EXIT_USAGE;
-	uint64_t v;
-	while ((ch = getopt_long(argc, argv, "j:v", lo, NULL)) != -1) {
-		switch (ch) {
-		case O_STATE: o.dir = optarg; break;
-		case O_BEFORE: o.before = optarg; break;
-		case O_AFTER: o.after = optarg; break;
-		case O_FSYNC: o.fsync = true; break;
-		case O_LOG: log_file = optarg; break;
-		case O_NOSYSLOG: no_syslog = true; break;
-		case O_ACK: o.ack_late = true; break;
-		case O_ADAPTIVE: o.adaptive = true; break;
-		case O_MAXLAT:
-			if (cli_parse_latency(optarg, &o.max_latency_ns) < 0)
-				goto usage;
-			break;
-		case O_MAXOPS:
-		case O_BWLIMIT:
-			if (cli_parse_u64(optarg, ch == O_MAXOPS ? &o.max_ops : &o.bwlimit) < 0) {
-				fprintf(stderr, "cutover: switch: bad number '%s'\n", optarg);
-				goto usage;
-			}
-			*(ch == O_MAXOPS ? &o.has_max_ops : &o.has_bwlimit) = true;
-			break;
-		case 'v': cut_verbosity++; break;
-		case O_FROM:
-			if (read_list(optarg, &subs, &n) < 0) {
-				rc = CLI_EXIT_ERROR;
-				goto out;
-			}
-			break;
-		case 'j':
-		case O_SCANTH:
-			if (cli_parse_u64(optarg, &v) < 0 || v < 1 || v > (ch == 'j' ? RP_JOBS_MAX : SCAN_THREADS_MAX)) {
-				fprintf(stderr, "cutover: switch: bad number '%s'\n", optarg);
-				goto usage;
-			}
-			if (ch == 'j')
-				o.jobs = (unsigned)v;
-			else
-				o.scan_threads = (int)v;
-			break;
-		default: goto usage;
+	if (ch == O_MAXOPS || ch == O_BWLIMIT) {
+		if (cli_parse_u64(arg, ch == O_MAXOPS ? &o->max_ops : &o->bwlimit) < 0) {
+			fprintf(stderr, "cutover: switch: bad number '%s'\n", arg);
+			return -1;
 		}
+		*(ch == O_MAXOPS ? &o->has_max_ops : &o->has_bwlimit) = true;
+		return 0;
 	}
+	uint64_t v;
+	if (cli_parse_u64(arg, &v) < 0 || v < 1 || v > (ch == 'j' ? RP_JOBS_MAX : SCAN_THREADS_MAX)) {
+		fprintf(stderr, "cutover: switch: bad number '%s'\n", arg);
+		return -1;
+	}
+	if (ch == 'j')
+		o->jobs = (unsigned)v;
+	else
+		o->scan_threads = (int)v;
+	return 0;
+}
+
+/* One option of getopt_long into a.  CLI_EXIT_OK, CLI_EXIT_USAGE (said on
+ * stderr unless getopt said it) or CLI_EXIT_ERROR (the --from list cannot
+ * be read; logged). */
+static int parse_opt(int ch, const char *arg, switch_args *a)
+{
+	switch (ch) {
+	case O_STATE: a->o.dir = arg; break;
+	case O_BEFORE: a->o.before = arg; break;
+	case O_AFTER: a->o.after = arg; break;
+	case O_FSYNC: a->o.fsync = true; break;
+	case O_LOG: a->log_file = arg; break;
+	case O_NOSYSLOG: a->no_syslog = true; break;
+	case O_ACK: a->o.ack_late = true; break;
+	case O_ADAPTIVE: a->o.adaptive = true; break;
+	case O_MAXLAT:
+		if (cli_parse_latency(arg, &a->o.max_latency_ns) < 0)
+			return CLI_EXIT_USAGE;
+		break;
+	case 'v': cut_verbosity++; break;
+	case O_FROM:
+		if (read_list(arg, &a->subs, &a->n) < 0)
+			return CLI_EXIT_ERROR;
+		break;
+	case 'j':
+	case O_SCANTH:
+	case O_MAXOPS:
+	case O_BWLIMIT:
+		if (parse_number(ch, arg, &a->o) < 0)
+			return CLI_EXIT_USAGE;
+		break;
+	default: return CLI_EXIT_USAGE;
+	}
+	return CLI_EXIT_OK;
+}
+
+/* The command line into a: the options, then the subtrees named after them
+ * (added to those of --from).  CLI_EXIT_OK, or as parse_opt. */
+static int parse_args(int argc, char **argv, switch_args *a)
+{
+	int ch, rc;
+	while ((ch = getopt_long(argc, argv, "j:v", lo, NULL)) != -1)
+		if ((rc = parse_opt(ch, optarg, a)) != CLI_EXIT_OK)
+			return rc;
 	for (int i = optind; i < argc; i++) {
-		subs = cut_realloc(subs, cut_size_mul(n + 1, sizeof *subs));
+		a->subs = cut_realloc(a->subs, cut_size_mul(a->n + 1, sizeof *a->subs));
 		/* Trailing slashes are a shell's habit, not part of the subtree. */
-		subs[n++] = cut_strndup(argv[i], cut_path_trimmed_len(argv[i]));
+		a->subs[a->n++] = cut_strndup(argv[i], cut_path_trimmed_len(argv[i]));
 	}
-	if (!o.dir || (!n && !o.ack_late) || (n && o.ack_late)) {
+	if (!a->o.dir || (!a->n && !a->o.ack_late) || (a->n && a->o.ack_late)) {
 		fprintf(stderr, "cutover: switch: needs --state DIR and the subtrees (or --ack-late-writes alone)\n");
-		goto usage;
+		return CLI_EXIT_USAGE;
 	}
-	o.subtrees = (const char *const *)subs;
-	o.n = n;
-	sync_result r;
-	o.exit_code = cli_exit_code;
-	rc = cli_exit_code(sync_switch(&o, &r));
-	if (r.h.seq && r.message[0]) /* a switch that ran */
-		cli_log_line(log_file, !no_syslog, rc, r.message);
-	if (cut_verbosity > 0 && r.message[0])
-		printf("cutover: %s\n", r.message);
-	if (r.verdict_line[0])
-		printf("%s\n", r.verdict_line);
+	return CLI_EXIT_OK;
+}
+
+/* Says what the switch did: its summary line to the log or syslog when a
+ * switch ran (and stdout with -v), and the PARITY verdict.  The exit code:
+ * rc, or CLI_EXIT_ERROR when stdout cannot be written. */
+static int report(const switch_args *a, const sync_result *r, int rc)
+{
+	if (r->h.seq && r->message[0]) /* a switch that ran */
+		cli_log_line(a->log_file, !a->no_syslog, rc, r->message);
+	if (cut_verbosity > 0 && r->message[0])
+		printf("cutover: %s\n", r->message);
+	if (r->verdict_line[0])
+		printf("%s\n", r->verdict_line);
 	if (fflush(stdout) != 0 && rc == CLI_EXIT_OK)
 		rc = CLI_EXIT_ERROR;
-	goto out;
-usage:
-	rc = cli_usage(&cmd_switch);
-out:
-	for (size_t i = 0; i < n; i++)
-		free(subs[i]);
-	free(subs);
+	return rc;
+}
+
+/* Switches the subtrees of a and reports.  The exit code. */
+static int do_switch(switch_args *a)
+{
+	a->o.subtrees = (const char *const *)a->subs;
+	a->o.n = a->n;
+	a->o.exit_code = cli_exit_code;
+	sync_result r;
+	int rc = cli_exit_code(sync_switch(&a->o, &r));
+	return report(a, &r, rc);
+}
+
+static int run(int argc, char **argv)
+{
+	switch_args a = {.o = {.out = stdout}};
+	int rc = parse_args(argc, argv, &a);
+	if (rc == CLI_EXIT_USAGE)
+		rc = cli_usage(&cmd_switch);
+	else if (rc == CLI_EXIT_OK)
+		rc = do_switch(&a);
+	for (size_t i = 0; i < a.n; i++)
+		free(a.subs[i]);
+	free(a.subs);
 	return rc;
 }
 

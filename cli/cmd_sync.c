@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "base/limits.h"
 #include "replay/replay.h"
 #include "sync/sync.h"
 
@@ -150,7 +151,7 @@ static int parse_number(int ch, const char *arg, sync_opts *o)
 	}
 	uint64_t v;
 	if (cli_parse_u64(arg, &v) < 0 || v < 1 ||
-	    v > (ch == 'j' ? RP_JOBS_MAX : ch == O_SCANTH ? SCAN_THREADS_MAX : ch == O_VDEPTH ? 64 : 100000)) {
+	    v > (ch == 'j' ? RP_JOBS_MAX : ch == O_SCANTH ? SCAN_THREADS_MAX : ch == O_VDEPTH ? SUBTREE_DEPTH_MAX : SYNC_KEEP_MAX)) {
 		fprintf(stderr, "cutover: sync: bad number '%s'\n", arg);
 		return -1;
 	}

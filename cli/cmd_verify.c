@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "base/limits.h"
 #include "sync/sync.h"
 
 static const char usage[] =
@@ -45,105 +46,146 @@ static int state_excludes(const char *dir, const sync_config *cfg, sync_globs *g
 	return 0;
 }
 
-static int run(int argc, char **argv)
+enum { O_CONTENT = 256, O_JSON, O_STATE, O_MAILDIR, O_EXCL, O_ONEFS, O_EXAMPLES };
+static const struct option lo[] = {
+	{"content", no_argument, NULL, O_CONTENT}, {"json", no_argument, NULL, O_JSON},
+	{"state", required_argument, NULL, O_STATE}, {"maildir", no_argument, NULL, O_MAILDIR},
+	{"exclude", required_argument, NULL, O_EXCL}, {"one-file-system", no_argument, NULL, O_ONEFS},
+	{"threads", required_argument, NULL, 'j'}, {"examples", required_argument, NULL, O_EXAMPLES},
+	{NULL, 0, NULL, 0}};
+
+/* The command line, and what run() frees: the --exclude list (the
+ * arguments themselves are argv's), DIR's config and its exclusions. */
+typedef struct verify_args {
+	sync_verify_opts o;
+	const char *dir;                /* --state, or NULL */
+	char **trees;                   /* SRC DST, when given */
+	int ntrees;
+	const char **ex;
+	size_t nex;
+	bool maildir, onefs;
+	int threads;
+	sync_config cfg;
+	sync_globs globs;
+	bool have_cfg;
+} verify_args;
+
+/* One option of getopt_long into a.  0, or -1 (a usage error). */
+static int parse_opt(int ch, const char *arg, verify_args *a)
 {
-	enum { O_CONTENT = 256, O_JSON, O_STATE, O_MAILDIR, O_EXCL, O_ONEFS, O_EXAMPLES };
-	static const struct option lo[] = {
-		{"content", no_argument, NULL, O_CONTENT}, {"json", no_argument, NULL, O_JSON},
-		{"state", required_argument, NULL, O_STATE}, {"maildir", no_argument, NULL, O_MAILDIR},
-		{"exclude", required_argument, NULL, O_EXCL}, {"one-file-system", no_argument, NULL, O_ONEFS},
-		{"threads", required_argument, NULL, 'j'}, {"examples", required_argument, NULL, O_EXAMPLES},
-		{NULL, 0, NULL, 0}};
-	sync_verify_opts o = {.out = stdout};
-	const char *dir = NULL;
-	const char **ex = cut_calloc((size_t)argc + 1, sizeof *ex);
-	size_t nex = 0;
-	bool maildir = false, onefs = false;
-	int threads = 0, ch, rc = CLI_EXIT_USAGE;
 	uint64_t v;
-	sync_config cfg = {0};
-	sync_globs globs = {0};
-	bool have_cfg = false;
-	char *work = NULL;
-	while ((ch = getopt_long(argc, argv, "j:", lo, NULL)) != -1) {
-		switch (ch) {
-		case O_CONTENT: o.content = true; break;
-		case O_JSON: o.json = true; break;
-		case O_STATE: dir = optarg; break;
-		case O_MAILDIR: maildir = true; break;
-		case O_ONEFS: onefs = true; break;
-		case O_EXCL: ex[nex++] = optarg; break;
-		case 'j':
-		case O_EXAMPLES:
-			if (cli_parse_u64(optarg, &v) < 0 || v > (ch == 'j' ? SCAN_THREADS_MAX : 1000000) || (ch == 'j' && !v))
-				goto usage;
-			if (ch == 'j')
-				threads = (int)v;
-			else
-				o.examples = (unsigned)v;
-			break;
-		default: goto usage;
-		}
+	switch (ch) {
+	case O_CONTENT: a->o.content = true; break;
+	case O_JSON: a->o.json = true; break;
+	case O_STATE: a->dir = arg; break;
+	case O_MAILDIR: a->maildir = true; break;
+	case O_ONEFS: a->onefs = true; break;
+	case O_EXCL: a->ex[a->nex++] = arg; break;
+	case 'j':
+	case O_EXAMPLES:
+		if (cli_parse_u64(arg, &v) < 0 || v > (ch == 'j' ? SCAN_THREADS_MAX : EXAMPLES_MAX) || (ch == 'j' && !v))
+			return -1;
+		if (ch == 'j')
+			a->threads = (int)v;
+		else
+			a->o.examples = (unsigned)v;
+		break;
+	default: return -1;
 	}
-	int nargs = argc - optind;
-	if (dir) {
-		if (nargs != 0 && nargs != 2)
-			goto usage;
-		if (sync_config_read(dir, &cfg) < 0) {
-			rc = CLI_EXIT_ERROR;
-			goto out;
-		}
-		have_cfg = true;
-		o.source = nargs ? argv[optind] : cfg.source;
-		o.target = nargs ? argv[optind + 1] : cfg.target;
-		o.pol.maildir = cfg.maildir;
-		o.pol.one_fs = cfg.one_fs;
-		if (state_excludes(dir, &cfg, &globs, &o.pol) < 0) {
-			rc = CLI_EXIT_ERROR;
-			goto out;
-		}
-	} else {
-		if (nargs != 2)
-			goto usage;
-		o.source = argv[optind];
-		o.target = argv[optind + 1];
-		o.pol.maildir = maildir;
-		o.pol.one_fs = onefs;
-		o.pol.excludes = ex;
-		o.pol.nexcludes = nex;
+	return 0;
+}
+
+/* The command line into a: the options, then SRC DST (which --state makes
+ * optional).  0, or -1 (a usage error). */
+static int parse_args(int argc, char **argv, verify_args *a)
+{
+	int ch;
+	while ((ch = getopt_long(argc, argv, "j:", lo, NULL)) != -1)
+		if (parse_opt(ch, optarg, a) < 0)
+			return -1;
+	a->trees = argv + optind;
+	a->ntrees = argc - optind;
+	if (a->dir ? a->ntrees != 0 && a->ntrees != 2 : a->ntrees != 2)
+		return -1;
+	return 0;
+}
+
+/* The trees and the scan policy into a->o: from DIR's config (the trees
+ * given override its pair), or from the command line.  0, or -1 (logged). */
+static int set_trees_and_policy(verify_args *a)
+{
+	sync_verify_opts *o = &a->o;
+	o->pol.threads = a->threads;
+	if (!a->dir) {
+		o->source = a->trees[0];
+		o->target = a->trees[1];
+		o->pol.maildir = a->maildir;
+		o->pol.one_fs = a->onefs;
+		o->pol.excludes = a->ex;
+		o->pol.nexcludes = a->nex;
+		return 0;
 	}
-	o.pol.threads = threads;
+	if (sync_config_read(a->dir, &a->cfg) < 0)
+		return -1;
+	a->have_cfg = true;
+	o->source = a->ntrees ? a->trees[0] : a->cfg.source;
+	o->target = a->ntrees ? a->trees[1] : a->cfg.target;
+	o->pol.maildir = a->cfg.maildir;
+	o->pol.one_fs = a->cfg.one_fs;
+	return state_excludes(a->dir, &a->cfg, &a->globs, &o->pol);
+}
+
+/* What brings the trees to parity, when they differ: a sync over DIR, or
+ * one set up for this pair. */
+static void say_fix(const verify_args *a)
+{
+	if (a->dir)
+		cli_fix("on a live store the source runs ahead until the final pass; with the services "
+			"stopped, `cutover sync --state %s --final` copies the changes and repairs what "
+			"still differs (or now: `cutover sync --state %s --rebase`)", a->dir, a->dir);
+	else
+		cli_fix("`cutover init --source %s --target %s --state DIR` (with the policy used here), "
+			"then `cutover sync --state DIR --rebase`, brings DST to SRC", a->o.source, a->o.target);
+}
+
+/* Compares the trees, in a work directory of its own under $TMPDIR, and
+ * prints the report.  The exit code. */
+static int verify(verify_args *a)
+{
 	const char *tmp = getenv("TMPDIR");
 	char tmpl[4096];
 	snprintf(tmpl, sizeof tmpl, "%s/cutover-verify.XXXXXX", tmp && *tmp ? tmp : "/tmp");
-	work = mkdtemp(tmpl) ? tmpl : NULL;
+	char *work = mkdtemp(tmpl) ? tmpl : NULL;
 	if (!work) {
 		CUT_SYSERR("%s: cannot create a work directory", tmpl);
-		rc = CLI_EXIT_ERROR;
-		goto out;
+		return CLI_EXIT_ERROR;
 	}
-	o.workdir = work;
+	a->o.workdir = work;
 	uint64_t entries, ndiffer;
-	int r = sync_verify(&o, &entries, &ndiffer);
+	int r = sync_verify(&a->o, &entries, &ndiffer);
 	rmdir(work);
 	if (fflush(stdout) != 0)
 		r = -1;
-	rc = r < 0 ? CLI_EXIT_ERROR : r > 0 ? CLI_EXIT_DIFFER : CLI_EXIT_OK;
-	if (r > 0 && dir)
-		cli_fix("on a live store the source runs ahead until the final pass; with the services "
-			"stopped, `cutover sync --state %s --final` copies the changes and repairs what "
-			"still differs (or now: `cutover sync --state %s --rebase`)", dir, dir);
-	else if (r > 0)
-		cli_fix("`cutover init --source %s --target %s --state DIR` (with the policy used here), "
-			"then `cutover sync --state DIR --rebase`, brings DST to SRC", o.source, o.target);
-	goto out;
-usage:
-	rc = cli_usage(&cmd_verify);
-out:
-	if (have_cfg)
-		sync_config_free(&cfg);
-	sync_globs_free(&globs);
-	free(ex);
+	if (r > 0)
+		say_fix(a);
+	return r < 0 ? CLI_EXIT_ERROR : r > 0 ? CLI_EXIT_DIFFER : CLI_EXIT_OK;
+}
+
+static int run(int argc, char **argv)
+{
+	verify_args a = {.o = {.out = stdout}};
+	a.ex = cut_calloc((size_t)argc + 1, sizeof *a.ex);
+	int rc;
+	if (parse_args(argc, argv, &a) < 0)
+		rc = cli_usage(&cmd_verify);
+	else if (set_trees_and_policy(&a) < 0)
+		rc = CLI_EXIT_ERROR;
+	else
+		rc = verify(&a);
+	if (a.have_cfg)
+		sync_config_free(&a.cfg);
+	sync_globs_free(&a.globs);
+	free(a.ex);
 	return rc;
 }
 

@@ -16,6 +16,7 @@
  * memory (they are folders, not messages).
  */
 #include "diff/diff_ctx.h"
+#include "base/limits.h"
 
 #include <stdio.h>
 #include <stdlib.h>

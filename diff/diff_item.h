@@ -57,9 +57,7 @@ int diff_cmp_inode(const diff_item *a, const diff_item *b);
 
 typedef struct diff_sorter diff_sorter;
 
-/* The memory the diff and the report share out among their lists when the
- * user gives no limit (diff_opts, diff_report_opts: mem_limit 0). */
-#define DIFF_MEM_LIMIT_DEFAULT ((size_t)32 << 20)
+/* DIFF_MEM_LIMIT_DEFAULT, the lists' memory when none is given: base/limits.h. */
 
 /* A sorter ordering by cmp, keeping at most mem_limit bytes in memory before
  * writing a run to an unlinked temporary file in tmpdir (NULL: $TMPDIR or

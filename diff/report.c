@@ -14,6 +14,7 @@
  * per group that differs.
  */
 #include "diff/report.h"
+#include "base/limits.h"
 
 #include <stdlib.h>
 

@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "format/path.h"
+#include "base/limits.h"
 #include "replay/internal.h"
 
 /* Replay's own rules for a record the format layer already accepted.

@@ -27,10 +27,7 @@
  * made it) in the directory of the record's destination.  The name is
  * reserved: a log naming such a path is refused, and the scanner skips it. */
 
-/* The default number of workers: target operations on NFS are round trips,
- * so more threads than cores pay off. */
-#define RP_JOBS_DEFAULT 16
-#define RP_JOBS_MAX 256
+/* The workers' default and cap (RP_JOBS_DEFAULT, RP_JOBS_MAX): base/limits.h. */
 
 /* A file whose mtime is less than this before the moment it is put in place
  * on the target is racy (rp_stats.racy): a later change of the source in the

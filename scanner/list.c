@@ -249,6 +249,175 @@ static scan_dirref *open_child_dir(job_state *s, const char *name, sys_stat *st,
 	return NULL;
 }
 
+/* Stats the child by name, relative to the open directory, not by path
+ * from the root: every component of a path is a lookup, a round trip on
+ * NFS whenever the client's dentry cache has expired (measured through
+ * bench/latfs).  A directory on a network file system is opened instead
+ * (open_child_dir), and *self gets the reference its job will use; ESTALE
+ * is retried once.  0, or -errno. */
+static inline int stat_name(job_state *s, const char *name, const char *path, bool dir, sys_stat *st,
+			    scan_dirref **self)
+{
+	scan_ctx *ctx = s->ctx;
+	int rc = -ESTALE;
+	if (dir && ctx->remote && !scan_contents_excluded(&ctx->policy, path, s->path.len))
+		*self = open_child_dir(s, name, st, &rc);
+	for (int attempt = 0; attempt < 2 && rc == -ESTALE; attempt++) {
+		budget_req q = budget_src(1, 0);
+		rc = sys_statat(s->dirfd, name, false, st);
+		budget_src_done(q);
+		s->c->retried += rc == -ESTALE && attempt == 0;
+	}
+	s->c->stats++;
+	return rc;
+}
+
+/* A failed stat: a name gone since readdir is normal on a live tree (0);
+ * anything else is logged and counted (-1). */
+static int stat_failed(job_state *s, const char *path, int rc)
+{
+	if (rc == -ENOENT) {
+		s->c->vanished++; /* renamed or removed since readdir: normal on a live tree */
+		return 0;
+	}
+	errno = -rc;
+	CUT_SYSWARN("%s/%s: cannot stat", s->ctx->o->root, path);
+	s->c->errors++;
+	return -1;
+}
+
+/* The child's entry from its stat, named by the scratch path.  1 (kept),
+ * 0 (excluded by the policy), -1 (a type the format has not: logged and
+ * counted). */
+static inline int child_entry(job_state *s, const char *name, const char *path, const sys_stat *st,
+			      fmt_entry *e)
+{
+	memset(e, 0, sizeof *e);
+	scan_entry_from_stat(e, st);
+	if (!e->type) {
+		CUT_WARN("%s/%s: unknown file type %o, skipped", s->ctx->o->root, path, st->mode & 0170000);
+		s->c->errors++;
+		return -1;
+	}
+	if (scan_excluded(&s->ctx->policy, path, s->path.len, name, e->type))
+		return 0;
+	e->path = path;
+	e->path_len = (uint32_t)s->path.len;
+	return 1;
+}
+
+/* Reads a symlink's target into e (*target owns it; the stat's size is a
+ * first guess of its length).  1, 0 (gone or no longer a symlink), -1
+ * (error, logged and counted). */
+static int read_target(job_state *s, const char *name, const char *path, uint64_t size, fmt_entry *e,
+		       char **target)
+{
+	size_t cap = size > 0 && size < (1u << 20) ? (size_t)size + 1 : 4096;
+	for (;;) {
+		*target = cut_realloc(*target, cap);
+		ssize_t n = readlinkat(s->dirfd, name, *target, cap);
+		if (n < 0) {
+			int err = errno;
+			free(*target);
+			if (err == ENOENT || err == EINVAL) {
+				s->c->vanished++;
+				return 0;
+			}
+			errno = err;
+			CUT_SYSWARN("%s/%s: cannot read symlink", s->ctx->o->root, path);
+			s->c->errors++;
+			return -1;
+		}
+		if ((size_t)n < cap) {
+			(*target)[n] = 0;
+			e->target = *target;
+			e->target_len = (uint32_t)n;
+			return 1;
+		}
+		cap *= 2;
+	}
+}
+
+/* With --hash changed, may the file keep the previous scan's hash?  Only
+ * when nothing says it changed and its times are not racy.  A file the
+ * policy declares immutable may carry a stale ctime (a hard link made
+ * elsewhere changes it): its ctime is not compared, its content cannot have
+ * changed in place. */
+static inline bool hash_carryable(const scan_ctx *ctx, const fmt_entry *old, const fmt_entry *e)
+{
+	bool imm = scan_immutable(&ctx->policy, e->path, e->path_len);
+	return ctx->o->hash == SCAN_HASH_CHANGED && old && (old->flags & FMT_E_HASH) &&
+	       old->type == FMT_T_FILE && old->size == e->size && old->mtime_ns == e->mtime_ns &&
+	       (imm || old->ctime_ns == e->ctime_ns) && old->ino == e->ino && !racy(ctx, e);
+}
+
+/* The file's hash into e: the previous scan's when it can be carried, else
+ * read.  1, or 0 (the file is gone).  A file that cannot be read is logged,
+ * counted and kept without a hash. */
+static int hash_child(job_state *s, const char *name, const char *path, const fmt_entry *old,
+		      fmt_entry *e)
+{
+	if (hash_carryable(s->ctx, old, e)) {
+		memcpy(e->hash, old->hash, 16);
+		e->flags |= FMT_E_HASH;
+		s->c->hash_carried++;
+		return 1;
+	}
+	uint64_t n = 0;
+	int hr = scan_hash_file(s->dirfd, name, e->hash, &n);
+	if (hr == -ENOENT) {
+		s->c->vanished++;
+		return 0;
+	}
+	if (hr < 0) {
+		errno = -hr;
+		CUT_SYSWARN("%s/%s: cannot read to hash", s->ctx->o->root, path);
+		s->c->errors++; /* recorded without a hash */
+	} else {
+		e->flags |= FMT_E_HASH;
+		s->c->hashed++;
+		s->c->hashed_bytes += n;
+	}
+	return 1;
+}
+
+/* The job of a subdirectory the scan descends into: it opens through self
+ * (the child's own reference, which it takes over; may be NULL) and knows
+ * the previous scan's entry when that was a directory too. */
+static inline scan_job *subdir_job(const fmt_entry *e, const fmt_entry *old, prev_pos oldpos,
+				   scan_dirref *self)
+{
+	scan_job *j = scan_job_new(e);
+	j->self_ref = self;
+	if (old && old->type == FMT_T_DIR && oldpos.block != UINT32_MAX) {
+		j->prev = oldpos;
+		j->have_prev = true;
+		j->prev_self = *old;
+		j->prev_self.path = NULL;
+		j->prev_self.target = NULL;
+	}
+	return j;
+}
+
+/* Adds e to the listing (copied into its arena), with its previous
+ * position when unchanged, and a job when the scan descends into it; self
+ * goes to that job, or is released. */
+static inline void add_child(job_state *s, const fmt_entry *e, const fmt_entry *old, prev_pos oldpos,
+			     scan_dirref *self)
+{
+	const scan_ctx *ctx = s->ctx;
+	scan_child *ch = listing_add(s->l);
+	fmt_entry_copy(&ch->e, e, &s->l->arena);
+	if (old && fmt_entry_same(&ch->e, old))
+		ch->src = oldpos;
+	if (e->type == FMT_T_DIR && !(ctx->o->one_fs && e->dev != ctx->root_dev) &&
+	    !scan_contents_excluded(&ctx->policy, e->path, e->path_len)) {
+		ch->job = subdir_job(&ch->e, old, oldpos, self);
+		self = NULL;
+	}
+	scan_dirref_put(self); /* not descended into after all */
+}
+
 /* Fills a child from a stat of its name; reads a symlink's target and a
  * file's hash as the options say.  old: the previous scan's entry of the
  * same name, or NULL; dir: the child is known to have been a directory
@@ -257,128 +426,27 @@ static scan_dirref *open_child_dir(job_state *s, const char *name, sys_stat *st,
 static int stat_child(job_state *s, const char *name, size_t nl, const fmt_entry *old,
 		      prev_pos oldpos, bool dir)
 {
-	scan_ctx *ctx = s->ctx;
-	const scan_opts *o = ctx->o;
-	/* Relative to the open directory, not by path from the root: every
-	 * component of a path is a lookup, a round trip on NFS whenever the
-	 * client's dentry cache has expired (measured through bench/latfs). */
 	if (open_dir(s) < 0)
 		return -1;
 	const char *path = child_path(s, name, nl);
 	sys_stat st;
-	int rc = -ESTALE;
 	scan_dirref *self = NULL;
-	if (dir && ctx->remote && !scan_contents_excluded(&ctx->policy, path, s->path.len))
-		self = open_child_dir(s, name, &st, &rc);
-	for (int attempt = 0; attempt < 2 && rc == -ESTALE; attempt++) {
-		budget_req q = budget_src(1, 0);
-		rc = sys_statat(s->dirfd, name, false, &st);
-		budget_src_done(q);
-		s->c->retried += rc == -ESTALE && attempt == 0;
-	}
-	s->c->stats++;
-	if (rc == -ENOENT) {
-		s->c->vanished++; /* renamed or removed since readdir: normal on a live tree */
-		return 0;
-	}
-	if (rc < 0) {
-		errno = -rc;
-		CUT_SYSWARN("%s/%s: cannot stat", o->root, path);
-		s->c->errors++;
-		return -1;
-	}
+	int rc = stat_name(s, name, path, dir, &st, &self);
+	if (rc < 0)
+		return stat_failed(s, path, rc);
 	fmt_entry e;
-	memset(&e, 0, sizeof e);
-	scan_entry_from_stat(&e, &st);
-	if (!e.type) {
-		CUT_WARN("%s/%s: unknown file type %o, skipped", o->root, path, st.mode & 0170000);
+	if ((rc = child_entry(s, name, path, &st, &e)) <= 0) {
 		scan_dirref_put(self);
-		s->c->errors++;
-		return -1;
+		return rc;
 	}
-	if (scan_excluded(&ctx->policy, path, s->path.len, name, e.type)) {
-		scan_dirref_put(self);
-		return 0;
-	}
-	e.path = path;
-	e.path_len = (uint32_t)s->path.len;
 	char *target = NULL;
-	if (e.type == FMT_T_SYMLINK) {
-		size_t cap = st.size > 0 && st.size < (1u << 20) ? (size_t)st.size + 1 : 4096;
-		for (;;) {
-			target = cut_realloc(target, cap);
-			ssize_t n = readlinkat(s->dirfd, name, target, cap);
-			if (n < 0) {
-				int err = errno;
-				free(target);
-				if (err == ENOENT || err == EINVAL) {
-					s->c->vanished++;
-					return 0;
-				}
-				errno = err;
-				CUT_SYSWARN("%s/%s: cannot read symlink", o->root, path);
-				s->c->errors++;
-				return -1;
-			}
-			if ((size_t)n < cap) {
-				target[n] = 0;
-				e.target = target;
-				e.target_len = (uint32_t)n;
-				break;
-			}
-			cap *= 2;
-		}
-	}
-	if (e.type == FMT_T_FILE && o->hash != SCAN_HASH_NONE) {
-		/* A file the policy declares immutable may carry a stale ctime
-		 * (a hard link made elsewhere changes it): its ctime is not
-		 * compared, its content cannot have changed in place. */
-		bool imm = scan_immutable(&ctx->policy, e.path, e.path_len);
-		bool carry = o->hash == SCAN_HASH_CHANGED && old && (old->flags & FMT_E_HASH) &&
-			     old->type == FMT_T_FILE && old->size == e.size &&
-			     old->mtime_ns == e.mtime_ns && (imm || old->ctime_ns == e.ctime_ns) &&
-			     old->ino == e.ino && !racy(ctx, &e);
-		if (carry) {
-			memcpy(e.hash, old->hash, 16);
-			e.flags |= FMT_E_HASH;
-			s->c->hash_carried++;
-		} else {
-			uint64_t n = 0;
-			int hr = scan_hash_file(s->dirfd, name, e.hash, &n);
-			if (hr == -ENOENT) {
-				s->c->vanished++;
-				return 0;
-			}
-			if (hr < 0) {
-				errno = -hr;
-				CUT_SYSWARN("%s/%s: cannot read to hash", o->root, path);
-				s->c->errors++; /* recorded without a hash */
-			} else {
-				e.flags |= FMT_E_HASH;
-				s->c->hashed++;
-				s->c->hashed_bytes += n;
-			}
-		}
-	}
-	scan_child *ch = listing_add(s->l);
-	fmt_entry_copy(&ch->e, &e, &s->l->arena);
+	if (e.type == FMT_T_SYMLINK && (rc = read_target(s, name, path, st.size, &e, &target)) <= 0)
+		return rc;
+	if (e.type == FMT_T_FILE && s->ctx->o->hash != SCAN_HASH_NONE &&
+	    (rc = hash_child(s, name, path, old, &e)) <= 0)
+		return rc;
+	add_child(s, &e, old, oldpos, self);
 	free(target);
-	if (old && fmt_entry_same(&ch->e, old))
-		ch->src = oldpos;
-	if (e.type == FMT_T_DIR && !(o->one_fs && e.dev != ctx->root_dev) &&
-	    !scan_contents_excluded(&ctx->policy, e.path, e.path_len)) {
-		ch->job = scan_job_new(&ch->e);
-		ch->job->self_ref = self;
-		self = NULL;
-		if (old && old->type == FMT_T_DIR && oldpos.block != UINT32_MAX) {
-			ch->job->prev = oldpos;
-			ch->job->have_prev = true;
-			ch->job->prev_self = *old;
-			ch->job->prev_self.path = NULL;
-			ch->job->prev_self.target = NULL;
-		}
-	}
-	scan_dirref_put(self); /* not descended into after all */
 	return 1;
 }
 
@@ -587,18 +655,173 @@ static int prev_children(scan_ctx *ctx, const scan_job *job, bool shortcut, cut_
 	return scan_prev_children(ctx->prev, job->prev, tmp, pc, npc);
 }
 
+/* Is the directory as the previous scan left it?  Its mtime, ctime and
+ * inode are the same, and its times are safely older than that scan's
+ * start (the racy guard); only then may its names come from that scan. */
+static inline bool dir_unchanged(const scan_ctx *ctx, const scan_job *job)
+{
+	return ctx->prev && !ctx->o->full && scan_policy_any(&ctx->policy) && job->have_prev &&
+	       job->prev_self.mtime_ns == job->self.mtime_ns &&
+	       job->prev_self.ctime_ns == job->self.ctime_ns && job->prev_self.ino == job->self.ino &&
+	       !racy(ctx, &job->self);
+}
+
+/* The shortcut: an unchanged directory is not read.  Its fd only serves
+ * the stats, so on FUSE and NFS it costs a lookup, not also an open and a
+ * release.  The names are the previous scan's, in its order (the same as
+ * name order); immutable files and the skeleton's runs are carried, the
+ * rest stat'ed.  *names and *w are the caller's to free. */
+static void list_unchanged(job_state *s, const prev_child *pc, size_t npc, name_ent **names,
+			   name_work **w)
+{
+	s->lookup_only = true;
+	s->c->skipped_dirs++;
+	*names = cut_malloc(cut_size_mul(npc ? npc : 1, sizeof **names));
+	*w = cut_malloc(cut_size_mul(npc ? npc : 1, sizeof **w));
+	size_t nstat = 0;
+	for (size_t i = 0; i < npc; i++) {
+		const fmt_entry *old = &pc[i].e;
+		size_t bl;
+		const char *base = fmt_path_base(old->path, old->path_len, &bl);
+		(*names)[i] = (name_ent){base, bl, DT_UNKNOWN};
+		bool carry = old->type == FMT_T_FILE &&
+			     scan_immutable(&s->ctx->policy, old->path, old->path_len);
+		(*w)[i] = (name_work){&(*names)[i], pc[i].run ? &pc[i] : NULL, old, pc[i].pos, carry,
+				      old->type == FMT_T_DIR};
+		nstat += !carry;
+	}
+	do_names(s, *w, npc, nstat);
+}
+
+/* Opens the directory for reading; s->dir owns the fd from then on, and
+ * the children are stat'ed relative to it.  0, or -1 (gone, or logged and
+ * counted). */
+static int open_listing(job_state *s)
+{
+	if (open_dir(s) < 0)
+		return -1;
+	sys_dir *d = sys_dir_open(s->dirfd);
+	if (!d) { /* fdopendir failed (POSIX fallback only); it closed nothing */
+		CUT_SYSWARN("%s/%s: cannot read directory", s->ctx->o->root, s->job->path);
+		s->c->errors++;
+		return -1;
+	}
+	s->dir = d;
+	sys_dir_source(d);
+	s->c->listed++;
+	return 0;
+}
+
+/* Reads the directory's names into *names (strings in tmp; the array the
+ * caller's to free), in readdir's order.  Returns how many. */
+static size_t read_names(job_state *s, cut_arena *tmp, name_ent **names)
+{
+	size_t nn = 0, cap = 0;
+	const char *nm;
+	size_t nl;
+	unsigned dt;
+	int rc;
+	while ((rc = sys_dir_next(s->dir, &nm, &nl, &dt)) > 0) {
+		if (nn == cap) {
+			cap = cap ? 2 * cap : 64;
+			*names = cut_realloc(*names, cut_size_mul(cap, sizeof **names));
+		}
+		(*names)[nn++] = (name_ent){cut_arena_strndup(tmp, nm, nl), nl, dt};
+	}
+	if (rc == -ENOENT) {
+		/* Removed while listed (Dovecot deletes a folder by renaming it
+		 * to .DOVECOT-TRASHED and removing that): nothing left in it,
+		 * normal on a live tree. */
+		s->c->vanished++;
+		nn = 0;
+	} else if (rc < 0) {
+		errno = -rc;
+		CUT_SYSWARN("%s/%s: error reading directory (listing kept as far as read)", s->ctx->o->root,
+			    s->job->path);
+		s->c->errors++;
+	}
+	return nn;
+}
+
+/* The previous scan's entry named like n, if any: *k walks pc, in name
+ * order as the names are, so the merge is one pass over both. */
+static inline const fmt_entry *prev_match(const prev_child *pc, size_t npc, size_t *k, const name_ent *n,
+					  prev_pos *oldpos)
+{
+	while (*k < npc) {
+		size_t bl;
+		const char *b = fmt_path_base(pc[*k].e.path, pc[*k].e.path_len, &bl);
+		name_ent probe = {b, bl, 0};
+		int cmp = name_cmp(&probe, n);
+		if (cmp < 0) {
+			(*k)++;
+			continue;
+		}
+		if (cmp == 0) {
+			*oldpos = pc[*k].pos;
+			return &pc[(*k)++].e;
+		}
+		break;
+	}
+	return NULL;
+}
+
+/* What each sorted name needs, into w: carried from the previous scan (an
+ * immutable file it knows, still a file), or stat'ed.  Returns how many are
+ * to be stat'ed. */
+static size_t plan_names(const scan_ctx *ctx, const name_ent *names, size_t nn, const prev_child *pc,
+			 size_t npc, name_work *w)
+{
+	size_t k = 0, nstat = 0;
+	for (size_t i = 0; i < nn; i++) {
+		prev_pos oldpos = PREV_NONE;
+		const fmt_entry *old = prev_match(pc, npc, &k, &names[i], &oldpos);
+		bool carry = old && !ctx->o->full && old->type == FMT_T_FILE &&
+			     dtype_matches(names[i].dtype, FMT_T_FILE) &&
+			     scan_immutable(&ctx->policy, old->path, old->path_len);
+		bool dir = names[i].dtype == DT_DIR ||
+			   (names[i].dtype == DT_UNKNOWN && old && old->type == FMT_T_DIR);
+		w[i] = (name_work){&names[i], NULL, old, oldpos, carry, dir};
+		nstat += !carry;
+	}
+	return nstat;
+}
+
+/* A directory that changed (or a full scan): readdir, sort, merge with the
+ * previous children, then carry or stat each name.  *names and *w are the
+ * caller's to free. */
+static void list_changed(job_state *s, cut_arena *tmp, const prev_child *pc, size_t npc,
+			 name_ent **names, name_work **w)
+{
+	if (open_listing(s) < 0)
+		return;
+	size_t nn = read_names(s, tmp, names);
+	if (nn)
+		qsort(*names, nn, sizeof **names, name_cmp);
+	*w = cut_malloc(cut_size_mul(nn ? nn : 1, sizeof **w));
+	size_t nstat = plan_names(s->ctx, *names, nn, pc, npc, *w);
+	do_names(s, *w, nn, nstat);
+}
+
+/* Done with the directory: its fd goes to its subdirectories' jobs on a
+ * network file system (share_dirfd), else is closed. */
+static void close_dir(job_state *s)
+{
+	share_dirfd(s);
+	if (s->dir)
+		sys_dir_close(s->dir); /* closes s->dirfd */
+	else if (s->dirfd >= 0)
+		close(s->dirfd);
+}
+
 scan_listing *scan_list_dir(scan_ctx *ctx, scan_job *job, scan_counters *c)
 {
-	const scan_opts *o = ctx->o;
 	job_state s = {.ctx = ctx, .job = job, .c = c, .dirfd = -1};
 	s.l = cut_calloc(1, sizeof *s.l);
 	cut_arena tmp = {0};
 	prev_child *pc = NULL;
 	size_t npc = 0;
-	bool shortcut = ctx->prev && !o->full && scan_policy_any(&ctx->policy) && job->have_prev &&
-			job->prev_self.mtime_ns == job->self.mtime_ns &&
-			job->prev_self.ctime_ns == job->self.ctime_ns &&
-			job->prev_self.ino == job->self.ino && !racy(ctx, &job->self);
+	bool shortcut = dir_unchanged(ctx, job);
 	if (ctx->prev && job->have_prev &&
 	    prev_children(ctx, job, shortcut, &tmp, &pc, &npc, c) < 0) {
 		/* The previous manifest is corrupt here: it was checked at open,
@@ -608,106 +831,13 @@ scan_listing *scan_list_dir(scan_ctx *ctx, scan_job *job, scan_counters *c)
 	}
 	name_ent *names = NULL;
 	name_work *w = NULL;
-	size_t nn = 0, nstat = 0;
-	if (shortcut) {
-		/* Not read: its fd only serves the stats, so on FUSE and NFS it
-		 * costs a lookup, not also an open and a release.  The names are
-		 * the previous scan's, in its order (the same as name order). */
-		s.lookup_only = true;
-		c->skipped_dirs++;
-		names = cut_malloc(cut_size_mul(npc ? npc : 1, sizeof *names));
-		w = cut_malloc(cut_size_mul(npc ? npc : 1, sizeof *w));
-		for (size_t i = 0; i < npc; i++) {
-			const fmt_entry *old = &pc[i].e;
-			size_t bl;
-			const char *base = fmt_path_base(old->path, old->path_len, &bl);
-			names[i] = (name_ent){base, bl, DT_UNKNOWN};
-			bool carry = old->type == FMT_T_FILE &&
-				     scan_immutable(&ctx->policy, old->path, old->path_len);
-			w[i] = (name_work){&names[i], pc[i].run ? &pc[i] : NULL, old, pc[i].pos, carry,
-					   old->type == FMT_T_DIR};
-			nstat += !carry;
-		}
-		do_names(&s, w, npc, nstat);
-		goto out;
-	}
-
-	if (open_dir(&s) < 0)
-		goto out;
-	sys_dir *d = sys_dir_open(s.dirfd);
-	if (!d) { /* fdopendir failed (POSIX fallback only); it closed nothing */
-		CUT_SYSWARN("%s/%s: cannot read directory", o->root, job->path);
-		c->errors++;
-		goto out;
-	}
-	s.dir = d; /* owns s.dirfd now; the children are stat'ed relative to it */
-	sys_dir_source(d);
-	c->listed++;
-	size_t cap = 0;
-	const char *nm;
-	size_t nl;
-	unsigned dt;
-	int rc;
-	while ((rc = sys_dir_next(d, &nm, &nl, &dt)) > 0) {
-		if (nn == cap) {
-			cap = cap ? 2 * cap : 64;
-			names = cut_realloc(names, cut_size_mul(cap, sizeof *names));
-		}
-		names[nn++] = (name_ent){cut_arena_strndup(&tmp, nm, nl), nl, dt};
-	}
-	if (rc == -ENOENT) {
-		/* Removed while listed (Dovecot deletes a folder by renaming it
-		 * to .DOVECOT-TRASHED and removing that): nothing left in it,
-		 * normal on a live tree. */
-		c->vanished++;
-		nn = 0;
-	} else if (rc < 0) {
-		errno = -rc;
-		CUT_SYSWARN("%s/%s: error reading directory (listing kept as far as read)", o->root,
-			    job->path);
-		c->errors++;
-	}
-	if (nn)
-		qsort(names, nn, sizeof *names, name_cmp);
-	/* What each name needs: carried from the previous scan, or stat'ed. */
-	w = cut_malloc(cut_size_mul(nn ? nn : 1, sizeof *w));
-	size_t k = 0; /* merge with the previous children, both in name order */
-	for (size_t i = 0; i < nn; i++) {
-		const fmt_entry *old = NULL;
-		prev_pos oldpos = PREV_NONE;
-		while (k < npc) {
-			size_t bl;
-			const char *b = fmt_path_base(pc[k].e.path, pc[k].e.path_len, &bl);
-			name_ent probe = {b, bl, 0};
-			int cmp = name_cmp(&probe, &names[i]);
-			if (cmp < 0) {
-				k++;
-				continue;
-			}
-			if (cmp == 0) {
-				old = &pc[k].e;
-				oldpos = pc[k].pos;
-				k++;
-			}
-			break;
-		}
-		bool carry = old && !o->full && old->type == FMT_T_FILE &&
-			     dtype_matches(names[i].dtype, FMT_T_FILE) &&
-			     scan_immutable(&ctx->policy, old->path, old->path_len);
-		bool dir = names[i].dtype == DT_DIR ||
-			   (names[i].dtype == DT_UNKNOWN && old && old->type == FMT_T_DIR);
-		w[i] = (name_work){&names[i], NULL, old, oldpos, carry, dir};
-		nstat += !carry;
-	}
-	do_names(&s, w, nn, nstat);
-out:
+	if (shortcut)
+		list_unchanged(&s, pc, npc, &names, &w);
+	else
+		list_changed(&s, &tmp, pc, npc, &names, &w);
 	free(w);
 	free(names);
-	share_dirfd(&s);
-	if (s.dir)
-		sys_dir_close(s.dir); /* closes s.dirfd */
-	else if (s.dirfd >= 0)
-		close(s.dirfd);
+	close_dir(&s);
 	free(pc);
 	cut_arena_free(&tmp);
 	cut_buf_free(&s.path);

@@ -57,9 +57,8 @@
 #include <unistd.h>
 
 #include "format/path.h"
+#include "base/limits.h"
 #include "scanner/internal.h"
-
-#define DEFAULT_BUDGET (24u << 20)
 
 typedef struct engine {
 	scan_ctx ctx;
@@ -377,7 +376,7 @@ static void engine_init(engine *e, const scan_opts *o)
 	e->ctx.o = o;
 	e->ctx.policy = (scan_policy){o->excludes, o->nexcludes, o->immutable, o->nimmutable, o->maildir};
 	e->ctx.rootfd = -1;
-	e->budget = o->mem_budget ? o->mem_budget : DEFAULT_BUDGET;
+	e->budget = o->mem_budget ? o->mem_budget : SCAN_BUDGET_DEFAULT;
 }
 
 /* Resolves, opens and stats the root, and sizes the engine for its file

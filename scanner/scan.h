@@ -32,15 +32,7 @@
 
 enum scan_hash { SCAN_HASH_NONE = 0, SCAN_HASH_CHANGED = 1, SCAN_HASH_ALL = 2 };
 
-/* The default thread counts.  On a network file system each stat is a round
- * trip, and many requests in flight hide the server's latency; on a local
- * disk a few threads per core keep the disk and the cores busy, and more
- * only take turns on the cores, hot cache or cold (docs/BENCHMARKS.md has
- * the curves).  The root's file system decides (sys_fs_remote); when it
- * cannot be told, the network count is used. */
-#define SCAN_THREADS_REMOTE 32
-#define SCAN_THREADS_LOCAL 4
-#define SCAN_THREADS_MAX 1024 /* what -j accepts */
+/* The thread counts (SCAN_THREADS_*) are in base/limits.h. */
 
 typedef struct scan_progress {
 	uint64_t entries, bytes, dirs_pending;

@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "format/changes.h"
+#include "base/limits.h"
 #include "format/manifest.h"
 #include "diff/diff_item.h"
 #include "format/path.h"
@@ -223,8 +224,8 @@ static bool same_content(const fmt_entry *t, const fmt_entry *s)
  * by target inode; the names of an inconsistent group go to a third list,
  * by path, and the writing pass gives them inode 0: diff then copies them
  * again and links them as the source has them.  An item holds its key
- * inode in c.e.dev/ino and the other side's in c.e.rdev/seq. */
-#define REBASE_SORT_MEM (8u << 20)
+ * inode in c.e.dev/ino and the other side's in c.e.rdev/seq.  Each sorter
+ * keeps REBASE_SORT_MEM (base/limits.h) in memory. */
 
 static bool may_be_linked(const fmt_entry *t, const fmt_entry *s)
 {

@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "format/skel.h"
+#include "base/limits.h"
 #include "sync/sync.h"
 
 char *sync_path(const char *dir, const char *rel)
@@ -332,7 +333,7 @@ static int cfg_kv(void *ctx, const char *k, size_t kl, const char *v, size_t vl,
 			return -1;
 		}
 	} else if (key_is(k, kl, "keep")) {
-		if (parse_num(v, vl, 1, 100000, &n) < 0) {
+		if (parse_num(v, vl, 1, SYNC_KEEP_MAX, &n) < 0) {
 			*err = "keep wants 1..100000";
 			return -1;
 		}

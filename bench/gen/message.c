@@ -293,22 +293,31 @@ static void fmt_date(char *out, size_t n, int64_t t)
 		 tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
 }
 
-/* Build an RFC 822 message of exactly max(target, minimum) bytes into b. */
-void gen_message(buf_t *b, rng_t *r, const msgmeta_t *m,
-			uint32_t target, int attach)
-{
+/* What a message's headers are made of, drawn before any is written. */
+typedef struct msg_parts {
 	char date[64], sender[160], sname[96], subj[256], boundary[48];
-	b->len = 0;
-	if (target < 1500 || (attach && target < 4000))
-		attach = 0;
-	int minimal = target < 1200;
-	fmt_date(date, sizeof date, m->t);
+	const char *sd; /* the sender's domain */
+	uint64_t mid;   /* the Message-ID's number */
+	int minimal;    /* too small for more than the essential headers */
+	int attach;     /* multipart with a base64 attachment */
+} msg_parts;
+
+/* The sender's address and display name, from the name lists (draws: first
+ * name, last name, domain). */
+static void pick_sender(rng_t *r, msg_parts *p)
+{
 	const char *fn = gen_first_names[gen_rng_below(r, NELEM(gen_first_names))];
 	const char *ln = gen_last_names[gen_rng_below(r, NELEM(gen_last_names))];
-	const char *sd = sender_domains[gen_rng_below(r, NELEM(sender_domains))];
-	snprintf(sender, sizeof sender, "%s.%s@%s", fn, ln, sd);
-	snprintf(sname, sizeof sname, "%c%s %c%s", fn[0] - 32, fn + 1,
+	p->sd = sender_domains[gen_rng_below(r, NELEM(sender_domains))];
+	snprintf(p->sender, sizeof p->sender, "%s.%s@%s", fn, ln, p->sd);
+	snprintf(p->sname, sizeof p->sname, "%c%s %c%s", fn[0] - 32, fn + 1,
 		 ln[0] - 32, ln + 1);
+}
+
+/* A subject of 2..7 words, a quarter of them replies. */
+static void pick_subject(rng_t *r, msg_parts *p)
+{
+	char *subj = p->subj;
 	size_t sl = 0;
 	subj[0] = 0;
 	if (gen_rng_ppm(r, 250000)) {
@@ -319,7 +328,7 @@ void gen_message(buf_t *b, rng_t *r, const msgmeta_t *m,
 	for (int i = 0; i < nw; i++) {
 		const char *w = words[gen_rng_below(r, NWORDS)];
 		size_t wl = strlen(w);
-		if (sl + wl + 2 >= sizeof subj)
+		if (sl + wl + 2 >= sizeof p->subj)
 			break;
 		if (i)
 			subj[sl++] = ' ';
@@ -327,73 +336,114 @@ void gen_message(buf_t *b, rng_t *r, const msgmeta_t *m,
 		sl += wl;
 		subj[sl] = 0;
 	}
-	uint64_t mid = gen_rng_next(r);
+}
 
-	if (!m->sent && !minimal) {
-		gen_buf_printf(b, "Return-Path: <%s>\n", sender);
-		gen_buf_printf(b, "Delivered-To: %s@%s\n", m->user, m->domain);
-		gen_buf_printf(b,
-			       "Received: from %s\n\tby %s with LMTP\n\tid %016" PRIx64
-			       "\n\t(envelope-from <%s>)\n\tfor <%s@%s>; %s\n",
-			       m->host, "imap1.mail.example.net", gen_rng_next(r), sender,
-			       m->user, m->domain, date);
-		/* one PRNG call per statement: argument order is unspecified */
-		unsigned ip = (unsigned)gen_rng_range(r, 1, 254);
-		uint64_t qid = gen_rng_next(r) >> 24;
-		gen_buf_printf(b,
-			       "Received: from out.%s (out.%s [198.51.100.%u])\n\tby %s "
-			       "(Postfix) with ESMTPS id 4%010" PRIX64 "\n\tfor <%s@%s>; %s\n",
-			       sd, sd, ip, m->host, qid, m->user, m->domain, date);
-	}
-	gen_buf_printf(b, "Message-ID: <%016" PRIx64 ".%s@%s>\n", mid,
-		       m->sent ? "imap" : "mail", m->sent ? m->domain : sd);
-	gen_buf_printf(b, "Date: %s\n", date);
+/* The delivery trace of a received message: Return-Path, Delivered-To and
+ * the two Received lines (LMTP, then the MTA's). */
+static void put_trace(buf_t *b, rng_t *r, const msgmeta_t *m, const msg_parts *p)
+{
+	gen_buf_printf(b, "Return-Path: <%s>\n", p->sender);
+	gen_buf_printf(b, "Delivered-To: %s@%s\n", m->user, m->domain);
+	gen_buf_printf(b,
+		       "Received: from %s\n\tby %s with LMTP\n\tid %016" PRIx64
+		       "\n\t(envelope-from <%s>)\n\tfor <%s@%s>; %s\n",
+		       m->host, "imap1.mail.example.net", gen_rng_next(r), p->sender,
+		       m->user, m->domain, p->date);
+	/* one PRNG call per statement: argument order is unspecified */
+	unsigned ip = (unsigned)gen_rng_range(r, 1, 254);
+	uint64_t qid = gen_rng_next(r) >> 24;
+	gen_buf_printf(b,
+		       "Received: from out.%s (out.%s [198.51.100.%u])\n\tby %s "
+		       "(Postfix) with ESMTPS id 4%010" PRIX64 "\n\tfor <%s@%s>; %s\n",
+		       p->sd, p->sd, ip, m->host, qid, m->user, m->domain, p->date);
+}
+
+/* Message-ID, Date, From, To and Subject; From and To swap for Sent. */
+static void put_addressing(buf_t *b, const msgmeta_t *m, const msg_parts *p)
+{
+	gen_buf_printf(b, "Message-ID: <%016" PRIx64 ".%s@%s>\n", p->mid,
+		       m->sent ? "imap" : "mail", m->sent ? m->domain : p->sd);
+	gen_buf_printf(b, "Date: %s\n", p->date);
 	if (m->sent) {
 		gen_buf_printf(b, "From: %s@%s\n", m->user, m->domain);
-		gen_buf_printf(b, "To: \"%s\" <%s>\n", sname, sender);
+		gen_buf_printf(b, "To: \"%s\" <%s>\n", p->sname, p->sender);
 	} else {
-		gen_buf_printf(b, "From: \"%s\" <%s>\n", sname, sender);
+		gen_buf_printf(b, "From: \"%s\" <%s>\n", p->sname, p->sender);
 		gen_buf_printf(b, "To: %s@%s\n", m->user, m->domain);
 	}
-	gen_buf_printf(b, "Subject: %s\n", subj);
-	if (!minimal) {
-		gen_buf_adds(b, "MIME-Version: 1.0\n");
-		if (m->sent)
-			gen_buf_adds(b, "User-Agent: Roundcube Webmail/1.6.5\n");
-		else if (gen_rng_ppm(r, 300000))
-			gen_buf_printf(b, "List-Unsubscribe: <https://%s/u/%08" PRIx64 ">\n",
-				       sd, gen_rng_next(r) >> 32);
-		if (attach) {
-			snprintf(boundary, sizeof boundary, "=_%016" PRIx64,
-				 gen_rng_next(r));
-			gen_buf_printf(b,
-				       "Content-Type: multipart/mixed;\n boundary=\"%s\"\n",
-				       boundary);
-		} else {
-			gen_buf_adds(b, "Content-Type: text/plain; charset=utf-8\n"
-				    "Content-Transfer-Encoding: 8bit\n");
-		}
+	gen_buf_printf(b, "Subject: %s\n", p->subj);
+}
+
+/* MIME-Version, the client's or the list's header, and the Content-Type
+ * (multipart draws its boundary into p). */
+static void put_mime(buf_t *b, rng_t *r, const msgmeta_t *m, msg_parts *p)
+{
+	gen_buf_adds(b, "MIME-Version: 1.0\n");
+	if (m->sent)
+		gen_buf_adds(b, "User-Agent: Roundcube Webmail/1.6.5\n");
+	else if (gen_rng_ppm(r, 300000))
+		gen_buf_printf(b, "List-Unsubscribe: <https://%s/u/%08" PRIx64 ">\n",
+			       p->sd, gen_rng_next(r) >> 32);
+	if (p->attach) {
+		snprintf(p->boundary, sizeof p->boundary, "=_%016" PRIx64,
+			 gen_rng_next(r));
+		gen_buf_printf(b,
+			       "Content-Type: multipart/mixed;\n boundary=\"%s\"\n",
+			       p->boundary);
+	} else {
+		gen_buf_adds(b, "Content-Type: text/plain; charset=utf-8\n"
+			    "Content-Transfer-Encoding: 8bit\n");
 	}
+}
+
+/* A multipart body: some text, then a base64 "PDF" sized so that the
+ * message ends at target bytes. */
+static void put_attachment_body(buf_t *b, rng_t *r, const msg_parts *p, uint32_t target)
+{
+	gen_buf_printf(b,
+		       "This is a multi-part message in MIME format.\n\n--%s\n"
+		       "Content-Type: text/plain; charset=utf-8\n"
+		       "Content-Transfer-Encoding: 8bit\n\n",
+		       p->boundary);
+	fill_text(b, r, (size_t)gen_rng_range(r, 200, 2500));
+	uint64_t an = gen_rng_next(r) >> 40;
+	gen_buf_printf(b,
+		       "\n--%s\nContent-Type: application/pdf; name=\"doc%" PRIu64
+		       ".pdf\"\nContent-Transfer-Encoding: base64\n"
+		       "Content-Disposition: attachment; filename=\"doc%" PRIu64
+		       ".pdf\"\n\n",
+		       p->boundary, an, an);
+	size_t tail = strlen(p->boundary) + 5; /* "--<boundary>--\n" */
+	size_t have = b->len + tail + 1;
+	size_t n64 = target > have + B64_LINE ? target - have : B64_LINE;
+	fill_b64(b, r, n64);
+	gen_buf_printf(b, "--%s--\n", p->boundary);
+}
+
+/* Build an RFC 822 message of exactly max(target, minimum) bytes into b.
+ * The PRNG is drawn in a fixed order (the steps below, in turn), so a seed
+ * gives the same store everywhere. */
+void gen_message(buf_t *b, rng_t *r, const msgmeta_t *m,
+			uint32_t target, int attach)
+{
+	msg_parts p;
+	b->len = 0;
+	if (target < 1500 || (attach && target < 4000))
+		attach = 0;
+	p.attach = attach;
+	p.minimal = target < 1200;
+	fmt_date(p.date, sizeof p.date, m->t);
+	pick_sender(r, &p);
+	pick_subject(r, &p);
+	p.mid = gen_rng_next(r);
+	if (!m->sent && !p.minimal)
+		put_trace(b, r, m, &p);
+	put_addressing(b, m, &p);
+	if (!p.minimal)
+		put_mime(b, r, m, &p);
 	gen_buf_add(b, "\n", 1);
-	if (attach) {
-		gen_buf_printf(b,
-			       "This is a multi-part message in MIME format.\n\n--%s\n"
-			       "Content-Type: text/plain; charset=utf-8\n"
-			       "Content-Transfer-Encoding: 8bit\n\n",
-			       boundary);
-		fill_text(b, r, (size_t)gen_rng_range(r, 200, 2500));
-		uint64_t an = gen_rng_next(r) >> 40;
-		gen_buf_printf(b,
-			       "\n--%s\nContent-Type: application/pdf; name=\"doc%" PRIu64
-			       ".pdf\"\nContent-Transfer-Encoding: base64\n"
-			       "Content-Disposition: attachment; filename=\"doc%" PRIu64
-			       ".pdf\"\n\n",
-			       boundary, an, an);
-		size_t tail = strlen(boundary) + 5; /* "--<boundary>--\n" */
-		size_t have = b->len + tail + 1;
-		size_t n64 = target > have + B64_LINE ? target - have : B64_LINE;
-		fill_b64(b, r, n64);
-		gen_buf_printf(b, "--%s--\n", boundary);
+	if (p.attach) {
+		put_attachment_body(b, r, &p, target);
 	} else {
 		size_t n = target > b->len + 1 ? target - b->len : 1;
 		fill_text(b, r, n);

@@ -1006,37 +1006,40 @@ static void update_uidlist(rng_t *r, mfolder_t *f)
 	free(out.p);
 }
 
-static void finish_folder(rng_t *r, uint32_t fi, buf_t *b)
+/* dovecot.index.log rotation, as Dovecot does it: .log.2 unlinked, .log
+ * linked to .log.2, a fresh log written to .log.newlock and renamed over
+ * .log.  Done when the log is large, else 3% of the time. */
+static void rotate_index_log(rng_t *r, const mfolder_t *f, const char *log, buf_t *b)
 {
-	mfolder_t *f = &MF[fi];
-	if (!f->touched)
-		return;
-	char p[PATHMAX], q[PATHMAX];
-	update_uidlist(r, f);
+	char q[PATHMAX], nl[PATHMAX];
+	gen_pjoin(q, f->path, "dovecot.index.log.2");
+	if (unlink(q) < 0 && errno != ENOENT)
+		gen_die_path("unlink", q);
+	if (link(log, q) < 0)
+		gen_die_path("link to .log.2", log);
+	gen_stats.links++;
+	gen_pjoin(nl, f->path, "dovecot.index.log.newlock");
+	gen_write_log_blob(b, r, (uint32_t)g_T, (uint32_t)gen_rng_range(r, 2, 99), 40);
+	if (gen_write_new_file(nl, b->p, b->len, -1, 1) < 0) {
+		gen_xunlink(nl);
+		gen_write_new_file(nl, b->p, b->len, -1, 0);
+	}
+	gen_xrename(nl, log);
+	ms.log_rotations++;
+}
 
-	/* dovecot.index.log: appended in place, sometimes rotated */
+/* dovecot.index.log: appended in place (one record per change, and one
+ * more), sometimes rotated first. */
+static void update_index_log(rng_t *r, const mfolder_t *f, buf_t *b)
+{
+	char p[PATHMAX];
 	gen_pjoin(p, f->path, "dovecot.index.log");
 	struct stat sb;
 	int have_log = stat(p, &sb) == 0;
 	if (!have_log && errno != ENOENT)
 		gen_die_path("stat", p);
-	if (have_log && (sb.st_size > 128 * 1024 || gen_rng_ppm(r, 30000))) {
-		gen_pjoin(q, f->path, "dovecot.index.log.2");
-		if (unlink(q) < 0 && errno != ENOENT)
-			gen_die_path("unlink", q);
-		if (link(p, q) < 0)
-			gen_die_path("link to .log.2", p);
-		gen_stats.links++;
-		char nl[PATHMAX];
-		gen_pjoin(nl, f->path, "dovecot.index.log.newlock");
-		gen_write_log_blob(b, r, (uint32_t)g_T, (uint32_t)gen_rng_range(r, 2, 99), 40);
-		if (gen_write_new_file(nl, b->p, b->len, -1, 1) < 0) {
-			gen_xunlink(nl);
-			gen_write_new_file(nl, b->p, b->len, -1, 0);
-		}
-		gen_xrename(nl, p);
-		ms.log_rotations++;
-	}
+	if (have_log && (sb.st_size > 128 * 1024 || gen_rng_ppm(r, 30000)))
+		rotate_index_log(r, f, p, b);
 	b->len = 0;
 	for (uint32_t i = 0; i < f->changes + 1; i++) {
 		uint32_t sz = (uint32_t)(8 + 4 * gen_rng_range(r, 2, 16));
@@ -1047,34 +1050,47 @@ static void finish_folder(rng_t *r, uint32_t fi, buf_t *b)
 	}
 	gen_append_file(p, b->p, b->len);
 	ms.log_appends++;
+}
 
-	/* dovecot.index: replaced by rename */
-	if (gen_rng_ppm(r, 200000)) {
-		uint32_t n = f->ncur + f->nnew;
-		b->len = 0;
-		gen_buf_rand(b, r, 256 + 12 * (size_t)n);
-		b->p[0] = 7;
-		b->p[1] = 3;
-		gen_pjoin(q, f->path, "dovecot.index.tmp");
-		if (gen_write_new_file(q, b->p, b->len, -1, 1) < 0) {
-			gen_xunlink(q);
-			gen_write_new_file(q, b->p, b->len, -1, 0);
-		}
-		gen_pjoin(p, f->path, "dovecot.index");
-		gen_xrename(q, p);
-		ms.index_replaced++;
+/* dovecot.index: replaced by rename, 20% of the time. */
+static void maybe_replace_index(rng_t *r, const mfolder_t *f, buf_t *b)
+{
+	if (!gen_rng_ppm(r, 200000))
+		return;
+	char p[PATHMAX], q[PATHMAX];
+	uint32_t n = f->ncur + f->nnew;
+	b->len = 0;
+	gen_buf_rand(b, r, 256 + 12 * (size_t)n);
+	b->p[0] = 7;
+	b->p[1] = 3;
+	gen_pjoin(q, f->path, "dovecot.index.tmp");
+	if (gen_write_new_file(q, b->p, b->len, -1, 1) < 0) {
+		gen_xunlink(q);
+		gen_write_new_file(q, b->p, b->len, -1, 0);
 	}
-	/* dovecot.index.cache: written in place */
-	if (gen_rng_ppm(r, 300000)) {
-		b->len = 0;
-		gen_buf_rand(b, r, (size_t)gen_rng_range(r, 64, 2048));
-		gen_pjoin(p, f->path, "dovecot.index.cache");
-		gen_append_file(p, b->p, b->len);
-		ms.cache_appends++;
-	}
-	/* tmp/: drop files older than 36 hours, maybe leave a partial one */
-	char td[PATHMAX];
-	gen_pjoin(td, f->path, "tmp");
+	gen_pjoin(p, f->path, "dovecot.index");
+	gen_xrename(q, p);
+	ms.index_replaced++;
+}
+
+/* dovecot.index.cache: appended in place, 30% of the time. */
+static void maybe_append_cache(rng_t *r, const mfolder_t *f, buf_t *b)
+{
+	if (!gen_rng_ppm(r, 300000))
+		return;
+	char p[PATHMAX];
+	b->len = 0;
+	gen_buf_rand(b, r, (size_t)gen_rng_range(r, 64, 2048));
+	gen_pjoin(p, f->path, "dovecot.index.cache");
+	gen_append_file(p, b->p, b->len);
+	ms.cache_appends++;
+}
+
+/* tmp/: files older than 36 hours are dropped, as Dovecot's cleanup does. */
+static void clean_tmp(const char *td)
+{
+	char p[PATHMAX];
+	struct stat sb;
 	strv_t t = {0};
 	gen_list_dir(td, &t, 0);
 	for (size_t i = 0; i < t.n; i++) {
@@ -1087,27 +1103,51 @@ static void finish_folder(rng_t *r, uint32_t fi, buf_t *b)
 		}
 	}
 	gen_strv_free(&t);
-	if (gen_rng_ppm(r, 50000)) {
-		const muser_t *mu = &MU[f->user];
-		int hidx = (int)gen_rng_below(r, 3);
-		msgmeta_t m = {mu->name, mu->domain, g_T, gen_hosts[H_MX1 + hidx], 0};
-		int attach;
-		uint32_t target = gen_pick_size(r, &attach);
-		gen_message(b, r, &m, target, attach);
-		size_t cut = (size_t)gen_rng_below(r, b->len);
-		for (;;) {
-			uint32_t sec, usec;
-			char base[256];
-			next_stamp(r, &sec, &usec);
-			snprintf(base, sizeof base, "%" PRIu32 ".M%" PRIu32 "P%" PRIu32 ".%s",
-				 sec, usec, lmtp_pids[hidx][gen_rng_below(r, 4)],
-				 gen_hosts[H_MX1 + hidx]);
-			gen_pjoin(p, td, base);
-			if (gen_write_new_file(p, b->p, cut, g_T, 1) == 0)
-				break;
-		}
-		ms.tmp_partial++;
+}
+
+/* 5% of the time, a delivery cut short: a partial message left in tmp/
+ * under an LMTP delivery's name. */
+static void maybe_leave_partial(rng_t *r, const mfolder_t *f, const char *td, buf_t *b)
+{
+	if (!gen_rng_ppm(r, 50000))
+		return;
+	char p[PATHMAX];
+	const muser_t *mu = &MU[f->user];
+	int hidx = (int)gen_rng_below(r, 3);
+	msgmeta_t m = {mu->name, mu->domain, g_T, gen_hosts[H_MX1 + hidx], 0};
+	int attach;
+	uint32_t target = gen_pick_size(r, &attach);
+	gen_message(b, r, &m, target, attach);
+	size_t cut = (size_t)gen_rng_below(r, b->len);
+	for (;;) {
+		uint32_t sec, usec;
+		char base[256];
+		next_stamp(r, &sec, &usec);
+		snprintf(base, sizeof base, "%" PRIu32 ".M%" PRIu32 "P%" PRIu32 ".%s",
+			 sec, usec, lmtp_pids[hidx][gen_rng_below(r, 4)],
+			 gen_hosts[H_MX1 + hidx]);
+		gen_pjoin(p, td, base);
+		if (gen_write_new_file(p, b->p, cut, g_T, 1) == 0)
+			break;
 	}
+	ms.tmp_partial++;
+}
+
+/* The end of a mail day for a folder the day touched: its uidlist, index
+ * log, index, cache and tmp/, in that order (the PRNG is drawn in it). */
+static void finish_folder(rng_t *r, uint32_t fi, buf_t *b)
+{
+	mfolder_t *f = &MF[fi];
+	if (!f->touched)
+		return;
+	update_uidlist(r, f);
+	update_index_log(r, f, b);
+	maybe_replace_index(r, f, b);
+	maybe_append_cache(r, f, b);
+	char td[PATHMAX];
+	gen_pjoin(td, f->path, "tmp");
+	clean_tmp(td);
+	maybe_leave_partial(r, f, td, b);
 	f->touched = 0;
 	f->expunged = 0;
 	f->changes = 0;
