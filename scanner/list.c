@@ -825,9 +825,12 @@ scan_listing *scan_list_dir(scan_ctx *ctx, scan_job *job, scan_counters *c)
 	if (ctx->prev && job->have_prev &&
 	    prev_children(ctx, job, shortcut, &tmp, &pc, &npc, c) < 0) {
 		/* The previous manifest is corrupt here: it was checked at open,
-		 * so this is damage since; list the directory in full. */
+		 * so this is damage since; list the directory in full (the
+		 * shortcut would have no names to take), and count it, so that
+		 * no pass trusts this scan without a look. */
 		c->errors++;
 		npc = 0;
+		shortcut = false;
 	}
 	name_ent *names = NULL;
 	name_work *w = NULL;
