@@ -295,6 +295,33 @@ static int seek_forward(scan_prev *p, pblock **bp, prev_pos *pos, const char *ke
 	return 1;
 }
 
+/* The key past a subdirectory's subtree: its descendants sort below
+ * path + "\x01" (canonical order puts '/' lowest), every later sibling at
+ * or above it. */
+static void subtree_end(cut_buf *key, const fmt_entry *e)
+{
+	key->len = 0;
+	cut_buf_put(key, e->path, e->path_len);
+	cut_buf_putc(key, 1);
+}
+
+/* Ends a children walk: releases its block and key, and hands the children
+ * over (0), or frees them (-1, when failed). */
+static int walk_done(scan_prev *p, pblock *b, cut_buf *key, prev_child *v, size_t n, bool failed,
+		     prev_child **vp, size_t *np)
+{
+	if (b)
+		put(p, b);
+	cut_buf_free(key);
+	if (failed) {
+		free(v);
+		return -1;
+	}
+	*vp = v;
+	*np = n;
+	return 0;
+}
+
 int scan_prev_children(scan_prev *p, prev_pos pos, cut_arena *a, prev_child **vp, size_t *np)
 {
 	*vp = NULL;
@@ -344,12 +371,7 @@ int scan_prev_children(scan_prev *p, prev_pos pos, cut_arena *a, prev_child **vp
 			pos.idx++;
 			continue;
 		}
-		/* Jump over the subdirectory's subtree: its descendants sort
-		 * below path + "\x01" (canonical order puts '/' lowest), every
-		 * later sibling at or above it. */
-		key.len = 0;
-		cut_buf_put(&key, e->path, e->path_len);
-		cut_buf_putc(&key, 1);
+		subtree_end(&key, e); /* jump over the subdirectory's subtree */
 		int s = seek_forward(p, &b, &pos, (const char *)key.p, key.len);
 		if (s < 0) {
 			rc = -1;
@@ -358,16 +380,7 @@ int scan_prev_children(scan_prev *p, prev_pos pos, cut_arena *a, prev_child **vp
 		if (s > 0)
 			break;
 	}
-	if (b)
-		put(p, b);
-	cut_buf_free(&key);
-	if (rc < 0) {
-		free(v);
-		return -1;
-	}
-	*vp = v;
-	*np = n;
-	return 0;
+	return walk_done(p, b, &key, v, n, rc < 0, vp, np);
 }
 
 /* ------------------------------------------------- children by skeleton */
@@ -511,26 +524,14 @@ static int skel_children(scan_prev *p, prev_pos pos, cut_arena *a, prev_child **
 			k++;
 			continue;
 		}
-		/* Past the subdirectory's subtree, as scan_prev_children. */
-		key.len = 0;
-		cut_buf_put(&key, e->path, e->path_len);
-		cut_buf_putc(&key, 1);
+		subtree_end(&key, e); /* past the subdirectory's subtree */
 		int s = skel_seek(p, &b, &blk, &k, (const char *)key.p, key.len);
 		if (s != 0) {
 			rc = s < 0 ? -1 : 1;
 			break;
 		}
 	}
-	if (b)
-		put(p, b);
-	cut_buf_free(&key);
-	if (rc < 0) {
-		free(v);
-		return -1;
-	}
-	*vp = v;
-	*np = n;
-	return 1;
+	return walk_done(p, b, &key, v, n, rc < 0, vp, np) < 0 ? -1 : 1;
 }
 
 /* The skeleton is damaged (logged where found): the scan goes on without
