@@ -57,6 +57,14 @@ struct fmt_mwriter {
 	fmt_skel *prev_sk;
 	cut_buf skraw;
 	uint64_t sk_records;
+	/* prev's block eblock, decoded up to entry enext: the runs of one
+	 * block that is not copied (at the edge of a change) ask for its
+	 * entries in order, and each would otherwise decode the block again
+	 * from its start.  ebusy: in use by the mw_each below on the stack. */
+	cut_buf eraw;
+	fmt_dec edec;
+	uint32_t eblock, enext;
+	bool ebusy;
 };
 
 fmt_mwriter *fmt_mwriter_create(const char *path)
@@ -68,6 +76,8 @@ fmt_mwriter *fmt_mwriter_create(const char *path)
 	w->cw = cw;
 	w->path = cut_strndup(path, strlen(path));
 	w->mblock = UINT32_MAX;
+	w->eblock = UINT32_MAX;
+	w->edec.check_order = true;
 	return w;
 }
 
@@ -110,26 +120,56 @@ static void mw_encode(fmt_mwriter *w, const fmt_entry *e, uint32_t idx)
 
 typedef int (*mw_each_fn)(fmt_mwriter *w, const fmt_entry *e, uint32_t b, uint32_t i);
 
-/* Decodes prev's block b and calls fn on its entries from index from, n of
- * them.  0 or -1 (logged; fn's own -1 is logged by fn). */
-static int mw_each(fmt_mwriter *w, uint32_t b, uint32_t from, uint32_t n, mw_each_fn fn)
+/* Calls fn on the entries [from, from + n) of prev's block b, decoded by
+ * dec, which has decoded *next of them so far.  0 or -1 (logged; fn's own -1
+ * is logged by fn). */
+static int mw_decode(fmt_mwriter *w, fmt_dec *dec, uint32_t *next, uint32_t b, uint32_t from,
+		     uint32_t n, mw_each_fn fn)
 {
-	cut_buf raw = {0};
-	fmt_dec dec = {.check_order = true};
-	int rc = fmt_mreader_load_block(w->prev, b, &raw, &dec);
 	fmt_entry e;
-	for (uint32_t i = 0; rc == 0 && i < from + n; i++) {
-		int d = fmt_dec_next(&dec, &e);
+	int rc = 0;
+	while (rc == 0 && *next < from + n) {
+		int d = fmt_dec_next(dec, &e);
 		if (d <= 0) {
-			fmt_mreader_corrupt(w->prev, b, d < 0 ? dec.err : "block holds fewer entries");
-			rc = -1;
-			break;
+			fmt_mreader_corrupt(w->prev, b, d < 0 ? dec->err : "block holds fewer entries");
+			return -1;
 		}
+		uint32_t i = (*next)++;
 		if (i >= from)
 			rc = fn(w, &e, b, i);
 	}
-	cut_buf_free(&raw);
-	fmt_dec_free(&dec);
+	return rc;
+}
+
+/* Decodes prev's block b and calls fn on its entries from index from, n of
+ * them: with the writer's positioned decoder when it is free (it goes on
+ * where the last call stopped when that lies before from), else with one of
+ * its own (fn may come back here).  0 or -1, as mw_decode. */
+static int mw_each(fmt_mwriter *w, uint32_t b, uint32_t from, uint32_t n, mw_each_fn fn)
+{
+	if (w->ebusy) {
+		cut_buf raw = {0};
+		fmt_dec dec = {.check_order = true};
+		uint32_t next = 0;
+		int rc = fmt_mreader_load_block(w->prev, b, &raw, &dec);
+		if (rc == 0)
+			rc = mw_decode(w, &dec, &next, b, from, n, fn);
+		cut_buf_free(&raw);
+		fmt_dec_free(&dec);
+		return rc;
+	}
+	if (w->eblock != b || w->enext > from) {
+		w->eblock = UINT32_MAX;
+		if (fmt_mreader_load_block(w->prev, b, &w->eraw, &w->edec) < 0)
+			return -1;
+		w->eblock = b;
+		w->enext = 0;
+	}
+	w->ebusy = true;
+	int rc = mw_decode(w, &w->edec, &w->enext, b, from, n, fn);
+	w->ebusy = false;
+	if (rc < 0)
+		w->eblock = UINT32_MAX;
 	return rc;
 }
 
@@ -317,6 +357,8 @@ static void mw_free(fmt_mwriter *w)
 	fmt_cw_abort(w->sk);
 	fmt_skel_build_free(&w->skb);
 	cut_buf_free(&w->skraw);
+	cut_buf_free(&w->eraw);
+	fmt_dec_free(&w->edec);
 	free(w->policy);
 	fmt_enc_free(&w->enc);
 	cut_buf_free(&w->raw);

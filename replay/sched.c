@@ -309,6 +309,19 @@ static void mark_finished(rp_sched *s, uint64_t idx)
 	}
 }
 
+/* Clears what a previous run left in the ring: after a run that stopped
+ * early, the ops finished above the watermark (the dropped ones never were).
+ * Only [w, next) can hold a bit, so a run that ended at its watermark costs
+ * nothing, where clearing the whole ring touched RP_SPAN / 8 bytes a run. */
+static void ring_reset(rp_sched *s)
+{
+	for (uint64_t idx = s->w; idx < s->next; idx++) {
+		uint64_t i = idx % RP_SPAN;
+		s->ring[i / 64] &= ~(1ull << (i % 64));
+	}
+	s->w = s->next = 0;
+}
+
 /* The bytes the admitted ops and the conflict tables hold. */
 static size_t window_bytes(const rp_sched *s)
 {
@@ -518,9 +531,8 @@ int rp_sched_run(rp_sched *s, rp_pull_fn pull, rp_skip_fn skip, rp_done_fn done,
 {
 	sched_run r = {.pull = pull, .skip = skip, .done = done, .flush = flush, .tick = tick,
 		       .ctx = ctx, .rc = CUT_OK};
-	s->w = s->next = 0;
+	ring_reset(s);
 	s->op_bytes = 0;
-	memset(s->ring, 0, RP_SPAN / 8);
 	for (;;) {
 		admit(s, &r);
 		if (s->inflight == 0 && (r.stopping || (r.eof && s->nblocked == 0)))
