@@ -771,6 +771,54 @@ static void expect_same_file(const char *a, const char *b)
 	free(pb);
 }
 
+/* b: a's entries, files changed at random (one in rate), one removed, one
+ * added, written with a's runs and entry by entry: the same files. */
+static void runs_as_entries(const store *a, fmt_mreader *ra, fmt_skel *ska,
+			    const uint32_t (*apos)[2], unsigned rate, const char *f1, const char *f2)
+{
+	char s1[330], s2[330];
+	snprintf(s1, sizeof s1, "%s.skel", f1);
+	snprintf(s2, sizeof s2, "%s.skel", f2);
+	uint8_t id1[FMT_ID_LEN], id2[FMT_ID_LEN];
+	uint64_t runs;
+	fmt_entry *bv = calloc(a->n + 1, sizeof *bv);
+	long *orig = calloc(a->n + 1, sizeof *orig);
+	size_t n = 0, gone = a->n / 3 + rnd() % (a->n / 3), added = 0;
+	char extra[320] = "";
+	for (size_t i = 0; i < a->n; i++) {
+		if (i == gone && a->v[i].type == FMT_T_FILE)
+			continue;
+		bv[n] = a->v[i];
+		orig[n] = (long)i;
+		if (a->v[i].type == FMT_T_FILE && rnd() % rate == 0) {
+			bv[n].size++;
+			orig[n] = -1;
+		}
+		n++;
+		if (!added && i > 2 * a->n / 3 && a->v[i].type == FMT_T_DIR && strstr(a->paths[i], "cur")) {
+			snprintf(extra, sizeof extra, "%s/0", a->paths[i]); /* first in the folder */
+			bv[n] = mk(extra, FMT_T_FILE);
+			orig[n++] = -1;
+			added = 1;
+		}
+	}
+	sk_write(f1, bv, n, ra, ska, orig, apos, id1, &runs);
+	uint64_t none;
+	sk_write(f2, bv, n, NULL, NULL, NULL, NULL, id2, &none);
+	expect_same_file(f1, f2);
+	expect_same_file(s1, s2);
+	assert_true(runs > 10);
+	uint64_t cnt;
+	assert_int_equal(read_all(f1, &cnt), 0);
+	assert_int_equal(cnt, n);
+	free(orig);
+	free(bv);
+	unlink(f1);
+	unlink(f2);
+	unlink(s1);
+	unlink(s2);
+}
+
 /* A manifest written from the previous one's skeleton, its unchanged runs
  * added as units, is the same file byte for byte as one written entry by
  * entry; so is its skeleton, though the unchanged blocks' records were
@@ -784,13 +832,11 @@ static void skeleton__runs_give_the_same_manifest_and_skeleton(void **state)
 	for (size_t i = 0; i < a.n; i++)
 		if (a.v[i].type == FMT_T_FILE)
 			a.v[i].flags |= FMT_E_CARRIED;
-	char fa[320], f1[320], f2[320], s1[330], s2[330];
+	char fa[320], f1[320], f2[320], sa[330];
 	snprintf(fa, sizeof fa, "%s/sa", dir);
 	snprintf(f1, sizeof f1, "%s/sb1", dir);
 	snprintf(f2, sizeof f2, "%s/sb2", dir);
-	snprintf(s1, sizeof s1, "%s.skel", f1);
-	snprintf(s2, sizeof s2, "%s.skel", f2);
-	uint8_t ida[FMT_ID_LEN], id1[FMT_ID_LEN], id2[FMT_ID_LEN];
+	uint8_t ida[FMT_ID_LEN];
 	uint64_t runs;
 	sk_write(fa, a.v, a.n, NULL, NULL, NULL, NULL, ida, &runs);
 	fmt_mreader *ra = fmt_mreader_open(fa);
@@ -804,50 +850,16 @@ static void skeleton__runs_give_the_same_manifest_and_skeleton(void **state)
 		for (uint32_t i = 0; i < bi_of(ra, b, &key).count; i++, k++)
 			apos[k][0] = b, apos[k][1] = i;
 	cut_buf_free(&key);
-	/* b: a's entries, a few files changed, one removed, one added. */
-	fmt_entry *bv = calloc(a.n + 1, sizeof *bv);
-	long *orig = calloc(a.n + 1, sizeof *orig);
-	size_t n = 0, gone = a.n / 3 + rnd() % (a.n / 3), added = 0;
-	char extra[320] = "";
-	for (size_t i = 0; i < a.n; i++) {
-		if (i == gone && a.v[i].type == FMT_T_FILE)
-			continue;
-		bv[n] = a.v[i];
-		orig[n] = (long)i;
-		if (a.v[i].type == FMT_T_FILE && rnd() % 500 == 0) {
-			bv[n].size++;
-			orig[n] = -1;
-		}
-		n++;
-		if (!added && i > 2 * a.n / 3 && a.v[i].type == FMT_T_DIR && strstr(a.paths[i], "cur")) {
-			snprintf(extra, sizeof extra, "%s/0", a.paths[i]); /* first in the folder */
-			bv[n] = mk(extra, FMT_T_FILE);
-			orig[n++] = -1;
-			added = 1;
-		}
-	}
-	sk_write(f1, bv, n, ra, ska, orig, (const uint32_t(*)[2])apos, id1, &runs);
-	uint64_t none;
-	sk_write(f2, bv, n, NULL, NULL, NULL, NULL, id2, &none);
-	expect_same_file(f1, f2);
-	expect_same_file(s1, s2);
-	assert_true(runs > 10);
-	uint64_t cnt;
-	assert_int_equal(read_all(f1, &cnt), 0);
-	assert_int_equal(cnt, n);
+	/* Few changes, so that most blocks are copied; then many, so that most
+	 * are not and their runs are added entry by entry, block after block. */
+	for (unsigned rate = 500; rate >= 7; rate /= 8)
+		runs_as_entries(&a, ra, ska, (const uint32_t(*)[2])apos, rate, f1, f2);
 	fmt_skel_close(ska);
 	fmt_mreader_close(ra);
 	free(apos);
-	free(orig);
-	free(bv);
 	unlink(fa);
-	unlink(f1);
-	unlink(f2);
-	snprintf(s1, sizeof s1, "%s.skel", fa);
-	unlink(s1);
-	unlink(s2);
-	snprintf(s1, sizeof s1, "%s.skel", f1);
-	unlink(s1);
+	snprintf(sa, sizeof sa, "%s.skel", fa);
+	unlink(sa);
 	store_free(&a);
 }
 
