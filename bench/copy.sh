@@ -30,7 +30,7 @@ timed rsync_initial rsync -aH "$SRC/" "$DR/"
 settle
 timed cp_initial cp -a "$SRC" "$DP"
 sync
-entries=$("$CUTOVER" show "$B/copy-m0" | sed -n 's/^# entries: \([0-9]*\),.*/\1/p')
+entries=$(entries_of "$B/copy-m0")
 links() { find "$1" -type f -links +1 -printf '%i\n' | sort -u | wc -l; }
 l_src=$(links "$SRC") l_cut=$(links "$DC") l_rs=$(links "$DR") l_cp=$(links "$DP")
 # tmp/ contents and lock files are left out by the maildir policy, as in nfs.sh.

@@ -23,21 +23,20 @@ echo "bench: generating $U users in $s ..." >&2
 	"$CUTOVER" -q scan "$s" -o "$s.m2" --prev "$s.m1" --maildir &&
 	"$GEN" mutate "$s" --seed 7 --percent "$P" >/dev/null || exit 1
 sleep 2.5 # past the racy window
-body() { "$CUTOVER" show "$1" --format jsonl | tail -n +2; }
 for r in $(seq "$RUNS"); do
 	for b in $bins; do
 		timed "$b" "$(bin "$b")" -q scan "$s" -o "$s.out-$b" --prev "$s.m2" --maildir ||
 			{ cat "$B/.err" >&2; exit 1; }
 	done
 done
-[ "$bins" = new ] || cmp -s <(body "$s.out-old") <(body "$s.out-new") ||
+[ "$bins" = new ] || same_body "$s.out-old" "$s.out-new" ||
 	{ echo "bench: the two builds' manifests differ" >&2; exit 1; }
 out="$B/results-dayscan.md"
 {
 	echo "| store | entries | day | build | scan s (median of $RUNS) | peak RSS MiB |"
 	echo "|---|---:|---:|---|---:|---:|"
 	for b in $bins; do
-		echo "| $U users | $("$CUTOVER" show "$s.out-new" | sed -n 's/^# entries: \([0-9]*\),.*/\1/p') |" \
+		echo "| $U users | $(entries_of "$s.out-new") |" \
 			"$P% | $b | $(median "$b") | $(awk -v k="$(medkb "$b")" 'BEGIN { printf "%.1f", k / 1024 }') |"
 	done
 } >"$out"

@@ -71,6 +71,11 @@ timed() {
 median() { awk -v n="$1" '$1==n {print $2}' "$B/times" | sort -g | awk '{a[NR]=$1} END {print (NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2}'; }
 medkb() { awk -v n="$1" '$1==n {print $3}' "$B/times" | sort -g | awk '{a[NR]=$1} END {print (NR%2)?a[(NR+1)/2]:a[NR/2]}'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
+# entries_of FILE: the entry count in a manifest's header.
+entries_of() { "$CUTOVER" show "$1" | sed -n 's/^# entries: \([0-9]*\),.*/\1/p'; }
+# same_body A B: whether two manifests (or two change logs) hold the same
+# records; their headers, which name times and hosts, aside.
+same_body() { cmp -s <("$CUTOVER" show "$1" --format jsonl | tail -n +2) <("$CUTOVER" show "$2" --format jsonl | tail -n +2); }
 drop_caches() { sync; echo 3 >/proc/sys/vm/drop_caches 2>/dev/null || true; }
 # settle: drop the page cache, then wait (at most 15 minutes) until the disk
 # under $B has completed no read, write or discard for 5 s in a row, so that

@@ -18,8 +18,6 @@ out="$B/results-nochange.md"
 	echo "| store | entries | directories | binary | scan s | diff s | scan + diff s | scan peak RSS MiB |"
 	echo "|---|---:|---:|---|---:|---:|---:|---:|"
 } >"$out"
-entries_of() { "$CUTOVER" show "$1" | sed -n 's/^# entries: \([0-9]*\),.*/\1/p'; }
-body() { "$1" show "$2" --format jsonl | tail -n +2; }
 one() { # one USERS MSGS LABEL (no spaces: times are split on them)
 	local s
 	s=$(store_steady "$1" "$2") || exit 1
@@ -32,7 +30,7 @@ one() { # one USERS MSGS LABEL (no spaces: times are split on them)
 				{ cat "$B/.err" >&2; exit 1; }
 		done
 	done
-	[ "$bins" = new ] || cmp -s <(body "$CUTOVER" "$s.out-old") <(body "$CUTOVER" "$s.out-new") ||
+	[ "$bins" = new ] || same_body "$s.out-old" "$s.out-new" ||
 		{ echo "bench: the two builds' manifests differ ($3)" >&2; exit 1; }
 	local n d
 	n=$(entries_of "$s.m3")

@@ -66,7 +66,7 @@ run_size() {
 	rm -rf "$ST" "$W"/*.m
 	sleep 2.5 # past the racy window
 	step "$m" full_scan "$CUTOVER" -q scan "$S" -o "$W/full.m" --maildir || return 1
-	entries=$("$CUTOVER" show "$W/full.m" | sed -n 's/^# entries: \([0-9]*\),.*/\1/p')
+	entries=$(entries_of "$W/full.m")
 	echo "entries@$m $entries" >>"$B/times"
 	"$CUTOVER" -q init --source "$S" --target "$D" --state "$ST" --maildir || return 1
 	step "$m" initial_copy "$CUTOVER" -q sync --state "$ST" --no-syslog || return 1

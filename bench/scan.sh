@@ -15,7 +15,7 @@ for r in $(seq 1 "$RUNS"); do
 	timed scan_j32 "$CUTOVER" -q scan "$SRC" -o "$B/m-full" -j 32
 done
 mbytes=$(stat -c %s "$B/m-full")
-mentries=$("$CUTOVER" show "$B/m-full" | sed -n 's/^# entries: \([0-9]*\),.*/\1/p') # the tree grows a day per run
+mentries=$(entries_of "$B/m-full") # the tree grows a day per run
 
 # The mail day.  A copy of the tree before it is rsync's dry-run target.
 "$CUTOVER" -q scan "$SRC" -o "$B/m-before" --maildir || exit 1
@@ -44,8 +44,7 @@ for r in $(seq 1 "$RUNS"); do
 done
 timed diff_1m "$CUTOVER" -q diff "$B/m-before" "$B/m-after" -o "$B/l-day-1m" --mem-limit 1M
 "$CUTOVER" diff "$B/m-before" "$B/m-after" -o "$B/l-day" 2>"$B/diff.summary"
-same_log=$(cmp -s <("$CUTOVER" show "$B/l-day" --format jsonl | tail -n +2) \
-	<("$CUTOVER" show "$B/l-day-1m" --format jsonl | tail -n +2) && echo identical || echo DIFFERENT)
+same_log=$(same_body "$B/l-day" "$B/l-day-1m" && echo identical || echo DIFFERENT)
 dentries=$(sed -n 's/.* \([0-9]*\)+\([0-9]*\) entries in.*/\1 \2/p' "$B/diff.summary" | awk '{print $1 + $2}')
 ops=$(sed -n 's/^\(cutover: \)\{0,1\}diff: \([0-9]*\) ops.*/\2/p' "$B/diff.summary")
 renames=$(sed -n 's/.* rename \([0-9]*\).*/\1/p' "$B/diff.summary")

@@ -40,7 +40,7 @@ for u in ${SPLICE_USERS:-1000 5000}; do
 	done
 	[ "$sides" = new ] || cmp -s "$R/out-old" "$R/out-new" ||
 		{ echo "bench: the two builds' bases differ" >&2; exit 1; }
-	n=$("$CUTOVER" show "$s.m1" | sed -n 's/^# entries: \([0-9]*\),.*/\1/p')
+	n=$(entries_of "$s.m1")
 	for b in $sides; do
 		m=$(median "$u-$b")
 		echo "| $n | $b | $m | $(awk -v m="$m" -v n="$n" 'BEGIN { printf "%.2f", m * 1e6 / n }') |" \

@@ -212,28 +212,44 @@ static void path_valid__rejects_traversal_and_empty_components(void **state)
 
 /* ------------------------------------------------------------ round trips */
 
-static void manifest__round_trips_every_field(void **state)
+enum { RT_N = 20000 }; /* files: several blocks */
+
+/* Sets every field of e that its type t has at random, within its range. */
+static void random_fields(fmt_entry *e, unsigned t)
 {
-	(void)state;
-	enum { N = 20000 }; /* several blocks */
-	rng = (test_seed("manifest__round_trips_every_field") + 1) * 0x9E3779B97F4A7C15ull; /* never 0 */
-	char (*paths)[64] = calloc(N, 64);
-	fmt_entry *v = calloc(N + N / 1000 + 2, sizeof *v); /* files plus their directories */
-	uint8_t hashes[N][16];
+	e->mode = (uint32_t)(rnd() & 07777);
+	e->uid = (uint32_t)rnd();
+	e->gid = (uint32_t)rnd();
+	e->nlink = (uint32_t)(rnd() % 5 + 1);
+	e->dev = rnd() % 3;
+	e->ino = rnd();
+	e->size = rnd() >> (rnd() % 64);
+	e->mtime_ns = (int64_t)(rnd() % 4000000000000000000ull) - 1000000000000000000ll;
+	e->ctime_ns = (int64_t)(rnd() % 4000000000000000000ull);
+	if (t == FMT_T_CHR || t == FMT_T_BLK)
+		e->rdev = rnd();
+	if (t == FMT_T_FILE && rnd() % 2) {
+		e->flags |= FMT_E_HASH;
+		for (int k = 0; k < 16; k++)
+			e->hash[k] = (uint8_t)rnd();
+	}
+	if (rnd() % 7 == 0)
+		e->flags |= FMT_E_CARRIED;
+}
+
+/* Writes the root, RT_N - 1 files of random types and fields and their
+ * directories (d000 before its files) to w, keeping each entry in v (paths
+ * in paths[] and a, owned by the caller).  Returns how many. */
+static int add_random_entries(fmt_mwriter *w, fmt_entry *v, char (*paths)[64], cut_arena *a)
+{
 	snprintf(paths[0], 64, "%s", "");
-	for (int i = 1; i < N; i++)
+	for (int i = 1; i < RT_N; i++)
 		snprintf(paths[i], 64, "d%03d/%010d.M%uP%u,S=%u:2,S", i / 1000, i, (unsigned)(rnd() % 999999),
 			 (unsigned)(rnd() % 99999), (unsigned)(rnd() % 100000));
-	fmt_mwriter *w = fmt_mwriter_create(file);
-	assert_non_null(w);
-	/* Entries: root, then for each i a dir when i%1000==1 (its first file)... keep
-	 * canonical order simple: directory d%03d precedes its files. */
 	int n = 0;
-	cut_arena a = {0};
-	for (int i = 0; i < N; i++) {
+	for (int i = 0; i < RT_N; i++) {
 		if (i > 0 && (i == 1 || i / 1000 != (i - 1) / 1000)) {
-			char *d = cut_arena_strndup(&a, paths[i], 4);
-			v[n] = mk(d, FMT_T_DIR);
+			v[n] = mk(cut_arena_strndup(a, paths[i], 4), FMT_T_DIR);
 			assert_int_equal(fmt_mwriter_add(w, &v[n]), 0);
 			n++;
 		}
@@ -241,28 +257,89 @@ static void manifest__round_trips_every_field(void **state)
 		if (t == FMT_T_DIR && i > 0)
 			t = FMT_T_FILE;
 		v[n] = mk(paths[i], t);
-		v[n].mode = (uint32_t)(rnd() & 07777);
-		v[n].uid = (uint32_t)rnd();
-		v[n].gid = (uint32_t)rnd();
-		v[n].nlink = (uint32_t)(rnd() % 5 + 1);
-		v[n].dev = rnd() % 3;
-		v[n].ino = rnd();
-		v[n].size = rnd() >> (rnd() % 64);
-		v[n].mtime_ns = (int64_t)(rnd() % 4000000000000000000ull) - 1000000000000000000ll;
-		v[n].ctime_ns = (int64_t)(rnd() % 4000000000000000000ull);
-		if (t == FMT_T_CHR || t == FMT_T_BLK)
-			v[n].rdev = rnd();
-		if (t == FMT_T_FILE && rnd() % 2) {
-			v[n].flags |= FMT_E_HASH;
-			for (int k = 0; k < 16; k++)
-				hashes[i][k] = (uint8_t)rnd();
-			memcpy(v[n].hash, hashes[i], 16);
-		}
-		if (rnd() % 7 == 0)
-			v[n].flags |= FMT_E_CARRIED;
+		random_fields(&v[n], t);
 		assert_int_equal(fmt_mwriter_add(w, &v[n]), 0);
 		n++;
 	}
+	return n;
+}
+
+static void assert_same_entry(const fmt_entry *e, const fmt_entry *v, int i)
+{
+	if (strcmp(e->path, v->path) != 0)
+		fail_msg("entry %d: read '%s', wrote '%s'", i, e->path, v->path);
+	assert_int_equal(e->type, v->type);
+	assert_int_equal(e->flags, v->flags);
+	assert_int_equal(e->mode, v->mode);
+	assert_int_equal(e->uid, v->uid);
+	assert_int_equal(e->gid, v->gid);
+	assert_int_equal(e->nlink, v->nlink);
+	assert_true(e->dev == v->dev && e->ino == v->ino && e->size == v->size);
+	assert_true(e->rdev == v->rdev);
+	assert_true(e->mtime_ns == v->mtime_ns && e->ctime_ns == v->ctime_ns);
+	if (e->type == FMT_T_SYMLINK)
+		assert_string_equal(e->target, "../target");
+	if (e->flags & FMT_E_HASH)
+		assert_memory_equal(e->hash, v->hash, 16);
+}
+
+/* Random access: every 97th path found exactly, with the one after it; a
+ * missing one not. */
+static void assert_cursor_finds(fmt_mreader *r, const fmt_entry *v, int n)
+{
+	fmt_entry e;
+	fmt_mcursor *c = fmt_mcursor_new(r);
+	for (int i = 0; i < n; i += 97) {
+		assert_int_equal(fmt_mcursor_find(c, v[i].path, v[i].path_len, &e), 1);
+		assert_string_equal(e.path, v[i].path);
+		assert_int_equal(fmt_mcursor_next(c, &e), 1);
+		assert_string_equal(e.path, v[i].path);
+		if (i + 1 < n) {
+			assert_int_equal(fmt_mcursor_next(c, &e), 1);
+			assert_string_equal(e.path, v[i + 1].path);
+		}
+	}
+	assert_int_equal(fmt_mcursor_find(c, "d000/zzz", 8, &e), 0);
+	fmt_mcursor_free(c);
+}
+
+/* Skimming every block gives each entry's type, flags, dev, ino and nlink,
+ * and uses up exactly the block's entries. */
+static void assert_skims(fmt_mreader *r, const fmt_entry *v, int n)
+{
+	cut_buf raw = {0};
+	fmt_dec dec = {0};
+	fmt_entry e;
+	int k = 0;
+	for (uint32_t b = 0; b < fmt_mreader_nblocks(r); b++) {
+		assert_int_equal(fmt_mreader_load_block(r, b, &raw, &dec), 0);
+		int x;
+		while ((x = fmt_dec_skim(&dec, &e)) > 0) {
+			assert_true(k < n);
+			if (e.type != v[k].type || e.flags != v[k].flags || e.dev != v[k].dev ||
+			    e.ino != v[k].ino || e.nlink != v[k].nlink)
+				fail_msg("skim of entry %d (%s) differs", k, v[k].path);
+			assert_null(e.path);
+			k++;
+		}
+		assert_int_equal(x, 0);
+	}
+	assert_true(fmt_mreader_nblocks(r) > 1);
+	assert_int_equal(k, n);
+	cut_buf_free(&raw);
+	fmt_dec_free(&dec);
+}
+
+static void manifest__round_trips_every_field(void **state)
+{
+	(void)state;
+	rng = (test_seed("manifest__round_trips_every_field") + 1) * 0x9E3779B97F4A7C15ull; /* never 0 */
+	char (*paths)[64] = calloc(RT_N, 64);
+	fmt_entry *v = calloc(RT_N + RT_N / 1000 + 2, sizeof *v); /* files plus their directories */
+	cut_arena a = {0};
+	fmt_mwriter *w = fmt_mwriter_create(file);
+	assert_non_null(w);
+	int n = add_random_entries(w, v, paths, &a);
 	fmt_mheader h = hdr();
 	h.has_prev = true;
 	memset(h.prev_id, 0xab, 16);
@@ -286,61 +363,11 @@ static void manifest__round_trips_every_field(void **state)
 	fmt_entry e;
 	for (int i = 0; i < n; i++) {
 		assert_int_equal(fmt_mreader_next(r, &e), 1);
-		if (strcmp(e.path, v[i].path) != 0)
-			fail_msg("entry %d: read '%s' (%d), wrote '%s' (%d)", i, e.path, e.path[0], v[i].path, v[i].path[0]);
-		assert_int_equal(e.type, v[i].type);
-		assert_int_equal(e.flags, v[i].flags);
-		assert_int_equal(e.mode, v[i].mode);
-		assert_int_equal(e.uid, v[i].uid);
-		assert_int_equal(e.gid, v[i].gid);
-		assert_int_equal(e.nlink, v[i].nlink);
-		assert_true(e.dev == v[i].dev && e.ino == v[i].ino && e.size == v[i].size);
-		assert_true(e.rdev == v[i].rdev);
-		assert_true(e.mtime_ns == v[i].mtime_ns && e.ctime_ns == v[i].ctime_ns);
-		if (e.type == FMT_T_SYMLINK)
-			assert_string_equal(e.target, "../target");
-		if (e.flags & FMT_E_HASH)
-			assert_memory_equal(e.hash, v[i].hash, 16);
+		assert_same_entry(&e, &v[i], i);
 	}
 	assert_int_equal(fmt_mreader_next(r, &e), 0); /* end, id verified */
-
-	/* Random access: every 97th path found exactly; a missing one not. */
-	fmt_mcursor *c = fmt_mcursor_new(r);
-	for (int i = 0; i < n; i += 97) {
-		assert_int_equal(fmt_mcursor_find(c, v[i].path, v[i].path_len, &e), 1);
-		assert_string_equal(e.path, v[i].path);
-		assert_int_equal(fmt_mcursor_next(c, &e), 1);
-		assert_string_equal(e.path, v[i].path);
-		if (i + 1 < n) {
-			assert_int_equal(fmt_mcursor_next(c, &e), 1);
-			assert_string_equal(e.path, v[i + 1].path);
-		}
-	}
-	assert_int_equal(fmt_mcursor_find(c, "d000/zzz", 8, &e), 0);
-	fmt_mcursor_free(c);
-
-	/* Skimming every block gives each entry's type, flags, dev, ino and
-	 * nlink, and uses up exactly the block's entries. */
-	cut_buf raw = {0};
-	fmt_dec dec = {0};
-	int k = 0;
-	for (uint32_t b = 0; b < fmt_mreader_nblocks(r); b++) {
-		assert_int_equal(fmt_mreader_load_block(r, b, &raw, &dec), 0);
-		int x;
-		while ((x = fmt_dec_skim(&dec, &e)) > 0) {
-			assert_true(k < n);
-			if (e.type != v[k].type || e.flags != v[k].flags || e.dev != v[k].dev ||
-			    e.ino != v[k].ino || e.nlink != v[k].nlink)
-				fail_msg("skim of entry %d (%s) differs", k, v[k].path);
-			assert_null(e.path);
-			k++;
-		}
-		assert_int_equal(x, 0);
-	}
-	assert_true(fmt_mreader_nblocks(r) > 1);
-	assert_int_equal(k, n);
-	cut_buf_free(&raw);
-	fmt_dec_free(&dec);
+	assert_cursor_finds(r, v, n);
+	assert_skims(r, v, n);
 	fmt_mreader_close(r);
 	cut_arena_free(&a);
 	free(paths);
