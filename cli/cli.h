@@ -52,6 +52,12 @@ bool cli_help_requested(const cli_cmd *cmd, int argc, char **argv);
 /* Parses a decimal count or rate, with an optional k/K, M or G suffix of
  * 10^3, 10^6, 10^9.  0 or -1. */
 int cli_parse_u64(const char *s, uint64_t *out);
+/* Parses arg, the value of option opt ("-j", "--keep") of command cmd, into
+ * *out: cli_parse_u64's syntax, from lo to hi.  0, or -1 after saying on
+ * stderr what the option takes.  Every count and limit of the command line
+ * goes through it, so that each refusal names the option and its range. */
+int cli_parse_count(const char *cmd, const char *opt, const char *arg, uint64_t lo, uint64_t hi,
+		    uint64_t *out);
 /* Parses an amount of memory: k/K, M, G are 2^10, 2^20, 2^30 (32M is the
  * 32 MiB of the defaults).  0 or -1. */
 int cli_parse_mem(const char *s, uint64_t *out);

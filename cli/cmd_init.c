@@ -85,19 +85,15 @@ static int run(int argc, char **argv)
 			break;
 		}
 		case O_KEEP:
-			if (cli_parse_u64(optarg, &v) < 0 || v < 1 || v > SYNC_KEEP_MAX) {
-				fprintf(stderr, "cutover: init: --keep wants 1..%d\n", SYNC_KEEP_MAX);
+			if (cli_parse_count("init", "--keep", optarg, 1, SYNC_KEEP_MAX, &v) < 0)
 				return cli_usage(&cmd_init);
-			}
 			c.keep = (unsigned)v;
 			break;
 		case O_MAXOPS:
 		case O_BWLIMIT:
-			if (cli_parse_u64(optarg, ch == O_MAXOPS ? &c.max_ops : &c.bwlimit) < 0 ||
-			    (ch == O_MAXOPS ? c.max_ops : c.bwlimit) > INT64_MAX) {
-				fprintf(stderr, "cutover: init: bad number '%s'\n", optarg);
+			if (cli_parse_count("init", ch == O_MAXOPS ? "--max-ops" : "--bwlimit", optarg, 0, INT64_MAX,
+					    ch == O_MAXOPS ? &c.max_ops : &c.bwlimit) < 0)
 				return cli_usage(&cmd_init);
-			}
 			break;
 		default: return cli_usage(&cmd_init);
 		}

@@ -144,10 +144,8 @@ static int run(int argc, char **argv)
 		case O_SOURCE: o.source = optarg; break;
 		case O_TARGET: o.target = optarg; break;
 		case 'j':
-			if (cli_parse_u64(optarg, &v) < 0 || v < 1 || v > RP_JOBS_MAX) {
-				fprintf(stderr, "cutover: replay: -j wants 1..%d\n", RP_JOBS_MAX);
+			if (cli_parse_count("replay", "-j", optarg, 1, RP_JOBS_MAX, &v) < 0)
 				return cli_usage(&cmd_replay);
-			}
 			o.jobs = (unsigned)v;
 			break;
 		case 'n': o.dry_run = true; break;
@@ -176,10 +174,9 @@ static int run(int argc, char **argv)
 			break;
 		case O_MAXOPS:
 		case O_BWLIMIT:
-			if (cli_parse_u64(optarg, ch == O_MAXOPS ? &max_ops : &bwlimit) < 0) {
-				fprintf(stderr, "cutover: replay: bad number '%s'\n", optarg);
+			if (cli_parse_count("replay", ch == O_MAXOPS ? "--max-ops" : "--bwlimit", optarg, 0,
+					    INT64_MAX, ch == O_MAXOPS ? &max_ops : &bwlimit) < 0)
 				return cli_usage(&cmd_replay);
-			}
 			break;
 		default: return cli_usage(&cmd_replay);
 		}

@@ -63,17 +63,17 @@ static int run(int argc, char **argv)
 			break;
 		}
 		case 'g':
-			if (cli_parse_u64(optarg, &v) < 0 || v > INT64_MAX)
+			if (cli_parse_count("report", "--mtime-granularity", optarg, 0, INT64_MAX, &v) < 0)
 				return cli_usage(&cmd_report);
 			o.mtime_gran_ns = (int64_t)v;
 			break;
 		case 'd':
-			if (cli_parse_u64(optarg, &v) < 0 || v > SUBTREE_DEPTH_MAX)
+			if (cli_parse_count("report", "--by-depth", optarg, 0, SUBTREE_DEPTH_MAX, &v) < 0)
 				return cli_usage(&cmd_report);
 			o.by_depth = (unsigned)v;
 			break;
 		case 'e':
-			if (cli_parse_u64(optarg, &v) < 0 || v > EXAMPLES_MAX)
+			if (cli_parse_count("report", "--examples", optarg, 0, EXAMPLES_MAX, &v) < 0)
 				return cli_usage(&cmd_report);
 			o.max_examples = (unsigned)v;
 			break;

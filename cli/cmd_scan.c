@@ -108,7 +108,7 @@ static int parse_opt(int c, const char *arg, scan_args *a)
 	switch (c) {
 	case 'o': o->out = arg; break;
 	case 'j':
-		if (cli_parse_u64(arg, &v) < 0 || v < 1 || v > SCAN_THREADS_MAX)
+		if (cli_parse_count("scan", "-j", arg, 1, SCAN_THREADS_MAX, &v) < 0)
 			return -1;
 		o->threads = (int)v;
 		break;
@@ -120,7 +120,7 @@ static int parse_opt(int c, const char *arg, scan_args *a)
 	case 'i': a->im[o->nimmutable++] = arg; break;
 	case 'F': o->full = true; break;
 	case 'g':
-		if (cli_parse_u64(arg, &v) < 0 || v > INT64_MAX)
+		if (cli_parse_count("scan", "--granularity", arg, 0, INT64_MAX, &v) < 0)
 			return -1;
 		o->granularity_ns = (int64_t)v;
 		break;
@@ -131,7 +131,8 @@ static int parse_opt(int c, const char *arg, scan_args *a)
 		break;
 	case 'O':
 	case 'B':
-		return cli_parse_u64(arg, c == 'O' ? &a->max_ops : &a->bwlimit);
+		return cli_parse_count("scan", c == 'O' ? "--max-ops" : "--bwlimit", arg, 0, INT64_MAX,
+				       c == 'O' ? &a->max_ops : &a->bwlimit);
 	case 'A': a->adaptive = true; break;
 	case 'L': return cli_parse_latency(arg, &a->max_latency);
 	default: return -1;

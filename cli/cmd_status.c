@@ -358,7 +358,7 @@ static int run(int argc, char **argv)
 		case O_JSON: json = true; break;
 		case O_NOCHECK: check = false; break;
 		case 'n':
-			if (cli_parse_u64(optarg, &n) < 0 || n > SYNC_KEEP_MAX)
+			if (cli_parse_count("status", "-n", optarg, 0, SYNC_KEEP_MAX, &n) < 0)
 				return cli_usage(&cmd_status);
 			break;
 		default: return cli_usage(&cmd_status);

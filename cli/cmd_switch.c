@@ -118,18 +118,16 @@ typedef struct switch_args {
 static int parse_number(int ch, const char *arg, sync_switch_opts *o)
 {
 	if (ch == O_MAXOPS || ch == O_BWLIMIT) {
-		if (cli_parse_u64(arg, ch == O_MAXOPS ? &o->max_ops : &o->bwlimit) < 0) {
-			fprintf(stderr, "cutover: switch: bad number '%s'\n", arg);
+		if (cli_parse_count("switch", ch == O_MAXOPS ? "--max-ops" : "--bwlimit", arg, 0, INT64_MAX,
+				    ch == O_MAXOPS ? &o->max_ops : &o->bwlimit) < 0)
 			return -1;
-		}
 		*(ch == O_MAXOPS ? &o->has_max_ops : &o->has_bwlimit) = true;
 		return 0;
 	}
 	uint64_t v;
-	if (cli_parse_u64(arg, &v) < 0 || v < 1 || v > (ch == 'j' ? RP_JOBS_MAX : SCAN_THREADS_MAX)) {
-		fprintf(stderr, "cutover: switch: bad number '%s'\n", arg);
+	if (ch == 'j' ? cli_parse_count("switch", "-j", arg, 1, RP_JOBS_MAX, &v) < 0
+		      : cli_parse_count("switch", "--scan-threads", arg, 1, SCAN_THREADS_MAX, &v) < 0)
 		return -1;
-	}
 	if (ch == 'j')
 		o->jobs = (unsigned)v;
 	else

@@ -142,27 +142,34 @@ typedef struct summary_to {
 static int parse_number(int ch, const char *arg, sync_opts *o)
 {
 	if (ch == O_MAXOPS || ch == O_BWLIMIT) {
-		if (cli_parse_u64(arg, ch == O_MAXOPS ? &o->max_ops : &o->bwlimit) < 0) {
-			fprintf(stderr, "cutover: sync: bad number '%s'\n", arg);
+		if (cli_parse_count("sync", ch == O_MAXOPS ? "--max-ops" : "--bwlimit", arg, 0, INT64_MAX,
+				    ch == O_MAXOPS ? &o->max_ops : &o->bwlimit) < 0)
 			return -1;
-		}
 		*(ch == O_MAXOPS ? &o->has_max_ops : &o->has_bwlimit) = true;
 		return 0;
 	}
 	uint64_t v;
-	if (cli_parse_u64(arg, &v) < 0 || v < 1 ||
-	    v > (ch == 'j' ? RP_JOBS_MAX : ch == O_SCANTH ? SCAN_THREADS_MAX : ch == O_VDEPTH ? SUBTREE_DEPTH_MAX : SYNC_KEEP_MAX)) {
-		fprintf(stderr, "cutover: sync: bad number '%s'\n", arg);
-		return -1;
-	}
-	if (ch == O_KEEP)
+	switch (ch) {
+	case O_KEEP:
+		if (cli_parse_count("sync", "--keep", arg, 1, SYNC_KEEP_MAX, &v) < 0)
+			return -1;
 		o->keep = (unsigned)v;
-	else if (ch == 'j')
+		break;
+	case 'j':
+		if (cli_parse_count("sync", "-j", arg, 1, RP_JOBS_MAX, &v) < 0)
+			return -1;
 		o->jobs = (unsigned)v;
-	else if (ch == O_SCANTH)
+		break;
+	case O_SCANTH:
+		if (cli_parse_count("sync", "--scan-threads", arg, 1, SCAN_THREADS_MAX, &v) < 0)
+			return -1;
 		o->scan_threads = (int)v;
-	else
+		break;
+	default: /* O_VDEPTH */
+		if (cli_parse_count("sync", "--verify-depth", arg, 1, SUBTREE_DEPTH_MAX, &v) < 0)
+			return -1;
 		o->verify_depth = (unsigned)v;
+	}
 	return 0;
 }
 

@@ -83,7 +83,8 @@ static int parse_opt(int ch, const char *arg, verify_args *a)
 	case O_EXCL: a->ex[a->nex++] = arg; break;
 	case 'j':
 	case O_EXAMPLES:
-		if (cli_parse_u64(arg, &v) < 0 || v > (ch == 'j' ? SCAN_THREADS_MAX : EXAMPLES_MAX) || (ch == 'j' && !v))
+		if (ch == 'j' ? cli_parse_count("verify", "-j", arg, 1, SCAN_THREADS_MAX, &v) < 0
+			      : cli_parse_count("verify", "--examples", arg, 0, EXAMPLES_MAX, &v) < 0)
 			return -1;
 		if (ch == 'j')
 			a->threads = (int)v;

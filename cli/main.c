@@ -4,6 +4,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <inttypes.h>
 #ifdef __GLIBC__
 #include <malloc.h>
 #endif
@@ -93,6 +94,22 @@ static int parse_suffixed(const char *s, uint64_t k, uint64_t *out)
 
 int cli_parse_u64(const char *s, uint64_t *out) { return parse_suffixed(s, 1000, out); }
 int cli_parse_mem(const char *s, uint64_t *out) { return parse_suffixed(s, 1024, out); }
+
+int cli_parse_count(const char *cmd, const char *opt, const char *arg, uint64_t lo, uint64_t hi,
+		    uint64_t *out)
+{
+	uint64_t v;
+	if (cli_parse_u64(arg, &v) == 0 && v >= lo && v <= hi) {
+		*out = v;
+		return 0;
+	}
+	if (hi >= INT64_MAX) /* a limit, from 0 */
+		fprintf(stderr, "cutover: %s: %s takes a number (with k, M or G for 10^3, 10^6, 10^9), not '%s'\n",
+			cmd, opt, arg);
+	else
+		fprintf(stderr, "cutover: %s: %s takes %" PRIu64 " to %" PRIu64 ", not '%s'\n", cmd, opt, lo, hi, arg);
+	return -1;
+}
 
 int cli_parse_latency(const char *s, int64_t *ns)
 {

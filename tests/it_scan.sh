@@ -284,6 +284,20 @@ t usage_errors_exit_64
 expect_rc 64 "$CUTOVER" scan
 expect_rc 64 "$CUTOVER" scan "$T/a" -o "$T/u.m" --hash bogus
 expect_rc 64 "$CUTOVER" frobnicate
+# A bad count or limit is refused, in every command, naming the option and
+# what it takes.
+for c in "scan $T/a -o $T/u.m -j 0:scan: -j takes 1 to 1024, not '0'" \
+	"replay x --source s --target d -j 300:replay: -j takes 1 to 256, not '300'" \
+	"sync --state s --keep 0:sync: --keep takes 1 to" \
+	"switch --state s --max-ops 1x:switch: --max-ops takes a number" \
+	"verify a b --examples 2M:verify: --examples takes 0 to" \
+	"report a b --by-depth x:report: --by-depth takes 0 to" \
+	"init --source s --target d --state s --bwlimit -5:init: --bwlimit takes a number" \
+	"status --state s -n 1G:status: -n takes 0 to"; do
+	# shellcheck disable=SC2086 # the command's words
+	expect_rc 64 "$CUTOVER" ${c%%:*} && grep -q "^cutover: ${c#*:}" "$T/.err" ||
+		no "'${c%%:*}' said: $(head -1 "$T/.err")"
+done
 expect_rc 0 "$CUTOVER" help scan && grep -q 'usage: cutover scan' "$T/.out" || no "help scan"
 expect_rc 0 "$CUTOVER" --version
 finish
