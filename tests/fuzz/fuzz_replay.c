@@ -122,7 +122,7 @@ static void reset_target(void)
 
 /* Appends one line per entry below dir (sorted, symlinks not followed) to
  * out, skipping the target itself; with watch, also adds each entry to
- * watched[]. */
+ * watched[], each directory once. */
 static void snapshot(const char *dir, cut_buf *out, bool watch)
 {
 	struct dirent **v;
@@ -155,7 +155,7 @@ static void snapshot(const char *dir, cut_buf *out, bool watch)
 			       (long long)st.st_size, (long long)st.st_mtim.tv_sec, st.st_mtim.tv_nsec,
 			       (long long)st.st_ctim.tv_sec, st.st_ctim.tv_nsec,
 			       (unsigned long long)st.st_ino, (unsigned long long)st.st_nlink, content);
-		if (watch) {
+		if (watch && (!dot || !strcmp(dir, base))) { /* a subdirectory's "." is its entry above */
 			watched = realloc(watched, (nwatched + 1) * sizeof *watched);
 			must(watched != NULL && (watched[nwatched].path = strdup(p)) != NULL, "watch");
 			watched[nwatched++].st = st;
